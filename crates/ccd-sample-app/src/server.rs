@@ -1,0 +1,142 @@
+//! HTTP routes. Handlers never panic on input: bad query strings are turned
+//! into 400s by axum's `Query` extractor or by the range checks here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::{Identity, MAX_BURN_MS, MAX_SLOW_MS};
+
+/// How long `POST /admin/crash` waits before exiting, so the 202 gets out.
+const CRASH_GRACE: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+struct AppState {
+    identity: Identity,
+    healthy: AtomicBool,
+    burn_ms: u64,
+}
+
+/// Builds the router; `healthy` is the starting health, `burn_ms` the CPU
+/// time every `GET /` burns.
+pub fn router(identity: Identity, healthy: bool, burn_ms: u64) -> Router {
+    let state = Arc::new(AppState {
+        identity,
+        healthy: AtomicBool::new(healthy),
+        burn_ms,
+    });
+    Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(healthz))
+        .route("/burn", get(burn))
+        .route("/slow", get(slow))
+        .route("/admin/health", post(set_health))
+        .route("/admin/crash", post(crash))
+        .with_state(state)
+}
+
+async fn root(State(state): State<Arc<AppState>>) -> Response {
+    if state.burn_ms > 0 {
+        if let Err(resp) = burn_cpu(state.burn_ms).await {
+            return resp;
+        }
+    }
+    let Identity {
+        app,
+        version,
+        instance,
+    } = &state.identity;
+    Json(json!({
+        "app": app,
+        "version": version,
+        "instance": instance,
+        "pid": std::process::id(),
+    }))
+    .into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Millis {
+    ms: u64,
+}
+
+async fn burn(Query(Millis { ms }): Query<Millis>) -> Response {
+    if ms > MAX_BURN_MS {
+        return too_long(ms, MAX_BURN_MS);
+    }
+    match burn_cpu(ms).await {
+        Ok(()) => Json(json!({ "burned_ms": ms })).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+async fn slow(Query(Millis { ms }): Query<Millis>) -> Response {
+    if ms > MAX_SLOW_MS {
+        return too_long(ms, MAX_SLOW_MS);
+    }
+    // Logged so a test (or a person) can tell the request is in flight.
+    tracing::info!(ms, "slow request started");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Json(json!({ "slept_ms": ms })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthSwitch {
+    fail: bool,
+}
+
+async fn set_health(
+    State(state): State<Arc<AppState>>,
+    Query(HealthSwitch { fail }): Query<HealthSwitch>,
+) -> Json<serde_json::Value> {
+    state.healthy.store(!fail, Ordering::Relaxed);
+    tracing::warn!(healthy = !fail, "health switched by request");
+    Json(json!({ "healthy": !fail }))
+}
+
+async fn crash() -> (StatusCode, &'static str) {
+    tracing::warn!("crash requested; exiting with code 1");
+    tokio::spawn(async {
+        tokio::time::sleep(CRASH_GRACE).await;
+        std::process::exit(1);
+    });
+    (StatusCode::ACCEPTED, "crashing")
+}
+
+fn too_long(ms: u64, max: u64) -> Response {
+    let msg = format!("ms={ms} is too long; the most is {max}");
+    (StatusCode::BAD_REQUEST, msg).into_response()
+}
+
+/// Spins a blocking-pool thread for `ms` of wall time, which on an idle core
+/// is that much CPU time: enough to drive CPU-based autoscaling.
+async fn burn_cpu(ms: u64) -> Result<(), Response> {
+    let spin = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_millis(ms);
+        let mut x: u64 = 0;
+        while Instant::now() < until {
+            // black_box keeps the optimiser from removing the busy loop.
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    });
+    spin.await.map_err(|err| {
+        tracing::error!(%err, "burn task failed");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    })
+}

@@ -1,0 +1,230 @@
+//! Checks for the names a spec carries. Each returns a message that says
+//! what is wrong and what a valid name looks like.
+
+/// App names become part of cloud resource names (at most 63 characters),
+/// which leaves room for a prefix and a revision hash.
+pub const MAX_APP_NAME: usize = 40;
+
+pub fn app_name(name: &str) -> Result<(), String> {
+    let shape = "use lowercase letters, digits and '-', starting with a letter and not ending with '-' (e.g. hello-api)";
+    if name.is_empty() {
+        return Err(format!("is empty; {shape}"));
+    }
+    if name.len() > MAX_APP_NAME {
+        return Err(format!(
+            "{name:?} is {} characters; use at most {MAX_APP_NAME} so cloud resource names derived from it fit",
+            name.len()
+        ));
+    }
+    if !is_dns_label(name) {
+        return Err(format!("{name:?} is not a DNS label; {shape}"));
+    }
+    Ok(())
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+pub fn env_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "{name:?} is not a valid environment variable name; use letters, digits and '_', not starting with a digit"
+        ));
+    }
+    if name == "PORT" || name.starts_with("CCD_") {
+        return Err(format!("{name} is set by ccd; choose another name"));
+    }
+    Ok(())
+}
+
+/// Compute Engine label keys and values.
+pub fn label_key(key: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "{key:?} is not a valid label key; use 1-63 lowercase letters, digits, '_' or '-', starting with a letter"
+        ));
+    }
+    if key == "ccd-app" || key == "ccd-managed" {
+        return Err(format!("the label {key} is set by ccd; choose another key"));
+    }
+    Ok(())
+}
+
+pub fn label_value(value: &str) -> Result<(), String> {
+    let ok = value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a valid label value; use at most 63 lowercase letters, digits, '_' or '-'"
+        ))
+    }
+}
+
+pub fn domain(name: &str) -> Result<(), String> {
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    let ok = name.len() <= 253
+        && host.contains('.')
+        && host.split('.').all(|label| {
+            let b = label.as_bytes();
+            (1..=63).contains(&b.len())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a domain name; write a lowercase name such as app.example.com"
+        ))
+    }
+}
+
+pub fn secret_name(name: &str) -> Result<(), String> {
+    let ok = (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a Secret Manager secret name; use letters, digits, '_' and '-' (the secret's name, never its value)"
+        ))
+    }
+}
+
+pub fn secret_version(version: &str) -> Result<(), String> {
+    let ok = version == "latest"
+        || (version.starts_with(|c: char| ('1'..='9').contains(&c))
+            && version.len() <= 10
+            && version.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{version:?} is not a secret version; use latest or a number such as 3"
+        ))
+    }
+}
+
+pub fn version(v: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&v.len())
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} is not a version; use up to 63 letters, digits, '.', '_', '-' or '+' (e.g. 1.2.0)"
+        ))
+    }
+}
+
+pub fn image(reference: &str) -> Result<(), String> {
+    let ok = !reference.is_empty()
+        && reference.len() <= 1024
+        && !reference
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        && !reference.ends_with(':');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{reference:?} is not an image reference; write registry/path:tag, e.g. europe-docker.pkg.dev/acme/apps/hello:1.2.0"
+        ))
+    }
+}
+
+/// Region (`europe-west1`) and zone (`europe-west1-b`) names.
+pub fn region(name: &str) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('-').collect();
+    let ok = parts.len() == 2
+        && parts[0].len() >= 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1].starts_with(|c: char| c.is_ascii_lowercase())
+        && parts[1].ends_with(|c: char| c.is_ascii_digit())
+        && parts[1]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a region name; write e.g. europe-west1"
+        ))
+    }
+}
+
+pub fn machine_type(name: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a machine type; write e.g. e2-small or n2-standard-4"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_are_short_dns_labels() {
+        assert!(app_name("hello-api").is_ok());
+        assert!(app_name("Hello").is_err());
+        assert!(app_name("hello-").is_err());
+        assert!(app_name("1hello").is_err());
+        assert!(
+            app_name(&"a".repeat(41))
+                .unwrap_err()
+                .contains("at most 40")
+        );
+    }
+
+    #[test]
+    fn other_names() {
+        assert!(env_name("LOG_LEVEL").is_ok());
+        assert!(env_name("1X").is_err());
+        assert!(env_name("PORT").unwrap_err().contains("set by ccd"));
+        assert!(domain("hello.example.com").is_ok());
+        assert!(domain("*.example.com").is_ok());
+        assert!(domain("localhost").is_err());
+        assert!(domain("Hello.example.com").is_err());
+        assert!(region("europe-west1").is_ok());
+        assert!(region("europe-west1-b").is_err());
+        assert!(secret_version("latest").is_ok());
+        assert!(secret_version("0").is_err());
+        assert!(version("1.2.0").is_ok());
+        assert!(version("-1").is_err());
+        assert!(image("hello:1.0 ").is_err());
+    }
+}

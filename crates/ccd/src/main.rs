@@ -1,0 +1,45 @@
+//! The `ccd` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod validate;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ccd",
+    version,
+    about = "Deploy apps onto Compute Engine, or ccd's local cloud, from spec files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check spec files; prints FILE:LINE:COL: field: problem for each mistake. Exit 1 if any.
+    Validate {
+        /// Spec files, or folders whose *.yaml and *.yml files are checked.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the app spec (also at specs/schema/app.v1.json).
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { paths } => validate::run(&paths),
+        Command::Schema => {
+            #[allow(clippy::print_stdout)] // the command's output
+            {
+                print!("{}", ccd_spec::app_schema_json());
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
