@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod localcloud;
+mod logging;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -28,6 +30,8 @@ enum Command {
     },
     /// Print the JSON Schema of the app spec (also at specs/schema/app.v1.json).
     Schema,
+    /// Serve ccd's local cloud: the Compute Engine API on this machine.
+    Localcloud(localcloud::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Localcloud(args) => localcloud::run(args),
     }
 }

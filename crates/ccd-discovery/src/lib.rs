@@ -1,0 +1,120 @@
+//! The Compute Engine v1 REST contract, embedded.
+//!
+//! ccd's local cloud must answer exactly as Google does: same paths, verbs,
+//! field names and enum values. This crate embeds a trimmed copy of Google's
+//! discovery document (`data/compute-v1.json`, made by `tools/trim.py`) and
+//! offers what a server needs from it: routing a request to its method
+//! ([`Api::resolve`]) and checking bodies against schemas
+//! ([`Api::check_request`], [`Api::check_response`]).
+
+mod check;
+mod model;
+mod router;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::LazyLock;
+
+pub use model::{Location, Method, ParamType, Parameter, Property, Schema};
+
+use check::Mode;
+use router::Router;
+
+/// The trimmed discovery document; see `data/NOTICE`.
+const COMPUTE_V1: &str = include_str!("../data/compute-v1.json");
+
+static COMPUTE: LazyLock<Api> = LazyLock::new(|| {
+    // The document is compiled in and the crate's tests load it, so a failure
+    // here is a build defect, not a runtime condition to recover from.
+    #[allow(clippy::expect_used)]
+    Api::from_json(COMPUTE_V1).expect("embedded data/compute-v1.json loads")
+});
+
+/// A REST API contract: its methods, a path index over them, and its schemas.
+#[derive(Debug)]
+pub struct Api {
+    methods: Vec<Method>,
+    by_id: HashMap<String, usize>,
+    schemas: HashMap<String, Schema>,
+    router: Router,
+}
+
+/// One problem in a body: where (a JSON field path such as
+/// `updatePolicy.maxSurge.fixed` or `versions[0].instanceTemplate`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl Api {
+    /// The embedded Compute v1 contract.
+    pub fn compute() -> &'static Api {
+        &COMPUTE
+    }
+
+    fn from_json(text: &str) -> Result<Api, model::LoadError> {
+        let loaded = model::load(text)?;
+        let router = Router::new(&loaded.methods)?;
+        Ok(Api {
+            methods: loaded.methods,
+            by_id: loaded.by_id,
+            schemas: loaded.schemas,
+            router,
+        })
+    }
+
+    /// Finds the method for an HTTP verb and a path relative to `/compute/v1/`
+    /// (e.g. "projects/p/zones/z/instanceGroupManagers/m/resize"); returns it
+    /// with the path parameters by name, percent-decoded. A leading `/` and a
+    /// query string are ignored; an empty segment matches nothing.
+    pub fn resolve(&self, verb: &str, path: &str) -> Option<(&Method, BTreeMap<String, String>)> {
+        let (index, params) = self.router.resolve(verb, path)?;
+        Some((self.methods.get(index)?, params))
+    }
+
+    /// A method by id, e.g. "compute.instanceGroupManagers.resize".
+    pub fn method(&self, id: &str) -> Option<&Method> {
+        self.methods.get(*self.by_id.get(id)?)
+    }
+
+    /// Every method, sorted by resource, then method name.
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.methods.iter()
+    }
+
+    /// A named schema, e.g. "InstanceGroupManager".
+    pub fn schema(&self, name: &str) -> Option<&Schema> {
+        self.schemas.get(name)
+    }
+
+    /// Checks a request body against schema `name` as Google's front end
+    /// would; every problem names the field path (e.g. "updatePolicy.maxSurge.fixed").
+    /// Output-only fields are accepted (Google ignores them in requests).
+    pub fn check_request(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>> {
+        check::check(&self.schemas, name, body, Mode::Request)
+    }
+
+    /// Strict check for what the server sends: unknown fields, wrong types,
+    /// bad enum values, `null`s; int64/uint64 fields must be JSON strings and
+    /// int32/uint32 fields JSON numbers, as Google sends them.
+    pub fn check_response(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>> {
+        check::check(&self.schemas, name, body, Mode::Response)
+    }
+}

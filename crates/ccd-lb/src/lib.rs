@@ -1,0 +1,39 @@
+//! The load balancer data plane of ccd's local cloud.
+//!
+//! Modelled on Google Cloud's Application Load Balancers, small enough to run on a laptop:
+//!
+//! - a [`Frontend`] listens on one address (HTTP, or HTTPS with SNI certificates), speaks
+//!   HTTP/1.1 and HTTP/2 to clients and proxies each request over pooled HTTP/1.1 connections;
+//! - a [`UrlMap`] routes by host and path to [`RouteAction`]s, which may split traffic between
+//!   backend services by weight; frontends swap maps atomically while serving;
+//! - a [`BackendService`] is a health-checked pool of backends, balanced round-robin or by
+//!   least outstanding requests, drained gracefully;
+//! - a [`ConnectionPolicy`] (the local cloud's firewall) vets every connection to a backend.
+//!
+//! Request failures become responses: 503 when no backend is healthy, 502 when the backend
+//! cannot be reached or fails, 504 when it does not answer in time.
+
+mod backend_service;
+mod body;
+mod error;
+mod frontend;
+mod health;
+mod policy;
+mod proxy;
+mod split;
+mod stats;
+mod tls;
+mod upstream;
+mod url_map;
+
+pub use crate::backend_service::{
+    BackendConfig, BackendHealth, BackendService, BackendServiceConfig, LoadBalancingPolicy,
+};
+pub use crate::error::LbError;
+pub use crate::frontend::{Frontend, FrontendConfig};
+pub use crate::health::{HealthCheck, HealthCheckProtocol, HealthState};
+pub use crate::policy::{AllowAll, ConnectionPolicy, UpstreamNetwork};
+pub use crate::split::{RouteAction, WeightedService};
+pub use crate::stats::{BackendStats, FrontendStats};
+pub use crate::tls::{CertificatePem, self_signed_certificate};
+pub use crate::url_map::{HostRule, PathMatcher, PathRule, UrlMap};

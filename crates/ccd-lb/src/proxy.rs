@@ -1,0 +1,253 @@
+//! Per-request work of a frontend: route, rewrite headers, dispatch, relay.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::backend_service::{DispatchError, Dispatched};
+use crate::body::ProxyBody;
+use crate::stats::{ActiveRequest, FrontendCounters};
+use crate::url_map::Router;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static VIA_CCD_LB: HeaderValue = HeaderValue::from_static("1.1 ccd-lb");
+
+/// Headers that describe one connection rather than the message (RFC 9110 §7.6.1), plus
+/// `Upgrade`, since upgrades are not proxied.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// What a frontend needs on the request path.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pub(crate) router: ArcSwap<Router>,
+    pub(crate) counters: Arc<FrontendCounters>,
+}
+
+/// The client side of one connection, computed once per connection rather than per request.
+#[derive(Debug)]
+pub(crate) struct ClientInfo {
+    ip: IpAddr,
+    ip_header: HeaderValue,
+    proto: HeaderValue,
+}
+
+impl ClientInfo {
+    pub(crate) fn new(ip: IpAddr, tls: bool) -> Self {
+        let ip_header = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        Self {
+            ip,
+            ip_header,
+            proto,
+        }
+    }
+}
+
+impl Proxy {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        client: Arc<ClientInfo>,
+        request: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let active = ActiveRequest::start(&self.counters);
+        let service = self
+            .router
+            .load()
+            .route(request_host(&request), request.uri().path())
+            .clone();
+        let request = upstream_request(request, &client);
+        let response = match service.dispatch(request).await {
+            Ok(Dispatched { response, exchange }) => {
+                if response.status().is_server_error() {
+                    exchange.backend().count_5xx();
+                    self.counters.count_5xx();
+                }
+                let (mut parts, body) = response.into_parts();
+                // Our client connection has its own version; hyper frames it.
+                parts.version = Version::HTTP_11;
+                strip_hop_by_hop(&mut parts.headers);
+                parts.headers.append(header::VIA, VIA_CCD_LB.clone());
+                Response::from_parts(parts, ProxyBody::relayed(body, exchange, active))
+            }
+            Err(error) => {
+                self.counters.count_5xx();
+                error_response(service.name(), &error)
+            }
+        };
+        Ok(response)
+    }
+}
+
+fn error_response(service: &str, error: &DispatchError) -> Response<ProxyBody> {
+    let (status, text) = match error {
+        DispatchError::NoHealthyBackend => {
+            tracing::debug!(%service, "no healthy backend");
+            (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n")
+        }
+        DispatchError::Connect { .. } => {
+            tracing::warn!(%service, %error, "upstream connect error");
+            (StatusCode::BAD_GATEWAY, "upstream connect error\n")
+        }
+        DispatchError::Upstream { .. } => {
+            tracing::warn!(%service, %error, "upstream failed");
+            (StatusCode::BAD_GATEWAY, "upstream failed\n")
+        }
+        DispatchError::Timeout { .. } => {
+            tracing::warn!(%service, %error, "upstream timed out");
+            (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n")
+        }
+    };
+    let mut response = Response::new(ProxyBody::local(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::VIA, VIA_CCD_LB.clone());
+    response
+}
+
+/// The host a request is for: the URI authority (HTTP/2, absolute-form) or the `Host` header.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    request.uri().host().or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    })
+}
+
+/// Turns a client request into the HTTP/1.1 request for the backend.
+fn upstream_request(request: Request<Incoming>, client: &ClientInfo) -> Request<Incoming> {
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let headers = &mut parts.headers;
+
+    if let Some(authority) = parts.uri.authority() {
+        if !headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
+        }
+    }
+    // HTTP/1.1 to an origin server takes origin-form: `/path?query`.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+    parts.version = Version::HTTP_11;
+
+    append_forwarded_for(headers, client);
+    headers.insert(X_FORWARDED_PROTO.clone(), client.proto.clone());
+    headers.append(header::VIA, VIA_CCD_LB.clone());
+    Request::from_parts(parts, body)
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    if existing.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR.clone(), client.ip_header.clone());
+        return;
+    }
+    let mut joined = Vec::with_capacity(64);
+    for value in existing {
+        joined.extend_from_slice(value.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(client.ip.to_string().as_bytes());
+    match HeaderValue::from_bytes(&joined) {
+        Ok(value) => {
+            headers.insert(X_FORWARDED_FOR.clone(), value);
+        }
+        Err(_) => {
+            headers.insert(X_FORWARDED_FOR.clone(), client.ip_header.clone());
+        }
+    }
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.is_empty() {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn appends_client_to_forwarded_for() {
+        let client = ClientInfo::new("10.1.2.3".parse().unwrap(), false);
+        let mut headers = HeaderMap::new();
+        append_forwarded_for(&mut headers, &client);
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.1.2.3");
+
+        let mut headers = HeaderMap::new();
+        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        append_forwarded_for(&mut headers, &client);
+        assert_eq!(headers[&X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.1.2.3");
+    }
+
+    #[test]
+    fn host_comes_from_authority_or_header() {
+        let h2 = Request::get("https://app.example.com/x").body(()).unwrap();
+        assert_eq!(request_host(&h2), Some("app.example.com"));
+        let h1 = Request::get("/x")
+            .header(header::HOST, "app.example.com:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&h1), Some("app.example.com:8080"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Defaults and checks for the simpler collections, as Compute applies them.
+
+use serde_json::{Value, json};
+
+use crate::cloud::Cloud;
+use crate::error::ApiError;
+use crate::{local_run, paths};
+
+fn default(res: &mut Value, field: &str, value: Value) {
+    if res.get(field).is_none_or(Value::is_null) {
+        res[field] = value;
+    }
+}
+
+pub fn instance_template(res: &mut Value) -> Result<(), ApiError> {
+    let props = res.get("properties").filter(|p| p.is_object()).ok_or_else(|| ApiError::required("resource.properties"))?;
+    if let Some(items) = props.pointer("/metadata/items").and_then(Value::as_array) {
+        for item in items {
+            if item["key"] == local_run::METADATA_KEY {
+                local_run::LocalRun::parse(item["value"].as_str().unwrap_or(""))
+                    .map_err(|e| ApiError::invalid(format!("Invalid value for field 'resource.properties.metadata.items[{}]': {e}", local_run::METADATA_KEY)))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn health_check(res: &mut Value) -> Result<(), ApiError> {
+    let kind = res["type"].as_str().ok_or_else(|| ApiError::required("resource.type"))?.to_owned();
+    let (field, default_port) = match kind.as_str() {
+        "HTTP" => ("httpHealthCheck", 80),
+        "HTTPS" => ("httpsHealthCheck", 443),
+        "TCP" => ("tcpHealthCheck", 80),
+        "HTTP2" => ("http2HealthCheck", 443),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.type': '{other}'. The local cloud probes HTTP, HTTPS, HTTP2 and TCP."
+            )));
+        }
+    };
+    default(res, field, json!({}));
+    let probe = &mut res[field];
+    if probe.get("portSpecification").is_none() && probe.get("port").is_none() && probe.get("portName").is_none() {
+        probe["port"] = default_port.into();
+    }
+    if kind != "TCP" {
+        default(probe, "requestPath", "/".into());
+    }
+    default(probe, "proxyHeader", "NONE".into());
+    default(res, "checkIntervalSec", 5.into());
+    default(res, "timeoutSec", 5.into());
+    default(res, "healthyThreshold", 2.into());
+    default(res, "unhealthyThreshold", 2.into());
+    let (interval, timeout) = (res["checkIntervalSec"].as_i64().unwrap_or(5), res["timeoutSec"].as_i64().unwrap_or(5));
+    if timeout > interval {
+        return Err(ApiError::invalid(format!(
+            "Invalid value for field 'resource.timeoutSec': '{timeout}'. TimeoutSec should be less than checkIntervalSec."
+        )));
+    }
+    if !(1..=300).contains(&interval) {
+        return Err(ApiError::invalid("Invalid value for field 'resource.checkIntervalSec': must be 1 to 300."));
+    }
+    Ok(())
+}
+
+pub fn backend_service(res: &mut Value) -> Result<(), ApiError> {
+    default(res, "loadBalancingScheme", "EXTERNAL".into());
+    default(res, "protocol", "HTTP".into());
+    default(res, "timeoutSec", 30.into());
+    default(res, "connectionDraining", json!({"drainingTimeoutSec": 300}));
+    if res["loadBalancingScheme"] != "INTERNAL" {
+        default(res, "portName", "http".into());
+    }
+    if res["healthChecks"].as_array().is_some_and(|h| h.len() > 1) {
+        return Err(ApiError::invalid("Invalid value for field 'resource.healthChecks': a backend service takes at most one health check."));
+    }
+    let Some(backends) = res.get_mut("backends").and_then(Value::as_array_mut) else { return Ok(()) };
+    let single = backends.len() == 1;
+    for (i, backend) in backends.iter_mut().enumerate() {
+        default(backend, "balancingMode", "UTILIZATION".into());
+        default(backend, "capacityScaler", 1.0.into());
+        let scaler = backend["capacityScaler"].as_f64().unwrap_or(1.0);
+        if !(scaler == 0.0 || (0.1..=1.0).contains(&scaler)) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.backends[{i}].capacityScaler': '{scaler}'. Must be 0 or between 0.1 and 1."
+            )));
+        }
+        if backend.get("group").is_none() {
+            return Err(ApiError::required(&format!("resource.backends[{i}].group")));
+        }
+        if single && scaler == 0.0 {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.backends[{i}].capacityScaler': '0'. At least one backend must have a non-zero capacity."
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn firewall(cloud: &Cloud, project: &str, res: &mut Value) -> Result<(), ApiError> {
+    default(res, "direction", "INGRESS".into());
+    default(res, "priority", 1000.into());
+    default(res, "disabled", false.into());
+    default(res, "network", cloud.link(&format!("projects/{project}/global/networks/default")).into());
+    if let Some(network) = res["network"].as_str() {
+        res["network"] = cloud.link(&paths::normalize(network, project)).into();
+    }
+    let rules = |f: &str| res.get(f).and_then(Value::as_array).map_or(0, Vec::len);
+    if rules("allowed") + rules("denied") == 0 || (rules("allowed") > 0 && rules("denied") > 0) {
+        return Err(ApiError::invalid("Invalid value for field 'resource': a firewall rule needs either allowed or denied rules, not both."));
+    }
+    let priority = res["priority"].as_i64().unwrap_or(1000);
+    if !(0..=65535).contains(&priority) {
+        return Err(ApiError::invalid(format!("Invalid value for field 'resource.priority': '{priority}'. Must be 0 to 65535.")));
+    }
+    for field in ["sourceRanges", "destinationRanges"] {
+        for (i, range) in res[field].as_array().into_iter().flatten().enumerate() {
+            let text = range.as_str().unwrap_or_default();
+            if crate::firewall::parse_range(text).is_none() {
+                return Err(ApiError::invalid(format!("Invalid value for field 'resource.{field}[{i}]': '{text}'. Must be a CIDR range.")));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn forwarding_rule(res: &mut Value) -> Result<(), ApiError> {
+    default(res, "IPProtocol", "TCP".into());
+    default(res, "loadBalancingScheme", "EXTERNAL".into());
+    if res.get("target").is_none() && res.get("backendService").is_none() {
+        return Err(ApiError::invalid("Invalid value for field 'resource': a forwarding rule needs a target or a backendService."));
+    }
+    if let Some(range) = res["portRange"].as_str() {
+        let ok = range.split('-').all(|p| p.parse::<u16>().is_ok_and(|n| n > 0)) && range.split('-').count() <= 2;
+        if !ok {
+            return Err(ApiError::invalid(format!("Invalid value for field 'resource.portRange': '{range}'.")));
+        }
+        if !range.contains('-') {
+            res["portRange"] = format!("{range}-{range}").into();
+        }
+    }
+    Ok(())
+}
+
+pub fn ssl_certificate(res: &mut Value) -> Result<(), ApiError> {
+    default(res, "type", "SELF_MANAGED".into());
+    match res["type"].as_str() {
+        Some("MANAGED") => {
+            let domains: Vec<String> = res
+                .pointer("/managed/domains")
+                .and_then(Value::as_array)
+                .map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if domains.is_empty() {
+                return Err(ApiError::required("resource.managed.domains"));
+            }
+            // No certificate authority is reachable here: a managed certificate
+            // is answered with a self-signed one for the same domains, ACTIVE at once.
+            let cert = crate::certs::self_signed(&domains).map_err(ApiError::invalid)?;
+            res["certificate"] = cert.certificate.into();
+            res["privateKey"] = cert.private_key.into();
+            res["managed"]["status"] = "ACTIVE".into();
+            let statuses: serde_json::Map<String, Value> = domains.iter().map(|d| (d.clone(), "ACTIVE".into())).collect();
+            res["managed"]["domainStatus"] = Value::Object(statuses);
+            res["subjectAlternativeNames"] = domains.into();
+        }
+        _ => {
+            let cert = res["certificate"].as_str().ok_or_else(|| ApiError::required("resource.certificate"))?;
+            let key = res["privateKey"].as_str().ok_or_else(|| ApiError::required("resource.privateKey"))?;
+            let names = crate::certs::check_pair(cert, key).map_err(ApiError::invalid)?;
+            res["subjectAlternativeNames"] = names.into();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! ccd's local cloud: the Compute Engine REST API v1 on localhost, with
+//! instances as real processes and load balancers as real proxies.
+//!
+//! Google's discovery document is the contract (paths, verbs, fields,
+//! enums, error shapes); [`LocalCloud::start`] serves it on an address and
+//! runs the controllers that make the declared resources real.
+
+mod admin;
+mod api;
+mod certs;
+mod clock;
+mod cloud;
+mod defaults;
+mod error;
+mod faults;
+mod firewall;
+mod generic;
+mod handlers;
+mod kinds;
+mod list;
+mod local_run;
+mod managed;
+mod migs;
+mod ops;
+mod paths;
+mod refs;
+mod runtime;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+pub use faults::FaultConfig;
+pub use local_run::{LocalRun, METADATA_KEY as LOCAL_RUN_METADATA_KEY};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot prepare {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the instance supervisor: {0}")]
+    Supervisor(#[from] ccd_supervisor::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where state and instance logs live; `None` keeps everything in memory
+    /// and simulates every instance.
+    pub data_dir: Option<PathBuf>,
+    pub faults: FaultConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir: None, faults: FaultConfig::default() }
+    }
+}
+
+/// A running local cloud.
+#[derive(Debug)]
+pub struct LocalCloud {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalCloud {
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let (store, supervisor, dir) = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Dir { path: dir.clone(), source })?;
+                let supervisor = ccd_supervisor::Supervisor::new(dir.join("processes"))?;
+                let reaped = supervisor.reap_orphans().await?;
+                if !reaped.is_empty() {
+                    tracing::info!(count = reaped.len(), "stopped processes left by a previous run");
+                }
+                (store::Store::open(dir)?, Some(supervisor), dir.clone())
+            }
+            None => (store::Store::in_memory(), None, std::env::temp_dir()),
+        };
+        let stop = CancellationToken::new();
+        let mut tasks = vec![store.spawn_writer()];
+        let cloud = cloud::Cloud::new(store, format!("http://{addr}/compute/v1/"));
+        cloud.faults.set(config.faults.clone());
+        let instances = runtime::instances::Instances::new(supervisor, dir);
+        instances.set_metadata_host(addr.to_string());
+        let balancers = runtime::lb::Balancers::default();
+        tasks.push(tokio::spawn(runtime::run(cloud.clone(), instances.clone(), balancers, stop.clone())));
+
+        let app = axum::Router::new()
+            .route("/compute/v1/{*path}", axum::routing::any(api::handle))
+            .with_state(cloud.clone())
+            .merge(admin::router(admin::AdminState { cloud, instances }));
+        let stop2 = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop2.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the local cloud's API server failed");
+            }
+        }));
+        tracing::info!(%addr, "local cloud ready");
+        Ok(LocalCloud { addr, stop, tasks })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/compute/v1/`.
+    pub fn compute_url(&self) -> String {
+        format!("http://{}/compute/v1/", self.addr)
+    }
+
+    /// The endpoint to give the official SDK's `with_endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving, stops every instance's process and waits for both.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), task).await;
+        }
+    }
+}

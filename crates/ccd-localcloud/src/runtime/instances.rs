@@ -1,0 +1,178 @@
+//! Instances as processes: each instance with a local run description runs
+//! its program on its own loopback address, started when the instance is
+//! created, restarted when it crashes (by the supervisor), stopped with
+//! SIGTERM then SIGKILL when it is deleted. After a restart of the local
+//! cloud, RUNNING instances start again, as VMs do after a host restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccd_supervisor::{ProcessSpec, Supervisor};
+use serde_json::Value;
+
+use crate::cloud::Cloud;
+use crate::local_run::LocalRun;
+use crate::paths;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct Instances {
+    supervisor: Option<Supervisor>,
+    data_dir: PathBuf,
+    /// Instance key → id of the instance whose process runs.
+    running: Arc<Mutex<HashMap<String, String>>>,
+    metadata_host: Arc<Mutex<Option<String>>>,
+}
+
+impl Instances {
+    pub fn new(supervisor: Option<Supervisor>, data_dir: PathBuf) -> Self {
+        Instances { supervisor, data_dir, running: Default::default(), metadata_host: Default::default() }
+    }
+
+    pub fn set_metadata_host(&self, host: String) {
+        *self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host);
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings processes in line with the instances in the store.
+    pub async fn reconcile(&self, cloud: &Arc<Cloud>) {
+        let instances = cloud.store.scan("projects/", |k, _| k.contains("/instances/"));
+        let wanted: BTreeMap<String, Arc<Value>> = instances.into_iter().collect();
+        let stale: Vec<String> = self
+            .running()
+            .iter()
+            .filter(|(k, id)| wanted.get(*k).is_none_or(|i| i["id"].as_str() != Some(id.as_str()) || stops(i)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            self.stop(&key).await;
+            cloud.health.forget(&key);
+        }
+        for (key, instance) in wanted {
+            let id = instance["id"].as_str().unwrap_or_default().to_owned();
+            match instance["status"].as_str() {
+                Some("PROVISIONING" | "STAGING" | "RUNNING") if self.running().get(&key) != Some(&id) => {
+                    let status = match self.start(cloud, &key, &instance) {
+                        Ok(()) => "RUNNING",
+                        Err(e) => {
+                            tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
+                            "RUNNING"
+                        }
+                    };
+                    self.running().insert(key.clone(), id.clone());
+                    set_status(&cloud.store, &key, &id, status);
+                }
+                Some("STOPPING") => set_status(&cloud.store, &key, &id, "TERMINATED"),
+                _ => {}
+            }
+        }
+    }
+
+    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<(), String> {
+        let run = run_of(cloud, instance)?;
+        if run.simulated {
+            return Ok(());
+        }
+        let Some(supervisor) = &self.supervisor else { return Ok(()) };
+        let ip = instance["networkInterfaces"][0]["networkIP"].as_str().unwrap_or("127.0.0.1");
+        let name = paths::name_of(key);
+        let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
+        let mut env = run.env.clone();
+        env.insert("HOST".to_owned(), ip.to_owned());
+        env.insert("CCD_INSTANCE".to_owned(), name.to_owned());
+        if let Some(host) = self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            env.insert("GCE_METADATA_HOST".to_owned(), host);
+        }
+        let (command, leading) = run.command.split_first().ok_or("no command")?;
+        let spec = ProcessSpec {
+            name: format!("{zone}.{name}"),
+            command: command.clone(),
+            args: leading.iter().chain(run.args.iter()).cloned().collect(),
+            env,
+            working_dir: None,
+            log_dir: self.data_dir.join("instances").join(zone).join(name),
+            stop_grace: Duration::from_secs(run.stop_grace_sec.unwrap_or(30)),
+        };
+        supervisor.start(spec).map_err(|e| e.to_string())
+    }
+
+    async fn stop(&self, key: &str) {
+        self.running().remove(key);
+        let Some(supervisor) = &self.supervisor else { return };
+        let zone = key.split("/zones/").nth(1).and_then(|z| z.split('/').next()).unwrap_or("zone");
+        let name = format!("{zone}.{}", paths::name_of(key));
+        if let Err(e) = supervisor.stop(&name).await {
+            tracing::debug!(instance = key, error = %e, "stop");
+        }
+    }
+
+    /// Crash on demand: the process is killed and restarts by policy.
+    pub async fn crash(&self, key: &str) -> Result<(), String> {
+        let supervisor = self.supervisor.as_ref().ok_or("instances are simulated")?;
+        let zone = key.split("/zones/").nth(1).and_then(|z| z.split('/').next()).unwrap_or("zone");
+        let name = format!("{zone}.{}", paths::name_of(key));
+        supervisor.signal(&name, ccd_supervisor::Signal::SIGKILL).await.map_err(|e| e.to_string())
+    }
+
+    pub async fn shutdown(&self) {
+        if let Some(s) = &self.supervisor {
+            s.stop_all().await;
+        }
+    }
+}
+
+fn stops(instance: &Value) -> bool {
+    matches!(instance["status"].as_str(), Some("STOPPING" | "TERMINATED" | "SUSPENDED"))
+}
+
+/// The local run description of an instance's template.
+fn run_of(cloud: &Cloud, instance: &Value) -> Result<LocalRun, String> {
+    let template = instance["metadata"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["key"] == "instance-template")
+        .and_then(|i| i["value"].as_str())
+        .and_then(|l| cloud.store.get(&cloud.key_of(l)));
+    match template {
+        Some(t) => LocalRun::of_template(&t),
+        None => {
+            // A standalone instance carries its own metadata.
+            let wrapped = serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}});
+            LocalRun::of_template(&wrapped)
+        }
+    }
+}
+
+pub fn is_simulated(cloud: &Cloud, instance: &Value) -> bool {
+    run_of(cloud, instance).map_or(true, |r| r.simulated)
+}
+
+fn set_status(store: &Store, key: &str, id: &str, status: &str) {
+    let _ = store.update::<()>(key, |old| match old {
+        Some(i) if i["id"].as_str() == Some(id) && i["status"] != status => {
+            let mut i = i.clone();
+            i["status"] = status.into();
+            Ok(Some(i))
+        }
+        _ => Err(()),
+    });
+}
+
+/// A loopback address of its own for each new instance: 127.1.0.1 onwards.
+pub fn allocate_ip(store: &Store) -> String {
+    let mut n = 0u32;
+    let _ = store.update::<()>("ccd/next-instance-ip", |old| {
+        n = old.and_then(Value::as_u64).unwrap_or(0) as u32;
+        Ok(Some(Value::from(n + 1)))
+    });
+    // Skip .0 and .255 in the last octet to avoid network and broadcast-looking addresses.
+    let host = n % 254 + 1;
+    let rest = n / 254;
+    format!("127.{}.{}.{host}", 1 + rest / 256 % 254, rest % 256)
+}

@@ -1,0 +1,58 @@
+//! `ccd localcloud`: the local cloud on its own, until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ccd_localcloud::{Config, FaultConfig, LocalCloud};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address of the Compute API (and of the admin and metadata endpoints).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Where state and instance logs live; state survives restarts. Without it,
+    /// state is kept in memory and every instance is simulated.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Share of API calls (0 to 1) that fail with 403 rateLimitExceeded, 429 or 503.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// How long each operation takes to be DONE, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    operation_latency_ms: u64,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate::logging::init();
+    let faults = FaultConfig { error_rate: args.error_rate, error_codes: vec![], operation_latency_ms: args.operation_latency_ms };
+    if let Err(e) = faults.check() {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let config = Config { listen: args.listen, data_dir: args.data, faults };
+        let cloud = match LocalCloud::start(config).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        #[allow(clippy::print_stdout)] // the line scripts wait for
+        {
+            println!("compute api: {}", cloud.compute_url());
+        }
+        crate::logging::until_signal().await;
+        tracing::info!("stopping the local cloud and its instances");
+        cloud.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
