@@ -258,20 +258,23 @@ impl<'s, 'v> Checker<'s, 'v> {
                 n.as_i64().map(i128::from).or(n.as_u64().map(i128::from))
             }
             (Value::String(s), Mode::Response) if as_string => s.parse::<i128>().ok(),
-            _ => {
-                let expected = match self.mode {
-                    Mode::Request => format!("an {name}, as a JSON number or a numeric string"),
-                    Mode::Response if as_string => {
-                        format!("an {name} as a JSON string, as Google sends it")
-                    }
-                    Mode::Response => format!("an {name} as a JSON number, as Google sends it"),
-                };
-                return self.invalid(v, label, &expected);
-            }
+            _ => None,
         };
         match parsed {
             Some(i) if int.holds(i) => {}
-            _ => self.invalid(v, label, &format!("an integer in the {name} range")),
+            Some(_) => self.invalid(v, label, &format!("an integer in the {name} range")),
+            None => {
+                let expected = match (self.mode, as_string) {
+                    (Mode::Request, _) => format!("{name}: a JSON number or a numeric string"),
+                    (Mode::Response, true) => {
+                        format!("{name} as a JSON string, as Google sends it")
+                    }
+                    (Mode::Response, false) => {
+                        format!("{name} as a JSON number, as Google sends it")
+                    }
+                };
+                self.invalid(v, label, &expected);
+            }
         }
     }
 

@@ -276,7 +276,10 @@ fn nested(levels: usize) -> Value {
 fn nested_built(levels: usize) -> Value {
     let mut v = json!("leaf");
     for _ in 0..levels {
-        v = json!({"a": v});
+        // Not `json!({"a": v})`: that serializes (copies) `v` every time.
+        let mut map = serde_json::Map::new();
+        map.insert("a".to_owned(), v);
+        v = Value::Object(map);
     }
     v
 }

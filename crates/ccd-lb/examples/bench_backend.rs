@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// 100 bytes, like a small JSON API answer.
-const BODY: &[u8] = b"{\"status\":\"ok\",\"service\":\"bench-backend\",\"message\":\"hello from the benchmark backend!!\"}\n\n";
+const BODY: &[u8] = b"{\"status\":\"ok\",\"service\":\"bench-backend\",\"message\":\"hello from the ccd-lb benchmark backend, 100B\"}\n";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,7 +1,7 @@
 //! A benchmark load balancer: one plaintext frontend over health-checked backends.
 //!
-//! Usage: `bench_lb <listen-port> <backend-port>...` (all on 127.0.0.1). Worker threads follow
-//! `TOKIO_WORKER_THREADS` (default: one per core).
+//! Usage: `bench_lb <listen-port> <backend-port>...` (all on 127.0.0.1). The frontend runs one
+//! worker thread per core, like nginx's `worker_processes auto`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use ccd_lb::{
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-#[tokio::main]
+// The frontend has its own worker threads; this runtime only runs the health prober.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

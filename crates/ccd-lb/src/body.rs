@@ -8,7 +8,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::backend_service::Exchange;
-use crate::stats::ActiveRequest;
+use crate::proxy::ActiveRequest;
 
 /// A response body; an enum rather than a boxed trait object to avoid an allocation and
 /// dynamic dispatch per request.

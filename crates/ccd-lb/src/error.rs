@@ -52,6 +52,9 @@ pub enum LbError {
     /// A self-signed certificate could not be generated.
     #[error("cannot generate a self-signed certificate: {0}")]
     CertificateGeneration(#[from] rcgen::Error),
+    /// A frontend's worker threads could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Workers(#[source] io::Error),
     /// The call needs a Tokio runtime to spawn its background tasks, and there is none.
     #[error("no Tokio runtime to run {task} on")]
     NoRuntime {

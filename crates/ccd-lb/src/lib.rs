@@ -20,6 +20,7 @@ mod frontend;
 mod health;
 mod policy;
 mod proxy;
+mod shard;
 mod split;
 mod stats;
 mod tls;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use crate::backend_service::{DispatchError, Dispatched};
 use crate::body::ProxyBody;
-use crate::stats::{ActiveRequest, FrontendCounters};
+use crate::stats::FrontendCounters;
 use crate::url_map::Router;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -36,48 +36,51 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 #[derive(Debug)]
 pub(crate) struct Proxy {
     pub(crate) router: ArcSwap<Router>,
-    pub(crate) counters: Arc<FrontendCounters>,
+    pub(crate) counters: FrontendCounters,
 }
 
-/// The client side of one connection, computed once per connection rather than per request.
+/// One client connection: what its requests share, computed once rather than per request.
+///
+/// Requests clone this per-connection `Arc` rather than shared ones, whose reference counts
+/// every worker thread would write to.
 #[derive(Debug)]
-pub(crate) struct ClientInfo {
+pub(crate) struct ConnectionContext {
+    proxy: Arc<Proxy>,
     ip: IpAddr,
     ip_header: HeaderValue,
     proto: HeaderValue,
 }
 
-impl ClientInfo {
-    pub(crate) fn new(ip: IpAddr, tls: bool) -> Self {
+impl ConnectionContext {
+    pub(crate) fn new(proxy: Arc<Proxy>, ip: IpAddr, tls: bool) -> Self {
         let ip_header = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
         Self {
+            proxy,
             ip,
             ip_header,
             proto,
         }
     }
-}
 
-impl Proxy {
     pub(crate) async fn handle(
         self: Arc<Self>,
-        client: Arc<ClientInfo>,
         request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        let active = ActiveRequest::start(&self.counters);
-        let service = self
+        let proxy = &self.proxy;
+        let service = proxy
             .router
             .load()
             .route(request_host(&request), request.uri().path())
             .clone();
-        let request = upstream_request(request, &client);
+        let request = upstream_request(request, &self);
+        let active = ActiveRequest::start(Arc::clone(&self));
         let response = match service.dispatch(request).await {
             Ok(Dispatched { response, exchange }) => {
                 if response.status().is_server_error() {
                     exchange.backend().count_5xx();
-                    self.counters.count_5xx();
+                    proxy.counters.count_5xx();
                 }
                 let (mut parts, body) = response.into_parts();
                 // Our client connection has its own version; hyper frames it.
@@ -87,11 +90,31 @@ impl Proxy {
                 Response::from_parts(parts, ProxyBody::relayed(body, exchange, active))
             }
             Err(error) => {
-                self.counters.count_5xx();
+                proxy.counters.count_5xx();
                 error_response(service.name(), &error)
             }
         };
         Ok(response)
+    }
+}
+
+/// A request counted as active on its frontend until dropped (held by the response body).
+#[derive(Debug)]
+pub(crate) struct ActiveRequest {
+    context: Arc<ConnectionContext>,
+    shard: usize,
+}
+
+impl ActiveRequest {
+    fn start(context: Arc<ConnectionContext>) -> Self {
+        let shard = context.proxy.counters.start_request();
+        Self { context, shard }
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.context.proxy.counters.end_request(self.shard);
     }
 }
 
@@ -136,7 +159,7 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
 }
 
 /// Turns a client request into the HTTP/1.1 request for the backend.
-fn upstream_request(request: Request<Incoming>, client: &ClientInfo) -> Request<Incoming> {
+fn upstream_request(request: Request<Incoming>, client: &ConnectionContext) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;
@@ -165,7 +188,7 @@ fn upstream_request(request: Request<Incoming>, client: &ClientInfo) -> Request<
     Request::from_parts(parts, body)
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ConnectionContext) {
     let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
     if existing.peek().is_none() {
         headers.insert(X_FORWARDED_FOR.clone(), client.ip_header.clone());
@@ -189,7 +212,11 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientInfo) {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.is_empty() {
+    // Most messages have none: one pass of cheap comparisons beats a hashed removal per name.
+    let has_hop_by_hop = headers
+        .keys()
+        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    if !has_hop_by_hop {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -226,9 +253,18 @@ mod tests {
         assert!(headers.contains_key(header::CONTENT_TYPE));
     }
 
-    #[test]
-    fn appends_client_to_forwarded_for() {
-        let client = ClientInfo::new("10.1.2.3".parse().unwrap(), false);
+    #[tokio::test]
+    async fn appends_client_to_forwarded_for() {
+        let proxy = Arc::new(Proxy {
+            router: ArcSwap::from_pointee(
+                Router::new(&crate::UrlMap::new(crate::RouteAction::service(
+                    crate::backend_service::tests::idle_service("svc"),
+                )))
+                .unwrap(),
+            ),
+            counters: FrontendCounters::default(),
+        });
+        let client = ConnectionContext::new(proxy, "10.1.2.3".parse().unwrap(), false);
         let mut headers = HeaderMap::new();
         append_forwarded_for(&mut headers, &client);
         assert_eq!(headers[&X_FORWARDED_FOR], "10.1.2.3");

@@ -1,7 +1,8 @@
-//! Counters, kept as relaxed atomics on the request path and read as plain snapshots.
+//! Counters: relaxed atomics sharded per thread on the request path, summed into snapshots.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::shard::Sharded;
 
 /// Counters of one frontend (forwarding rule), as of the moment they were read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,60 +32,107 @@ pub struct BackendStats {
     pub denied_connections: u64,
 }
 
+/// One shard of a frontend's counters.
 #[derive(Debug, Default)]
-pub(crate) struct FrontendCounters {
+pub(crate) struct FrontendShard {
     requests: AtomicU64,
     responses_5xx: AtomicU64,
-    active_requests: AtomicU64,
-    active_connections: AtomicU64,
+    /// Gauges are signed: a guard may be dropped on another thread than it was counted on.
+    active_requests: AtomicI64,
+    active_connections: AtomicI64,
 }
+
+/// A frontend's counters.
+#[derive(Debug, Default)]
+pub(crate) struct FrontendCounters(Sharded<FrontendShard>);
 
 impl FrontendCounters {
     pub(crate) fn snapshot(&self) -> FrontendStats {
-        FrontendStats {
-            requests: self.requests.load(Ordering::Relaxed),
-            responses_5xx: self.responses_5xx.load(Ordering::Relaxed),
-            active_requests: self.active_requests.load(Ordering::Relaxed),
-            active_connections: self.active_connections.load(Ordering::Relaxed),
+        let mut stats = FrontendStats::default();
+        let (mut active_requests, mut active_connections) = (0i64, 0i64);
+        for shard in self.0.iter() {
+            stats.requests += shard.requests.load(Ordering::Relaxed);
+            stats.responses_5xx += shard.responses_5xx.load(Ordering::Relaxed);
+            active_requests += shard.active_requests.load(Ordering::Relaxed);
+            active_connections += shard.active_connections.load(Ordering::Relaxed);
         }
+        stats.active_requests = u64::try_from(active_requests).unwrap_or(0);
+        stats.active_connections = u64::try_from(active_connections).unwrap_or(0);
+        stats
     }
 
     pub(crate) fn count_5xx(&self) {
-        self.responses_5xx.fetch_add(1, Ordering::Relaxed);
+        self.0.local().responses_5xx.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a new request as active; returns the shard to pass to [`Self::end_request`].
+    pub(crate) fn start_request(&self) -> usize {
+        let index = Sharded::<FrontendShard>::index();
+        let shard = self.0.get(index);
+        shard.requests.fetch_add(1, Ordering::Relaxed);
+        shard.active_requests.fetch_add(1, Ordering::Relaxed);
+        index
+    }
+
+    pub(crate) fn end_request(&self, shard: usize) {
+        self.0.get(shard).active_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn open_connection(&self) -> usize {
+        let index = Sharded::<FrontendShard>::index();
+        self.0
+            .get(index)
+            .active_connections
+            .fetch_add(1, Ordering::Relaxed);
+        index
+    }
+
+    pub(crate) fn close_connection(&self, shard: usize) {
+        self.0
+            .get(shard)
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A request counted as active until dropped (held by the response body).
-#[derive(Debug)]
-pub(crate) struct ActiveRequest(Arc<FrontendCounters>);
-
-impl ActiveRequest {
-    pub(crate) fn start(counters: &Arc<FrontendCounters>) -> Self {
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        counters.active_requests.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counters))
-    }
+/// One shard of a backend's counters.
+#[derive(Debug, Default)]
+pub(crate) struct BackendShard {
+    pub(crate) requests: AtomicU64,
+    pub(crate) responses_5xx: AtomicU64,
+    pub(crate) outstanding: AtomicI64,
+    pub(crate) denied_connections: AtomicU64,
 }
 
-impl Drop for ActiveRequest {
-    fn drop(&mut self) {
-        self.0.active_requests.fetch_sub(1, Ordering::Relaxed);
+/// A backend's counters.
+#[derive(Debug, Default)]
+pub(crate) struct BackendCounters(pub(crate) Sharded<BackendShard>);
+
+impl BackendCounters {
+    pub(crate) fn local(&self) -> &BackendShard {
+        self.0.local()
     }
-}
 
-/// A client connection counted as open until dropped.
-#[derive(Debug)]
-pub(crate) struct OpenConnection(Arc<FrontendCounters>);
-
-impl OpenConnection {
-    pub(crate) fn start(counters: &Arc<FrontendCounters>) -> Self {
-        counters.active_connections.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counters))
+    pub(crate) fn outstanding(&self) -> u64 {
+        let total: i64 = self
+            .0
+            .iter()
+            .map(|shard| shard.outstanding.load(Ordering::Relaxed))
+            .sum();
+        u64::try_from(total).unwrap_or(0)
     }
-}
 
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.active_connections.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) fn snapshot(&self, id: &str) -> BackendStats {
+        let mut stats = BackendStats {
+            id: id.to_owned(),
+            active_requests: self.outstanding(),
+            ..BackendStats::default()
+        };
+        for shard in self.0.iter() {
+            stats.requests += shard.requests.load(Ordering::Relaxed);
+            stats.responses_5xx += shard.responses_5xx.load(Ordering::Relaxed);
+            stats.denied_connections += shard.denied_connections.load(Ordering::Relaxed);
+        }
+        stats
     }
 }

@@ -1,4 +1,6 @@
 //! Backends leaving rotation: failing health checks, draining by capacity 0, removal.
+// Helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The connection policy (firewall hook) on proxied and probe connections.
+// Helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

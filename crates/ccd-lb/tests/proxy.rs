@@ -1,5 +1,7 @@
 //! Plaintext frontends: routing to healthy backends, headers, HTTP/2 prior knowledge, pooling,
 //! URL map swaps, weighted splits and graceful shutdown.
+// Helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -57,6 +57,6 @@ async fn crash(State(s): State<AdminState>, Path((project, zone, name)): Path<(S
 }
 
 async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
-    let instances = s.cloud.store.scan("projects/", |k, _| k.contains("/instances/")).len();
+    let instances = s.cloud.store.keys("projects/", |k| k.contains("/instances/")).len();
     Json(json!({"resources": s.cloud.store.len(), "instances": instances, "faults": s.cloud.faults.get()}))
 }

@@ -53,7 +53,10 @@ pub async fn handle(
     let result = async {
         cloud.faults.maybe_fail()?;
         let call = parse(verb.as_str(), path, query.as_deref(), &body)?;
-        crate::handlers::dispatch(&cloud, call).await
+        let method = call.method;
+        let value = crate::handlers::dispatch(&cloud, call).await?;
+        cloud.check_response(method, &value);
+        Ok::<_, ApiError>(value)
     }
     .await;
     match result {

@@ -13,11 +13,24 @@ pub struct Cloud {
     pub base: String,
     pub faults: Faults,
     pub health: crate::runtime::health::Health,
+    /// When set, every response is checked against its method's schema in
+    /// the discovery document and each mismatch recorded here (tests).
+    pub conformance: Option<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Cloud {
-    pub fn new(store: Store, base: String) -> Arc<Self> {
-        Arc::new(Cloud { store, base, faults: Faults::default(), health: Default::default() })
+    pub fn new(store: Store, base: String, check_responses: bool) -> Arc<Self> {
+        let conformance = check_responses.then(Default::default);
+        Arc::new(Cloud { store, base, faults: Faults::default(), health: Default::default(), conformance })
+    }
+
+    /// Records where a response strays from the discovery document.
+    pub fn check_response(&self, method: &ccd_discovery::Method, body: &serde_json::Value) {
+        let (Some(log), Some(schema)) = (&self.conformance, &method.response) else { return };
+        if let Err(errors) = ccd_discovery::Api::compute().check_response(schema, body) {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.extend(errors.iter().map(|e| format!("{} ({schema}): {e}", method.id)));
+        }
     }
 
     /// The full link of a key.

@@ -197,10 +197,11 @@ fn resolve_references(cloud: &Cloud, call: &Call, resource: &mut Value) -> Resul
 fn check_not_in_use(cloud: &Cloud, key: &str) -> Result<(), ApiError> {
     let link = cloud.link(key);
     let project = paths::project_of(key).unwrap_or_default();
-    let referrers = cloud.store.scan(&format!("projects/{project}/"), |k, v| {
-        let collection = k.rsplit('/').nth(1).unwrap_or_default();
-        k != key && refs::references(collection, v).iter().any(|r| *r == link)
-    });
+    let collection_of = |k: &str| k.rsplit('/').nth(1).unwrap_or_default().to_owned();
+    let mut referrers = cloud
+        .store
+        .scan(&format!("projects/{project}/"), |k| k != key && !refs::reference_fields(&collection_of(k)).is_empty());
+    referrers.retain(|(k, v)| refs::references(&collection_of(k), v).iter().any(|r| *r == link));
     match referrers.first() {
         Some((by, _)) => Err(ApiError::in_use(key, by)),
         None => Ok(()),

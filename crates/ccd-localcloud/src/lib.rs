@@ -20,6 +20,7 @@ mod kinds;
 mod list;
 mod local_run;
 mod managed;
+mod metadata;
 mod migs;
 mod ops;
 mod paths;
@@ -54,11 +55,19 @@ pub struct Config {
     /// and simulates every instance.
     pub data_dir: Option<PathBuf>,
     pub faults: FaultConfig,
+    /// Check every response against the discovery document and keep the
+    /// mismatches for [`LocalCloud::conformance_violations`] (tests).
+    pub check_responses: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), data_dir: None, faults: FaultConfig::default() }
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            faults: FaultConfig::default(),
+            check_responses: false,
+        }
     }
 }
 
@@ -68,6 +77,7 @@ pub struct LocalCloud {
     addr: SocketAddr,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    cloud: std::sync::Arc<cloud::Cloud>,
 }
 
 impl LocalCloud {
@@ -90,8 +100,9 @@ impl LocalCloud {
         };
         let stop = CancellationToken::new();
         let mut tasks = vec![store.spawn_writer()];
-        let cloud = cloud::Cloud::new(store, format!("http://{addr}/compute/v1/"));
+        let cloud = cloud::Cloud::new(store, format!("http://{addr}/compute/v1/"), config.check_responses);
         cloud.faults.set(config.faults.clone());
+        let keep = cloud.clone();
         let instances = runtime::instances::Instances::new(supervisor, dir);
         instances.set_metadata_host(addr.to_string());
         let balancers = runtime::lb::Balancers::default();
@@ -100,16 +111,18 @@ impl LocalCloud {
         let app = axum::Router::new()
             .route("/compute/v1/{*path}", axum::routing::any(api::handle))
             .with_state(cloud.clone())
+            .merge(metadata::router(cloud.clone()))
             .merge(admin::router(admin::AdminState { cloud, instances }));
         let stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop2.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the local cloud's API server failed");
             }
         }));
         tracing::info!(%addr, "local cloud ready");
-        Ok(LocalCloud { addr, stop, tasks })
+        Ok(LocalCloud { addr, stop, tasks, cloud: keep })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -124,6 +137,12 @@ impl LocalCloud {
     /// The endpoint to give the official SDK's `with_endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every place a response strayed from the discovery document, when
+    /// started with `check_responses`.
+    pub fn conformance_violations(&self) -> Vec<String> {
+        self.cloud.conformance.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
     }
 
     /// Stops serving, stops every instance's process and waits for both.

@@ -29,10 +29,13 @@ pub async fn list(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let prefix = &call.target.collection;
     let mut items = Vec::new();
     let mut next = None;
-    for (key, stored) in cloud.store.list(prefix) {
-        if key[prefix.len()..].contains('/') || after.as_ref().is_some_and(|a| key <= *a) {
+    // Keys first, values one at a time: a page of a large collection never
+    // holds the whole collection in memory.
+    for key in cloud.store.keys(prefix, |k| !k[prefix.len()..].contains('/')) {
+        if after.as_ref().is_some_and(|a| key <= *a) {
             continue;
         }
+        let Some(stored) = cloud.store.get(&key) else { continue };
         let rendered = kinds::render(cloud, &call.collection_name, &key, &stored);
         if !filter.matches(&rendered) {
             continue;

@@ -129,9 +129,8 @@ pub fn after_insert(cloud: &Cloud, key: &str, res: &Value) {
 pub fn before_delete(cloud: &Cloud, key: &str, res: &Value) -> Result<(), ApiError> {
     let group = res["instanceGroup"].as_str().unwrap_or_default();
     let project = paths::project_of(key).unwrap_or_default();
-    let users = cloud.store.scan(&format!("projects/{project}/"), |k, v| {
-        k.contains("/backendServices/") && crate::refs::references("backendServices", v).iter().any(|r| r == group)
-    });
+    let mut users = cloud.store.scan(&format!("projects/{project}/"), |k| k.contains("/backendServices/"));
+    users.retain(|(_, v)| crate::refs::references("backendServices", v).iter().any(|r| r == group));
     match users.first() {
         Some((by, _)) => Err(ApiError::in_use(&cloud.key_of(group), by)),
         None => Ok(()),

@@ -1,6 +1,10 @@
 //! Every resource of the local cloud, in memory for speed and in an embedded
 //! database (redb) so that state survives a restart.
 //!
+//! Values are held as compact JSON text and parsed on read: a parsed
+//! `serde_json::Value` costs several times the bytes, and memory per
+//! simulated instance is what bounds a scale test.
+//!
 //! Writes change memory at once, under one lock, so checks such as "already
 //! exists" or "stale fingerprint" are atomic with the write. A writer task then
 //! commits batches to disk (group commit); a mutating request waits for the
@@ -38,7 +42,6 @@ pub type Key = String;
 #[derive(Debug, Clone)]
 pub struct Change {
     pub key: Key,
-    pub deleted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -48,7 +51,7 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    map: RwLock<BTreeMap<Key, Arc<Value>>>,
+    map: RwLock<BTreeMap<Key, Box<[u8]>>>,
     pending: Mutex<Pending>,
     wake_writer: tokio::sync::Notify,
     durable: watch::Sender<u64>,
@@ -75,9 +78,13 @@ impl Store {
     /// Opens (or creates) the database in `dir` and loads every resource.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("localcloud.redb");
-        let db = Database::create(&path)
+        // Every value lives in memory already and the file is read only at
+        // start-up, so redb's page cache would hold a second copy for nothing.
+        let db = redb::Builder::new()
+            .set_cache_size(1 << 20)
+            .create(&path)
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        let mut map = BTreeMap::new();
+        let mut map: BTreeMap<Key, Box<[u8]>> = BTreeMap::new();
         {
             let txn = db.begin_write().map_err(db_err)?;
             txn.open_table(RESOURCES).map_err(db_err)?;
@@ -87,15 +94,15 @@ impl Store {
             for row in table.iter().map_err(db_err)? {
                 let (k, v) = row.map_err(db_err)?;
                 let key = k.value().to_owned();
-                let value: Value = serde_json::from_slice(v.value())
+                serde_json::from_slice::<serde::de::IgnoredAny>(v.value())
                     .map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
-                map.insert(key, Arc::new(value));
+                map.insert(key, v.value().into());
             }
         }
         Ok(Self::with_db(Some(db), map))
     }
 
-    fn with_db(db: Option<Database>, map: BTreeMap<Key, Arc<Value>>) -> Self {
+    fn with_db(db: Option<Database>, map: BTreeMap<Key, Box<[u8]>>) -> Self {
         let (changes, _) = broadcast::channel(8192);
         let inner = Arc::new(Inner {
             map: RwLock::new(map),
@@ -133,25 +140,31 @@ impl Store {
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
-        self.read().get(key).cloned()
+        self.read().get(key).and_then(|b| parse(b))
     }
 
     /// Every resource whose key starts with `prefix`, in key order.
     pub fn list(&self, prefix: &str) -> Vec<(Key, Arc<Value>)> {
+        self.scan(prefix, |_| true)
+    }
+
+    /// The resources under `prefix` whose keys pass `keep`; only those are parsed.
+    pub fn scan(&self, prefix: &str, mut keep: impl FnMut(&str) -> bool) -> Vec<(Key, Arc<Value>)> {
         self.read()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| keep(k))
+            .filter_map(|(k, v)| Some((k.clone(), parse(v)?)))
             .collect()
     }
 
-    /// Every resource whose key starts with `prefix` and passes `keep`, without cloning the rest.
-    pub fn scan(&self, prefix: &str, mut keep: impl FnMut(&str, &Value) -> bool) -> Vec<(Key, Arc<Value>)> {
+    /// The keys under `prefix` that pass `keep`, without reading values.
+    pub fn keys(&self, prefix: &str, mut keep: impl FnMut(&str) -> bool) -> Vec<Key> {
         self.read()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, v)| keep(k, v))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| keep(k))
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
@@ -164,11 +177,11 @@ impl Store {
         decide: impl FnOnce(Option<&Value>) -> Result<Option<Value>, E>,
     ) -> Result<Seq, E> {
         let mut map = self.inner.map.write().unwrap_or_else(|e| e.into_inner());
-        let next = decide(map.get(key).map(|v| &**v))?;
-        let deleted = next.is_none();
+        let old = map.get(key).and_then(|b| parse(b));
+        let next = decide(old.as_deref())?;
         let bytes = next.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default());
-        match next {
-            Some(v) => map.insert(key.to_owned(), Arc::new(v)),
+        match &bytes {
+            Some(b) => map.insert(key.to_owned(), b.clone().into_boxed_slice()),
             None => map.remove(key),
         };
         let seq = {
@@ -179,7 +192,7 @@ impl Store {
         };
         drop(map);
         self.inner.wake_writer.notify_one();
-        let _ = self.inner.changes.send(Change { key: key.to_owned(), deleted });
+        let _ = self.inner.changes.send(Change { key: key.to_owned() });
         Ok(Seq(seq))
     }
 
@@ -215,12 +228,20 @@ impl Store {
         self.read().len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Key, Arc<Value>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Key, Box<[u8]>>> {
         self.inner.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Stored bytes were written by `update` from a `Value`, so they parse;
+/// a failure would be a bug, reported rather than panicking.
+fn parse(bytes: &[u8]) -> Option<Arc<Value>> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::error!(error = %e, "a stored resource does not parse");
+            None
+        }
     }
 }
 

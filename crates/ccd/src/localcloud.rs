@@ -38,7 +38,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let config = Config { listen: args.listen, data_dir: args.data, faults };
+        let config = Config { listen: args.listen, data_dir: args.data, faults, check_responses: false };
         let cloud = match LocalCloud::start(config).await {
             Ok(c) => c,
             Err(e) => {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::health::{HealthState, HealthTracker};
-use crate::stats::BackendStats;
-use crate::upstream::UpstreamPool;
+use crate::shard::Sharded;
+use crate::stats::{BackendCounters, BackendShard, BackendStats};
+use crate::upstream::{UpstreamPool, UpstreamSender};
 
 /// Capacity is kept in thousandths so that it can live in an atomic.
 const CAPACITY_SCALE: f32 = 1000.0;
@@ -23,11 +24,11 @@ pub(crate) struct Backend {
     /// Only the prober touches this; the published state is `health`.
     pub(crate) tracker: Mutex<HealthTracker>,
     removed: AtomicBool,
-    outstanding: AtomicU64,
-    requests: AtomicU64,
-    responses_5xx: AtomicU64,
-    denied_connections: AtomicU64,
+    counters: BackendCounters,
     upstream: ArcSwap<UpstreamPool>,
+    /// Epoch of the next pool, so that a connection from a retired pool is never checked into
+    /// its successor.
+    next_epoch: AtomicU64,
 }
 
 impl Backend {
@@ -39,11 +40,9 @@ impl Backend {
             health: AtomicU8::new(HealthState::Unknown.to_u8()),
             tracker: Mutex::new(HealthTracker::default()),
             removed: AtomicBool::new(false),
-            outstanding: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            responses_5xx: AtomicU64::new(0),
-            denied_connections: AtomicU64::new(0),
-            upstream: ArcSwap::from_pointee(UpstreamPool::default()),
+            counters: BackendCounters::default(),
+            upstream: ArcSwap::from_pointee(UpstreamPool::new(0)),
+            next_epoch: AtomicU64::new(1),
         }
     }
 
@@ -90,48 +89,71 @@ impl Backend {
 
     /// Retires the current connections and starts a fresh pool for later traffic.
     fn retire_connections(&self, draining_timeout: Duration) {
-        let retired = self.upstream.swap(Arc::new(UpstreamPool::default()));
+        let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
+        let retired = self.upstream.swap(Arc::new(UpstreamPool::new(epoch)));
         retired.retire(draining_timeout);
     }
 
+    /// An idle connection of the current pool, and the pool's epoch.
+    pub(crate) fn idle_connection(&self) -> (Option<UpstreamSender>, u64) {
+        // A guard rather than an `Arc` clone: no write to the shared reference count.
+        let pool = self.upstream.load();
+        (pool.checkout(), pool.epoch())
+    }
+
+    /// The current pool, to open a connection in.
     pub(crate) fn upstream(&self) -> Arc<UpstreamPool> {
         self.upstream.load_full()
     }
 
+    /// A connection of the pool of `epoch` is free again; reused only if that pool is current.
+    pub(crate) fn connection_done(&self, sender: UpstreamSender, epoch: u64) {
+        let pool = self.upstream.load();
+        if pool.epoch() == epoch {
+            pool.checkin(sender);
+        }
+    }
+
     pub(crate) fn outstanding(&self) -> u64 {
-        self.outstanding.load(Ordering::Relaxed)
+        self.counters.outstanding()
     }
 
     /// Counts a request as outstanding (for least-request balancing) until the returned guard
     /// is dropped.
-    pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn start_request(self: Arc<Self>) -> InFlight {
+        let shard = Sharded::<BackendShard>::index();
+        self.counters
+            .0
+            .get(shard)
+            .outstanding
+            .fetch_add(1, Ordering::Relaxed);
         InFlight {
-            backend: Arc::clone(self),
+            backend: self,
+            shard,
         }
     }
 
     /// Counts a request handed to a connection to this backend.
     pub(crate) fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.local().requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_5xx(&self) {
-        self.responses_5xx.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .local()
+            .responses_5xx
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_denied(&self) {
-        self.denied_connections.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .local()
+            .denied_connections
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn stats(&self) -> BackendStats {
-        BackendStats {
-            id: self.id.clone(),
-            requests: self.requests.load(Ordering::Relaxed),
-            responses_5xx: self.responses_5xx.load(Ordering::Relaxed),
-            active_requests: self.outstanding(),
-            denied_connections: self.denied_connections.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot(&self.id)
     }
 }
 
@@ -139,6 +161,7 @@ impl Backend {
 #[derive(Debug)]
 pub(crate) struct InFlight {
     backend: Arc<Backend>,
+    shard: usize,
 }
 
 impl InFlight {
@@ -149,7 +172,12 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.backend.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.backend
+            .counters
+            .0
+            .get(self.shard)
+            .outstanding
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -7,7 +7,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::{Backend, BackendService};
-use crate::upstream::{ConnectError, UpstreamPool, UpstreamSender};
+use crate::upstream::{ConnectError, UpstreamSender};
 
 /// How long opening a connection to a backend may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,14 +24,17 @@ pub(crate) struct Dispatched {
 #[derive(Debug)]
 pub(crate) struct Exchange {
     sender: UpstreamSender,
-    pool: Arc<UpstreamPool>,
+    /// Epoch of the pool the connection belongs to.
+    epoch: u64,
     in_flight: super::backend::InFlight,
 }
 
 impl Exchange {
     /// The response body was read to its end: the connection can carry another request.
     pub(crate) fn complete(self) {
-        self.pool.checkin(self.sender);
+        self.in_flight
+            .backend()
+            .connection_done(self.sender, self.epoch);
     }
 
     pub(crate) fn backend(&self) -> &Backend {
@@ -62,9 +65,9 @@ pub(crate) enum DispatchError {
 enum AttemptError {
     /// The request never left: it may go to another backend.
     NotSent {
-        // Boxed: this is the rare path, and keeps the result small on the common one.
         request: Box<Request<Incoming>>,
         source: ConnectError,
+        backend: Arc<Backend>,
     },
     Failed(DispatchError),
 }
@@ -77,10 +80,14 @@ impl BackendService {
         request: Request<Incoming>,
     ) -> Result<Dispatched, DispatchError> {
         let first = self.pick(None).ok_or(DispatchError::NoHealthyBackend)?;
-        let (request, first_error) = match self.attempt(&first, request).await {
+        let (request, first_error, first) = match self.attempt(first, request).await {
             Ok(dispatched) => return Ok(dispatched),
             Err(AttemptError::Failed(error)) => return Err(error),
-            Err(AttemptError::NotSent { request, source }) => (*request, source),
+            Err(AttemptError::NotSent {
+                request,
+                source,
+                backend,
+            }) => (request, source, backend),
         };
         tracing::warn!(
             service = %self.name(),
@@ -95,13 +102,15 @@ impl BackendService {
                 source: first_error,
             });
         };
-        match self.attempt(&second, request).await {
+        match self.attempt(second, *request).await {
             Ok(dispatched) => Ok(dispatched),
             Err(AttemptError::Failed(error)) => Err(error),
-            Err(AttemptError::NotSent { source, .. }) => {
-                second.count_5xx();
+            Err(AttemptError::NotSent {
+                source, backend, ..
+            }) => {
+                backend.count_5xx();
                 Err(DispatchError::Connect {
-                    backend: second.id.clone(),
+                    backend: backend.id.clone(),
                     source,
                 })
             }
@@ -111,22 +120,27 @@ impl BackendService {
     /// One attempt on one backend, bounded by the service's timeout.
     async fn attempt(
         &self,
-        backend: &Arc<Backend>,
+        backend: Arc<Backend>,
         request: Request<Incoming>,
     ) -> Result<Dispatched, AttemptError> {
         let timeout = self.inner.settings.load().timeout;
         let in_flight = backend.start_request();
+        let backend = in_flight.backend();
         match tokio::time::timeout(timeout, self.send(backend, request)).await {
-            Ok(Ok((response, sender, pool))) => Ok(Dispatched {
+            Ok(Ok((response, sender, epoch))) => Ok(Dispatched {
                 response,
                 exchange: Exchange {
                     sender,
-                    pool,
+                    epoch,
                     in_flight,
                 },
             }),
-            Ok(Err(error @ AttemptError::NotSent { .. })) => Err(error),
-            Ok(Err(AttemptError::Failed(error))) => {
+            Ok(Err(SendError::NotSent { request, source })) => Err(AttemptError::NotSent {
+                request,
+                source,
+                backend: Arc::clone(backend),
+            }),
+            Ok(Err(SendError::Failed(error))) => {
                 backend.count_5xx();
                 Err(AttemptError::Failed(error))
             }
@@ -144,17 +158,20 @@ impl BackendService {
         &self,
         backend: &Backend,
         mut request: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, UpstreamSender, Arc<UpstreamPool>), AttemptError> {
-        let pool = backend.upstream();
+    ) -> Result<(Response<Incoming>, UpstreamSender, u64), SendError> {
         // Pooled connections first; one the backend closed meanwhile hands the request back.
-        while let Some(mut sender) = pool.checkout() {
+        loop {
+            let (idle, epoch) = backend.idle_connection();
+            let Some(mut sender) = idle else {
+                break;
+            };
             if sender.ready().await.is_err() {
                 continue;
             }
             match self.send_on(backend, &mut sender, request).await {
-                Ok(response) => return Ok((response, sender, pool)),
+                Ok(response) => return Ok((response, sender, epoch)),
                 Err(SendOutcome::Unsent(returned)) => request = *returned,
-                Err(SendOutcome::Failed(error)) => return Err(AttemptError::Failed(error)),
+                Err(SendOutcome::Failed(error)) => return Err(SendError::Failed(error)),
             }
         }
 
@@ -170,27 +187,28 @@ impl BackendService {
                 address = %backend.addr,
                 "connection policy denied proxy connection"
             );
-            return Err(AttemptError::NotSent {
+            return Err(SendError::NotSent {
                 request: Box::new(request),
                 source: ConnectError::Denied,
             });
         }
+        let pool = backend.upstream();
         let mut sender = match pool.connect(backend.addr, CONNECT_TIMEOUT).await {
             Ok(sender) => sender,
             Err(source) => {
-                return Err(AttemptError::NotSent {
+                return Err(SendError::NotSent {
                     request: Box::new(request),
                     source,
                 });
             }
         };
         match self.send_on(backend, &mut sender, request).await {
-            Ok(response) => Ok((response, sender, pool)),
-            Err(SendOutcome::Unsent(request)) => Err(AttemptError::NotSent {
+            Ok(response) => Ok((response, sender, pool.epoch())),
+            Err(SendOutcome::Unsent(request)) => Err(SendError::NotSent {
                 request,
                 source: ConnectError::Closed,
             }),
-            Err(SendOutcome::Failed(error)) => Err(AttemptError::Failed(error)),
+            Err(SendOutcome::Failed(error)) => Err(SendError::Failed(error)),
         }
     }
 
@@ -217,6 +235,17 @@ impl BackendService {
             },
         }
     }
+}
+
+/// Why sending on one backend failed.
+enum SendError {
+    /// The request never left: it may go to another backend.
+    NotSent {
+        // Boxed: this is the rare path, and keeps the result small on the common one.
+        request: Box<Request<Incoming>>,
+        source: ConnectError,
+    },
+    Failed(DispatchError),
 }
 
 enum SendOutcome {

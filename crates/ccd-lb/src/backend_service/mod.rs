@@ -284,10 +284,11 @@ impl BackendService {
     }
 
     /// A serving backend for a new request, other than `exclude`.
-    pub(crate) fn pick(&self, exclude: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
+    pub(crate) fn pick(&self, exclude: Option<&Backend>) -> Option<Arc<Backend>> {
         let backends = self.inner.backends.load();
         let eligible = |backend: &&Arc<Backend>| {
-            backend.is_serving() && exclude.is_none_or(|excluded| !Arc::ptr_eq(backend, excluded))
+            backend.is_serving()
+                && exclude.is_none_or(|excluded| !std::ptr::eq(Arc::as_ptr(backend), excluded))
         };
         let count = backends.iter().filter(eligible).count();
         if count == 0 {

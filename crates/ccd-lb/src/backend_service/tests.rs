@@ -166,7 +166,7 @@ async fn round_robin_visits_serving_backends_in_turn() {
 async fn least_request_prefers_idle_backends_scaled_by_capacity() {
     let service = healthy_service(&[("a", 1), ("b", 2)], LoadBalancingPolicy::LeastRequest);
     let a = Arc::clone(&service.inner.backends.load()[0]);
-    let _busy = [a.start_request(), a.start_request()];
+    let _busy = [Arc::clone(&a).start_request(), a.start_request()];
     assert!((0..10).all(|_| service.pick(None).unwrap().id == "b"));
 
     // b at a quarter of its capacity with one request is as loaded as a with four.

@@ -1,5 +1,6 @@
 //! Test fixtures: tiny real backends, fast health checks, polling helpers.
-#![allow(dead_code)] // each test binary uses a different subset
+// Each test binary uses a different subset; fixtures fail loudly, as the tests do.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -73,9 +73,11 @@ impl Health {
     /// Starts the probes that are due; called on every tick of the runtime.
     pub fn probe_due(&self, cloud: &Arc<Cloud>) {
         let now = tokio::time::Instant::now();
-        for (mig_key, mig) in cloud.store.scan("projects/", |k, v| {
-            k.contains("/instanceGroupManagers/") && v["autoHealingPolicies"][0]["healthCheck"].is_string()
-        }) {
+        for mig_key in cloud.store.keys("projects/", |k| k.contains("/instanceGroupManagers/")) {
+            let Some(mig) = cloud.store.get(&mig_key) else { continue };
+            if !mig["autoHealingPolicies"][0]["healthCheck"].is_string() {
+                continue;
+            }
             let hc_key = cloud.key_of(mig["autoHealingPolicies"][0]["healthCheck"].as_str().unwrap_or_default());
             let Some(hc) = cloud.store.get(&hc_key) else { continue };
             let interval = Duration::from_secs(hc["checkIntervalSec"].as_u64().unwrap_or(5).max(1));

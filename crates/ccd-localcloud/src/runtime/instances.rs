@@ -4,7 +4,7 @@
 //! SIGTERM then SIGKILL when it is deleted. After a restart of the local
 //! cloud, RUNNING instances start again, as VMs do after a host restart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,31 +41,28 @@ impl Instances {
 
     /// Brings processes in line with the instances in the store.
     pub async fn reconcile(&self, cloud: &Arc<Cloud>) {
-        let instances = cloud.store.scan("projects/", |k, _| k.contains("/instances/"));
-        let wanted: BTreeMap<String, Arc<Value>> = instances.into_iter().collect();
-        let stale: Vec<String> = self
-            .running()
-            .iter()
-            .filter(|(k, id)| wanted.get(*k).is_none_or(|i| i["id"].as_str() != Some(id.as_str()) || stops(i)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stale {
-            self.stop(&key).await;
-            cloud.health.forget(&key);
+        // One instance at a time: parsing them all at once would make the
+        // pass's memory grow with the size of the cloud.
+        let running: Vec<(String, String)> = self.running().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (key, id) in running {
+            let current = cloud.store.get(&key);
+            if current.is_none_or(|i| i["id"].as_str() != Some(id.as_str()) || stops(&i)) {
+                self.stop(&key).await;
+                cloud.health.forget(&key);
+            }
         }
-        for (key, instance) in wanted {
+        for key in cloud.store.keys("projects/", |k| k.contains("/instances/")) {
+            let Some(instance) = cloud.store.get(&key) else { continue };
             let id = instance["id"].as_str().unwrap_or_default().to_owned();
             match instance["status"].as_str() {
                 Some("PROVISIONING" | "STAGING" | "RUNNING") if self.running().get(&key) != Some(&id) => {
-                    let status = match self.start(cloud, &key, &instance) {
-                        Ok(()) => "RUNNING",
-                        Err(e) => {
-                            tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
-                            "RUNNING"
-                        }
-                    };
+                    // A VM whose program cannot start still boots: it is RUNNING,
+                    // and its health check tells the rest.
+                    if let Err(e) = self.start(cloud, &key, &instance) {
+                        tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
+                    }
                     self.running().insert(key.clone(), id.clone());
-                    set_status(&cloud.store, &key, &id, status);
+                    set_status(&cloud.store, &key, &id, "RUNNING");
                 }
                 Some("STOPPING") => set_status(&cloud.store, &key, &id, "TERMINATED"),
                 _ => {}
@@ -86,7 +83,7 @@ impl Instances {
         env.insert("HOST".to_owned(), ip.to_owned());
         env.insert("CCD_INSTANCE".to_owned(), name.to_owned());
         if let Some(host) = self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            env.insert("GCE_METADATA_HOST".to_owned(), host);
+            env.insert("GCE_METADATA_HOST".to_owned(), format!("{host}/instances/{zone}/{name}"));
         }
         let (command, leading) = run.command.split_first().ok_or("no command")?;
         let spec = ProcessSpec {

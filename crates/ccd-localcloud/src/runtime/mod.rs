@@ -48,16 +48,8 @@ pub async fn run(cloud: Arc<Cloud>, instances: instances::Instances, lb: lb::Bal
             },
         }
         if full {
-            dirty_groups.extend(
-                cloud
-                    .store
-                    .scan("projects/", |k, _| k.contains("/instanceGroupManagers/"))
-                    .into_iter()
-                    .map(|(k, _)| k),
-            );
-            dirty_groups.extend(
-                cloud.store.scan("ccd/managed/", |_, _| true).into_iter().filter_map(|(k, _)| group_of(&k)),
-            );
+            dirty_groups.extend(cloud.store.keys("projects/", |k| k.contains("/instanceGroupManagers/")));
+            dirty_groups.extend(cloud.store.keys("ccd/managed/", |_| true).iter().filter_map(|k| group_of(k)));
         }
         for group in std::mem::take(&mut dirty_groups) {
             groups::reconcile(&cloud, &cloud.health, &group);
