@@ -20,7 +20,9 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 // One thread: the benchmark machine is small, and both load balancers share these backends.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let port: u16 = std::env::args()
         .nth(1)
         .ok_or("usage: bench_backend <port>")?

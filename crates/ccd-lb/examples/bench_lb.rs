@@ -19,12 +19,13 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let mut ports = std::env::args().skip(1).map(|arg| arg.parse::<u16>());
-    let listen = ports.next().ok_or("usage: bench_lb <listen-port> <backend-port>...")??;
+    let listen = ports
+        .next()
+        .ok_or("usage: bench_lb <listen-port> <backend-port>...")??;
     let backends = ports
         .enumerate()
         .map(|(index, port)| {

@@ -71,7 +71,9 @@ impl HealthCheck {
         }
         if let HealthCheckProtocol::Http { path, .. } = &self.protocol {
             if !path.starts_with('/') || http::uri::PathAndQuery::try_from(path.as_str()).is_err() {
-                return Err(format!("health check path {path:?} is not an absolute path"));
+                return Err(format!(
+                    "health check path {path:?} is not an absolute path"
+                ));
             }
         }
         Ok(())

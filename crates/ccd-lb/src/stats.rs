@@ -75,7 +75,10 @@ impl FrontendCounters {
     }
 
     pub(crate) fn end_request(&self, shard: usize) {
-        self.0.get(shard).active_requests.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .get(shard)
+            .active_requests
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn open_connection(&self) -> usize {

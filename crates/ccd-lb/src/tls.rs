@@ -165,8 +165,8 @@ mod tests {
 
     #[test]
     fn parses_self_signed_certificates_and_their_names() {
-        let pem = self_signed_certificate(&["a.example.com".into(), "*.b.example.com".into()])
-            .unwrap();
+        let pem =
+            self_signed_certificate(&["a.example.com".into(), "*.b.example.com".into()]).unwrap();
         let store = CertificateStore::new(&[pem]).unwrap();
         let current = store.current.load();
         assert_eq!(current[0].names, ["a.example.com", "*.b.example.com"]);

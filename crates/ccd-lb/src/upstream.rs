@@ -200,5 +200,7 @@ impl UpstreamPool {
 /// Locks `mutex`, also after a panic elsewhere: the data (idle connections, task handles)
 /// stays consistent whatever step panicked.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -96,8 +96,9 @@ impl Router {
                 return Err(invalid(format!("duplicate path matcher {}", matcher.name)));
             }
             matchers.push(
-                CompiledMatcher::new(matcher)
-                    .map_err(|reason| invalid(format!("path matcher {}: {reason}", matcher.name)))?,
+                CompiledMatcher::new(matcher).map_err(|reason| {
+                    invalid(format!("path matcher {}: {reason}", matcher.name))
+                })?,
             );
         }
 
@@ -109,9 +110,14 @@ impl Router {
             matchers,
         };
         for rule in &map.host_rules {
-            let &index = matcher_index.get(rule.path_matcher.as_str()).ok_or_else(|| {
-                invalid(format!("host rule refers to unknown path matcher {}", rule.path_matcher))
-            })?;
+            let &index = matcher_index
+                .get(rule.path_matcher.as_str())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "host rule refers to unknown path matcher {}",
+                        rule.path_matcher
+                    ))
+                })?;
             if rule.hosts.is_empty() {
                 return Err(invalid("host rule without hosts".to_owned()));
             }
@@ -331,7 +337,11 @@ mod tests {
         let router = Router::new(&sample_map()).unwrap();
         let app = Some("app.example.com");
         assert_eq!(route(&router, app, "/"), "app-web");
-        assert_eq!(route(&router, app, "/api"), "app-web", "/api/* needs the slash");
+        assert_eq!(
+            route(&router, app, "/api"),
+            "app-web",
+            "/api/* needs the slash"
+        );
         assert_eq!(route(&router, app, "/api/"), "app-api");
         assert_eq!(route(&router, app, "/api/v1/users"), "app-api");
         assert_eq!(route(&router, app, "/api/v2/users"), "app-v2");
@@ -342,7 +352,10 @@ mod tests {
     #[tokio::test]
     async fn host_matching_ignores_port_and_case_and_prefers_longer_wildcards() {
         let router = Router::new(&sample_map()).unwrap();
-        assert_eq!(route(&router, Some("APP.Example.com:8443"), "/api/x"), "app-api");
+        assert_eq!(
+            route(&router, Some("APP.Example.com:8443"), "/api/x"),
+            "app-api"
+        );
         assert_eq!(route(&router, Some("shop.example.com"), "/"), "wild");
         assert_eq!(route(&router, Some("shop.eu.example.com"), "/"), "eu");
         assert_eq!(route(&router, Some("example.com"), "/"), "default");
@@ -370,7 +383,9 @@ mod tests {
         assert!(Router::new(&unknown_matcher).is_err());
 
         let mut duplicate_host = sample_map();
-        duplicate_host.host_rules[1].hosts.push("APP.example.com".into());
+        duplicate_host.host_rules[1]
+            .hosts
+            .push("APP.example.com".into());
         assert!(Router::new(&duplicate_host).is_err());
 
         for bad_path in ["api/*", "/a*", "/a/*/b", "/q?x=1"] {

@@ -70,7 +70,10 @@ async fn failing_backend_leaves_rotation_without_failing_client_requests() {
     for _ in 0..4 {
         names.push(get(&client, &url).await.1);
     }
-    assert!(names.contains(&"a".to_owned()), "recovered backend not used: {names:?}");
+    assert!(
+        names.contains(&"a".to_owned()),
+        "recovered backend not used: {names:?}"
+    );
 }
 
 fn drained(config: &BackendConfig) -> BackendConfig {
@@ -106,7 +109,10 @@ async fn capacity_zero_drains_while_in_flight_request_completes() {
         async move { get(&client, &url).await }
     });
     eventually("the slow request reached a", || async {
-        service.stats().iter().any(|s| s.id == "a" && s.active_requests == 1)
+        service
+            .stats()
+            .iter()
+            .any(|s| s.id == "a" && s.active_requests == 1)
     })
     .await;
 
@@ -120,10 +126,18 @@ async fn capacity_zero_drains_while_in_flight_request_completes() {
         assert_eq!(name, "b", "drained backend got a new request");
     }
     let (status, name) = slow.await.unwrap();
-    assert_eq!((status, name.as_str()), (StatusCode::OK, "a"), "in-flight request cut");
+    assert_eq!(
+        (status, name.as_str()),
+        (StatusCode::OK, "a"),
+        "in-flight request cut"
+    );
     let health = service.health();
     assert_eq!(health[0].capacity_scaler, 0.0);
-    assert_eq!(health[0].state, HealthState::Healthy, "drained is not unhealthy");
+    assert_eq!(
+        health[0].state,
+        HealthState::Healthy,
+        "drained is not unhealthy"
+    );
 }
 
 #[tokio::test]
@@ -148,14 +162,21 @@ async fn removed_backend_requests_are_cut_at_the_draining_timeout() {
         async move { get(&client, &url).await }
     });
     eventually("the slow request reached a", || async {
-        service.stats().iter().any(|s| s.id == "a" && s.active_requests == 1)
+        service
+            .stats()
+            .iter()
+            .any(|s| s.id == "a" && s.active_requests == 1)
     })
     .await;
 
     config.backends = vec![b.config()];
     service.update(config).unwrap();
     let (status, _) = too_slow.await.unwrap();
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "request outlived the draining timeout");
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "request outlived the draining timeout"
+    );
 
     wait_for_health(&service, "b", HealthState::Healthy).await;
     let (status, name) = get(&client, &format!("{url}/")).await;

@@ -52,7 +52,9 @@ async fn denied_backend_gets_no_traffic_and_requests_go_elsewhere() {
     wait_for_health(&service, "a", HealthState::Healthy).await;
     wait_for_health(&service, "blocked", HealthState::Healthy).await;
     let frontend = frontend_for(&service).await;
-    let served_before = blocked.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let served_before = blocked
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
 
     let client = client();
     for _ in 0..20 {
@@ -65,7 +67,10 @@ async fn denied_backend_gets_no_traffic_and_requests_go_elsewhere() {
     assert_eq!(blocked_stats.requests, 0);
     // Only probes reached it (health checks run every 100 ms; 20 requests are far quicker
     // than 20 probe rounds would be, but allow a few).
-    let reached = blocked.connections.load(std::sync::atomic::Ordering::SeqCst) - served_before;
+    let reached = blocked
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - served_before;
     assert!(reached < 20, "blocked backend saw {reached} connections");
 }
 

@@ -47,7 +47,11 @@ async fn requests_reach_healthy_backends_only() {
     let stats = frontend.stats();
     assert_eq!(stats.requests, 60);
     assert_eq!(stats.responses_5xx, 0);
-    let sick_stats = service.stats().into_iter().find(|s| s.id == "sick").unwrap();
+    let sick_stats = service
+        .stats()
+        .into_iter()
+        .find(|s| s.id == "sick")
+        .unwrap();
     assert_eq!(sick_stats.requests, 0);
 }
 
@@ -80,7 +84,10 @@ async fn forwarding_headers_are_added_and_hop_by_hop_stripped() {
         headers["x-seen-host"],
         frontend.local_addr().to_string().as_str()
     );
-    assert!(headers.get("x-seen-connection-hop").is_none(), "x-hop leaked");
+    assert!(
+        headers.get("x-seen-connection-hop").is_none(),
+        "x-hop leaked"
+    );
     assert_eq!(headers["via"], "1.1 ccd-lb");
 }
 
@@ -149,7 +156,10 @@ async fn upstream_connections_are_kept_alive_and_reused() {
         assert_eq!(status, StatusCode::OK);
     }
     let opened = a.connections.load(Ordering::SeqCst) - before;
-    assert_eq!(opened, 1, "50 sequential requests opened {opened} upstream connections");
+    assert_eq!(
+        opened, 1,
+        "50 sequential requests opened {opened} upstream connections"
+    );
 }
 
 #[tokio::test]
@@ -222,7 +232,10 @@ async fn weighted_services_split_traffic_by_weight() {
         canary_count += usize::from(name == "canary");
     }
     let share = canary_count as f64 / total as f64;
-    assert!((0.13..=0.27).contains(&share), "canary got {share:.3} of traffic");
+    assert!(
+        (0.13..=0.27).contains(&share),
+        "canary got {share:.3} of traffic"
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,10 @@ async fn served_certificate(frontend: &Frontend, server_name: &str) -> Vec<u8> {
     let url = format!("https://{server_name}:{}/", frontend.local_addr().port());
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let tls = response.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
+    let tls = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .unwrap();
     tls.peer_certificate().unwrap().to_vec()
 }
 
@@ -94,9 +97,18 @@ async fn certificate_is_chosen_by_sni_with_the_first_as_default() {
     let second = self_signed_certificate(&["*.second.test".to_owned()]).unwrap();
     let (frontend, _backend) = https_frontend(vec![first.clone(), second.clone()]).await;
 
-    assert_eq!(served_certificate(&frontend, "first.test").await, leaf_der(&first));
-    assert_eq!(served_certificate(&frontend, "www.second.test").await, leaf_der(&second));
-    assert_eq!(served_certificate(&frontend, "unknown.test").await, leaf_der(&first));
+    assert_eq!(
+        served_certificate(&frontend, "first.test").await,
+        leaf_der(&first)
+    );
+    assert_eq!(
+        served_certificate(&frontend, "www.second.test").await,
+        leaf_der(&second)
+    );
+    assert_eq!(
+        served_certificate(&frontend, "unknown.test").await,
+        leaf_der(&first)
+    );
 
     // A client that verifies names accepts the wildcard certificate.
     let verifying = tls_client(&second, "www.second.test", frontend.local_addr())
@@ -118,7 +130,10 @@ async fn certificates_can_be_replaced_while_serving() {
             .unwrap()
     };
 
-    assert!(trusts_new().get(&url).send().await.is_err(), "new cert served too early");
+    assert!(
+        trusts_new().get(&url).send().await.is_err(),
+        "new cert served too early"
+    );
     frontend
         .set_certificates(std::slice::from_ref(&new))
         .unwrap();

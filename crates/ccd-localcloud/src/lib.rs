@@ -77,6 +77,7 @@ pub struct LocalCloud {
     addr: SocketAddr,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer: tokio::task::JoinHandle<()>,
     cloud: std::sync::Arc<cloud::Cloud>,
 }
 
@@ -99,7 +100,8 @@ impl LocalCloud {
             None => (store::Store::in_memory(), None, std::env::temp_dir()),
         };
         let stop = CancellationToken::new();
-        let mut tasks = vec![store.spawn_writer()];
+        let writer = store.spawn_writer();
+        let mut tasks = Vec::new();
         let cloud = cloud::Cloud::new(store, format!("http://{addr}/compute/v1/"), config.check_responses);
         cloud.faults.set(config.faults.clone());
         let keep = cloud.clone();
@@ -122,7 +124,7 @@ impl LocalCloud {
             }
         }));
         tracing::info!(%addr, "local cloud ready");
-        Ok(LocalCloud { addr, stop, tasks, cloud: keep })
+        Ok(LocalCloud { addr, stop, tasks, writer, cloud: keep })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -151,5 +153,8 @@ impl LocalCloud {
         for task in self.tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(60), task).await;
         }
+        // Last, so that what the controllers wrote on their way out is kept.
+        self.cloud.store.close();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), self.writer).await;
     }
 }

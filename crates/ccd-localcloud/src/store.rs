@@ -57,6 +57,7 @@ struct Inner {
     durable: watch::Sender<u64>,
     changes: broadcast::Sender<Change>,
     db: Option<Database>,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +112,7 @@ impl Store {
             durable: watch::channel(0).0,
             changes,
             db,
+            closing: Default::default(),
         });
         Store { inner }
     }
@@ -135,8 +137,19 @@ impl Store {
                     }
                 }
                 inner.durable.send_replace(seq);
+                let drained = inner.pending.lock().unwrap_or_else(|e| e.into_inner()).writes.is_empty();
+                if drained && inner.closing.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
             }
         })
+    }
+
+    /// Asks the writer to commit what is pending and end; the database
+    /// closes when the last handle to the store goes.
+    pub fn close(&self) {
+        self.inner.closing.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.wake_writer.notify_one();
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
@@ -277,13 +290,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         {
             let store = Store::open(&dir).unwrap();
-            store.spawn_writer();
+            let writer = store.spawn_writer();
             store.put("projects/p/global/firewalls/a", json!({"name": "a"}));
             let seq = store.put("projects/p/global/firewalls/b", json!({"name": "b"}));
             store.delete("projects/p/global/firewalls/a");
             let last = store.put("projects/p/global/networks/default", json!({"name": "default"}));
             assert!(last > seq);
             store.durable(last).await;
+            store.close();
+            writer.await.unwrap();
         }
         let store = Store::open(&dir).unwrap();
         let keys: Vec<_> = store.list("projects/p/global/").into_iter().map(|(k, _)| k).collect();

@@ -135,7 +135,10 @@ impl Backend {
 
     /// Counts a request handed to a connection to this backend.
     pub(crate) fn count_request(&self) {
-        self.counters.local().requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .local()
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_5xx(&self) {

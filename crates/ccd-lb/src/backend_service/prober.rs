@@ -15,11 +15,7 @@ use crate::policy::UpstreamNetwork;
 /// Probes one backend. A trait so that tests can script outcomes under a paused clock.
 pub(super) trait Probe: Send + Sync + 'static {
     /// Whether the backend at `target` passes `check`.
-    fn probe(
-        &self,
-        check: &HealthCheck,
-        target: SocketAddr,
-    ) -> impl Future<Output = bool> + Send;
+    fn probe(&self, check: &HealthCheck, target: SocketAddr) -> impl Future<Output = bool> + Send;
 }
 
 /// Probes over real sockets.
@@ -27,11 +23,7 @@ pub(super) trait Probe: Send + Sync + 'static {
 pub(super) struct NetworkProber;
 
 impl Probe for NetworkProber {
-    fn probe(
-        &self,
-        check: &HealthCheck,
-        target: SocketAddr,
-    ) -> impl Future<Output = bool> + Send {
+    fn probe(&self, check: &HealthCheck, target: SocketAddr) -> impl Future<Output = bool> + Send {
         health::probe(check, target)
     }
 }

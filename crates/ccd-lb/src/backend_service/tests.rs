@@ -29,12 +29,14 @@ impl ScriptedProbe {
 }
 
 impl Probe for ScriptedProbe {
-    fn probe(
-        &self,
-        _check: &HealthCheck,
-        target: SocketAddr,
-    ) -> impl Future<Output = bool> + Send {
-        let up = self.up.lock().unwrap().get(&target).copied().unwrap_or(false);
+    fn probe(&self, _check: &HealthCheck, target: SocketAddr) -> impl Future<Output = bool> + Send {
+        let up = self
+            .up
+            .lock()
+            .unwrap()
+            .get(&target)
+            .copied()
+            .unwrap_or(false);
         async move { up }
     }
 }
@@ -72,8 +74,7 @@ fn state_of(service: &BackendService, id: &str) -> HealthState {
 
 /// Sleeps just past the probe round at `seconds` (rounds start at 0, 10, 20, ...).
 async fn after_round_at(start: tokio::time::Instant, seconds: u64) {
-    tokio::time::sleep_until(start + Duration::from_secs(seconds) + Duration::from_millis(1))
-        .await;
+    tokio::time::sleep_until(start + Duration::from_secs(seconds) + Duration::from_millis(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -81,22 +82,41 @@ async fn health_follows_thresholds_round_by_round() {
     let probe = ScriptedProbe::default();
     probe.set(addr(1), true);
     let start = tokio::time::Instant::now();
-    let service =
-        BackendService::with_prober(config(&[("a", 1)]), UpstreamNetwork::default(), probe.clone())
-            .unwrap();
+    let service = BackendService::with_prober(
+        config(&[("a", 1)]),
+        UpstreamNetwork::default(),
+        probe.clone(),
+    )
+    .unwrap();
 
     after_round_at(start, 0).await;
-    assert_eq!(state_of(&service, "a"), HealthState::Unknown, "1 of 2 successes");
+    assert_eq!(
+        state_of(&service, "a"),
+        HealthState::Unknown,
+        "1 of 2 successes"
+    );
     after_round_at(start, 10).await;
-    assert_eq!(state_of(&service, "a"), HealthState::Healthy, "2 of 2 successes");
+    assert_eq!(
+        state_of(&service, "a"),
+        HealthState::Healthy,
+        "2 of 2 successes"
+    );
     assert!(service.pick(None).is_some());
 
     probe.set(addr(1), false);
     after_round_at(start, 20).await;
     after_round_at(start, 30).await;
-    assert_eq!(state_of(&service, "a"), HealthState::Healthy, "2 of 3 failures");
+    assert_eq!(
+        state_of(&service, "a"),
+        HealthState::Healthy,
+        "2 of 3 failures"
+    );
     after_round_at(start, 40).await;
-    assert_eq!(state_of(&service, "a"), HealthState::Unhealthy, "3 of 3 failures");
+    assert_eq!(
+        state_of(&service, "a"),
+        HealthState::Unhealthy,
+        "3 of 3 failures"
+    );
     assert!(service.pick(None).is_none());
 
     probe.set(addr(1), true);
@@ -147,7 +167,10 @@ fn healthy_service(backends: &[(&str, u16)], policy: LoadBalancingPolicy) -> Bac
 
 #[tokio::test]
 async fn round_robin_visits_serving_backends_in_turn() {
-    let service = healthy_service(&[("a", 1), ("b", 2), ("c", 3)], LoadBalancingPolicy::RoundRobin);
+    let service = healthy_service(
+        &[("a", 1), ("b", 2), ("c", 3)],
+        LoadBalancingPolicy::RoundRobin,
+    );
     service.inner.backends.load()[2].set_health(HealthState::Unhealthy);
     let mut counts = HashMap::new();
     for _ in 0..300 {
@@ -194,7 +217,10 @@ async fn update_keeps_known_backends_and_drains_the_rest() {
     assert_eq!(health[0].capacity_scaler, 0.0);
     assert_eq!(health[1].state, HealthState::Unknown, "c is new");
     assert!(!old_b.is_serving(), "removed backend still serving");
-    assert!(service.pick(None).is_none(), "drained a and unknown c must get nothing");
+    assert!(
+        service.pick(None).is_none(),
+        "drained a and unknown c must get nothing"
+    );
 }
 
 #[tokio::test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
-use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -216,12 +216,8 @@ fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Serves HTTP on one client connection until it closes, or the frontend stops.
-async fn serve<I>(
-    shared: &Shared,
-    io: I,
-    context: Arc<ConnectionContext>,
-    drain: CancellationToken,
-) where
+async fn serve<I>(shared: &Shared, io: I, context: Arc<ConnectionContext>, drain: CancellationToken)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| Arc::clone(&context).handle(request));

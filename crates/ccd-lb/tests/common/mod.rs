@@ -82,9 +82,8 @@ async fn serve(
         let name = name.clone();
         let healthy = Arc::clone(&healthy);
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                answer(name.clone(), Arc::clone(&healthy), request)
-            });
+            let service =
+                service_fn(move |request| answer(name.clone(), Arc::clone(&healthy), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
