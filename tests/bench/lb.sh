@@ -5,12 +5,16 @@
 # thread per core), keep upstream connections alive, and add the same forwarding headers
 # (X-Forwarded-For, X-Forwarded-Proto, Via). The same wrk load runs against each in turn.
 #
-# Environment: DURATION (default 10s), CONNECTIONS (64), THREADS (2), WARMUP (3s),
+# The machine is shared, so runs alternate (nginx, ccd-lb, nginx, ...) for ROUNDS rounds and
+# the medians are compared: a burst of outside load then hits both sides alike.
+#
+# Environment: DURATION (default 10s), ROUNDS (3), CONNECTIONS (64), THREADS (2), WARMUP (3s),
 # SKIP_BUILD=1 to use examples already built in $CARGO_TARGET_DIR.
 # Goal: ccd-lb throughput >= 0.9 x nginx's, and p99 at most 1 ms above nginx's.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-3s}
@@ -163,15 +167,32 @@ log "warming up ($WARMUP each)"
 DURATION=$WARMUP run_wrk "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1
 DURATION=$WARMUP run_wrk "http://127.0.0.1:$OURS/" >/dev/null 2>&1
 
-log "nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
-read -r NGINX_RPS NGINX_P99 < <(run_wrk "http://127.0.0.1:$NGINX_PORT/")
-log "ccd-lb: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
-read -r OURS_RPS OURS_P99 < <(run_wrk "http://127.0.0.1:$OURS/")
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-awk -v nr="$NGINX_RPS" -v np="$NGINX_P99" -v or="$OURS_RPS" -v op="$OURS_P99" 'BEGIN {
+: >"$WORK/nginx.results"
+: >"$WORK/ours.results"
+for round in $(seq 1 "$ROUNDS"); do
+    log "round $round/$ROUNDS nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
+    run_wrk "http://127.0.0.1:$NGINX_PORT/" >>"$WORK/nginx.results"
+    log "round $round/$ROUNDS ccd-lb: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
+    run_wrk "http://127.0.0.1:$OURS/" >>"$WORK/ours.results"
+done
+
+echo
+echo "per round (requests/s p99_ms):"
+paste -d' ' "$WORK/nginx.results" "$WORK/ours.results" |
+    awk '{ printf "  round %d  nginx %8.0f %7.3f   ccd-lb %8.0f %7.3f\n", NR, $1, $2, $3, $4 }'
+NGINX_RPS=$(cut -d' ' -f1 "$WORK/nginx.results" | median)
+NGINX_P99=$(cut -d' ' -f2 "$WORK/nginx.results" | median)
+OURS_RPS=$(cut -d' ' -f1 "$WORK/ours.results" | median)
+OURS_P99=$(cut -d' ' -f2 "$WORK/ours.results" | median)
+
+awk -v nr="$NGINX_RPS" -v np="$NGINX_P99" -v or="$OURS_RPS" -v op="$OURS_P99" \
+    -v rounds="$ROUNDS" 'BEGIN {
     ratio = or / nr
     added = op - np
-    printf "\n%-8s %14s %10s\n", "proxy", "requests/s", "p99 ms"
+    printf "\nmedians of %d rounds\n", rounds
+    printf "%-8s %14s %10s\n", "proxy", "requests/s", "p99 ms"
     printf "%-8s %14.0f %10.3f\n", "nginx", nr, np
     printf "%-8s %14.0f %10.3f\n", "ccd-lb", or, op
     printf "\nthroughput ccd-lb/nginx: %.3f (goal >= 0.9)\n", ratio

@@ -102,12 +102,11 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // Servers stop polling once `is_end_stream` says so (empty bodies are never polled), so
         // a body that ended without being polled to `None` still gives its connection back.
-        if let Kind::Relayed { body, exchange } = &mut self.kind {
-            if let Some(exchange) = exchange.take() {
-                if body.is_end_stream() {
-                    exchange.complete();
-                }
-            }
+        if let Kind::Relayed { body, exchange } = &mut self.kind
+            && body.is_end_stream()
+            && let Some(exchange) = exchange.take()
+        {
+            exchange.complete();
         }
     }
 }

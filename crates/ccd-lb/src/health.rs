@@ -69,12 +69,12 @@ impl HealthCheck {
         if self.healthy_threshold == 0 || self.unhealthy_threshold == 0 {
             return Err("health check thresholds must be at least 1".to_owned());
         }
-        if let HealthCheckProtocol::Http { path, .. } = &self.protocol {
-            if !path.starts_with('/') || http::uri::PathAndQuery::try_from(path.as_str()).is_err() {
-                return Err(format!(
-                    "health check path {path:?} is not an absolute path"
-                ));
-            }
+        if let HealthCheckProtocol::Http { path, .. } = &self.protocol
+            && (!path.starts_with('/') || http::uri::PathAndQuery::try_from(path.as_str()).is_err())
+        {
+            return Err(format!(
+                "health check path {path:?} is not an absolute path"
+            ));
         }
         Ok(())
     }

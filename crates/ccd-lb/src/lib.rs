@@ -3,7 +3,8 @@
 //! Modelled on Google Cloud's Application Load Balancers, small enough to run on a laptop:
 //!
 //! - a [`Frontend`] listens on one address (HTTP, or HTTPS with SNI certificates), speaks
-//!   HTTP/1.1 and HTTP/2 to clients and proxies each request over pooled HTTP/1.1 connections;
+//!   HTTP/1.1 and HTTP/2 to clients and proxies each request over pooled HTTP/1.1 connections,
+//!   on worker threads of its own (one per core, like nginx's worker processes);
 //! - a [`UrlMap`] routes by host and path to [`RouteAction`]s, which may split traffic between
 //!   backend services by weight; frontends swap maps atomically while serving;
 //! - a [`BackendService`] is a health-checked pool of backends, balanced round-robin or by
@@ -12,6 +13,30 @@
 //!
 //! Request failures become responses: 503 when no backend is healthy, 502 when the backend
 //! cannot be reached or fails, 504 when it does not answer in time.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ccd_lb::*;
+//!
+//! # async fn example() -> Result<(), LbError> {
+//! let web = BackendService::new(
+//!     BackendServiceConfig {
+//!         backends: vec![BackendConfig::new("web-1", "127.0.0.1:8081".parse().unwrap())],
+//!         ..BackendServiceConfig::new("web")
+//!     },
+//!     UpstreamNetwork::default(),
+//! )?;
+//! let certificate = self_signed_certificate(&["app.example.com".to_owned()])?;
+//! let frontend = Frontend::bind(
+//!     FrontendConfig::https("app", "127.0.0.1:8443".parse().unwrap(), vec![certificate]),
+//!     &UrlMap::new(RouteAction::service(web.clone())),
+//! )
+//! .await?;
+//! tracing::info!(health = ?web.health(), stats = ?frontend.stats(), "serving");
+//! frontend.shutdown(Duration::from_secs(30)).await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod backend_service;
 mod body;

@@ -21,7 +21,7 @@ static VIA_CCD_LB: HeaderValue = HeaderValue::from_static("1.1 ccd-lb");
 
 /// Headers that describe one connection rather than the message (RFC 9110 §7.6.1), plus
 /// `Upgrade`, since upgrades are not proxied.
-static HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -30,6 +30,7 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// What a frontend needs on the request path.
@@ -164,12 +165,11 @@ fn upstream_request(request: Request<Incoming>, client: &ConnectionContext) -> R
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;
 
-    if let Some(authority) = parts.uri.authority() {
-        if !headers.contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                headers.insert(header::HOST, host);
-            }
-        }
+    if let Some(authority) = parts.uri.authority()
+        && !headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, host);
     }
     // HTTP/1.1 to an origin server takes origin-form: `/path?query`.
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
@@ -213,9 +213,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &ConnectionContext) {
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages have none: one pass of cheap comparisons beats a hashed removal per name.
-    let has_hop_by_hop = headers
-        .keys()
-        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    let has_hop_by_hop = headers.keys().any(|name| HOP_BY_HOP.contains(name));
     if !has_hop_by_hop {
         return;
     }
@@ -232,7 +230,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(header::UPGRADE);
 }
 
 #[cfg(test)]

@@ -151,9 +151,13 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     .unwrap();
     let before = a.connections.load(Ordering::SeqCst);
     let client = client();
-    for _ in 0..50 {
-        let (status, _) = get(&client, &format!("http://{}/", frontend.local_addr())).await;
+    let url = format!("http://{}/", frontend.local_addr());
+    for _ in 0..25 {
+        let (status, _) = get(&client, &url).await;
         assert_eq!(status, StatusCode::OK);
+        // Responses without a body (never polled by the server) also free their connection.
+        let head = client.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
     }
     let opened = a.connections.load(Ordering::SeqCst) - before;
     assert_eq!(
@@ -268,4 +272,61 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_stops_accepting() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"
     );
+}
+
+#[tokio::test]
+async fn request_and_response_bodies_stream_through_in_both_http_versions() {
+    let a = TestBackend::start("a").await;
+    let service = start_service("web", &[&a]);
+    wait_for_health(&service, "a", HealthState::Healthy).await;
+    let frontend = Frontend::bind(
+        FrontendConfig::http("fr", localhost()),
+        &UrlMap::new(RouteAction::service(service)),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", frontend.local_addr());
+    let h1 = client();
+    let h2c = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let upload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for (version, client) in [("h1", &h1), ("h2c", &h2c)] {
+        let response = client
+            .post(format!("{base}/echo"))
+            .body(upload.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-seen-framing"], "content-length");
+        let echoed = response.bytes().await.unwrap();
+        assert!(echoed == upload, "{version}: echoed body differs");
+
+        // A streamed body of unknown length reaches the backend chunked.
+        let response = client
+            .post(format!("{base}/echo"))
+            .body(reqwest::Body::wrap(ChunkedBody::new(&upload, 10_000)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-seen-framing"], "chunked");
+        let echoed = response.bytes().await.unwrap();
+        assert!(echoed == upload, "{version}: echoed streamed body differs");
+
+        let big = client
+            .get(format!("{base}/big/2000000"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(big.len(), 2_000_000, "{version}");
+
+        let head = client.head(format!("{base}/")).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{version}");
+    }
+    assert_eq!(frontend.stats().responses_5xx, 0);
 }

@@ -25,6 +25,38 @@ pub fn instance_template(res: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A standalone instance: it boots (PROVISIONING) and gets its own loopback address.
+pub fn instance(cloud: &Cloud, call: &crate::api::Call, key: &str, res: &mut Value) -> Result<(), ApiError> {
+    let zone = key.rsplit_once("/instances/").map_or("", |(z, _)| z);
+    res["status"] = "PROVISIONING".into();
+    let machine = res["machineType"].as_str().map_or("e2-small", paths::name_of).to_owned();
+    res["machineType"] = cloud.link(&format!("{zone}/machineTypes/{machine}")).into();
+    let network = cloud.link(&format!("projects/{}/global/networks/default", call.project));
+    if res["networkInterfaces"].as_array().is_none_or(Vec::is_empty) {
+        res["networkInterfaces"] = json!([{"network": network}]);
+    }
+    let nic = &mut res["networkInterfaces"][0];
+    nic["name"] = "nic0".into();
+    nic["networkIP"] = crate::runtime::instances::allocate_ip(&cloud.store).into();
+    if nic.get("network").is_none() {
+        nic["network"] = network.into();
+    }
+    Ok(())
+}
+
+/// An address: RESERVED, with a loopback address of its own when none is asked for.
+pub fn address(cloud: &Cloud, res: &mut Value) -> Result<(), ApiError> {
+    if res.get("address").is_none() {
+        res["address"] = crate::runtime::instances::allocate_ip(&cloud.store).into();
+    } else if res["address"].as_str().and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_none() {
+        return Err(ApiError::invalid("Invalid value for field 'resource.address': must be an IP address."));
+    }
+    default(res, "addressType", "EXTERNAL".into());
+    default(res, "ipVersion", "IPV4".into());
+    res["status"] = "RESERVED".into();
+    Ok(())
+}
+
 pub fn health_check(res: &mut Value) -> Result<(), ApiError> {
     let kind = res["type"].as_str().ok_or_else(|| ApiError::required("resource.type"))?.to_owned();
     let (field, default_port) = match kind.as_str() {

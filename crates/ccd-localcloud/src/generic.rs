@@ -105,7 +105,7 @@ pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Valu
         next
     } else {
         let mut next = change;
-        for field in ["id", "creationTimestamp", "selfLink", "kind", "zone", "region", "name"] {
+        for field in ["id", "creationTimestamp", "selfLink", "kind", "zone", "region", "name", "status"] {
             if let Some(v) = stored.get(field) {
                 next[field] = v.clone();
             }
@@ -168,8 +168,14 @@ fn set_fingerprint(call: &Call, resource: &mut Value) {
         let mut h = Sha256::new();
         h.update(digest);
         h.update(stamp.as_bytes());
-        resource["fingerprint"] = base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..8]).into();
+        resource["fingerprint"] = fingerprint_text(&h.finalize()[..8]).into();
     }
+}
+
+/// Fingerprints are `format: byte`: URL-safe base64 with padding, as the
+/// discovery document defines it (the official SDK decodes them only so).
+pub fn fingerprint_text(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 /// Checks that every reference names an existing resource and stores it as a full link.

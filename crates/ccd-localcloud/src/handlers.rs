@@ -15,6 +15,15 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
     let resource = call.method.resource.as_str();
     let name = call.method.name.as_str();
     let is_operations = resource.ends_with("perations");
+    if resource == "zones" || resource == "regions" {
+        return crate::geo::answer(cloud, &call);
+    }
+    // A retried mutation gets its first operation back (Compute's requestId).
+    if let Some(id) = call.request_id().filter(|_| call.method.query_parameter("requestId").is_some())
+        && let Some(op) = cloud.replayed(&call.project, id)?
+    {
+        return Ok(op);
+    }
     match name {
         "get" => generic::get(cloud, &call).await,
         "list" => list::list(cloud, &call).await,

@@ -48,6 +48,8 @@ pub fn admit(cloud: &Cloud, call: &Call, key: &str, old: Option<&Value>, res: &m
         "firewalls" => defaults::firewall(cloud, &call.project, res),
         "forwardingRules" => defaults::forwarding_rule(res),
         "sslCertificates" => defaults::ssl_certificate(res),
+        "instances" if old.is_none() => defaults::instance(cloud, call, key, res),
+        "addresses" if old.is_none() => defaults::address(cloud, res),
         _ => Ok(()),
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod faults;
 mod firewall;
 mod generic;
+mod geo;
 mod handlers;
 mod kinds;
 mod list;

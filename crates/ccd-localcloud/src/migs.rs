@@ -170,6 +170,11 @@ pub fn render(cloud: &Arc<Cloud>, key: &str, out: &mut Value) {
         actions.insert(name.to_owned(), n.into());
     }
     out["currentActions"] = Value::Object(actions);
+    // Output only: the named ports set on the group's instance group.
+    let group = out["instanceGroup"].as_str().and_then(|l| cloud.store.get(&cloud.key_of(l)));
+    if let Some(ports) = group.and_then(|g| g.get("namedPorts").cloned()) {
+        out["namedPorts"] = ports;
+    }
     out["status"] = json!({
         "isStable": all_none && live == target,
         "versionTarget": {"isReached": reached && live == target},

@@ -29,15 +29,10 @@ impl Cloud {
         let project = paths::project_of(req.scope).unwrap_or_default();
         let dedupe_key = match req.request_id {
             Some(id) => {
-                check_request_id(id)?;
-                let key = format!("ccd/requestIds/{project}/{id}");
-                if let Some(first) = self.store.get(&key) {
-                    let op_key = first["operation"].as_str().unwrap_or_default().to_owned();
-                    if let Some(op) = self.store.get(&op_key) {
-                        return Ok(self.render(&op));
-                    }
+                if let Some(op) = self.replayed(project, id)? {
+                    return Ok(op);
                 }
-                Some(key)
+                Some(format!("ccd/requestIds/{project}/{id}"))
             }
             None => None,
         };
@@ -84,6 +79,16 @@ impl Cloud {
             cloud.store.put(&op_key, op);
         });
         Ok(self.render(&first))
+    }
+
+    /// The operation an earlier mutation with this `requestId` got, if any: a
+    /// retry is answered with it, before any check that the first call's
+    /// change would now fail (409 on a retried insert, say).
+    pub fn replayed(&self, project: &str, request_id: &str) -> Result<Option<Value>, ApiError> {
+        check_request_id(request_id)?;
+        let Some(first) = self.store.get(&format!("ccd/requestIds/{project}/{request_id}")) else { return Ok(None) };
+        let op_key = first["operation"].as_str().unwrap_or_default();
+        Ok(self.store.get(op_key).map(|op| self.render(&op)))
     }
 
     fn finish(&self, op_key: &str, op: &mut Value, apply: Apply) {

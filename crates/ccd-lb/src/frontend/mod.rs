@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::worker::{Acceptor, Shared, Signals};
@@ -187,17 +186,5 @@ impl Drop for Frontend {
     fn drop(&mut self) {
         self.signals.abort.cancel();
         self.connections.close();
-    }
-}
-
-/// Signals from a [`Frontend`] to its workers.
-impl Signals {
-    fn new() -> Self {
-        let abort = CancellationToken::new();
-        Self {
-            stop_accepting: abort.child_token(),
-            drain: abort.child_token(),
-            abort,
-        }
     }
 }

@@ -37,6 +37,17 @@ pub(super) struct Signals {
     pub(super) abort: CancellationToken,
 }
 
+impl Signals {
+    pub(super) fn new() -> Self {
+        let abort = CancellationToken::new();
+        Self {
+            stop_accepting: abort.child_token(),
+            drain: abort.child_token(),
+            abort,
+        }
+    }
+}
+
 /// What every worker of a frontend shares.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -149,16 +160,21 @@ pub(super) fn start(
     for (index, runtime, receiver) in workers {
         let (done, on_done) = oneshot::channel();
         let acceptor = acceptor.take();
-        let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let worker_shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
             .name(format!("ccd-lb-{index}"))
             .spawn(move || {
-                runtime.block_on(run_worker(acceptor, receiver, shared));
+                runtime.block_on(run_worker(acceptor, receiver, worker_shared));
                 // Dropping the runtime ends this worker's upstream connections too.
                 drop(runtime);
                 let _ = done.send(());
-            })
-            .map_err(LbError::Workers)?;
+            });
+        if let Err(error) = spawned {
+            // Stop the workers already running: there will be no frontend to stop them.
+            shared.signals.abort.cancel();
+            shared.connections.close();
+            return Err(LbError::Workers(error));
+        }
         stopped.push(on_done);
     }
     Ok(stopped)

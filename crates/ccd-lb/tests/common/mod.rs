@@ -14,7 +14,7 @@ use ccd_lb::{
     BackendConfig, BackendService, BackendServiceConfig, HealthCheck, HealthCheckProtocol,
     HealthState, UpstreamNetwork,
 };
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// A backend answering its own name; `/healthz` follows `healthy`; `/slow/<ms>` answers after
-/// sleeping. Echoes the forwarding headers it received as `x-seen-*` response headers.
+/// sleeping; `/echo` answers the request body; `/big/<bytes>` answers that many bytes. Echoes
+/// the forwarding headers it received as `x-seen-*` response headers.
 pub struct TestBackend {
     pub name: String,
     pub addr: SocketAddr,
@@ -106,6 +107,21 @@ async fn answer(
         let mut response = Response::new(Full::new(Bytes::from(name)));
         *response.status_mut() = status;
         return Ok(response);
+    }
+    if path == "/echo" {
+        let framing = match request.headers().get("transfer-encoding") {
+            Some(encoding) => encoding.to_str().unwrap().to_owned(),
+            None => "content-length".to_owned(),
+        };
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let response = Response::builder().header("x-seen-framing", framing);
+        return Ok(response.body(Full::new(body)).unwrap());
+    }
+    if let Some(size) = path
+        .strip_prefix("/big/")
+        .and_then(|size| size.parse().ok())
+    {
+        return Ok(Response::new(Full::new(Bytes::from(vec![b'x'; size]))));
     }
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -194,4 +210,36 @@ pub async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
 
 pub fn localhost() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A request body of unknown length, sent in chunks: HTTP/1.1 frames it chunked.
+pub struct ChunkedBody {
+    chunks: std::collections::VecDeque<Bytes>,
+}
+
+impl ChunkedBody {
+    pub fn new(data: &[u8], chunk_size: usize) -> Self {
+        Self {
+            chunks: data
+                .chunks(chunk_size)
+                .map(Bytes::copy_from_slice)
+                .collect(),
+        }
+    }
+}
+
+impl http_body::Body for ChunkedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(
+            self.chunks
+                .pop_front()
+                .map(|chunk| Ok(http_body::Frame::data(chunk))),
+        )
+    }
 }

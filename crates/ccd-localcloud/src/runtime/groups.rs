@@ -245,7 +245,7 @@ fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &st
         "status": "PROVISIONING",
         "creationTimestamp": clock::now_rfc3339(),
         "selfLink": cloud.link(key),
-        "metadata": {"kind": "compute#metadata", "fingerprint": "local", "items": items},
+        "metadata": {"kind": "compute#metadata", "fingerprint": crate::generic::fingerprint_text(b"local"), "items": items},
         "labels": props["labels"].clone(),
         "tags": props["tags"].clone(),
         "networkInterfaces": [{"kind": "compute#networkInterface", "name": "nic0", "network": network, "networkIP": super::instances::allocate_ip(&cloud.store)}],
@@ -393,7 +393,7 @@ pub async fn group_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiErr
                         cloud.store.update(&key2, |old| {
                             let mut g = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
                             g["namedPorts"] = ports;
-                            g["fingerprint"] = clock::suffix(11).into();
+                            g["fingerprint"] = crate::generic::fingerprint_text(&clock::new_id().parse::<u64>().unwrap_or(0).to_be_bytes()).into();
                             Ok(Some(g))
                         })?;
                         Ok(id)

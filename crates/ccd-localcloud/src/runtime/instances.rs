@@ -161,11 +161,17 @@ fn set_status(store: &Store, key: &str, id: &str, status: &str) {
     });
 }
 
-/// A loopback address of its own for each new instance: 127.1.0.1 onwards.
+/// A loopback address of its own for each new instance. Each local cloud
+/// starts at a random block of 127.0.0.0/8 (and keeps counting from it after
+/// restarts), so that several local clouds on one machine, such as parallel
+/// tests, do not hand out the same addresses.
 pub fn allocate_ip(store: &Store) -> String {
     let mut n = 0u32;
     let _ = store.update::<()>("ccd/next-instance-ip", |old| {
-        n = old.and_then(Value::as_u64).unwrap_or(0) as u32;
+        n = match old.and_then(Value::as_u64) {
+            Some(next) => next as u32,
+            None => (crate::clock::new_id().parse::<u64>().unwrap_or(0) % 250) as u32 * 254 * 256,
+        };
         Ok(Some(Value::from(n + 1)))
     });
     // Skip .0 and .255 in the last octet to avoid network and broadcast-looking addresses.

@@ -1,0 +1,95 @@
+//! The store's one error type. Every variant that concerns a file names its full location
+//! (a folder path or a `gs://` URL) so a message can be acted on without context.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The text given as a store location is not one.
+    #[error("{input:?} is not a store location: {reason}")]
+    InvalidUrl {
+        /// What was given.
+        input: String,
+        /// What is wrong and how to write it instead.
+        reason: String,
+    },
+    /// The store could not be set up (folder missing and not creatable, credentials unusable).
+    #[error("cannot open the store at {location}: {reason}")]
+    Open {
+        /// The folder or bucket.
+        location: String,
+        /// What went wrong, with the fix where there is one.
+        reason: String,
+    },
+    /// An app name the store cannot map to a file.
+    #[error("{name:?} cannot be an app name in the store: {reason}")]
+    InvalidAppName {
+        /// The name given (lossy when the file name was not UTF-8).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A file over the size limit; it was not loaded.
+    #[error("{location} is {size} bytes, over the {limit}-byte limit; trim it")]
+    TooLarge {
+        /// The file's full location.
+        location: String,
+        /// Its size.
+        size: u64,
+        /// The limit it exceeds.
+        limit: u64,
+    },
+    /// Both `specs/<app>.yaml` and `specs/<app>.yml` exist.
+    #[error("{first} and {second} both define app {name:?}; remove one of them")]
+    Ambiguous {
+        /// The app name.
+        name: String,
+        /// One file's full location.
+        first: String,
+        /// The other's.
+        second: String,
+    },
+    /// Reading a file failed.
+    #[error("cannot read {location}: {source}")]
+    Read {
+        /// The file's full location.
+        location: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Listing a folder or prefix failed.
+    #[error("cannot list {location}: {reason}")]
+    List {
+        /// The folder or prefix listed.
+        location: String,
+        /// The backend's error, as text (the folder and bucket listers fail differently).
+        reason: String,
+    },
+    /// Writing a file failed.
+    #[error("cannot write {location}: {source}")]
+    Write {
+        /// The file's full location.
+        location: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Deleting a file failed.
+    #[error("cannot delete {location}: {source}")]
+    Delete {
+        /// The file's full location.
+        location: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Another writer kept changing the file between our read and our conditional write.
+    #[error("{location} kept changing under another writer; gave up after {attempts} attempts")]
+    Conflict {
+        /// The file's full location.
+        location: String,
+        /// How many read-compare-write rounds were tried.
+        attempts: u32,
+    },
+}

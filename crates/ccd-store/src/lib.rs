@@ -1,0 +1,185 @@
+//! ccd's spec and status store: where users drop `specs/<app>.yaml` and where the controller
+//! writes `status/<app>.yaml` beside them.
+//!
+//! One port, [`SpecStore`], and two adapters built on Apache Arrow's `object_store`:
+//! [`FolderStore`] (a local folder, the embedded default; change hints from filesystem events)
+//! and [`BucketStore`] (a GCS bucket and prefix; change hints from a cheap list poller).
+//! [`StoreUrl`] parses what a user types (`./dir`, `/abs/dir`, `file:///dir`, `gs://bucket/prefix`)
+//! and [`AnyStore`] opens either, for callers that pick at run time.
+//!
+//! The trait uses `impl Future + Send` return types (native async in traits) rather than boxed
+//! futures: the controller is generic over one store type, and [`AnyStore`] is that type when the
+//! choice is made at run time, so nothing needs `dyn SpecStore`.
+
+mod bucket;
+mod objects;
+mod emulator;
+mod error;
+mod folder;
+mod names;
+mod url;
+mod watch;
+
+use std::future::Future;
+
+pub use bucket::{BucketConfig, BucketStore, GcsAuth};
+pub use bytes::Bytes;
+pub use error::StoreError;
+pub use folder::FolderStore;
+use futures::stream::BoxStream;
+pub use url::StoreUrl;
+
+/// Largest spec file the store reads; bigger ones are reported, never loaded.
+pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+
+/// Largest status object the store reads or writes.
+pub const MAX_STATUS_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One spec file as read from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecFile {
+    /// The app name: the file stem (`hello` for `specs/hello.yaml`).
+    pub name: String,
+    /// The path inside the store, for messages: `specs/hello.yaml`.
+    pub path: String,
+    /// The file's bytes, exactly as stored.
+    pub bytes: Bytes,
+    /// `sha256:<hex>` of `bytes`: it changes exactly when the content changes, whatever the
+    /// backend (a re-upload of identical bytes or a `touch` is not a change).
+    pub version: String,
+}
+
+/// A file that looks like a spec (`specs/<something>.yaml`) but could not be loaded.
+///
+/// The controller must not treat such an app as deleted: its spec is still there.
+#[derive(Debug)]
+pub struct UnreadableSpec {
+    /// The app name the file would define (lossy for a name that is not UTF-8).
+    pub name: String,
+    /// The path inside the store, for messages: `specs/hello.yaml`.
+    pub path: String,
+    /// Why it could not be loaded; its message names the full location.
+    pub error: StoreError,
+}
+
+/// Everything `list_specs` found.
+#[derive(Debug, Default)]
+pub struct SpecListing {
+    /// Readable specs, sorted by name.
+    pub specs: Vec<SpecFile>,
+    /// Spec files that exist but could not be loaded (too large, two files for one app,
+    /// an unsupported name, a read error), sorted by path.
+    pub unreadable: Vec<UnreadableSpec>,
+}
+
+/// The controller's port to the spec and status store.
+pub trait SpecStore: Send + Sync + 'static {
+    /// Where the store is, for logs and messages: a folder path or `gs://bucket/prefix`.
+    fn location(&self) -> &str;
+
+    /// Every `specs/*.yaml` and `specs/*.yml` (not nested folders, not dotfiles or editor
+    /// leftovers). An error here means the listing itself failed: keep the last known state.
+    fn list_specs(&self) -> impl Future<Output = Result<SpecListing, StoreError>> + Send;
+
+    /// One app's spec, `None` when neither `specs/<name>.yaml` nor `.yml` exists.
+    fn get_spec(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SpecFile>, StoreError>> + Send;
+
+    /// App names whose spec may have changed. Hints only: lossy, possibly repeated, possibly
+    /// about apps that did not change; the caller still relists periodically. `None` when this
+    /// store cannot watch.
+    fn changes(&self) -> Option<BoxStream<'static, String>>;
+
+    /// The bytes of `status/<app>.yaml`, `None` when there is none.
+    fn read_status(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Writes `status/<app>.yaml` only if `bytes` differ from what is there; returns whether it
+    /// wrote. Writes are atomic (readers see the old or the new file, never a mix) and, where the
+    /// backend supports it, conditional on the version just read, so two writers cannot
+    /// silently overwrite each other.
+    fn write_status(
+        &self,
+        app: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes `status/<app>.yaml`; succeeds when there is none.
+    fn delete_status(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Either store, chosen at run time from a [`StoreUrl`].
+#[derive(Debug)]
+pub enum AnyStore {
+    /// A local folder.
+    Folder(FolderStore),
+    /// A GCS bucket.
+    Bucket(BucketStore),
+}
+
+impl AnyStore {
+    /// Opens the store a URL names; buckets use Application Default Credentials.
+    pub fn open(url: &StoreUrl) -> Result<Self, StoreError> {
+        Ok(match url {
+            StoreUrl::Folder(path) => Self::Folder(FolderStore::new(path)?),
+            StoreUrl::Bucket { bucket, prefix } => {
+                Self::Bucket(BucketStore::new(BucketConfig::new(bucket, prefix))?)
+            }
+        })
+    }
+}
+
+impl SpecStore for AnyStore {
+    fn location(&self) -> &str {
+        match self {
+            Self::Folder(s) => s.location(),
+            Self::Bucket(s) => s.location(),
+        }
+    }
+
+    async fn list_specs(&self) -> Result<SpecListing, StoreError> {
+        match self {
+            Self::Folder(s) => s.list_specs().await,
+            Self::Bucket(s) => s.list_specs().await,
+        }
+    }
+
+    async fn get_spec(&self, name: &str) -> Result<Option<SpecFile>, StoreError> {
+        match self {
+            Self::Folder(s) => s.get_spec(name).await,
+            Self::Bucket(s) => s.get_spec(name).await,
+        }
+    }
+
+    fn changes(&self) -> Option<BoxStream<'static, String>> {
+        match self {
+            Self::Folder(s) => s.changes(),
+            Self::Bucket(s) => s.changes(),
+        }
+    }
+
+    async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Self::Folder(s) => s.read_status(app).await,
+            Self::Bucket(s) => s.read_status(app).await,
+        }
+    }
+
+    async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Self::Folder(s) => s.write_status(app, bytes).await,
+            Self::Bucket(s) => s.write_status(app, bytes).await,
+        }
+    }
+
+    async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.delete_status(app).await,
+            Self::Bucket(s) => s.delete_status(app).await,
+        }
+    }
+}

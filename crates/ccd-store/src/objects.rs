@@ -1,0 +1,473 @@
+//! The behaviour both stores share, written once over `object_store` so the folder and the
+//! bucket cannot drift: spec listing and loading, size limits, and change-only status writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    GetOptions, ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+use tracing::{debug, warn};
+
+use crate::names::{self, SPECS_DIR, STATUS_DIR, SpecName};
+use crate::{
+    MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec,
+};
+
+/// Spec reads in flight at once during a listing (a bucket pays one round trip per new spec).
+const PARALLEL_READS: usize = 8;
+
+/// Read-compare-write rounds before a status write gives up on a busy object.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// How the files directly under `specs/` are enumerated.
+#[derive(Debug)]
+pub(crate) enum Lister {
+    /// `std::fs::read_dir` of this folder. object_store's local listing fails as a whole on one
+    /// file name that is not UTF-8; reading the folder ourselves lets one odd file be reported
+    /// without hiding every other spec.
+    Folder(PathBuf),
+    /// object_store's delimited listing of `<root>/specs/`.
+    Objects,
+}
+
+/// One file directly under `specs/`, as listed.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    /// The file name, or its lossy form when it is not UTF-8.
+    pub(crate) file_name: Result<String, String>,
+    pub(crate) size: u64,
+    /// Changes whenever the object changes (etag, size and time); `None` when unknown.
+    pub(crate) stamp: Option<String>,
+}
+
+/// Specs already read, keyed by file name, with the listing stamp they were read under.
+type SpecCache = Mutex<HashMap<String, (String, SpecFile)>>;
+
+#[derive(Debug)]
+pub(crate) struct Objects {
+    store: Arc<dyn ObjectStore>,
+    /// Key prefix of the store inside `store` (empty for a folder, whose store is rooted there).
+    root: Path,
+    /// Printable base for messages: a folder path or `gs://bucket/prefix`.
+    location: String,
+    lister: Lister,
+    /// Whether `PutMode::Update` works (GCS yes, the local filesystem no).
+    conditional_update: bool,
+    /// Reuse unchanged specs between listings (buckets: saves a GET per spec per relist).
+    cache: Option<SpecCache>,
+}
+
+impl Objects {
+    pub(crate) fn new(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        location: String,
+        lister: Lister,
+        conditional_update: bool,
+    ) -> Self {
+        let cache = matches!(lister, Lister::Objects).then(SpecCache::default);
+        Self {
+            store,
+            root,
+            location,
+            lister,
+            conditional_update,
+            cache,
+        }
+    }
+
+    pub(crate) fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn key(&self, dir: &str, file: &str) -> Path {
+        self.root.clone().join(dir).join(file)
+    }
+
+    fn display(&self, dir: &str, file: &str) -> String {
+        format!("{}/{dir}/{file}", self.location)
+    }
+
+    /// The files directly under `specs/`; nested folders are not included.
+    pub(crate) async fn list_raw(&self) -> Result<Vec<Listed>, StoreError> {
+        match &self.lister {
+            Lister::Folder(dir) => {
+                let dir = dir.clone();
+                let shown = dir.display().to_string();
+                tokio::task::spawn_blocking(move || read_folder(&dir))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map_err(|reason| StoreError::List {
+                        location: shown,
+                        reason,
+                    })
+            }
+            Lister::Objects => {
+                let prefix = self.root.clone().join(SPECS_DIR);
+                let listing = self
+                    .store
+                    .list_with_delimiter(Some(&prefix))
+                    .await
+                    .map_err(|e| StoreError::List {
+                        location: format!("{}/{SPECS_DIR}/", self.location),
+                        reason: e.to_string(),
+                    })?;
+                Ok(listing.objects.into_iter().filter_map(listed).collect())
+            }
+        }
+    }
+
+    pub(crate) async fn list_specs(&self) -> Result<SpecListing, StoreError> {
+        let mut by_app: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+        let mut out = SpecListing::default();
+        for entry in self.list_raw().await? {
+            let name = match &entry.file_name {
+                Ok(name) => name.clone(),
+                Err(lossy) => {
+                    if let SpecName::App(app) | SpecName::Invalid(app, _) = names::classify(lossy)
+                    {
+                        out.unreadable.push(UnreadableSpec {
+                            error: StoreError::InvalidAppName {
+                                name: app.clone(),
+                                reason: "the file name is not UTF-8",
+                            },
+                            name: app,
+                            path: format!("{SPECS_DIR}/{lossy}"),
+                        });
+                    }
+                    continue;
+                }
+            };
+            match names::classify(&name) {
+                SpecName::Ignored => {}
+                SpecName::Invalid(app, reason) => out.unreadable.push(UnreadableSpec {
+                    error: StoreError::InvalidAppName {
+                        name: app.clone(),
+                        reason,
+                    },
+                    name: app,
+                    path: format!("{SPECS_DIR}/{name}"),
+                }),
+                SpecName::App(app) => by_app.entry(app).or_default().push(entry),
+            }
+        }
+
+        let mut reads = Vec::new();
+        for (app, mut files) in by_app {
+            let file = match files.len() {
+                1 => files.remove(0),
+                _ => {
+                    files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+                    let [first, second] = [&files[0], &files[1]].map(|f| {
+                        self.display(SPECS_DIR, f.file_name.as_deref().unwrap_or_default())
+                    });
+                    out.unreadable.push(UnreadableSpec {
+                        path: format!("{SPECS_DIR}/{app}.yaml"),
+                        error: StoreError::Ambiguous {
+                            name: app.clone(),
+                            first,
+                            second,
+                        },
+                        name: app,
+                    });
+                    continue;
+                }
+            };
+            reads.push((app, file));
+        }
+
+        let loaded: Vec<_> = stream::iter(reads)
+            .map(|(app, file)| self.load_listed(app, file))
+            .buffer_unordered(PARALLEL_READS)
+            .collect()
+            .await;
+        for result in loaded {
+            match result {
+                Ok(Some(spec)) => out.specs.push(spec),
+                Ok(None) => {}
+                Err(unreadable) => out.unreadable.push(unreadable),
+            }
+        }
+        out.specs.sort_by(|a, b| a.name.cmp(&b.name));
+        out.unreadable.sort_by(|a, b| a.path.cmp(&b.path));
+        self.prune_cache(&out);
+        Ok(out)
+    }
+
+    /// Loads one listed spec; `Ok(None)` when it vanished since the listing.
+    async fn load_listed(
+        &self,
+        app: String,
+        file: Listed,
+    ) -> Result<Option<SpecFile>, UnreadableSpec> {
+        let file_name = file.file_name.unwrap_or_default();
+        let path = format!("{SPECS_DIR}/{file_name}");
+        let unreadable = |error| UnreadableSpec {
+            name: app.clone(),
+            path: path.clone(),
+            error,
+        };
+        if file.size > MAX_SPEC_BYTES {
+            return Err(unreadable(StoreError::TooLarge {
+                location: self.display(SPECS_DIR, &file_name),
+                size: file.size,
+                limit: MAX_SPEC_BYTES,
+            }));
+        }
+        if let (Some(cache), Some(stamp)) = (&self.cache, &file.stamp) {
+            let cached = lock(cache).get(&file_name).cloned();
+            if let Some((cached_stamp, spec)) = cached
+                && &cached_stamp == stamp
+            {
+                return Ok(Some(spec));
+            }
+        }
+        let spec = self
+            .read_spec(&app, &file_name)
+            .await
+            .map_err(unreadable)?;
+        if let (Some(cache), Some(stamp), Some(spec)) = (&self.cache, file.stamp, &spec) {
+            // Cached under the listing's stamp: if the object changed between list and read,
+            // the next listing's stamp differs and the spec is simply read again.
+            lock(cache).insert(file_name, (stamp, spec.clone()));
+        }
+        Ok(spec)
+    }
+
+    fn prune_cache(&self, listing: &SpecListing) {
+        if let Some(cache) = &self.cache {
+            lock(cache).retain(|_, (_, spec)| listing.specs.iter().any(|s| s.path == spec.path));
+        }
+    }
+
+    async fn read_spec(&self, app: &str, file_name: &str) -> Result<Option<SpecFile>, StoreError> {
+        Ok(self
+            .read(SPECS_DIR, file_name, MAX_SPEC_BYTES)
+            .await?
+            .map(|(bytes, _)| SpecFile {
+                name: app.to_owned(),
+                path: format!("{SPECS_DIR}/{file_name}"),
+                version: names::version_of(&bytes),
+                bytes,
+            }))
+    }
+
+    pub(crate) async fn get_spec(&self, name: &str) -> Result<Option<SpecFile>, StoreError> {
+        names::app_name(name)?;
+        let (yaml_file, yml_file) = (format!("{name}.yaml"), format!("{name}.yml"));
+        let (yaml, yml) = futures::join!(
+            self.read_spec(name, &yaml_file),
+            self.read_spec(name, &yml_file)
+        );
+        match (yaml?, yml?) {
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous {
+                name: name.to_owned(),
+                first: self.display(SPECS_DIR, &yaml_file),
+                second: self.display(SPECS_DIR, &yml_file),
+            }),
+            (Some(spec), None) | (None, Some(spec)) => Ok(Some(spec)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Reads `<dir>/<file>`, refusing anything over `limit` before downloading it.
+    async fn read(
+        &self,
+        dir: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let location = || self.display(dir, file);
+        let result = match self
+            .store
+            .get_opts(&self.key(dir, file), GetOptions::default())
+            .await
+        {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    location: location(),
+                    source,
+                });
+            }
+        };
+        let too_large = |size| StoreError::TooLarge {
+            location: location(),
+            size,
+            limit,
+        };
+        if result.meta.size > limit {
+            return Err(too_large(result.meta.size));
+        }
+        let meta = result.meta.clone();
+        let bytes = result.bytes().await.map_err(|source| StoreError::Read {
+            location: location(),
+            source,
+        })?;
+        match u64::try_from(bytes.len()) {
+            Ok(len) if len <= limit => Ok(Some((bytes, meta))),
+            Ok(len) => Err(too_large(len)),
+            Err(_) => Err(too_large(u64::MAX)),
+        }
+    }
+
+    pub(crate) async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        names::app_name(app)?;
+        let file = format!("{app}.yaml");
+        Ok(self
+            .read(STATUS_DIR, &file, MAX_STATUS_BYTES)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    pub(crate) async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        names::app_name(app)?;
+        let file = format!("{app}.yaml");
+        let location = self.display(STATUS_DIR, &file);
+        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if size > MAX_STATUS_BYTES {
+            return Err(StoreError::TooLarge {
+                location,
+                size,
+                limit: MAX_STATUS_BYTES,
+            });
+        }
+        let key = self.key(STATUS_DIR, &file);
+        let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let current = self.read(STATUS_DIR, &file, MAX_STATUS_BYTES).await;
+            let mode = match current {
+                Ok(Some((old, _))) if old.as_ref() == bytes => return Ok(false),
+                Ok(Some((_, meta))) => self.update_mode(meta),
+                Ok(None) => PutMode::Create,
+                // An oversized leftover cannot be compared; replacing it is the fix.
+                Err(StoreError::TooLarge { .. }) => PutMode::Overwrite,
+                Err(e) => return Err(e),
+            };
+            let options = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            match self.store.put_opts(&key, payload.clone(), options).await {
+                Ok(_) => {
+                    debug!(%location, "status written");
+                    return Ok(true);
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => {
+                    debug!(%location, attempt, "status changed under us; reading it again");
+                }
+                Err(source) => return Err(StoreError::Write { location, source }),
+            }
+        }
+        warn!(%location, "status write lost {WRITE_ATTEMPTS} races in a row");
+        Err(StoreError::Conflict {
+            location,
+            attempts: WRITE_ATTEMPTS,
+        })
+    }
+
+    /// Replace exactly the version just read where the backend can check it; a local folder
+    /// cannot, and its atomic rename is the best it offers.
+    fn update_mode(&self, meta: ObjectMeta) -> PutMode {
+        if self.conditional_update && (meta.version.is_some() || meta.e_tag.is_some()) {
+            PutMode::Update(UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            })
+        } else {
+            PutMode::Overwrite
+        }
+    }
+
+    pub(crate) async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
+        names::app_name(app)?;
+        let file = format!("{app}.yaml");
+        let key = self.key(STATUS_DIR, &file);
+        let mut results = self
+            .store
+            .delete_stream(stream::once(async move { Ok(key) }).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(StoreError::Delete {
+                        location: self.display(STATUS_DIR, &file),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A listed object as a [`Listed`] file; `None` for keys with no file name.
+fn listed(meta: ObjectMeta) -> Option<Listed> {
+    let file_name = meta.location.filename()?.to_owned();
+    let stamp = format!(
+        "{}|{}|{}",
+        meta.e_tag.as_deref().unwrap_or_default(),
+        meta.size,
+        meta.last_modified.timestamp_micros()
+    );
+    Some(Listed {
+        file_name: Ok(file_name),
+        size: meta.size,
+        stamp: Some(stamp),
+    })
+}
+
+/// Regular files (symlinks followed) directly in `dir`; a missing `dir` holds no files.
+fn read_folder(dir: &std::path::Path) -> std::io::Result<Vec<Listed>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir_parent_exists(dir) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        // Follows symlinks; a dangling one or a file deleted meanwhile is simply not there.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let file_name = entry
+            .file_name()
+            .into_string()
+            .map_err(|raw| raw.to_string_lossy().into_owned());
+        out.push(Listed {
+            file_name,
+            size: meta.len(),
+            stamp: None,
+        });
+    }
+    Ok(out)
+}
+
+/// A missing `specs/` in an existing store folder means "no specs"; a missing store folder
+/// (an unmounted volume, say) is an error, never an empty listing that would delete every app.
+fn dir_parent_exists(dir: &std::path::Path) -> bool {
+    dir.parent().is_some_and(std::path::Path::is_dir)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The cache holds plain data; a panic elsewhere cannot leave it half-updated.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

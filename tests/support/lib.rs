@@ -1,0 +1,153 @@
+//! Shared by the end-to-end tests: finding the real binaries, starting them,
+//! and waiting for what a user would wait for.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support fails loudly
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The folder cargo put this test's binaries in (`.../debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf()
+}
+
+/// A workspace binary, built first if this test run did not build it.
+pub fn binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--bins", "-p", "ccd", "-p", "ccd-sample-app"])
+            .env("CARGO_TARGET_DIR", profile_dir().parent().expect("target dir"))
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the binaries failed");
+    }
+    path
+}
+
+/// A free loopback directory for one test's state.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ccd-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `ccd localcloud` on a free port with its data in `data`. Dropping it
+/// stops it with SIGTERM, so it stops its instances' processes too.
+#[derive(Debug)]
+pub struct LocalCloudProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT/compute/v1/`
+    pub compute: String,
+    pub base: String,
+}
+
+impl LocalCloudProcess {
+    pub async fn start(data: &std::path::Path) -> Result<Self> {
+        let mut child = Command::new(binary("ccd"))
+            .args(["localcloud", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(data.join("localcloud.log"))?))
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start ccd localcloud")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let compute = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match lines.next_line().await? {
+                    Some(line) => {
+                        if let Some(url) = line.strip_prefix("compute api: ") {
+                            return anyhow::Ok(url.to_owned());
+                        }
+                    }
+                    None => bail!("ccd localcloud exited before it was ready"),
+                }
+            }
+        })
+        .await
+        .context("ccd localcloud did not print its address")??;
+        let base = compute.trim_end_matches("/compute/v1/").to_owned();
+        Ok(LocalCloudProcess { child, compute, base })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+}
+
+impl Drop for LocalCloudProcess {
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id() else { return };
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            // Reap it if it is our zombie; `try_wait` never blocks.
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `check` until it returns Some, or fails after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            bail!("gave up waiting for {what} after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A small JSON client for the Compute API.
+#[derive(Clone, Debug)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub project: String,
+}
+
+impl Api {
+    pub fn new(compute: &str, project: &str) -> Self {
+        Api { http: reqwest::Client::new(), project: format!("{compute}projects/{project}") }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value> {
+        let url = format!("{}/{path}", self.project);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let value: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{method} {url}: {status}: {value}");
+        }
+        Ok(value)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<serde_json::Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
