@@ -16,18 +16,19 @@ fn profile_dir() -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf()
 }
 
-/// A workspace binary, built first if this test run did not build it.
+/// A workspace binary, brought up to date once per test process: this
+/// crate does not depend on the binaries, so cargo would not rebuild them.
 pub fn binary(name: &str) -> PathBuf {
-    let path = profile_dir().join(name);
-    if !path.exists() {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--bins", "-p", "ccd", "-p", "ccd-sample-app"])
             .env("CARGO_TARGET_DIR", profile_dir().parent().expect("target dir"))
             .status()
             .expect("cargo build");
         assert!(status.success(), "building the binaries failed");
-    }
-    path
+    });
+    profile_dir().join(name)
 }
 
 /// A free loopback directory for one test's state.

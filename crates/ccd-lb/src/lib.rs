@@ -61,5 +61,5 @@ pub use crate::health::{HealthCheck, HealthCheckProtocol, HealthState};
 pub use crate::policy::{AllowAll, ConnectionPolicy, UpstreamNetwork};
 pub use crate::split::{RouteAction, WeightedService};
 pub use crate::stats::{BackendStats, FrontendStats};
-pub use crate::tls::{CertificatePem, self_signed_certificate};
+pub use crate::tls::{CertificatePem, certificate_names, self_signed_certificate};
 pub use crate::url_map::{HostRule, PathMatcher, PathRule, UrlMap};

@@ -110,6 +110,14 @@ fn matches(name: &str, server_name: &str) -> bool {
     }
 }
 
+/// Checks that a certificate chain and key load together, and returns the
+/// DNS names the leaf certificate covers.
+pub fn certificate_names(pem: &CertificatePem) -> Result<Vec<String>, LbError> {
+    parse(pem, &crypto_provider())
+        .map(|served| served.names)
+        .map_err(|reason| LbError::InvalidCertificate { index: 0, reason })
+}
+
 fn parse_all(certificates: &[CertificatePem]) -> Result<Vec<ServedCertificate>, LbError> {
     if certificates.is_empty() {
         return Err(LbError::InvalidCertificate {

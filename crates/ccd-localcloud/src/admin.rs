@@ -25,6 +25,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/admin/v1/faults", get(get_faults).put(put_faults))
         .route("/admin/v1/projects/{project}/zones/{zone}/instances/{name}/crash", post(crash))
         .route("/admin/v1/status", get(status))
+        .route("/admin/v1/listeners", get(listeners))
         .with_state(state)
 }
 
@@ -54,6 +55,11 @@ async fn crash(State(s): State<AdminState>, Path((project, zone, name)): Path<(S
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"crashed": key}))).into_response(),
         Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e}))).into_response(),
     }
+}
+
+/// Where each forwarding rule listens (privileged ports may be moved up).
+async fn listeners(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(json!({"listeners": s.cloud.balancers.listeners()}))
 }
 
 async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {

@@ -13,7 +13,6 @@ pub fn self_signed(domains: &[String]) -> Result<Pair, String> {
 
 /// Checks that a PEM certificate and key load together; returns the names it covers.
 pub fn check_pair(certificate: &str, private_key: &str) -> Result<Vec<String>, String> {
-    // FIXME(lead): replace with ccd-lb's parser once it exposes certificate names.
-    let _ = (certificate, private_key);
-    Ok(Vec::new())
+    let pem = ccd_lb::CertificatePem { cert_chain_pem: certificate.to_owned(), private_key_pem: private_key.to_owned() };
+    ccd_lb::certificate_names(&pem).map_err(|e| format!("Invalid value for field 'resource.certificate': {e}"))
 }

@@ -13,6 +13,7 @@ pub struct Cloud {
     pub base: String,
     pub faults: Faults,
     pub health: crate::runtime::health::Health,
+    pub balancers: crate::runtime::lb::Balancers,
     /// When set, every response is checked against its method's schema in
     /// the discovery document and each mismatch recorded here (tests).
     pub conformance: Option<std::sync::Mutex<Vec<String>>>,
@@ -21,7 +22,7 @@ pub struct Cloud {
 impl Cloud {
     pub fn new(store: Store, base: String, check_responses: bool) -> Arc<Self> {
         let conformance = check_responses.then(Default::default);
-        Arc::new(Cloud { store, base, faults: Faults::default(), health: Default::default(), conformance })
+        Arc::new(Cloud { store, base, faults: Faults::default(), health: Default::default(), balancers: Default::default(), conformance })
     }
 
     /// Records where a response strays from the discovery document.

@@ -156,7 +156,18 @@ pub fn firewall(cloud: &Cloud, project: &str, res: &mut Value) -> Result<(), Api
     Ok(())
 }
 
-pub fn forwarding_rule(res: &mut Value) -> Result<(), ApiError> {
+pub fn forwarding_rule(cloud: &Cloud, project: &str, res: &mut Value) -> Result<(), ApiError> {
+    match res["IPAddress"].as_str() {
+        // An ephemeral address: a loopback address of the rule's own.
+        None => res["IPAddress"] = crate::runtime::instances::allocate_ip(&cloud.store).into(),
+        Some(ip) if ip.parse::<std::net::IpAddr>().is_ok() => {}
+        // A reserved address, named by reference: Compute stores its IP.
+        Some(reference) => {
+            let key = paths::normalize(reference, project);
+            let address = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+            res["IPAddress"] = address["address"].clone();
+        }
+    }
     default(res, "IPProtocol", "TCP".into());
     default(res, "loadBalancingScheme", "EXTERNAL".into());
     if res.get("target").is_none() && res.get("backendService").is_none() {

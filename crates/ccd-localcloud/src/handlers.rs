@@ -44,6 +44,7 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
         _ => match call.collection_name.as_str() {
             "instanceGroupManagers" => migs::verb(cloud, &call).await,
             "instanceGroups" => runtime::groups::group_verb(cloud, &call).await,
+            "instances" => runtime::instances::verb(cloud, &call).await,
             "backendServices" if name == "getHealth" => runtime::lb::get_health(cloud, &call),
             "targetHttpsProxies" | "targetHttpProxies" | "forwardingRules" => runtime::lb::set_verb(cloud, &call).await,
             _ => Err(not_implemented(resource, name)),

@@ -46,7 +46,7 @@ pub fn admit(cloud: &Cloud, call: &Call, key: &str, old: Option<&Value>, res: &m
         "healthChecks" => defaults::health_check(res),
         "backendServices" => defaults::backend_service(res),
         "firewalls" => defaults::firewall(cloud, &call.project, res),
-        "forwardingRules" => defaults::forwarding_rule(res),
+        "forwardingRules" => defaults::forwarding_rule(cloud, &call.project, res),
         "sslCertificates" => defaults::ssl_certificate(res),
         "instances" if old.is_none() => defaults::instance(cloud, call, key, res),
         "addresses" if old.is_none() => defaults::address(cloud, res),

@@ -108,8 +108,7 @@ impl LocalCloud {
         let keep = cloud.clone();
         let instances = runtime::instances::Instances::new(supervisor, dir);
         instances.set_metadata_host(addr.to_string());
-        let balancers = runtime::lb::Balancers::default();
-        tasks.push(tokio::spawn(runtime::run(cloud.clone(), instances.clone(), balancers, stop.clone())));
+        tasks.push(tokio::spawn(runtime::run(cloud.clone(), instances.clone(), stop.clone())));
 
         let app = axum::Router::new()
             .route("/compute/v1/{*path}", axum::routing::any(api::handle))

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::emulator::FakeGcsConnector;
 use crate::names;
-use crate::objects::{Lister, Objects};
+use crate::objects::{Lister, Objects, UpdateCheck, spec_stamps};
 use crate::{SpecFile, SpecListing, SpecStore, StoreError};
 
 /// How the bucket store authenticates.
@@ -144,17 +144,23 @@ impl BucketStore {
             },
             // object_store 0.14 still fetches a token for uploads when signing is skipped, so
             // an empty static token stands in for "no credentials" there.
-            GcsAuth::Anonymous => builder
-                .with_skip_signature(true)
-                .with_credentials(Arc::new(StaticCredentialProvider::new(GcpCredential {
+            GcsAuth::Anonymous => builder.with_skip_signature(true).with_credentials(Arc::new(
+                StaticCredentialProvider::new(GcpCredential {
                     bearer: String::new(),
-                }))),
+                }),
+            )),
             GcsAuth::ServiceAccountKey(path) => {
                 builder.with_service_account_path(path.display().to_string())
             }
         };
         let store = builder.build().map_err(|e| open_error(e.to_string()))?;
-        let objects = Objects::new(Arc::new(store), root, location, Lister::Objects, true);
+        let objects = Objects::new(
+            Arc::new(store),
+            root,
+            location,
+            Lister::Objects,
+            UpdateCheck::Version,
+        );
         Ok(Self {
             objects: Arc::new(objects),
             poll_interval: config.poll_interval,
@@ -176,8 +182,9 @@ impl SpecStore for BucketStore {
     }
 
     /// A poller: one object listing of `specs/` per interval (a class A operation), hinting
-    /// the apps whose objects appeared, disappeared or changed etag. The first listing is the
-    /// baseline and hints nothing, so subscribe before the initial `list_specs`. Pub/Sub
+    /// the apps whose objects appeared, disappeared or changed etag since the previous poll,
+    /// or, for the first poll, since this store's last `list_specs` (with no listing yet, the
+    /// first poll is only the baseline). Pub/Sub
     /// bucket notifications would be faster; they need setup outside the bucket and are not
     /// implemented here.
     fn changes(&self) -> Option<BoxStream<'static, String>> {
@@ -209,7 +216,7 @@ impl SpecStore for BucketStore {
 struct Poller {
     objects: Arc<Objects>,
     ticker: Interval,
-    /// Stamp per spec file name at the last successful listing; `None` before the first.
+    /// Stamp per spec file name at the last successful poll; `None` before the first.
     known: Option<HashMap<String, String>>,
     pending: VecDeque<String>,
 }
@@ -229,12 +236,11 @@ impl Poller {
                     continue;
                 }
             };
-            let now: HashMap<String, String> = listed
-                .into_iter()
-                .filter_map(|l| Some((l.file_name.ok()?, l.stamp.unwrap_or_default())))
-                .filter(|(file, _)| names::app_of(file).is_some())
-                .collect();
-            if let Some(before) = &self.known {
+            let now = spec_stamps(&listed);
+            // First poll: start from what the caller last listed, so changes made between its
+            // listing and this poll are hinted too; with no listing yet, this poll is the base.
+            let known = self.known.take().or_else(|| self.objects.listed_stamps());
+            if let Some(before) = &known {
                 let changed = now
                     .iter()
                     .filter(|(file, stamp)| before.get(*file) != Some(*stamp))

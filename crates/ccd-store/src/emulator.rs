@@ -13,15 +13,17 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, ETAG, HeaderValue};
 use http::{Method, Request};
 use http_body_util::BodyExt;
+use object_store::ClientOptions;
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody,
     HttpResponse, HttpResponseBody, HttpService, ReqwestConnector,
 };
-use object_store::ClientOptions;
 use percent_encoding::percent_decode_str;
 
 /// XML API header carrying a generation precondition.
 const IF_GENERATION_MATCH: &str = "x-goog-if-generation-match";
+/// XML API header that turns a PUT into a server-side copy.
+const COPY_SOURCE: &str = "x-goog-copy-source";
 
 #[derive(Debug)]
 pub(crate) struct FakeGcsConnector {
@@ -41,7 +43,6 @@ impl HttpConnector for FakeGcsConnector {
         Ok(HttpClient::new(FakeGcsUploads {
             inner,
             endpoint: self.endpoint.clone(),
-            object_path_prefix: format!("/{}/", self.bucket),
             bucket: self.bucket.clone(),
         }))
     }
@@ -52,17 +53,18 @@ struct FakeGcsUploads {
     inner: HttpClient,
     endpoint: String,
     bucket: String,
-    /// `/<bucket>/`: the start of an XML API object path.
-    object_path_prefix: String,
 }
 
 #[async_trait::async_trait]
 impl HttpService for FakeGcsUploads {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let object = (request.method() == Method::PUT && request.uri().query().is_none())
-            .then(|| request.uri().path().strip_prefix(&self.object_path_prefix))
-            .flatten()
-            .map(|raw| percent_decode_str(raw).decode_utf8_lossy().into_owned());
+        // Plain object uploads only: multipart parts carry a query, copies a source header.
+        let upload = request.method() == Method::PUT
+            && request.uri().query().is_none()
+            && !request.headers().contains_key(COPY_SOURCE);
+        let object = upload
+            .then(|| self.object_of(request.uri().path()))
+            .flatten();
         match object {
             Some(object) => self.upload(request, object).await,
             None => self.inner.execute(request).await,
@@ -71,7 +73,21 @@ impl HttpService for FakeGcsUploads {
 }
 
 impl FakeGcsUploads {
-    async fn upload(&self, request: HttpRequest, object: String) -> Result<HttpResponse, HttpError> {
+    /// The object name of an XML API object path, `/<bucket>/<object>`, when it is in our
+    /// bucket. object_store percent-encodes both parts, `/` inside the name included.
+    fn object_of(&self, path: &str) -> Option<String> {
+        let (bucket, object) = path.strip_prefix('/')?.split_once('/')?;
+        let decode = |raw| percent_decode_str(raw).decode_utf8().ok();
+        (decode(bucket)? == self.bucket && !object.is_empty())
+            .then(|| decode(object).map(|o| o.into_owned()))
+            .flatten()
+    }
+
+    async fn upload(
+        &self,
+        request: HttpRequest,
+        object: String,
+    ) -> Result<HttpResponse, HttpError> {
         let (parts, body) = request.into_parts();
         let data = body.collect().await?.to_bytes();
         let content_type = parts
@@ -121,7 +137,10 @@ impl FakeGcsUploads {
                 HeaderValue::from_str(&value).map_err(decode_error)?,
             );
         }
-        Ok(HttpResponse::from_parts(parts, HttpResponseBody::from(Bytes::new())))
+        Ok(HttpResponse::from_parts(
+            parts,
+            HttpResponseBody::from(Bytes::new()),
+        ))
     }
 }
 

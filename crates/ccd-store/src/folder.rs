@@ -10,7 +10,7 @@ use object_store::local::LocalFileSystem;
 use tracing::{info, warn};
 
 use crate::names::{SPECS_DIR, STATUS_DIR};
-use crate::objects::{Lister, Objects};
+use crate::objects::{Lister, Objects, UpdateCheck};
 use crate::{SpecFile, SpecListing, SpecStore, StoreError, watch};
 
 /// Specs and status in a local folder: `<root>/specs/<app>.yaml`, `<root>/status/<app>.yaml`.
@@ -21,7 +21,7 @@ use crate::{SpecFile, SpecListing, SpecStore, StoreError, watch};
 #[derive(Debug)]
 pub struct FolderStore {
     root: PathBuf,
-    objects: Objects,
+    objects: Arc<Objects>,
 }
 
 impl FolderStore {
@@ -35,9 +35,8 @@ impl FolderStore {
         for dir in [SPECS_DIR, STATUS_DIR] {
             let path = given.join(dir);
             if !path.is_dir() {
-                std::fs::create_dir_all(&path).map_err(|e| {
-                    open_error(format!("cannot create {}: {e}", path.display()))
-                })?;
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| open_error(format!("cannot create {}: {e}", path.display())))?;
                 info!(folder = %path.display(), "created store folder");
             }
         }
@@ -50,9 +49,12 @@ impl FolderStore {
             object_store::path::Path::default(),
             root.display().to_string(),
             Lister::Folder(root.join(SPECS_DIR)),
-            false,
+            UpdateCheck::Unsupported,
         );
-        Ok(Self { root, objects })
+        Ok(Self {
+            root,
+            objects: Arc::new(objects),
+        })
     }
 
     /// The store's folder, canonicalized.

@@ -12,11 +12,13 @@
 //! choice is made at run time, so nothing needs `dyn SpecStore`.
 
 mod bucket;
-mod objects;
+#[cfg(test)]
+mod conflict_tests;
 mod emulator;
 mod error;
 mod folder;
 mod names;
+mod objects;
 mod url;
 mod watch;
 

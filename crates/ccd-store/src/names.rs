@@ -133,7 +133,16 @@ mod tests {
 
     #[test]
     fn rejects_path_tricks() {
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\nb", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\nb",
+            &"x".repeat(129),
+        ] {
             assert!(check_app_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -14,9 +14,7 @@ use object_store::{
 use tracing::{debug, warn};
 
 use crate::names::{self, SPECS_DIR, STATUS_DIR, SpecName};
-use crate::{
-    MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec,
-};
+use crate::{MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec};
 
 /// Spec reads in flight at once during a listing (a bucket pays one round trip per new spec).
 const PARALLEL_READS: usize = 8;
@@ -33,6 +31,19 @@ pub(crate) enum Lister {
     Folder(PathBuf),
     /// object_store's delimited listing of `<root>/specs/`.
     Objects,
+}
+
+/// How a backend checks `PutMode::Update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpdateCheck {
+    /// It cannot (object_store's local filesystem).
+    Unsupported,
+    /// Against the object version read (GCS: the generation, from `x-goog-generation`).
+    Version,
+    /// Against the etag read (object_store's in-memory store, S3-style stores).
+    // Only the in-memory conflict tests build one today.
+    #[cfg_attr(not(test), allow(dead_code))]
+    ETag,
 }
 
 /// One file directly under `specs/`, as listed.
@@ -56,10 +67,13 @@ pub(crate) struct Objects {
     /// Printable base for messages: a folder path or `gs://bucket/prefix`.
     location: String,
     lister: Lister,
-    /// Whether `PutMode::Update` works (GCS yes, the local filesystem no).
-    conditional_update: bool,
+    /// What `PutMode::Update` needs from the backend, if it supports it at all.
+    update_check: UpdateCheck,
     /// Reuse unchanged specs between listings (buckets: saves a GET per spec per relist).
     cache: Option<SpecCache>,
+    /// Stamp per spec file name at the last `list_specs`, where listings carry stamps: the
+    /// change poller's starting point, so it hints whatever changed since the caller listed.
+    listed_stamps: Mutex<Option<HashMap<String, String>>>,
 }
 
 impl Objects {
@@ -68,7 +82,7 @@ impl Objects {
         root: Path,
         location: String,
         lister: Lister,
-        conditional_update: bool,
+        update_check: UpdateCheck,
     ) -> Self {
         let cache = matches!(lister, Lister::Objects).then(SpecCache::default);
         Self {
@@ -76,9 +90,15 @@ impl Objects {
             root,
             location,
             lister,
-            conditional_update,
+            update_check,
             cache,
+            listed_stamps: Mutex::new(None),
         }
+    }
+
+    /// Stamps of the spec files seen by the last `list_specs` (see [`Listed::stamp`]).
+    pub(crate) fn listed_stamps(&self) -> Option<HashMap<String, String>> {
+        lock(&self.listed_stamps).clone()
     }
 
     pub(crate) fn location(&self) -> &str {
@@ -126,12 +146,15 @@ impl Objects {
     pub(crate) async fn list_specs(&self) -> Result<SpecListing, StoreError> {
         let mut by_app: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
         let mut out = SpecListing::default();
-        for entry in self.list_raw().await? {
+        let listed = self.list_raw().await?;
+        if matches!(self.lister, Lister::Objects) {
+            *lock(&self.listed_stamps) = Some(spec_stamps(&listed));
+        }
+        for entry in listed {
             let name = match &entry.file_name {
                 Ok(name) => name.clone(),
                 Err(lossy) => {
-                    if let SpecName::App(app) | SpecName::Invalid(app, _) = names::classify(lossy)
-                    {
+                    if let SpecName::App(app) | SpecName::Invalid(app, _) = names::classify(lossy) {
                         out.unreadable.push(UnreadableSpec {
                             error: StoreError::InvalidAppName {
                                 name: app.clone(),
@@ -228,10 +251,7 @@ impl Objects {
                 return Ok(Some(spec));
             }
         }
-        let spec = self
-            .read_spec(&app, &file_name)
-            .await
-            .map_err(unreadable)?;
+        let spec = self.read_spec(&app, &file_name).await.map_err(unreadable)?;
         if let (Some(cache), Some(stamp), Some(spec)) = (&self.cache, file.stamp, &spec) {
             // Cached under the listing's stamp: if the object changed between list and read,
             // the next listing's stamp differs and the spec is simply read again.
@@ -379,14 +399,21 @@ impl Objects {
     /// Replace exactly the version just read where the backend can check it; a local folder
     /// cannot, and its atomic rename is the best it offers.
     fn update_mode(&self, meta: ObjectMeta) -> PutMode {
-        if self.conditional_update && (meta.version.is_some() || meta.e_tag.is_some()) {
-            PutMode::Update(UpdateVersion {
-                e_tag: meta.e_tag,
-                version: meta.version,
-            })
-        } else {
-            PutMode::Overwrite
+        let checkable = match self.update_check {
+            UpdateCheck::Unsupported => false,
+            UpdateCheck::Version => meta.version.is_some(),
+            UpdateCheck::ETag => meta.e_tag.is_some(),
+        };
+        if !checkable {
+            if self.update_check != UpdateCheck::Unsupported {
+                debug!(path = %meta.location, "no version to condition on; overwriting");
+            }
+            return PutMode::Overwrite;
         }
+        PutMode::Update(UpdateVersion {
+            e_tag: meta.e_tag,
+            version: meta.version,
+        })
     }
 
     pub(crate) async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
@@ -409,6 +436,18 @@ impl Objects {
         }
         Ok(())
     }
+}
+
+/// Stamp per spec file name (files with a valid app name), for change detection.
+pub(crate) fn spec_stamps(listed: &[Listed]) -> HashMap<String, String> {
+    listed
+        .iter()
+        .filter_map(|l| {
+            let name = l.file_name.as_ref().ok()?;
+            names::app_of(name)?;
+            Some((name.clone(), l.stamp.clone().unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// A listed object as a [`Listed`] file; `None` for keys with no file name.

@@ -101,8 +101,10 @@ fn check_bucket(bucket: &str) -> Result<(), &'static str> {
     if valid {
         Ok(())
     } else {
-        Err("a bucket name has 3-63 lowercase letters, digits, '-', '_' or '.', \
-             and starts and ends with a letter or digit")
+        Err(
+            "a bucket name has 3-63 lowercase letters, digits, '-', '_' or '.', \
+             and starts and ends with a letter or digit",
+        )
     }
 }
 

@@ -102,7 +102,11 @@ impl Watch {
             if path.parent() != Some(self.specs.as_path()) {
                 continue;
             }
-            if let Some(app) = path.file_name().and_then(|f| f.to_str()).and_then(names::app_of) {
+            if let Some(app) = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .and_then(names::app_of)
+            {
                 self.push(app);
             }
         }
@@ -110,10 +114,7 @@ impl Watch {
 
     /// `specs/` appeared (again): watch it and hint whatever it already holds.
     async fn rewatch_specs(&mut self) {
-        match self
-            .watcher
-            .watch(&self.specs, RecursiveMode::NonRecursive)
-        {
+        match self.watcher.watch(&self.specs, RecursiveMode::NonRecursive) {
             Ok(()) => debug!(folder = %self.specs.display(), "watching the spec folder again"),
             Err(e) => warn!(folder = %self.specs.display(), error = %e,
                 "cannot watch the recreated spec folder; changes are seen on relists only"),

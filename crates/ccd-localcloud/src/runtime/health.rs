@@ -136,21 +136,23 @@ impl Health {
 
 /// The instance's port for a health check: fixed, or by named port.
 pub fn probe_port(cloud: &Cloud, hc: &Value, mig_key: &str) -> Option<u16> {
+    probe_port_named(hc, |name| {
+        let mig = cloud.store.get(mig_key)?;
+        let group = cloud.store.get(&cloud.key_of(mig["instanceGroup"].as_str()?))?;
+        group["namedPorts"].as_array()?.iter().find(|p| p["name"] == name)?["port"].as_u64()
+    })
+}
+
+/// A health check's fixed port, or the named port `lookup` finds.
+pub fn probe_port_named(hc: &Value, lookup: impl FnOnce(&str) -> Option<u64>) -> Option<u16> {
     let spec = ["httpHealthCheck", "httpsHealthCheck", "http2HealthCheck", "tcpHealthCheck"]
         .iter()
         .find_map(|f| hc.get(*f))?;
-    if let Some(port) = spec["port"].as_u64() {
-        return u16::try_from(port).ok();
-    }
-    let port_name = spec["portName"].as_str().unwrap_or("http");
-    let mig = cloud.store.get(mig_key)?;
-    let group = cloud.store.get(&cloud.key_of(mig["instanceGroup"].as_str()?))?;
-    group["namedPorts"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == port_name)
-        .and_then(|p| p["port"].as_u64())
-        .and_then(|p| u16::try_from(p).ok())
+    let port = match spec["port"].as_u64() {
+        Some(port) => port,
+        None => lookup(spec["portName"].as_str().unwrap_or("http"))?,
+    };
+    u16::try_from(port).ok()
 }
 
 async fn probe(cloud: &Arc<Cloud>, hc: &Value, mig_key: &str, instance: &Value) -> bool {

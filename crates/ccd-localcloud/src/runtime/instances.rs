@@ -47,7 +47,7 @@ impl Instances {
         for (key, id) in running {
             let current = cloud.store.get(&key);
             if current.is_none_or(|i| i["id"].as_str() != Some(id.as_str()) || stops(&i)) {
-                self.stop(&key).await;
+                self.stop(&key);
                 cloud.health.forget(&key);
             }
         }
@@ -57,9 +57,12 @@ impl Instances {
             match instance["status"].as_str() {
                 Some("PROVISIONING" | "STAGING" | "RUNNING") if self.running().get(&key) != Some(&id) => {
                     // A VM whose program cannot start still boots: it is RUNNING,
-                    // and its health check tells the rest.
-                    if let Err(e) = self.start(cloud, &key, &instance) {
-                        tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
+                    // and its health check tells the rest. One still stopping
+                    // from its previous life is started on a later pass.
+                    match self.start(cloud, &key, &instance) {
+                        Err(Start::Busy) => continue,
+                        Err(Start::Failed(e)) => tracing::warn!(instance = %key, error = %e, "cannot start the instance's program"),
+                        Ok(()) => {}
                     }
                     self.running().insert(key.clone(), id.clone());
                     set_status(&cloud.store, &key, &id, "RUNNING");
@@ -70,8 +73,8 @@ impl Instances {
         }
     }
 
-    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<(), String> {
-        let run = run_of(cloud, instance)?;
+    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<(), Start> {
+        let run = run_of(cloud, instance).map_err(Start::Failed)?;
         if run.simulated {
             return Ok(());
         }
@@ -85,7 +88,7 @@ impl Instances {
         if let Some(host) = self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             env.insert("GCE_METADATA_HOST".to_owned(), format!("{host}/instances/{zone}/{name}"));
         }
-        let (command, leading) = run.command.split_first().ok_or("no command")?;
+        let (command, leading) = run.command.split_first().ok_or(Start::Failed("no command".to_owned()))?;
         let spec = ProcessSpec {
             name: format!("{zone}.{name}"),
             command: command.clone(),
@@ -95,17 +98,25 @@ impl Instances {
             log_dir: self.data_dir.join("instances").join(zone).join(name),
             stop_grace: Duration::from_secs(run.stop_grace_sec.unwrap_or(30)),
         };
-        supervisor.start(spec).map_err(|e| e.to_string())
+        supervisor.start(spec).map_err(|e| match e {
+            ccd_supervisor::Error::Stopping { .. } => Start::Busy,
+            e => Start::Failed(e.to_string()),
+        })
     }
 
-    async fn stop(&self, key: &str) {
+    /// Stops in the background: a program slow to exit must not hold up
+    /// every other instance.
+    fn stop(&self, key: &str) {
         self.running().remove(key);
-        let Some(supervisor) = &self.supervisor else { return };
+        let Some(supervisor) = self.supervisor.clone() else { return };
         let zone = key.split("/zones/").nth(1).and_then(|z| z.split('/').next()).unwrap_or("zone");
         let name = format!("{zone}.{}", paths::name_of(key));
-        if let Err(e) = supervisor.stop(&name).await {
-            tracing::debug!(instance = key, error = %e, "stop");
-        }
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = supervisor.stop(&name).await {
+                tracing::debug!(instance = key, error = %e, "stop");
+            }
+        });
     }
 
     /// Crash on demand: the process is killed and restarts by policy.
@@ -121,6 +132,12 @@ impl Instances {
             s.stop_all().await;
         }
     }
+}
+
+enum Start {
+    /// The previous process of this instance is still stopping.
+    Busy,
+    Failed(String),
 }
 
 fn stops(instance: &Value) -> bool {
@@ -178,4 +195,47 @@ pub fn allocate_ip(store: &Store) -> String {
     let host = n % 254 + 1;
     let rest = n / 254;
     format!("127.{}.{}.{host}", 1 + rest / 256 % 254, rest % 256)
+}
+
+/// `instances.stop`, `start` and `reset`: the process stops (SIGTERM, then
+/// SIGKILL after the grace period), starts again, or is restarted.
+pub async fn verb(cloud: &Arc<Cloud>, call: &crate::api::Call) -> Result<Value, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let key = call.key()?.to_owned();
+    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let name = call.method.name.clone();
+    let next = match name.as_str() {
+        "stop" => "STOPPING",
+        "start" => "PROVISIONING",
+        // A new id makes the runtime stop the process and start it afresh.
+        "reset" => "PROVISIONING",
+        other => return Err(crate::handlers::not_implemented("instances", other)),
+    };
+    let id = stored["id"].as_str().map(str::to_owned);
+    let op = crate::ops::OpRequest {
+        scope: &call.target.scope,
+        operation_type: &call.method.name,
+        target: &key,
+        request_id: call.request_id(),
+    };
+    let key2 = key.clone();
+    cloud
+        .operation(
+            op,
+            Box::new(move |cloud| {
+                cloud.store.update(&key2, |old| {
+                    let mut i = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
+                    if name == "start" && i["status"] != "TERMINATED" && i["status"] != "STOPPING" {
+                        return Ok(Some(i));
+                    }
+                    i["status"] = next.into();
+                    if name == "reset" {
+                        i["id"] = crate::clock::new_id().into();
+                    }
+                    Ok(Some(i))
+                })?;
+                Ok(id)
+            }),
+        )
+        .await
 }

@@ -21,7 +21,8 @@ use crate::cloud::Cloud;
 const RESYNC: Duration = Duration::from_millis(500);
 
 /// Runs the controllers until `stop` is cancelled.
-pub async fn run(cloud: Arc<Cloud>, instances: instances::Instances, lb: lb::Balancers, stop: CancellationToken) {
+pub async fn run(cloud: Arc<Cloud>, instances: instances::Instances, stop: CancellationToken) {
+    let lb = cloud.balancers.clone();
     let mut changes = cloud.store.subscribe();
     let mut tick = tokio::time::interval(RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

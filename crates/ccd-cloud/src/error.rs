@@ -1,0 +1,55 @@
+//! The errors of the Cloud port: kinds a reconciler can act on, each naming
+//! the resource it is about.
+
+use std::time::Duration;
+
+/// A failed cloud call. The variants are what a reconciler decides on:
+/// `NotFound` → create, `InUse` → delete dependents first, `Conflict` →
+/// re-read and retry later, `Throttled`/`Timeout` → requeue with back-off,
+/// `Invalid` → report (retrying will not help), `Other` → requeue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    #[error("{resource} was not found")]
+    NotFound { resource: String },
+    #[error("{resource} is still in use: {message}")]
+    InUse { resource: String, message: String },
+    /// A concurrent change: the name is taken by something else, or the
+    /// resource kept changing under us (stale fingerprint after a re-read).
+    #[error("{resource} changed concurrently: {message}")]
+    Conflict { resource: String, message: String },
+    #[error("{resource}: the cloud throttled the call: {message}")]
+    Throttled { resource: String, message: String },
+    #[error("{resource}: no answer within {after:?}")]
+    Timeout { resource: String, after: Duration },
+    #[error("{resource}: invalid request: {message}")]
+    Invalid { resource: String, message: String },
+    #[error("{resource}: {message}")]
+    Other { resource: String, message: String },
+}
+
+impl CloudError {
+    /// The resource the error is about, e.g. `global/instanceTemplates/web-1a2b`.
+    pub fn resource(&self) -> &str {
+        match self {
+            CloudError::NotFound { resource }
+            | CloudError::InUse { resource, .. }
+            | CloudError::Conflict { resource, .. }
+            | CloudError::Throttled { resource, .. }
+            | CloudError::Timeout { resource, .. }
+            | CloudError::Invalid { resource, .. }
+            | CloudError::Other { resource, .. } => resource,
+        }
+    }
+
+    /// Whether the same call may succeed later without any change (throttling,
+    /// timeouts, outages, concurrent changes).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CloudError::Throttled { .. }
+                | CloudError::Timeout { .. }
+                | CloudError::Conflict { .. }
+                | CloudError::Other { .. }
+        )
+    }
+}

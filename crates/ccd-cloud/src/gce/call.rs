@@ -1,0 +1,288 @@
+//! How every Compute call is made: rate limited, retried on throttling with
+//! back-off, mutations made idempotent by a request id, operations waited on
+//! under a deadline and checked for their error, failures classified.
+
+use std::future::Future;
+use std::time::Duration;
+
+use google_cloud_compute_v1::errors::OperationError;
+use google_cloud_compute_v1::model::Operation;
+use google_cloud_gax::error::Error as GaxError;
+use google_cloud_gax::error::rpc::StatusDetails;
+use google_cloud_gax::polling_error_policy::PollingErrorPolicy;
+use google_cloud_gax::polling_state::PollingState;
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicy};
+use google_cloud_gax::retry_result::RetryResult;
+use google_cloud_gax::retry_state::RetryState;
+use google_cloud_lro::{Poller, PollingResult};
+
+use super::GceCloud;
+use crate::CloudError;
+
+/// What went wrong, finer than [`CloudError`] where the adapter itself reacts
+/// (409 adopt, 412 re-read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    NotFound,
+    AlreadyExists,
+    Stale,
+    InUse,
+    Throttled,
+    Unavailable,
+    Timeout,
+    Invalid,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: Kind,
+    pub resource: String,
+    pub message: String,
+    pub after: Duration,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: Kind, resource: &str, message: impl Into<String>) -> Self {
+        Failure { kind, resource: resource.to_owned(), message: message.into(), after: Duration::ZERO }
+    }
+}
+
+impl From<Failure> for CloudError {
+    fn from(f: Failure) -> Self {
+        let (resource, message) = (f.resource, f.message);
+        match f.kind {
+            Kind::NotFound => CloudError::NotFound { resource },
+            Kind::AlreadyExists | Kind::Stale => CloudError::Conflict { resource, message },
+            Kind::InUse => CloudError::InUse { resource, message },
+            Kind::Throttled => CloudError::Throttled { resource, message },
+            Kind::Timeout => CloudError::Timeout { resource, after: f.after },
+            Kind::Invalid => CloudError::Invalid { resource, message },
+            Kind::Unavailable | Kind::Other => CloudError::Other { resource, message },
+        }
+    }
+}
+
+pub(crate) type Outcome<T> = Result<T, Failure>;
+
+/// Compute's `errors[].reason` of a failed call, as gax keeps it (ErrorInfo).
+fn reason(e: &GaxError) -> Option<&str> {
+    e.status()?.details.iter().find_map(|d| match d {
+        StatusDetails::ErrorInfo(info) => Some(info.reason.as_str()),
+        _ => None,
+    })
+}
+
+fn kind_of(e: &GaxError) -> Kind {
+    // A retry loop that gave up wraps the last error it saw.
+    if e.is_exhausted()
+        && let Some(inner) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<GaxError>())
+    {
+        return kind_of(inner);
+    }
+    match (e.http_status_code(), reason(e)) {
+        (Some(404), _) => Kind::NotFound,
+        (Some(409), _) => Kind::AlreadyExists,
+        (Some(412), _) => Kind::Stale,
+        (Some(400), Some("resourceInUseByAnotherResource")) => Kind::InUse,
+        (Some(429), _) | (Some(403), Some("rateLimitExceeded" | "userRateLimitExceeded")) => Kind::Throttled,
+        (Some(503), _) => Kind::Unavailable,
+        (Some(400), _) => Kind::Invalid,
+        _ if e.is_timeout() => Kind::Timeout,
+        _ if e.is_io() || e.is_connect() => Kind::Unavailable,
+        _ => Kind::Other,
+    }
+}
+
+pub(crate) fn classify(resource: &str, e: &GaxError) -> Failure {
+    let message = e.status().map_or_else(|| e.to_string(), |s| s.message.clone());
+    Failure::new(kind_of(e), resource, message)
+}
+
+/// The failure a DONE operation reports (Compute's upper-case error codes).
+fn classify_operation(resource: &str, e: &OperationError) -> Failure {
+    let OperationError::Generic(g) = e else { return Failure::new(Kind::Other, resource, e.to_string()) };
+    let first = g.details.as_ref().and_then(|d| d.errors.first());
+    let code = first.and_then(|f| f.code.as_deref()).unwrap_or_default();
+    let message = first.and_then(|f| f.message.clone()).or_else(|| g.message.clone()).unwrap_or_default();
+    let kind = match (code, g.status_code) {
+        ("RESOURCE_NOT_FOUND", _) | (_, Some(404)) => Kind::NotFound,
+        ("RESOURCE_ALREADY_EXISTS", _) | ("ALREADY_EXISTS", _) | (_, Some(409)) => Kind::AlreadyExists,
+        ("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", _) => Kind::InUse,
+        ("CONDITION_NOT_MET", _) | (_, Some(412)) => Kind::Stale,
+        ("QUOTA_EXCEEDED" | "RATE_LIMIT_EXCEEDED", _) | (_, Some(429)) => Kind::Throttled,
+        (_, Some(400)) => Kind::Invalid,
+        _ => Kind::Other,
+    };
+    Failure::new(kind, resource, format!("{code}: {message}"))
+}
+
+fn is_throttled(e: &GaxError) -> bool {
+    matches!(kind_of(e), Kind::Throttled | Kind::Unavailable)
+}
+
+/// Aip194Strict plus Compute's throttling (429, 403 rateLimitExceeded),
+/// which the SDK never retries by itself. Retrying a mutation is safe only
+/// because every one carries a request id and is marked idempotent.
+#[derive(Debug)]
+pub(crate) struct ComputeRetry;
+
+impl RetryPolicy for ComputeRetry {
+    fn on_error(&self, state: &RetryState, error: GaxError) -> RetryResult {
+        if state.idempotent && is_throttled(&error) {
+            return RetryResult::Continue(error);
+        }
+        Aip194Strict.on_error(state, error)
+    }
+}
+
+/// Polls of an operation go on through throttling and outages: the overall
+/// wait is bounded by `op_timeout` instead.
+#[derive(Debug)]
+pub(crate) struct ComputePollErrors;
+
+impl PollingErrorPolicy for ComputePollErrors {
+    fn on_error(&self, _state: &PollingState, error: GaxError) -> RetryResult {
+        if is_throttled(&error) || error.is_transient_and_before_rpc() {
+            RetryResult::Continue(error)
+        } else {
+            RetryResult::Permanent(error)
+        }
+    }
+}
+
+/// A fresh request id: Compute answers a repeated one with the first call's operation.
+pub(crate) fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl GceCloud {
+    /// One read, after a token from the rate limiter.
+    pub(crate) async fn read<T>(&self, resource: &str, call: impl Future<Output = google_cloud_gax::Result<T>>) -> Outcome<T> {
+        self.limiter.acquire().await;
+        call.await.map_err(|e| classify(resource, &e))
+    }
+
+    /// A read where absence is an answer.
+    pub(crate) async fn find<T>(
+        &self,
+        resource: &str,
+        call: impl Future<Output = google_cloud_gax::Result<T>>,
+    ) -> Outcome<Option<T>> {
+        match self.read(resource, call).await {
+            Ok(v) => Ok(Some(v)),
+            Err(f) if f.kind == Kind::NotFound => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Sends a mutation (built with a request id and idempotency) and waits
+    /// for its operation to be DONE, within `op_timeout`; a DONE operation
+    /// that failed is a failure (`until_done` alone would call it a success).
+    pub(crate) async fn mutate<P>(&self, resource: &str, mut poller: P) -> Outcome<Operation>
+    where
+        P: Poller<Operation, Operation>,
+    {
+        let (first, max) = (self.config.initial_backoff, self.config.initial_backoff.max(Duration::from_secs(10)));
+        let wait = async {
+            let mut delay = first.min(Duration::from_secs(1));
+            loop {
+                self.limiter.acquire().await;
+                match poller.poll().await {
+                    None => return Err(Failure::new(Kind::Other, resource, "the operation vanished while polled")),
+                    Some(PollingResult::Completed(result)) => return result.map_err(|e| classify(resource, &e)),
+                    Some(PollingResult::InProgress(_)) => {}
+                    Some(PollingResult::PollingError(e)) => {
+                        tracing::debug!(resource, error = %e, "polling an operation failed; polling on");
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(max);
+            }
+        };
+        let op = match tokio::time::timeout(self.config.op_timeout, wait).await {
+            Ok(result) => result?,
+            Err(_) => {
+                let mut f = Failure::new(Kind::Timeout, resource, "operation not done in time");
+                f.after = self.config.op_timeout;
+                return Err(f);
+            }
+        };
+        op.to_result().map_err(|e| classify_operation(resource, &e))
+    }
+
+    /// A create: 409 means it exists already (ours, from an earlier attempt, or
+    /// a concurrent one), which is what was wanted.
+    pub(crate) async fn create<P>(&self, resource: &str, poller: P) -> Outcome<()>
+    where
+        P: Poller<Operation, Operation>,
+    {
+        match self.mutate(resource, poller).await {
+            Ok(_) => {
+                tracing::info!(resource, "created");
+                Ok(())
+            }
+            Err(f) if f.kind == Kind::AlreadyExists => {
+                tracing::debug!(resource, "exists already: adopted");
+                Ok(())
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// A delete: 404 means it is gone, which is what was wanted.
+    pub(crate) async fn remove<P>(&self, resource: &str, poller: P) -> Outcome<()>
+    where
+        P: Poller<Operation, Operation>,
+    {
+        match self.mutate(resource, poller).await {
+            Ok(_) => {
+                tracing::info!(resource, "deleted");
+                Ok(())
+            }
+            Err(f) if f.kind == Kind::NotFound => Ok(()),
+            Err(f) => Err(f),
+        }
+    }
+}
+
+/// Runs `attempt` (read, change, write with the read fingerprint) again once
+/// when the fingerprint turned out stale; a second stale one is a conflict.
+pub(crate) async fn with_fresh_fingerprint<T, F, Fut>(mut attempt: F) -> Outcome<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Outcome<T>>,
+{
+    match attempt().await {
+        Err(f) if f.kind == Kind::Stale => {
+            tracing::debug!(resource = %f.resource, "fingerprint was stale; re-reading");
+            attempt().await
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use google_cloud_compute_v1::model::operation;
+
+    fn failed_op(code: &str, http: i32) -> OperationError {
+        let op = Operation::new()
+            .set_status(operation::Status::Done)
+            .set_http_error_status_code(http)
+            .set_error(operation::Error::new().set_errors([operation::error::Errors::new().set_code(code).set_message("m")]));
+        match op.to_result() {
+            Err(e) => e,
+            Ok(_) => panic!("a failed operation"),
+        }
+    }
+
+    #[test]
+    fn failed_operations_are_classified() {
+        assert_eq!(classify_operation("r", &failed_op("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", 400)).kind, Kind::InUse);
+        assert_eq!(classify_operation("r", &failed_op("RESOURCE_ALREADY_EXISTS", 409)).kind, Kind::AlreadyExists);
+        assert_eq!(classify_operation("r", &failed_op("RESOURCE_NOT_FOUND", 404)).kind, Kind::NotFound);
+        assert_eq!(classify_operation("r", &failed_op("INVALID_USAGE", 400)).kind, Kind::Invalid);
+    }
+}

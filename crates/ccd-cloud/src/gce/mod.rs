@@ -1,0 +1,241 @@
+//! The Cloud port on Compute Engine's REST API v1 through Google's official
+//! SDK. The same code serves ccd's local cloud: another endpoint and
+//! anonymous credentials.
+
+mod call;
+mod firewalls;
+mod groups;
+mod health;
+mod lb;
+mod limiter;
+mod marker;
+mod templates;
+
+use std::time::Duration;
+
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_compute_v1::client::{
+    Addresses, BackendServices, Firewalls, ForwardingRules, GlobalAddresses, GlobalForwardingRules, HealthChecks,
+    InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances, RegionBackendServices, RegionHealthChecks,
+    RegionInstanceGroupManagers, RegionInstanceGroups, RegionTargetHttpProxies, RegionUrlMaps, SslCertificates,
+    TargetHttpsProxies, UrlMaps,
+};
+use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
+use google_cloud_gax::retry_policy::RetryPolicyExt as _;
+
+use crate::model::{
+    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec, TemplateInfo,
+    TemplateSpec,
+};
+use crate::{Cloud, CloudError};
+
+/// Where and how [`GceCloud`] talks to Compute Engine.
+#[derive(Debug, Clone)]
+pub struct GceConfig {
+    pub project: String,
+    /// Regional groups and internal load balancers live here.
+    pub region: String,
+    /// `None` for Compute Engine; the local cloud's `endpoint()` otherwise.
+    pub endpoint: Option<String>,
+    /// No credentials (the local cloud); otherwise Application Default Credentials.
+    pub anonymous: bool,
+    /// Calls per second at most, polls included.
+    pub rate_limit_per_sec: f64,
+    /// How long an operation may take to be DONE.
+    pub op_timeout: Duration,
+    /// First back-off after a throttled call (it doubles up to 65 s).
+    pub initial_backoff: Duration,
+    /// VPC network of instances, firewall rules and internal load balancers.
+    pub network: String,
+    /// Subnetwork internal load balancers take their address from; `None`
+    /// means the region's `default` subnetwork.
+    pub subnetwork: Option<String>,
+}
+
+impl Default for GceConfig {
+    fn default() -> Self {
+        GceConfig {
+            project: String::new(),
+            region: "europe-west1".to_owned(),
+            endpoint: None,
+            anonymous: false,
+            // Compute's default read quota is 20 per second per project and region.
+            rate_limit_per_sec: 10.0,
+            op_timeout: Duration::from_secs(300),
+            initial_backoff: Duration::from_secs(1),
+            network: "global/networks/default".to_owned(),
+            subnetwork: None,
+        }
+    }
+}
+
+/// The SDK's clients, one per collection; each holds a shared connection pool.
+#[derive(Debug)]
+struct Clients {
+    templates: InstanceTemplates,
+    igm: InstanceGroupManagers,
+    rigm: RegionInstanceGroupManagers,
+    groups: InstanceGroups,
+    rgroups: RegionInstanceGroups,
+    instances: Instances,
+    health_checks: HealthChecks,
+    rhealth_checks: RegionHealthChecks,
+    backends: BackendServices,
+    rbackends: RegionBackendServices,
+    url_maps: UrlMaps,
+    rurl_maps: RegionUrlMaps,
+    certs: SslCertificates,
+    https_proxies: TargetHttpsProxies,
+    rhttp_proxies: RegionTargetHttpProxies,
+    global_addresses: GlobalAddresses,
+    addresses: Addresses,
+    global_rules: GlobalForwardingRules,
+    rules: ForwardingRules,
+    firewalls: Firewalls,
+}
+
+/// [`Cloud`] on Compute Engine (or the local cloud).
+#[derive(Debug)]
+pub struct GceCloud {
+    config: GceConfig,
+    c: Clients,
+    limiter: limiter::Limiter,
+}
+
+macro_rules! client {
+    ($ty:ty, $config:expr, $creds:expr) => {{
+        let backoff = ExponentialBackoffBuilder::new()
+            .with_initial_delay($config.initial_backoff)
+            .with_maximum_delay(Duration::from_secs(65).max($config.initial_backoff))
+            .build()
+            .map_err(|e| invalid(format!("back-off: {e}")))?;
+        let mut b = <$ty>::builder()
+            .with_credentials($creds.clone())
+            .with_retry_policy(
+                call::ComputeRetry.with_attempt_limit(10).with_time_limit(Duration::from_secs(180)),
+            )
+            .with_backoff_policy(backoff)
+            .with_polling_error_policy(call::ComputePollErrors);
+        if let Some(endpoint) = &$config.endpoint {
+            b = b.with_endpoint(endpoint.clone());
+        }
+        b.build().await.map_err(|e| CloudError::Other {
+            resource: format!("compute client {}", stringify!($ty)),
+            message: e.to_string(),
+        })?
+    }};
+}
+
+fn invalid(message: String) -> CloudError {
+    CloudError::Invalid { resource: "GceConfig".to_owned(), message }
+}
+
+impl GceCloud {
+    pub async fn new(config: GceConfig) -> Result<Self, CloudError> {
+        if config.project.is_empty() || config.region.is_empty() {
+            return Err(invalid("project and region are required".to_owned()));
+        }
+        let creds: Credentials = if config.anonymous {
+            google_cloud_auth::credentials::anonymous::Builder::new().build()
+        } else {
+            // Once for all clients, so they share one token source.
+            google_cloud_auth::credentials::Builder::default()
+                .build()
+                .map_err(|e| invalid(format!("Application Default Credentials: {e}")))?
+        };
+        let c = Clients {
+            templates: client!(InstanceTemplates, config, creds),
+            igm: client!(InstanceGroupManagers, config, creds),
+            rigm: client!(RegionInstanceGroupManagers, config, creds),
+            groups: client!(InstanceGroups, config, creds),
+            rgroups: client!(RegionInstanceGroups, config, creds),
+            instances: client!(Instances, config, creds),
+            health_checks: client!(HealthChecks, config, creds),
+            rhealth_checks: client!(RegionHealthChecks, config, creds),
+            backends: client!(BackendServices, config, creds),
+            rbackends: client!(RegionBackendServices, config, creds),
+            url_maps: client!(UrlMaps, config, creds),
+            rurl_maps: client!(RegionUrlMaps, config, creds),
+            certs: client!(SslCertificates, config, creds),
+            https_proxies: client!(TargetHttpsProxies, config, creds),
+            rhttp_proxies: client!(RegionTargetHttpProxies, config, creds),
+            global_addresses: client!(GlobalAddresses, config, creds),
+            addresses: client!(Addresses, config, creds),
+            global_rules: client!(GlobalForwardingRules, config, creds),
+            rules: client!(ForwardingRules, config, creds),
+            firewalls: client!(Firewalls, config, creds),
+        };
+        let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
+        Ok(GceCloud { config, c, limiter })
+    }
+
+    fn project(&self) -> &str {
+        &self.config.project
+    }
+
+    fn region(&self) -> &str {
+        &self.config.region
+    }
+}
+
+impl Cloud for GceCloud {
+    async fn ensure_template(&self, spec: &TemplateSpec) -> Result<String, CloudError> {
+        Ok(self.ensure_template_impl(spec).await?)
+    }
+
+    async fn list_templates(&self, app: &str) -> Result<Vec<TemplateInfo>, CloudError> {
+        Ok(self.list_templates_impl(app).await?)
+    }
+
+    async fn delete_template(&self, app: &str, name: &str) -> Result<(), CloudError> {
+        Ok(self.delete_template_impl(app, name).await?)
+    }
+
+    async fn get_group(&self, id: &GroupId) -> Result<Option<GroupState>, CloudError> {
+        Ok(self.get_group_impl(id).await?)
+    }
+
+    async fn apply_group(&self, spec: &GroupSpec) -> Result<(), CloudError> {
+        Ok(self.apply_group_impl(spec).await?)
+    }
+
+    async fn resize_group(&self, id: &GroupId, size: u32) -> Result<(), CloudError> {
+        Ok(self.resize_group_impl(id, size).await?)
+    }
+
+    async fn delete_group(&self, id: &GroupId) -> Result<(), CloudError> {
+        Ok(self.delete_group_impl(id).await?)
+    }
+
+    async fn apply_health_check(&self, spec: &HealthCheckSpec) -> Result<(), CloudError> {
+        Ok(self.apply_health_check_impl(spec).await?)
+    }
+
+    async fn delete_health_check(&self, app: &str, name: &str) -> Result<(), CloudError> {
+        Ok(self.delete_health_check_impl(app, name).await?)
+    }
+
+    async fn apply_load_balancer(&self, spec: &LoadBalancerSpec) -> Result<LbState, CloudError> {
+        Ok(self.apply_load_balancer_impl(spec).await?)
+    }
+
+    async fn get_load_balancer(&self, id: &LbId) -> Result<LbState, CloudError> {
+        Ok(self.get_load_balancer_impl(id).await?)
+    }
+
+    async fn delete_load_balancer(&self, id: &LbId) -> Result<(), CloudError> {
+        Ok(self.delete_load_balancer_impl(id).await?)
+    }
+
+    async fn list_firewalls(&self, app: &str) -> Result<Vec<FirewallSpec>, CloudError> {
+        Ok(self.list_firewalls_impl(app).await?)
+    }
+
+    async fn apply_firewall(&self, spec: &FirewallSpec) -> Result<(), CloudError> {
+        Ok(self.apply_firewall_impl(spec).await?)
+    }
+
+    async fn delete_firewall(&self, app: &str, name: &str) -> Result<(), CloudError> {
+        Ok(self.delete_firewall_impl(app, name).await?)
+    }
+}

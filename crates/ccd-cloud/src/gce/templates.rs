@@ -1,0 +1,172 @@
+//! Instance templates: rendered from a [`TemplateSpec`], created once under
+//! their content-hash name, never changed.
+
+use google_cloud_compute_v1::model::{
+    AttachedDisk, AttachedDiskInitializeParams, InstanceProperties, InstanceTemplate, Metadata, NetworkInterface,
+    ServiceAccount, Tags, metadata,
+};
+use google_cloud_gax::options::RequestOptionsBuilder as _;
+use serde_json::json;
+
+use super::GceCloud;
+use super::call::{Outcome, request_id};
+use super::marker;
+use crate::model::{LocalRun, TemplateInfo, TemplateSpec, instance_tag};
+
+/// Container-Optimized OS: Docker is there, the startup script runs the image.
+const BOOT_IMAGE: &str = "projects/cos-cloud/global/images/family/cos-stable";
+/// Scope of the instances' service account; IAM decides what it may do.
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// The metadata item the local cloud reads to run an instance.
+const LOCAL_RUN_KEY: &str = "ccd-local-run";
+const REVISION_WORD: &str = "ccd-revision";
+
+/// Single-quotes a word for bash.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs the image with Docker at boot. The container declaration metadata
+/// (konlet) stops working on 2026-07-31, so ccd does not use it. Pulling
+/// needs a route to the registry: Private Google Access or Cloud NAT, as the
+/// instances get no external address.
+fn startup_script(spec: &TemplateSpec) -> String {
+    let registry = spec.image.split('/').next().unwrap_or_default();
+    let mut env = format!(" -e {}", quote(&format!("PORT={}", spec.port)));
+    for (k, v) in &spec.env {
+        env.push_str(&format!(" -e {}", quote(&format!("{k}={v}"))));
+    }
+    format!(
+        "#!/bin/bash\n\
+         # Written by ccd; instances of this template run one container.\n\
+         set -u\n\
+         export HOME=/var/lib/ccd\n\
+         mkdir -p \"$HOME\"\n\
+         docker-credential-gcr configure-docker --registries={registry} >/dev/null 2>&1 || true\n\
+         docker rm -f app >/dev/null 2>&1 || true\n\
+         docker run -d --name app --restart=always --network host{env} {image}\n",
+        registry = quote(registry),
+        image = quote(&spec.image),
+    )
+}
+
+/// The local cloud's `ccd-local-run` item; `PORT` and the app's env are given too.
+fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
+    match run {
+        LocalRun::Simulated => json!({"simulated": true}).to_string(),
+        LocalRun::Process { command, args, env, stop_grace } => {
+            let mut all = spec.env.clone();
+            all.insert("PORT".to_owned(), spec.port.to_string());
+            all.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            json!({"command": command, "args": args, "env": all, "stopGraceSec": stop_grace.as_secs()}).to_string()
+        }
+    }
+}
+
+impl GceCloud {
+    fn render_template(&self, spec: &TemplateSpec, name: &str) -> InstanceTemplate {
+        let mut items = vec![metadata::Items::new().set_key("startup-script").set_value(startup_script(spec))];
+        if let Some(run) = &spec.local_run {
+            items.push(metadata::Items::new().set_key(LOCAL_RUN_KEY).set_value(local_run(spec, run)));
+        }
+        let properties = InstanceProperties::new()
+            .set_machine_type(&spec.machine_type)
+            .set_tags(Tags::new().set_items([instance_tag(&spec.app)]))
+            .set_labels(marker::labels(&spec.app, &spec.labels))
+            .set_disks([AttachedDisk::new()
+                .set_boot(true)
+                .set_auto_delete(true)
+                .set_initialize_params(AttachedDiskInitializeParams::new().set_source_image(BOOT_IMAGE))])
+            .set_network_interfaces([NetworkInterface::new().set_network(&self.config.network)])
+            .set_service_accounts([ServiceAccount::new().set_email("default").set_scopes([CLOUD_PLATFORM])])
+            .set_metadata(Metadata::new().set_items(items));
+        InstanceTemplate::new()
+            .set_name(name)
+            .set_description(marker::description(&spec.app, &[(REVISION_WORD, &spec.revision)]))
+            .set_properties(properties)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %spec.app, template))]
+    pub(crate) async fn ensure_template_impl(&self, spec: &TemplateSpec) -> Outcome<String> {
+        let name = spec.name();
+        tracing::Span::current().record("template", name.as_str());
+        let resource = format!("global/instanceTemplates/{name}");
+        let get = self.c.templates.get().set_project(self.project()).set_instance_template(&name).send();
+        if self.find(&resource, get).await?.is_some() {
+            return Ok(name);
+        }
+        let insert = self
+            .c
+            .templates
+            .insert()
+            .set_project(self.project())
+            .set_body(self.render_template(spec, &name))
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.create(&resource, insert).await?;
+        Ok(name)
+    }
+
+    #[tracing::instrument(skip_all, fields(app))]
+    pub(crate) async fn list_templates_impl(&self, app: &str) -> Outcome<Vec<TemplateInfo>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let list = self.c.templates.list().set_project(self.project()).set_page_token(&token).send();
+            let page = self.read("global/instanceTemplates", list).await?;
+            for t in page.items {
+                if marker::owned_by(t.description.as_deref(), app) {
+                    out.push(TemplateInfo {
+                        revision: marker::word(t.description.as_deref(), REVISION_WORD).map(str::to_owned),
+                        name: t.name.unwrap_or_default(),
+                        created: t.creation_timestamp,
+                    });
+                }
+            }
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(app, template = name))]
+    pub(crate) async fn delete_template_impl(&self, app: &str, name: &str) -> Outcome<()> {
+        let _ = app;
+        let delete = self
+            .c
+            .templates
+            .delete()
+            .set_project(self.project())
+            .set_instance_template(name)
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&format!("global/instanceTemplates/{name}"), delete).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn startup_scripts_quote_what_they_pass() {
+        let spec = TemplateSpec {
+            app: "web".into(),
+            revision: "1".into(),
+            image: "europe-docker.pkg.dev/p/r/web:1".into(),
+            port: 8080,
+            env: BTreeMap::from([("GREETING".into(), "it's me".into())]),
+            machine_type: "e2-small".into(),
+            local_run: None,
+            labels: BTreeMap::new(),
+        };
+        let s = startup_script(&spec);
+        assert!(s.contains(r"-e 'GREETING=it'\''s me'"), "{s}");
+        assert!(s.contains("--registries='europe-docker.pkg.dev'"), "{s}");
+        assert!(s.ends_with("-e 'PORT=8080' -e 'GREETING=it'\\''s me' 'europe-docker.pkg.dev/p/r/web:1'\n"), "{s}");
+    }
+}

@@ -1,0 +1,399 @@
+//! ccd's model of what it deploys, as the Cloud port speaks it: instance
+//! templates, instance groups, health checks, load balancers and firewall
+//! rules. Nothing here names a Google API type, so another cloud's adapter
+//! can implement the same port.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Label (or description marker) on everything ccd creates.
+pub const MANAGED_LABEL: &str = "ccd-managed";
+/// Label (or description marker) naming the app a resource belongs to.
+pub const APP_LABEL: &str = "ccd-app";
+/// Source ranges of Google's health checkers and external load balancer front ends.
+pub const HEALTH_CHECK_RANGES: [&str; 2] = ["35.191.0.0/16", "130.211.0.0/22"];
+
+/// The network tag every instance of `app` carries; firewall rules target it.
+pub fn instance_tag(app: &str) -> String {
+    format!("ccd-{app}")
+}
+
+/// Bumped whenever the meaning of a [`TemplateSpec`] changes, so that the same
+/// spec rendered differently gets a new template name.
+const TEMPLATE_FORMAT: u32 = 1;
+
+/// An immutable instance template: what one revision of an app runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateSpec {
+    pub app: String,
+    /// The app's version this template runs (recorded, and part of the name's hash).
+    pub revision: String,
+    /// Container image.
+    pub image: String,
+    /// The port the app listens on; given to it as `PORT`.
+    pub port: u16,
+    pub env: BTreeMap<String, String>,
+    pub machine_type: String,
+    /// How ccd's local cloud runs the instances, where the image cannot run.
+    pub local_run: Option<LocalRun>,
+    /// Extra labels for the instances (the spec's metadata labels).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl TemplateSpec {
+    /// `{app}-{hash}`: templates are immutable, so the name is derived from the
+    /// content and an unchanged spec always names the same template.
+    pub fn name(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(TEMPLATE_FORMAT.to_be_bytes());
+        // Serializing plain structs and BTreeMaps cannot fail and is deterministic.
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        let digest = h.finalize();
+        let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", self.app)
+    }
+}
+
+/// How the local cloud runs an instance (its `ccd-local-run` metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LocalRun {
+    /// No process: the instance is RUNNING and healthy at once.
+    Simulated,
+    /// A process per instance; `$(NAME)` in args expands env's NAME (`PORT` is set).
+    Process { command: Vec<String>, args: Vec<String>, env: BTreeMap<String, String>, stop_grace: Duration },
+}
+
+/// A template as found in the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateInfo {
+    pub name: String,
+    pub revision: Option<String>,
+    /// RFC 3339 creation time, when the cloud reports it.
+    pub created: Option<String>,
+}
+
+/// An absolute count or a percentage of the group's target size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    Fixed(u32),
+    Percent(u32),
+}
+
+/// One version of a group: instances made from `template`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupVersion {
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// `None` for exactly one version: it takes the instances the others leave.
+    pub target: Option<Share>,
+}
+
+/// How instances are replaced when the versions change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    pub max_surge: Share,
+    pub max_unavailable: Share,
+}
+
+impl Default for UpdatePolicy {
+    /// Capacity never drops: one extra instance at a time.
+    fn default() -> Self {
+        UpdatePolicy { max_surge: Share::Fixed(1), max_unavailable: Share::Fixed(0) }
+    }
+}
+
+/// Instances failing `health_check` (a name from `apply_health_check`) are
+/// recreated, once `initial_delay` has passed since they started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autohealing {
+    pub health_check: String,
+    pub initial_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPort {
+    pub name: String,
+    pub port: u16,
+}
+
+/// Where a group is: a zone, or (`zone: None`) the adapter's region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupId {
+    pub app: String,
+    pub name: String,
+    pub zone: Option<String>,
+}
+
+/// The desired state of a managed instance group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub app: String,
+    pub name: String,
+    /// One zone: a zonal group. None or several: a regional group spread over
+    /// these zones (all of the region's when empty).
+    pub zones: Vec<String>,
+    pub versions: Vec<GroupVersion>,
+    /// Required to create the group; `None` leaves an existing group's size to
+    /// whoever owns scaling.
+    pub target_size: Option<u32>,
+    pub update: UpdatePolicy,
+    pub autohealing: Option<Autohealing>,
+    pub named_port: Option<NamedPort>,
+}
+
+impl GroupSpec {
+    pub fn id(&self) -> GroupId {
+        let zone = match self.zones.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        GroupId { app: self.app.clone(), name: self.name.clone(), zone }
+    }
+}
+
+/// A group as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub id: GroupId,
+    pub target_size: u32,
+    pub versions: Vec<GroupVersion>,
+    /// No instance is being created, replaced or deleted.
+    pub is_stable: bool,
+    /// Every instance runs the template its version asks for.
+    pub version_target_reached: bool,
+    pub named_ports: Vec<NamedPort>,
+    pub instances: Vec<ManagedInstance>,
+}
+
+impl GroupState {
+    /// Stable and on target: a rollout step is complete.
+    pub fn converged(&self) -> bool {
+        self.is_stable && self.version_target_reached
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedInstance {
+    pub name: String,
+    /// Template name of the instance's version.
+    pub template: Option<String>,
+    pub version: Option<String>,
+    pub action: InstanceAction,
+    pub status: InstanceStatus,
+    pub health: InstanceHealth,
+    /// Internal address.
+    pub address: Option<IpAddr>,
+}
+
+/// What the group is doing to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceAction {
+    None,
+    Creating,
+    Recreating,
+    Deleting,
+    Restarting,
+    Verifying,
+    /// Any other action, by the cloud's name.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Being provisioned or started.
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceHealth {
+    Healthy,
+    Unhealthy,
+    Draining,
+    /// Not probed (no autohealing check) or not yet known.
+    Unknown,
+}
+
+/// What a health check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Healthy when `path` answers 200.
+    Http { path: String, port: u16 },
+    /// Healthy when the port accepts connections.
+    Tcp { port: u16 },
+}
+
+/// A probe and its timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthDefinition {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// A named health check, for autohealing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    pub app: String,
+    pub name: String,
+    pub health: HealthDefinition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LbKind {
+    /// HTTPS on 443 from the internet, with a managed certificate for `domains`.
+    External { domains: Vec<String> },
+    /// HTTP on `port`, reachable only from inside the network.
+    Internal { port: u16 },
+}
+
+/// A load balancer in front of one group. Every piece is named `{name}-{piece}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadBalancerSpec {
+    pub app: String,
+    pub name: String,
+    pub group: GroupId,
+    /// The group's named port traffic goes to.
+    pub port_name: String,
+    /// The balancer's own health check (kept apart from autohealing's, which
+    /// should be slower to condemn an instance).
+    pub health: HealthDefinition,
+    /// How long a leaving instance keeps finishing in-flight requests.
+    pub drain: Duration,
+    pub kind: LbKind,
+    /// Extra labels, where the cloud's resources take labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl LoadBalancerSpec {
+    pub fn id(&self) -> LbId {
+        LbId { app: self.app.clone(), name: self.name.clone(), internal: matches!(self.kind, LbKind::Internal { .. }) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LbId {
+    pub app: String,
+    pub name: String,
+    pub internal: bool,
+}
+
+/// The pieces of a load balancer, in creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LbPieceKind {
+    HealthCheck,
+    BackendService,
+    UrlMap,
+    Certificate,
+    TargetProxy,
+    Address,
+    ForwardingRule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbPiece {
+    pub kind: LbPieceKind,
+    pub name: String,
+    pub exists: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbState {
+    /// The address clients connect to, once reserved.
+    pub address: Option<IpAddr>,
+    pub pieces: Vec<LbPiece>,
+}
+
+impl LbState {
+    /// Every piece exists.
+    pub fn complete(&self) -> bool {
+        self.pieces.iter().all(|p| p.exists)
+    }
+
+    /// No piece exists.
+    pub fn absent(&self) -> bool {
+        self.pieces.iter().all(|p| !p.exists)
+    }
+}
+
+/// An ingress rule: `sources` may reach the app's instances on `port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallSpec {
+    pub app: String,
+    pub name: String,
+    pub port: u16,
+    /// CIDR ranges.
+    pub sources: Vec<String>,
+}
+
+impl FirewallSpec {
+    /// Health checkers and the external load balancer's front ends to the app's port.
+    pub fn health_checks(app: &str, port: u16) -> Self {
+        FirewallSpec {
+            app: app.to_owned(),
+            name: format!("{app}-allow-health"),
+            port,
+            sources: HEALTH_CHECK_RANGES.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// The spec's `allowFrom` ranges to the app's port (`suffix` tells rules apart).
+    pub fn allow_from(app: &str, suffix: &str, port: u16, sources: Vec<String>) -> Self {
+        FirewallSpec { app: app.to_owned(), name: format!("{app}-allow-{suffix}"), port, sources }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TemplateSpec {
+        TemplateSpec {
+            app: "web".into(),
+            revision: "1.0.0".into(),
+            image: "example/web:1".into(),
+            port: 8080,
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            machine_type: "e2-small".into(),
+            local_run: Some(LocalRun::Simulated),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn template_names_follow_content() {
+        let a = spec();
+        assert_eq!(a.name(), spec().name());
+        assert!(a.name().starts_with("web-") && a.name().len() == "web-".len() + 10, "{}", a.name());
+        let mut b = spec();
+        b.env.insert("B".into(), "2".into());
+        assert_ne!(a.name(), b.name());
+    }
+
+    #[test]
+    fn one_zone_makes_a_zonal_group() {
+        let mut g = GroupSpec {
+            app: "web".into(),
+            name: "web".into(),
+            zones: vec!["europe-west1-b".into()],
+            versions: vec![],
+            target_size: Some(2),
+            update: UpdatePolicy::default(),
+            autohealing: None,
+            named_port: None,
+        };
+        assert_eq!(g.id().zone.as_deref(), Some("europe-west1-b"));
+        g.zones.push("europe-west1-c".into());
+        assert_eq!(g.id().zone, None);
+    }
+}

@@ -1,0 +1,317 @@
+//! The behaviour suite every store must pass, run by `folder.rs` and `bucket.rs` through
+//! `behaviour_suite!`, so the two stores cannot drift apart.
+//!
+//! A test sees the store through the `SpecStore` port and changes files behind its back
+//! through a `Backdoor` (plain filesystem calls, or the GCS JSON API): the way users and
+//! `ccd sync` change specs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use ccd_store::{MAX_SPEC_BYTES, SpecStore, StoreError};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+/// Raw access to the storage under a store, bypassing it.
+pub trait Backdoor: Send + Sync {
+    /// Writes `rel` (e.g. `specs/a.yaml`), creating or replacing it.
+    fn put(&self, rel: &str, bytes: &[u8]) -> impl Future<Output = ()> + Send;
+    /// Removes `rel`.
+    fn remove(&self, rel: &str) -> impl Future<Output = ()> + Send;
+    /// Something that changes on every write of `rel` (inode and mtime, or the generation);
+    /// `None` when `rel` does not exist.
+    fn stamp(&self, rel: &str) -> impl Future<Output = Option<String>> + Send;
+}
+
+/// A fresh, empty store and a backdoor into it (which keeps its folder or server alive).
+pub struct Subject<S, B> {
+    pub store: S,
+    pub raw: B,
+}
+
+/// How long a change hint may take; generous for shared CI machines. Hints are awaited, and
+/// this only bounds a failing test.
+const HINT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Expands to one `#[tokio::test]` per behaviour, each on a fresh subject from `$subject`.
+macro_rules! behaviour_suite {
+    ($subject:path) => {
+        behaviour_suite!(@each $subject;
+            empty_store_lists_nothing,
+            lists_and_gets_specs_ignoring_other_files,
+            version_tracks_content_only,
+            oversized_spec_is_reported_not_loaded,
+            ambiguous_and_misnamed_specs_are_reported,
+            status_is_written_only_when_changed,
+            status_delete_is_idempotent,
+            bad_app_names_are_refused,
+            changes_hint_created_edited_and_deleted_specs,
+        );
+    };
+    (@each $subject:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                crate::common::$name($subject().await).await;
+            }
+        )*
+    };
+}
+pub(crate) use behaviour_suite;
+
+fn names(listing: &ccd_store::SpecListing) -> Vec<&str> {
+    listing.specs.iter().map(|s| s.name.as_str()).collect()
+}
+
+pub async fn empty_store_lists_nothing<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    let listing = s.store.list_specs().await.unwrap();
+    assert!(listing.specs.is_empty() && listing.unreadable.is_empty());
+    assert_eq!(s.store.get_spec("hello").await.unwrap(), None);
+    assert_eq!(s.store.read_status("hello").await.unwrap(), None);
+}
+
+pub async fn lists_and_gets_specs_ignoring_other_files<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    s.raw.put("specs/hello.yaml", b"name: hello\n").await;
+    s.raw.put("specs/web.yml", b"name: web\n").await;
+    for ignored in [
+        "specs/notes.txt",
+        "specs/README",
+        "specs/.hidden.yaml",
+        "specs/.hello.yaml.swp",
+        "specs/hello.yaml~",
+        "specs/#hello.yaml#",
+        "specs/nested/deep.yaml",
+        "status/hello.yaml",
+        "other/stray.yaml",
+        "top.yaml",
+    ] {
+        s.raw.put(ignored, b"name: ignored\n").await;
+    }
+
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["hello", "web"]);
+    assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+    let hello = &listing.specs[0];
+    assert_eq!(hello.path, "specs/hello.yaml");
+    assert_eq!(hello.bytes.as_ref(), b"name: hello\n");
+    assert_eq!(listing.specs[1].path, "specs/web.yml");
+
+    assert_eq!(
+        s.store.get_spec("hello").await.unwrap().as_ref(),
+        Some(hello)
+    );
+    let web = s.store.get_spec("web").await.unwrap().unwrap();
+    assert_eq!(web.bytes.as_ref(), b"name: web\n");
+    assert_eq!(s.store.get_spec("missing").await.unwrap(), None);
+    assert_eq!(s.store.get_spec("deep").await.unwrap(), None);
+    assert_eq!(s.store.get_spec("notes").await.unwrap(), None);
+}
+
+pub async fn version_tracks_content_only<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    s.raw.put("specs/app.yaml", b"replicas: 1\n").await;
+    let first = s.store.get_spec("app").await.unwrap().unwrap();
+    let stamp = s.raw.stamp("specs/app.yaml").await;
+
+    // Same bytes written again: a new file or generation underneath, the same version.
+    s.raw.put("specs/app.yaml", b"replicas: 1\n").await;
+    assert_ne!(s.raw.stamp("specs/app.yaml").await, stamp);
+    let same = s.store.get_spec("app").await.unwrap().unwrap();
+    assert_eq!(same.version, first.version);
+
+    s.raw.put("specs/app.yaml", b"replicas: 2\n").await;
+    let changed = s.store.get_spec("app").await.unwrap().unwrap();
+    assert_ne!(changed.version, first.version);
+    let listed = s.store.list_specs().await.unwrap();
+    assert_eq!(listed.specs[0].version, changed.version);
+    assert_eq!(listed.specs[0].bytes.as_ref(), b"replicas: 2\n");
+}
+
+pub async fn oversized_spec_is_reported_not_loaded<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    let limit = usize::try_from(MAX_SPEC_BYTES).unwrap();
+    s.raw.put("specs/at-limit.yaml", &vec![b'#'; limit]).await;
+    s.raw.put("specs/big.yaml", &vec![b'#'; limit + 1]).await;
+
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["at-limit"]);
+    assert_eq!(listing.specs[0].bytes.len(), limit);
+    let [big] = listing.unreadable.as_slice() else {
+        panic!("expected one unreadable spec: {:?}", listing.unreadable)
+    };
+    assert_eq!(
+        (big.name.as_str(), big.path.as_str()),
+        ("big", "specs/big.yaml")
+    );
+    assert!(
+        matches!(big.error, StoreError::TooLarge { .. }),
+        "{}",
+        big.error
+    );
+    assert!(
+        big.error.to_string().contains("specs/big.yaml"),
+        "{}",
+        big.error
+    );
+
+    let err = s.store.get_spec("big").await.unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("specs/big.yaml"), "{err}");
+}
+
+pub async fn ambiguous_and_misnamed_specs_are_reported<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    s.raw.put("specs/dup.yaml", b"a: 1\n").await;
+    s.raw.put("specs/dup.yml", b"a: 2\n").await;
+    s.raw.put("specs/Bad Name.yaml", b"a: 3\n").await;
+    s.raw.put("specs/ok.yaml", b"a: 4\n").await;
+
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["ok"]);
+    let reported: Vec<_> = listing
+        .unreadable
+        .iter()
+        .map(|u| (u.name.as_str(), u.path.as_str()))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("Bad Name", "specs/Bad Name.yaml"),
+            ("dup", "specs/dup.yaml")
+        ]
+    );
+    assert!(matches!(
+        listing.unreadable[0].error,
+        StoreError::InvalidAppName { .. }
+    ));
+    let dup = listing.unreadable[1].error.to_string();
+    assert!(dup.contains("dup.yaml") && dup.contains("dup.yml"), "{dup}");
+
+    let err = s.store.get_spec("dup").await.unwrap_err();
+    assert!(matches!(err, StoreError::Ambiguous { .. }), "{err}");
+}
+
+pub async fn status_is_written_only_when_changed<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    assert!(
+        s.store
+            .write_status("hello", b"phase: Ready\n")
+            .await
+            .unwrap()
+    );
+    let stamp = s.raw.stamp("status/hello.yaml").await;
+    assert!(stamp.is_some());
+    assert_eq!(
+        s.store
+            .read_status("hello")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        b"phase: Ready\n"
+    );
+
+    assert!(
+        !s.store
+            .write_status("hello", b"phase: Ready\n")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.raw.stamp("status/hello.yaml").await,
+        stamp,
+        "identical write touched the file"
+    );
+
+    assert!(
+        s.store
+            .write_status("hello", b"phase: Degraded\n")
+            .await
+            .unwrap()
+    );
+    assert_ne!(s.raw.stamp("status/hello.yaml").await, stamp);
+    assert_eq!(
+        s.store
+            .read_status("hello")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        b"phase: Degraded\n"
+    );
+
+    // Someone else rewrote it: the store compares with what is there now, not a memory.
+    s.raw.put("status/hello.yaml", b"phase: Ready\n").await;
+    assert!(
+        s.store
+            .write_status("hello", b"phase: Degraded\n")
+            .await
+            .unwrap()
+    );
+
+    // Status never shows up as a spec.
+    assert!(s.store.list_specs().await.unwrap().specs.is_empty());
+}
+
+pub async fn status_delete_is_idempotent<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    s.store.delete_status("ghost").await.unwrap();
+    assert!(s.store.write_status("app", b"x: 1\n").await.unwrap());
+    s.store.delete_status("app").await.unwrap();
+    assert_eq!(s.store.read_status("app").await.unwrap(), None);
+    assert_eq!(s.raw.stamp("status/app.yaml").await, None);
+    s.store.delete_status("app").await.unwrap();
+    assert!(s.store.write_status("app", b"x: 1\n").await.unwrap());
+}
+
+pub async fn bad_app_names_are_refused<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    for bad in ["", "../escape", "a/b", ".hidden", "sp ace", "per%cent"] {
+        let invalid =
+            |r: Result<_, StoreError>| matches!(r, Err(StoreError::InvalidAppName { .. }));
+        assert!(invalid(s.store.get_spec(bad).await.map(|_| ())), "{bad:?}");
+        assert!(
+            invalid(s.store.read_status(bad).await.map(|_| ())),
+            "{bad:?}"
+        );
+        assert!(
+            invalid(s.store.write_status(bad, b"x").await.map(|_| ())),
+            "{bad:?}"
+        );
+        assert!(invalid(s.store.delete_status(bad).await), "{bad:?}");
+    }
+    assert_eq!(s.raw.stamp("escape.yaml").await, None);
+}
+
+pub async fn changes_hint_created_edited_and_deleted_specs<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    s.raw.put("specs/edited.yaml", b"v: 1\n").await;
+    s.raw.put("specs/deleted.yaml", b"v: 1\n").await;
+    // The controller's order: list once, then follow hints.
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["deleted", "edited"]);
+    let mut hints = s.store.changes().expect("this store reports changes");
+
+    s.raw.put("specs/created.yaml", b"v: 1\n").await;
+    expect_hint(&mut hints, "created").await;
+    s.raw.put("specs/edited.yaml", b"v: 2\n").await;
+    expect_hint(&mut hints, "edited").await;
+    s.raw.remove("specs/deleted.yaml").await;
+    expect_hint(&mut hints, "deleted").await;
+}
+
+/// Waits for a hint naming `app`, skipping others (hints may repeat or be spurious).
+pub async fn expect_hint(hints: &mut BoxStream<'static, String>, app: &str) {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(HINT_TIMEOUT, async {
+        while let Some(hint) = hints.next().await {
+            if hint == app {
+                return true;
+            }
+            seen.push(hint);
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "no hint for {app:?}; saw {seen:?}");
+}
