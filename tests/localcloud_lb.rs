@@ -40,7 +40,7 @@ async fn https_through_the_load_balancer_and_out_of_rotation() {
             "targetTags": ["hello"], "allowed": [{"IPProtocol": "tcp", "ports": ["8080"]}]})),
         ("global/healthChecks", json!({"name": "hello-hc", "type": "HTTP", "httpHealthCheck": {"portName": "http", "requestPath": "/healthz"},
             "checkIntervalSec": 1, "timeoutSec": 1, "healthyThreshold": 1, "unhealthyThreshold": 2})),
-        (&"zones/europe-west1-b/instanceGroupManagers", json!({"name": "hello", "instanceTemplate": "global/instanceTemplates/hello-t1", "targetSize": 2})),
+        ("zones/europe-west1-b/instanceGroupManagers", json!({"name": "hello", "instanceTemplate": "global/instanceTemplates/hello-t1", "targetSize": 2})),
     ];
     for (path, body) in steps {
         wait_op(&api, api.post(path, body).await.unwrap()).await;

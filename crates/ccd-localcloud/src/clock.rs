@@ -51,7 +51,7 @@ pub fn suffix(len: usize) -> String {
     (0..len)
         .map(|_| {
             let c = ALPHABET[(n % 36) as usize] as char;
-            n = n / 36 ^ n.rotate_left(17);
+            n = (n / 36) ^ n.rotate_left(17);
             c
         })
         .collect()

@@ -207,7 +207,7 @@ fn check_not_in_use(cloud: &Cloud, key: &str) -> Result<(), ApiError> {
     let mut referrers = cloud
         .store
         .scan(&format!("projects/{project}/"), |k| k != key && !refs::reference_fields(&collection_of(k)).is_empty());
-    referrers.retain(|(k, v)| refs::references(&collection_of(k), v).iter().any(|r| *r == link));
+    referrers.retain(|(k, v)| refs::references(&collection_of(k), v).contains(&link));
     match referrers.first() {
         Some((by, _)) => Err(ApiError::in_use(key, by)),
         None => Ok(()),

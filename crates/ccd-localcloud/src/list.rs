@@ -112,7 +112,7 @@ impl Filter {
             let equal = match found {
                 Some(Value::String(s)) => s == value,
                 Some(Value::Null) | None => false,
-                Some(other) => other.to_string() == *value,
+                Some(other) => value.parse::<Value>().is_ok_and(|v| v == *other),
             };
             equal != *negate
         })

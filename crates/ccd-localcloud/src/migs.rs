@@ -80,10 +80,10 @@ pub fn admit(cloud: &Cloud, call: &Call, key: &str, old: Option<&Value>, res: &m
         if policies.len() > 1 {
             return Err(ApiError::invalid("Invalid value for field 'resource.autoHealingPolicies': only one policy is supported."));
         }
-        if let Some(delay) = policies.first().and_then(|p| p["initialDelaySec"].as_i64()) {
-            if !(0..=3600).contains(&delay) {
-                return Err(ApiError::invalid("Invalid value for field 'resource.autoHealingPolicies[0].initialDelaySec': must be 0 to 3600."));
-            }
+        if let Some(delay) = policies.first().and_then(|p| p["initialDelaySec"].as_i64())
+            && !(0..=3600).contains(&delay)
+        {
+            return Err(ApiError::invalid("Invalid value for field 'resource.autoHealingPolicies[0].initialDelaySec': must be 0 to 3600."));
         }
     }
     let group_scope = &call.target.scope;
@@ -214,6 +214,9 @@ pub fn render_group(cloud: &Arc<Cloud>, key: &str, out: &mut Value) {
     out["size"] = size.into();
 }
 
+/// A change to a group, applied when its operation runs.
+type GroupChange = Box<dyn FnOnce(&mut Value) -> Result<(), ApiError> + Send>;
+
 /// The imperative verbs of managed groups.
 pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
@@ -228,7 +231,7 @@ pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     }
     let instances = listed_instances(cloud, call, &key)?;
     let op_type = format!("compute.instanceGroupManagers.{name}");
-    let change: Box<dyn FnOnce(&mut Value) -> Result<(), ApiError> + Send> = match name {
+    let change: GroupChange = match name {
         "resize" => {
             let size: i64 = call.query.get("size").and_then(|s| s.parse().ok()).ok_or_else(|| ApiError::required("size"))?;
             if !(0..=1000).contains(&size) {

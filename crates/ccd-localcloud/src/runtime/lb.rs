@@ -320,15 +320,15 @@ fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig
             config.backends.push(b);
         }
     }
-    if let Some(hc) = &hc {
-        if config.health_check.port.is_none() {
-            config.health_check.port = super::health::probe_port_named(hc, |name| {
-                res["backends"].as_array().into_iter().flatten().find_map(|b| {
-                    let g = cloud.store.get(&cloud.key_of(b["group"].as_str()?))?;
-                    g["namedPorts"].as_array()?.iter().find(|p| p["name"] == name)?["port"].as_u64()
-                })
-            });
-        }
+    if let Some(hc) = &hc
+        && config.health_check.port.is_none()
+    {
+        config.health_check.port = super::health::probe_port_named(hc, |name| {
+            res["backends"].as_array().into_iter().flatten().find_map(|b| {
+                let g = cloud.store.get(&cloud.key_of(b["group"].as_str()?))?;
+                g["namedPorts"].as_array()?.iter().find(|p| p["name"] == name)?["port"].as_u64()
+            })
+        });
     }
     config
 }

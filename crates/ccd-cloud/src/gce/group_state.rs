@@ -1,0 +1,139 @@
+//! A group's state: the group, its managed instances and their addresses.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use google_cloud_compute_v1::model::{ManagedInstance as GceInstance, managed_instance};
+
+use super::GceCloud;
+use super::call::Outcome;
+use super::groups::{igm, versions_of};
+use super::marker::name_of;
+use crate::model::{
+    APP_LABEL, GroupId, GroupState, InstanceAction, InstanceHealth, InstanceStatus, ManagedInstance, NamedPort,
+};
+
+fn action(a: Option<&managed_instance::CurrentAction>) -> InstanceAction {
+    use managed_instance::CurrentAction as A;
+    match a {
+        None | Some(A::None) => InstanceAction::None,
+        Some(A::Creating | A::CreatingWithoutRetries) => InstanceAction::Creating,
+        Some(A::Recreating) => InstanceAction::Recreating,
+        Some(A::Deleting | A::Abandoning) => InstanceAction::Deleting,
+        Some(A::Restarting) => InstanceAction::Restarting,
+        Some(A::Verifying) => InstanceAction::Verifying,
+        Some(other) => InstanceAction::Other(other.name().unwrap_or("UNKNOWN").to_owned()),
+    }
+}
+
+fn status(s: Option<&managed_instance::InstanceStatus>) -> InstanceStatus {
+    let name = s.and_then(|s| s.name()).unwrap_or("UNKNOWN");
+    match name {
+        "RUNNING" => InstanceStatus::Running,
+        "PROVISIONING" | "STAGING" | "PENDING" | "REPAIRING" => InstanceStatus::Pending,
+        "STOPPING" | "SUSPENDING" | "PENDING_STOP" => InstanceStatus::Stopping,
+        "STOPPED" | "TERMINATED" | "SUSPENDED" => InstanceStatus::Stopped,
+        other => InstanceStatus::Unknown(other.to_owned()),
+    }
+}
+
+fn health(i: &GceInstance) -> InstanceHealth {
+    let state = i.instance_health.first().and_then(|h| h.detailed_health_state.as_ref()).and_then(|s| s.name());
+    match state {
+        Some("HEALTHY") => InstanceHealth::Healthy,
+        Some("UNHEALTHY" | "TIMEOUT") => InstanceHealth::Unhealthy,
+        Some("DRAINING") => InstanceHealth::Draining,
+        _ => InstanceHealth::Unknown,
+    }
+}
+
+/// `.../zones/{zone}/instances/{name}` → zone.
+fn zone_of(link: &str) -> Option<&str> {
+    link.split("/zones/").nth(1)?.split('/').next()
+}
+
+impl GceCloud {
+    #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name))]
+    pub(crate) async fn get_group_impl(&self, id: &GroupId) -> Outcome<Option<GroupState>> {
+        let Some(group) = self.find_group(id).await? else { return Ok(None) };
+        let members = self.managed_instances(id).await?;
+        let zones: BTreeSet<&str> = members.iter().filter_map(|m| m.instance.as_deref().and_then(zone_of)).collect();
+        let mut addresses = HashMap::new();
+        for zone in zones {
+            addresses.extend(self.instance_addresses(&id.app, zone).await?);
+        }
+        let instances = members
+            .iter()
+            .map(|m| {
+                let name = m.name.clone().or_else(|| m.instance.as_deref().map(|l| name_of(l).to_owned())).unwrap_or_default();
+                ManagedInstance {
+                    address: addresses.get(&name).copied(),
+                    template: m.version.as_ref().and_then(|v| v.instance_template.as_deref()).map(|t| name_of(t).to_owned()),
+                    version: m.version.as_ref().and_then(|v| v.name.clone()),
+                    action: action(m.current_action.as_ref()),
+                    status: status(m.instance_status.as_ref()),
+                    health: health(m),
+                    name,
+                }
+            })
+            .collect();
+        let status = group.status.clone().unwrap_or_default();
+        Ok(Some(GroupState {
+            id: id.clone(),
+            target_size: group.target_size.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
+            versions: versions_of(&group),
+            is_stable: status.is_stable == Some(true),
+            version_target_reached: status.version_target.and_then(|v| v.is_reached) == Some(true),
+            named_ports: group
+                .named_ports
+                .iter()
+                .map(|p| NamedPort {
+                    name: p.name.clone().unwrap_or_default(),
+                    port: p.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+                })
+                .collect(),
+            instances,
+        }))
+    }
+
+    async fn managed_instances(&self, id: &GroupId) -> Outcome<Vec<GceInstance>> {
+        let resource = self.group_resource(id);
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (items, next) = igm!(self, id, list_managed_instances, |b| {
+                let page = self.read(&resource, b.set_page_token(&token).send()).await?;
+                (page.managed_instances, page.next_page_token)
+            });
+            out.extend(items);
+            match next {
+                Some(next) if !next.is_empty() => token = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Internal addresses of the app's instances in a zone, by name: one list
+    /// call per zone instead of one get per instance.
+    async fn instance_addresses(&self, app: &str, zone: &str) -> Outcome<HashMap<String, IpAddr>> {
+        let resource = format!("zones/{zone}/instances");
+        let filter = format!("labels.{APP_LABEL} = \"{app}\"");
+        let mut out = HashMap::new();
+        let mut token = String::new();
+        loop {
+            let list =
+                self.c.instances.list().set_project(self.project()).set_zone(zone).set_filter(&filter).set_page_token(&token);
+            let page = self.read(&resource, list.send()).await?;
+            for i in page.items {
+                let ip = i.network_interfaces.first().and_then(|n| n.network_ip.as_deref()).and_then(|ip| ip.parse().ok());
+                if let (Some(name), Some(ip)) = (i.name, ip) {
+                    out.insert(name, ip);
+                }
+            }
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Managed instance groups: zonal when the spec names one zone, regional
+//! otherwise. Versions, update policy and autohealing are patched with the
+//! group's fingerprint; the named port lives on the group's instance group.
+
+use google_cloud_compute_v1::model::{
+    DistributionPolicy, DistributionPolicyZoneConfiguration, FixedOrPercent, InstanceGroupManager,
+    InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy, InstanceGroupManagerVersion,
+    InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort, RegionInstanceGroupsSetNamedPortsRequest,
+    instance_group_manager_update_policy as up,
+};
+use google_cloud_gax::options::RequestOptionsBuilder as _;
+
+use super::GceCloud;
+use super::call::{Failure, Kind, Outcome, request_id, with_fresh_fingerprint};
+use super::marker::{self, name_of};
+use crate::model::{GroupId, GroupSpec, GroupVersion, NamedPort, Share};
+
+/// Runs `$body` with `$b` bound to the zonal or the regional builder of
+/// `$method`, scoped to the group: the two APIs differ only in zone/region.
+macro_rules! igm {
+    ($self:ident, $id:expr, $method:ident, |$b:ident| $body:expr) => {
+        match &$id.zone {
+            Some(zone) => {
+                let $b = $self
+                    .c
+                    .igm
+                    .$method()
+                    .set_project($self.project())
+                    .set_zone(zone)
+                    .set_instance_group_manager(&$id.name);
+                $body
+            }
+            None => {
+                let $b = $self
+                    .c
+                    .rigm
+                    .$method()
+                    .set_project($self.project())
+                    .set_region($self.region())
+                    .set_instance_group_manager(&$id.name);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use igm;
+
+pub(crate) fn share(s: Share) -> FixedOrPercent {
+    match s {
+        Share::Fixed(n) => FixedOrPercent::new().set_fixed(i32::try_from(n).unwrap_or(i32::MAX)),
+        Share::Percent(p) => FixedOrPercent::new().set_percent(i32::try_from(p).unwrap_or(100)),
+    }
+}
+
+pub(crate) fn share_of(f: &FixedOrPercent) -> Option<Share> {
+    match (f.fixed, f.percent) {
+        (Some(n), _) => Some(Share::Fixed(u32::try_from(n).unwrap_or(0))),
+        (None, Some(p)) => Some(Share::Percent(u32::try_from(p).unwrap_or(0))),
+        (None, None) => None,
+    }
+}
+
+/// The versions a group runs, in ccd's terms.
+pub(crate) fn versions_of(g: &InstanceGroupManager) -> Vec<GroupVersion> {
+    g.versions
+        .iter()
+        .map(|v| GroupVersion {
+            name: v.name.clone().unwrap_or_default(),
+            template: v.instance_template.as_deref().map(name_of).unwrap_or_default().to_owned(),
+            target: v.target_size.as_ref().and_then(share_of),
+        })
+        .collect()
+}
+
+impl GceCloud {
+    /// A full link: accepted by Compute wherever a reference is asked for.
+    pub(crate) fn link(&self, path: &str) -> String {
+        let base = self.config.endpoint.as_deref().unwrap_or("https://www.googleapis.com");
+        format!("{}/compute/v1/projects/{}/{path}", base.trim_end_matches('/'), self.project())
+    }
+
+    pub(crate) fn group_resource(&self, id: &GroupId) -> String {
+        match &id.zone {
+            Some(zone) => format!("zones/{zone}/instanceGroupManagers/{}", id.name),
+            None => format!("regions/{}/instanceGroupManagers/{}", self.region(), id.name),
+        }
+    }
+
+    pub(crate) async fn find_group(&self, id: &GroupId) -> Outcome<Option<InstanceGroupManager>> {
+        let resource = self.group_resource(id);
+        igm!(self, id, get, |b| self.find(&resource, b.send()).await)
+    }
+
+    /// What the spec asks of the fields ccd owns (not the target size).
+    fn desired(&self, spec: &GroupSpec) -> InstanceGroupManager {
+        let versions = spec.versions.iter().map(|v| {
+            let mut out = InstanceGroupManagerVersion::new()
+                .set_name(&v.name)
+                .set_instance_template(self.link(&format!("global/instanceTemplates/{}", v.template)));
+            if let Some(t) = v.target {
+                out = out.set_target_size(share(t));
+            }
+            out
+        });
+        let policy = InstanceGroupManagerUpdatePolicy::new()
+            .set_type(up::Type::Proactive)
+            .set_minimal_action(up::MinimalAction::Replace)
+            .set_replacement_method(up::ReplacementMethod::Substitute)
+            .set_max_surge(share(spec.update.max_surge))
+            .set_max_unavailable(share(spec.update.max_unavailable));
+        let healing = spec.autohealing.iter().map(|a| {
+            InstanceGroupManagerAutoHealingPolicy::new()
+                .set_health_check(self.link(&format!("global/healthChecks/{}", a.health_check)))
+                .set_initial_delay_sec(i32::try_from(a.initial_delay.as_secs()).unwrap_or(3600))
+        });
+        InstanceGroupManager::new()
+            .set_versions(versions)
+            .set_update_policy(policy)
+            .set_auto_healing_policies(healing)
+    }
+
+    /// Whether the group already is as the spec asks.
+    fn matches(spec: &GroupSpec, g: &InstanceGroupManager) -> bool {
+        let policy = g.update_policy.clone().unwrap_or_default();
+        let surge = policy.max_surge.as_ref().and_then(share_of);
+        let unavailable = policy.max_unavailable.as_ref().and_then(share_of);
+        let healing: Vec<(String, i32)> = g
+            .auto_healing_policies
+            .iter()
+            .map(|p| (p.health_check.as_deref().map(name_of).unwrap_or_default().to_owned(), p.initial_delay_sec.unwrap_or(0)))
+            .collect();
+        let want_healing: Vec<(String, i32)> = spec
+            .autohealing
+            .iter()
+            .map(|a| (a.health_check.clone(), i32::try_from(a.initial_delay.as_secs()).unwrap_or(3600)))
+            .collect();
+        versions_of(g) == spec.versions
+            && policy.r#type == Some(up::Type::Proactive)
+            && surge == Some(spec.update.max_surge)
+            && unavailable == Some(spec.update.max_unavailable)
+            && healing == want_healing
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %spec.app, group = %spec.name))]
+    pub(crate) async fn apply_group_impl(&self, spec: &GroupSpec) -> Outcome<()> {
+        let id = spec.id();
+        let resource = self.group_resource(&id);
+        let open = spec.versions.iter().filter(|v| v.target.is_none()).count();
+        if open != 1 {
+            let message = "exactly one version must leave its target unset";
+            return Err(Failure::new(Kind::Invalid, &resource, message));
+        }
+        let created = match self.find_group(&id).await? {
+            Some(_) => false,
+            None => self.insert_group(spec, &id, &resource).await?,
+        };
+        if !created {
+            with_fresh_fingerprint(|| self.patch_group(spec, &id, &resource)).await?;
+            if let Some(size) = spec.target_size {
+                let current = self.find_group(&id).await?.and_then(|g| g.target_size);
+                if current != i32::try_from(size).ok() {
+                    self.resize_group_impl(&id, size).await?;
+                }
+            }
+        }
+        if let Some(port) = &spec.named_port {
+            with_fresh_fingerprint(|| self.set_named_port(&id, port)).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the group; `false` when it turned out to exist already.
+    async fn insert_group(&self, spec: &GroupSpec, id: &GroupId, resource: &str) -> Outcome<bool> {
+        let size = spec
+            .target_size
+            .ok_or_else(|| Failure::new(Kind::Invalid, resource, "a target size is needed to create a group"))?;
+        let body = self
+            .desired(spec)
+            .set_name(&spec.name)
+            .set_base_instance_name(&spec.name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_target_size(i32::try_from(size).unwrap_or(i32::MAX));
+        let result = match &id.zone {
+            Some(zone) => {
+                let insert = self.c.igm.insert().set_project(self.project()).set_zone(zone).set_body(body);
+                self.mutate(resource, insert.set_request_id(request_id()).with_idempotency(true).poller()).await
+            }
+            None => {
+                let zones = spec.zones.iter().map(|z| DistributionPolicyZoneConfiguration::new().set_zone(format!("zones/{z}")));
+                let body = body.set_distribution_policy(DistributionPolicy::new().set_zones(zones));
+                let insert = self.c.rigm.insert().set_project(self.project()).set_region(self.region()).set_body(body);
+                self.mutate(resource, insert.set_request_id(request_id()).with_idempotency(true).poller()).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                tracing::info!(resource, size, "group created");
+                Ok(true)
+            }
+            Err(f) if f.kind == Kind::AlreadyExists => Ok(false),
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn patch_group(&self, spec: &GroupSpec, id: &GroupId, resource: &str) -> Outcome<()> {
+        let Some(current) = self.find_group(id).await? else {
+            return Err(Failure::new(Kind::NotFound, resource, "the group vanished while being updated"));
+        };
+        if Self::matches(spec, &current) {
+            return Ok(());
+        }
+        let body = self.desired(spec).set_or_clear_fingerprint(current.fingerprint);
+        igm!(self, id, patch, |b| {
+            let patch = b.set_body(body).set_request_id(request_id()).with_idempotency(true).poller();
+            self.mutate(resource, patch).await
+        })?;
+        tracing::info!(resource, versions = ?spec.versions, "group updated");
+        Ok(())
+    }
+
+    async fn set_named_port(&self, id: &GroupId, port: &NamedPort) -> Outcome<()> {
+        let ports = [GceNamedPort::new().set_name(&port.name).set_port(i32::from(port.port))];
+        let is_set = |current: &[GceNamedPort]| {
+            current.len() == 1 && current[0].name.as_deref() == Some(&port.name) && current[0].port == Some(i32::from(port.port))
+        };
+        match &id.zone {
+            Some(zone) => {
+                let resource = format!("zones/{zone}/instanceGroups/{}", id.name);
+                let get = self.c.groups.get().set_project(self.project()).set_zone(zone).set_instance_group(&id.name);
+                let group = self.read(&resource, get.send()).await?;
+                if is_set(&group.named_ports) {
+                    return Ok(());
+                }
+                let body = InstanceGroupsSetNamedPortsRequest::new().set_named_ports(ports).set_or_clear_fingerprint(group.fingerprint);
+                let call = self.c.groups.set_named_ports().set_project(self.project()).set_zone(zone).set_instance_group(&id.name);
+                self.mutate(&resource, call.set_body(body).set_request_id(request_id()).with_idempotency(true).poller()).await?;
+            }
+            None => {
+                let resource = format!("regions/{}/instanceGroups/{}", self.region(), id.name);
+                let get = self.c.rgroups.get().set_project(self.project()).set_region(self.region()).set_instance_group(&id.name);
+                let group = self.read(&resource, get.send()).await?;
+                if is_set(&group.named_ports) {
+                    return Ok(());
+                }
+                let body =
+                    RegionInstanceGroupsSetNamedPortsRequest::new().set_named_ports(ports).set_or_clear_fingerprint(group.fingerprint);
+                let call = self.c.rgroups.set_named_ports().set_project(self.project()).set_region(self.region()).set_instance_group(&id.name);
+                self.mutate(&resource, call.set_body(body).set_request_id(request_id()).with_idempotency(true).poller()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name, size))]
+    pub(crate) async fn resize_group_impl(&self, id: &GroupId, size: u32) -> Outcome<()> {
+        let resource = self.group_resource(id);
+        igm!(self, id, resize, |b| {
+            let resize = b
+                .set_size(i32::try_from(size).unwrap_or(i32::MAX))
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller();
+            self.mutate(&resource, resize).await
+        })?;
+        tracing::info!(resource, size, "group resized");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name))]
+    pub(crate) async fn delete_group_impl(&self, id: &GroupId) -> Outcome<()> {
+        let resource = self.group_resource(id);
+        igm!(self, id, delete, |b| {
+            self.remove(&resource, b.set_request_id(request_id()).with_idempotency(true).poller()).await
+        })
+    }
+}
