@@ -13,7 +13,10 @@ use tokio::process::{Child, Command};
 /// The folder cargo put this test's binaries in (`.../debug`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 /// A workspace binary, brought up to date once per test process: this
@@ -23,7 +26,10 @@ pub fn binary(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--bins", "-p", "ccd", "-p", "ccd-sample-app"])
-            .env("CARGO_TARGET_DIR", profile_dir().parent().expect("target dir"))
+            .env(
+                "CARGO_TARGET_DIR",
+                profile_dir().parent().expect("target dir"),
+            )
             .status()
             .expect("cargo build");
         assert!(status.success(), "building the binaries failed");
@@ -56,7 +62,9 @@ impl LocalCloudProcess {
             .arg(data)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(data.join("localcloud.log"))?))
+            .stderr(Stdio::from(std::fs::File::create(
+                data.join("localcloud.log"),
+            )?))
             .kill_on_drop(true)
             .spawn()
             .context("cannot start ccd localcloud")?;
@@ -76,7 +84,11 @@ impl LocalCloudProcess {
         .await
         .context("ccd localcloud did not print its address")??;
         let base = compute.trim_end_matches("/compute/v1/").to_owned();
-        Ok(LocalCloudProcess { child, compute, base })
+        Ok(LocalCloudProcess {
+            child,
+            compute,
+            base,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -87,7 +99,9 @@ impl LocalCloudProcess {
 impl Drop for LocalCloudProcess {
     fn drop(&mut self) {
         let Some(pid) = self.child.id() else { return };
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             // Reap it if it is our zombie; `try_wait` never blocks.
@@ -126,16 +140,27 @@ pub struct Api {
 
 impl Api {
     pub fn new(compute: &str, project: &str) -> Self {
-        Api { http: reqwest::Client::new(), project: format!("{compute}projects/{project}") }
+        Api {
+            http: reqwest::Client::new(),
+            project: format!("{compute}projects/{project}"),
+        }
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let url = format!("{}/{path}", self.project);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let response = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let response = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
         let status = response.status();
         let value: serde_json::Value = response.json().await.unwrap_or_default();
         if !status.is_success() {

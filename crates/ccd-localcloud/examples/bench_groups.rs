@@ -19,7 +19,9 @@ const CONCURRENCY: usize = 32;
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let binary = args.get(1).context("usage: bench_groups CCD_BINARY [GROUPS] [SIZE]")?;
+    let binary = args
+        .get(1)
+        .context("usage: bench_groups CCD_BINARY [GROUPS] [SIZE]")?;
     let groups: usize = args.get(2).map_or(Ok(1000), |a| a.parse())?;
     let size: usize = args.get(3).map_or(Ok(2), |a| a.parse())?;
     let data = std::env::temp_dir().join(format!("ccd-bench-groups-{}", std::process::id()));
@@ -27,7 +29,11 @@ async fn main() -> Result<()> {
 
     let mut child = tokio::process::Command::new(binary)
         .args(["localcloud", "--listen", "127.0.0.1:0"])
-        .args(if std::env::var_os("BENCH_IN_MEMORY").is_some() { vec![] } else { vec![std::ffi::OsString::from("--data"), data.clone().into()] })
+        .args(if std::env::var_os("BENCH_IN_MEMORY").is_some() {
+            vec![]
+        } else {
+            vec![std::ffi::OsString::from("--data"), data.clone().into()]
+        })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -36,17 +42,25 @@ async fn main() -> Result<()> {
     let pid = child.id().context("no pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
     let base = loop {
-        let line = lines.next_line().await?.context("ccd localcloud exited before it was ready")?;
+        let line = lines
+            .next_line()
+            .await?
+            .context("ccd localcloud exited before it was ready")?;
         if let Some(url) = line.strip_prefix("compute api: ") {
             break url.trim_end_matches('/').to_owned();
         }
     };
     let http = reqwest::Client::new();
     let project = format!("{base}/projects/bench");
-    post(&http, &format!("{project}/global/instanceTemplates"), json!({
-        "name": "sim", "properties": {"machineType": "e2-small",
-        "metadata": {"items": [{"key": "ccd-local-run", "value": "{\"simulated\": true}"}]}}
-    })).await?;
+    post(
+        &http,
+        &format!("{project}/global/instanceTemplates"),
+        json!({
+            "name": "sim", "properties": {"machineType": "e2-small",
+            "metadata": {"items": [{"key": "ccd-local-run", "value": "{\"simulated\": true}"}]}}
+        }),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = rss_kib(pid)?;
 
@@ -82,10 +96,21 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = rss_kib(pid)?;
     let per_instance = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / expected as f64;
-    println!("local cloud scale: {groups} groups x {size} simulated instances ({expected} instances), {CONCURRENCY} concurrent clients");
-    println!("  groups created (API answered):   {:.2} s", created.as_secs_f64());
-    println!("  all instances RUNNING:            {:.2} s  (goal: under 10 s)", stable.as_secs_f64());
-    println!("  server memory: {} KiB before, {} KiB after: {:.0} bytes per simulated instance (goal: under 10 KB)", rss_before, rss_after, per_instance);
+    println!(
+        "local cloud scale: {groups} groups x {size} simulated instances ({expected} instances), {CONCURRENCY} concurrent clients"
+    );
+    println!(
+        "  groups created (API answered):   {:.2} s",
+        created.as_secs_f64()
+    );
+    println!(
+        "  all instances RUNNING:            {:.2} s  (goal: under 10 s)",
+        stable.as_secs_f64()
+    );
+    println!(
+        "  server memory: {} KiB before, {} KiB after: {:.0} bytes per simulated instance (goal: under 10 KB)",
+        rss_before, rss_after, per_instance
+    );
     child.kill().await.ok();
     let _ = std::fs::remove_dir_all(&data);
     Ok(())
@@ -105,7 +130,16 @@ async fn count_running(http: &reqwest::Client, url: &str) -> Result<usize> {
     let mut count = 0;
     let mut token = String::new();
     loop {
-        let page: Value = http.get(url).query(&[("pageToken", token.as_str()), ("filter", "status = RUNNING")]).send().await?.json().await?;
+        let page: Value = http
+            .get(url)
+            .query(&[
+                ("pageToken", token.as_str()),
+                ("filter", "status = RUNNING"),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
         count += page["items"].as_array().map_or(0, Vec::len);
         match page["nextPageToken"].as_str() {
             Some(t) => token = t.to_owned(),

@@ -23,7 +23,10 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/admin/v1/faults", get(get_faults).put(put_faults))
-        .route("/admin/v1/projects/{project}/zones/{zone}/instances/{name}/crash", post(crash))
+        .route(
+            "/admin/v1/projects/{project}/zones/{zone}/instances/{name}/crash",
+            post(crash),
+        )
         .route("/admin/v1/status", get(status))
         .route("/admin/v1/listeners", get(listeners))
         .with_state(state)
@@ -36,7 +39,13 @@ async fn get_faults(State(s): State<AdminState>) -> Json<FaultConfig> {
 async fn put_faults(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
     let config: FaultConfig = match serde_json::from_slice(&body) {
         Ok(c) => c,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
     };
     if let Err(e) = config.check() {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
@@ -46,10 +55,17 @@ async fn put_faults(State(s): State<AdminState>, body: axum::body::Bytes) -> Res
     Json(config).into_response()
 }
 
-async fn crash(State(s): State<AdminState>, Path((project, zone, name)): Path<(String, String, String)>) -> Response {
+async fn crash(
+    State(s): State<AdminState>,
+    Path((project, zone, name)): Path<(String, String, String)>,
+) -> Response {
     let key = format!("projects/{project}/zones/{zone}/instances/{name}");
     if s.cloud.store.get(&key).is_none() {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no instance {key}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no instance {key}")})),
+        )
+            .into_response();
     }
     match s.instances.crash(&key).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"crashed": key}))).into_response(),
@@ -63,6 +79,12 @@ async fn listeners(State(s): State<AdminState>) -> Json<serde_json::Value> {
 }
 
 async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
-    let instances = s.cloud.store.keys("projects/", |k| k.contains("/instances/")).len();
-    Json(json!({"resources": s.cloud.store.len(), "instances": instances, "faults": s.cloud.faults.get()}))
+    let instances = s
+        .cloud
+        .store
+        .keys("projects/", |k| k.contains("/instances/"))
+        .len();
+    Json(
+        json!({"resources": s.cloud.store.len(), "instances": instances, "faults": s.cloud.faults.get()}),
+    )
 }

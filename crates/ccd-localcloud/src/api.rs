@@ -72,7 +72,9 @@ pub async fn handle(
 
 fn parse(verb: &str, path: &str, query: Option<&str>, body: &[u8]) -> Result<Call, ApiError> {
     let api = Api::compute();
-    let (method, _params) = api.resolve(verb, path).ok_or_else(|| ApiError::method_not_found(verb, path))?;
+    let (method, _params) = api
+        .resolve(verb, path)
+        .ok_or_else(|| ApiError::method_not_found(verb, path))?;
     let target = paths::target(path).ok_or_else(|| ApiError::method_not_found(verb, path))?;
     let collection_name = target
         .collection
@@ -92,7 +94,11 @@ fn parse(verb: &str, path: &str, query: Option<&str>, body: &[u8]) -> Result<Cal
         }
         params.insert(k.into_owned(), v.into_owned());
     }
-    for p in method.parameters.iter().filter(|p| p.required && p.location == ccd_discovery::Location::Query) {
+    for p in method
+        .parameters
+        .iter()
+        .filter(|p| p.required && p.location == ccd_discovery::Location::Query)
+    {
         if !params.contains_key(&p.name) {
             return Err(ApiError::required(&p.name));
         }
@@ -107,7 +113,9 @@ fn parse(verb: &str, path: &str, query: Option<&str>, body: &[u8]) -> Result<Cal
             let value: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
             if !value.is_object() {
-                return Err(ApiError::invalid("Invalid JSON payload received. The request body must be a JSON object."));
+                return Err(ApiError::invalid(
+                    "Invalid JSON payload received. The request body must be a JSON object.",
+                ));
             }
             api.check_request(schema, &value).map_err(|errors| {
                 let text: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
@@ -116,17 +124,31 @@ fn parse(verb: &str, path: &str, query: Option<&str>, body: &[u8]) -> Result<Cal
             value
         }
     };
-    Ok(Call { method, target, collection_name, project, query: params, body })
+    Ok(Call {
+        method,
+        target,
+        collection_name,
+        project,
+        query: params,
+        body,
+    })
 }
 
-fn check_param(name: &str, value: &str, kind: ParamType, allowed: &[String]) -> Result<(), ApiError> {
+fn check_param(
+    name: &str,
+    value: &str,
+    kind: ParamType,
+    allowed: &[String],
+) -> Result<(), ApiError> {
     let ok = match kind {
         ParamType::Integer => value.parse::<i64>().is_ok(),
         ParamType::Boolean => value == "true" || value == "false",
         _ => true,
     };
     if !ok {
-        return Err(ApiError::invalid(format!("Invalid value for field '{name}': '{value}'. Must be {kind:?}.")));
+        return Err(ApiError::invalid(format!(
+            "Invalid value for field '{name}': '{value}'. Must be {kind:?}."
+        )));
     }
     if !allowed.is_empty() && !allowed.iter().any(|a| a == value) {
         return Err(ApiError::invalid(format!(

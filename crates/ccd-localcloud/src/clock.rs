@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// RFC 3339 in UTC with milliseconds, as Compute writes `creationTimestamp`
 /// (Google uses the Pacific offset; any offset is valid RFC 3339).
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(since.as_secs(), since.subsec_millis())
 }
 
@@ -39,7 +41,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A unique numeric id, sent as a decimal string like Compute's `id`.
 pub fn new_id() -> String {
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
     let _ = NEXT_ID.compare_exchange(0, seed | (1 << 60), Ordering::Relaxed, Ordering::Relaxed);
     NEXT_ID.fetch_add(1, Ordering::Relaxed).to_string()
 }
@@ -47,7 +52,10 @@ pub fn new_id() -> String {
 /// A short unique suffix for generated names (instances, operations).
 pub fn suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut n = new_id().parse::<u64>().unwrap_or(0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut n = new_id()
+        .parse::<u64>()
+        .unwrap_or(0)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (0..len)
         .map(|_| {
             let c = ALPHABET[(n % 36) as usize] as char;

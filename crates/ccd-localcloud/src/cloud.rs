@@ -22,15 +22,28 @@ pub struct Cloud {
 impl Cloud {
     pub fn new(store: Store, base: String, check_responses: bool) -> Arc<Self> {
         let conformance = check_responses.then(Default::default);
-        Arc::new(Cloud { store, base, faults: Faults::default(), health: Default::default(), balancers: Default::default(), conformance })
+        Arc::new(Cloud {
+            store,
+            base,
+            faults: Faults::default(),
+            health: Default::default(),
+            balancers: Default::default(),
+            conformance,
+        })
     }
 
     /// Records where a response strays from the discovery document.
     pub fn check_response(&self, method: &ccd_discovery::Method, body: &serde_json::Value) {
-        let (Some(log), Some(schema)) = (&self.conformance, &method.response) else { return };
+        let (Some(log), Some(schema)) = (&self.conformance, &method.response) else {
+            return;
+        };
         if let Err(errors) = ccd_discovery::Api::compute().check_response(schema, body) {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            log.extend(errors.iter().map(|e| format!("{} ({schema}): {e}", method.id)));
+            log.extend(
+                errors
+                    .iter()
+                    .map(|e| format!("{} ({schema}): {e}", method.id)),
+            );
         }
     }
 

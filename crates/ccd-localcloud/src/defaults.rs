@@ -13,12 +13,19 @@ fn default(res: &mut Value, field: &str, value: Value) {
 }
 
 pub fn instance_template(res: &mut Value) -> Result<(), ApiError> {
-    let props = res.get("properties").filter(|p| p.is_object()).ok_or_else(|| ApiError::required("resource.properties"))?;
+    let props = res
+        .get("properties")
+        .filter(|p| p.is_object())
+        .ok_or_else(|| ApiError::required("resource.properties"))?;
     if let Some(items) = props.pointer("/metadata/items").and_then(Value::as_array) {
         for item in items {
             if item["key"] == local_run::METADATA_KEY {
-                local_run::LocalRun::parse(item["value"].as_str().unwrap_or(""))
-                    .map_err(|e| ApiError::invalid(format!("Invalid value for field 'resource.properties.metadata.items[{}]': {e}", local_run::METADATA_KEY)))?;
+                local_run::LocalRun::parse(item["value"].as_str().unwrap_or("")).map_err(|e| {
+                    ApiError::invalid(format!(
+                        "Invalid value for field 'resource.properties.metadata.items[{}]': {e}",
+                        local_run::METADATA_KEY
+                    ))
+                })?;
             }
         }
     }
@@ -26,13 +33,27 @@ pub fn instance_template(res: &mut Value) -> Result<(), ApiError> {
 }
 
 /// A standalone instance: it boots (PROVISIONING) and gets its own loopback address.
-pub fn instance(cloud: &Cloud, call: &crate::api::Call, key: &str, res: &mut Value) -> Result<(), ApiError> {
+pub fn instance(
+    cloud: &Cloud,
+    call: &crate::api::Call,
+    key: &str,
+    res: &mut Value,
+) -> Result<(), ApiError> {
     let zone = key.rsplit_once("/instances/").map_or("", |(z, _)| z);
     res["status"] = "PROVISIONING".into();
-    let machine = res["machineType"].as_str().map_or("e2-small", paths::name_of).to_owned();
+    let machine = res["machineType"]
+        .as_str()
+        .map_or("e2-small", paths::name_of)
+        .to_owned();
     res["machineType"] = cloud.link(&format!("{zone}/machineTypes/{machine}")).into();
-    let network = cloud.link(&format!("projects/{}/global/networks/default", call.project));
-    if res["networkInterfaces"].as_array().is_none_or(Vec::is_empty) {
+    let network = cloud.link(&format!(
+        "projects/{}/global/networks/default",
+        call.project
+    ));
+    if res["networkInterfaces"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
         res["networkInterfaces"] = json!([{"network": network}]);
     }
     let nic = &mut res["networkInterfaces"][0];
@@ -48,8 +69,14 @@ pub fn instance(cloud: &Cloud, call: &crate::api::Call, key: &str, res: &mut Val
 pub fn address(cloud: &Cloud, res: &mut Value) -> Result<(), ApiError> {
     if res.get("address").is_none() {
         res["address"] = crate::runtime::instances::allocate_ip(&cloud.store).into();
-    } else if res["address"].as_str().and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_none() {
-        return Err(ApiError::invalid("Invalid value for field 'resource.address': must be an IP address."));
+    } else if res["address"]
+        .as_str()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .is_none()
+    {
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource.address': must be an IP address.",
+        ));
     }
     default(res, "addressType", "EXTERNAL".into());
     default(res, "ipVersion", "IPV4".into());
@@ -58,7 +85,10 @@ pub fn address(cloud: &Cloud, res: &mut Value) -> Result<(), ApiError> {
 }
 
 pub fn health_check(res: &mut Value) -> Result<(), ApiError> {
-    let kind = res["type"].as_str().ok_or_else(|| ApiError::required("resource.type"))?.to_owned();
+    let kind = res["type"]
+        .as_str()
+        .ok_or_else(|| ApiError::required("resource.type"))?
+        .to_owned();
     let (field, default_port) = match kind.as_str() {
         "HTTP" => ("httpHealthCheck", 80),
         "HTTPS" => ("httpsHealthCheck", 443),
@@ -72,7 +102,10 @@ pub fn health_check(res: &mut Value) -> Result<(), ApiError> {
     };
     default(res, field, json!({}));
     let probe = &mut res[field];
-    if probe.get("portSpecification").is_none() && probe.get("port").is_none() && probe.get("portName").is_none() {
+    if probe.get("portSpecification").is_none()
+        && probe.get("port").is_none()
+        && probe.get("portName").is_none()
+    {
         probe["port"] = default_port.into();
     }
     if kind != "TCP" {
@@ -83,14 +116,19 @@ pub fn health_check(res: &mut Value) -> Result<(), ApiError> {
     default(res, "timeoutSec", 5.into());
     default(res, "healthyThreshold", 2.into());
     default(res, "unhealthyThreshold", 2.into());
-    let (interval, timeout) = (res["checkIntervalSec"].as_i64().unwrap_or(5), res["timeoutSec"].as_i64().unwrap_or(5));
+    let (interval, timeout) = (
+        res["checkIntervalSec"].as_i64().unwrap_or(5),
+        res["timeoutSec"].as_i64().unwrap_or(5),
+    );
     if timeout > interval {
         return Err(ApiError::invalid(format!(
             "Invalid value for field 'resource.timeoutSec': '{timeout}'. TimeoutSec should be less than checkIntervalSec."
         )));
     }
     if !(1..=300).contains(&interval) {
-        return Err(ApiError::invalid("Invalid value for field 'resource.checkIntervalSec': must be 1 to 300."));
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource.checkIntervalSec': must be 1 to 300.",
+        ));
     }
     Ok(())
 }
@@ -99,14 +137,22 @@ pub fn backend_service(res: &mut Value) -> Result<(), ApiError> {
     default(res, "loadBalancingScheme", "EXTERNAL".into());
     default(res, "protocol", "HTTP".into());
     default(res, "timeoutSec", 30.into());
-    default(res, "connectionDraining", json!({"drainingTimeoutSec": 300}));
+    default(
+        res,
+        "connectionDraining",
+        json!({"drainingTimeoutSec": 300}),
+    );
     if res["loadBalancingScheme"] != "INTERNAL" {
         default(res, "portName", "http".into());
     }
     if res["healthChecks"].as_array().is_some_and(|h| h.len() > 1) {
-        return Err(ApiError::invalid("Invalid value for field 'resource.healthChecks': a backend service takes at most one health check."));
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource.healthChecks': a backend service takes at most one health check.",
+        ));
     }
-    let Some(backends) = res.get_mut("backends").and_then(Value::as_array_mut) else { return Ok(()) };
+    let Some(backends) = res.get_mut("backends").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
     let single = backends.len() == 1;
     for (i, backend) in backends.iter_mut().enumerate() {
         default(backend, "balancingMode", "UTILIZATION".into());
@@ -133,23 +179,35 @@ pub fn firewall(cloud: &Cloud, project: &str, res: &mut Value) -> Result<(), Api
     default(res, "direction", "INGRESS".into());
     default(res, "priority", 1000.into());
     default(res, "disabled", false.into());
-    default(res, "network", cloud.link(&format!("projects/{project}/global/networks/default")).into());
+    default(
+        res,
+        "network",
+        cloud
+            .link(&format!("projects/{project}/global/networks/default"))
+            .into(),
+    );
     if let Some(network) = res["network"].as_str() {
         res["network"] = cloud.link(&paths::normalize(network, project)).into();
     }
     let rules = |f: &str| res.get(f).and_then(Value::as_array).map_or(0, Vec::len);
     if rules("allowed") + rules("denied") == 0 || (rules("allowed") > 0 && rules("denied") > 0) {
-        return Err(ApiError::invalid("Invalid value for field 'resource': a firewall rule needs either allowed or denied rules, not both."));
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource': a firewall rule needs either allowed or denied rules, not both.",
+        ));
     }
     let priority = res["priority"].as_i64().unwrap_or(1000);
     if !(0..=65535).contains(&priority) {
-        return Err(ApiError::invalid(format!("Invalid value for field 'resource.priority': '{priority}'. Must be 0 to 65535.")));
+        return Err(ApiError::invalid(format!(
+            "Invalid value for field 'resource.priority': '{priority}'. Must be 0 to 65535."
+        )));
     }
     for field in ["sourceRanges", "destinationRanges"] {
         for (i, range) in res[field].as_array().into_iter().flatten().enumerate() {
             let text = range.as_str().unwrap_or_default();
             if crate::firewall::parse_range(text).is_none() {
-                return Err(ApiError::invalid(format!("Invalid value for field 'resource.{field}[{i}]': '{text}'. Must be a CIDR range.")));
+                return Err(ApiError::invalid(format!(
+                    "Invalid value for field 'resource.{field}[{i}]': '{text}'. Must be a CIDR range."
+                )));
             }
         }
     }
@@ -164,19 +222,29 @@ pub fn forwarding_rule(cloud: &Cloud, project: &str, res: &mut Value) -> Result<
         // A reserved address, named by reference: Compute stores its IP.
         Some(reference) => {
             let key = paths::normalize(reference, project);
-            let address = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+            let address = cloud
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(&key))?;
             res["IPAddress"] = address["address"].clone();
         }
     }
     default(res, "IPProtocol", "TCP".into());
     default(res, "loadBalancingScheme", "EXTERNAL".into());
     if res.get("target").is_none() && res.get("backendService").is_none() {
-        return Err(ApiError::invalid("Invalid value for field 'resource': a forwarding rule needs a target or a backendService."));
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource': a forwarding rule needs a target or a backendService.",
+        ));
     }
     if let Some(range) = res["portRange"].as_str() {
-        let ok = range.split('-').all(|p| p.parse::<u16>().is_ok_and(|n| n > 0)) && range.split('-').count() <= 2;
+        let ok = range
+            .split('-')
+            .all(|p| p.parse::<u16>().is_ok_and(|n| n > 0))
+            && range.split('-').count() <= 2;
         if !ok {
-            return Err(ApiError::invalid(format!("Invalid value for field 'resource.portRange': '{range}'.")));
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.portRange': '{range}'."
+            )));
         }
         if !range.contains('-') {
             res["portRange"] = format!("{range}-{range}").into();
@@ -192,7 +260,11 @@ pub fn ssl_certificate(res: &mut Value) -> Result<(), ApiError> {
             let domains: Vec<String> = res
                 .pointer("/managed/domains")
                 .and_then(Value::as_array)
-                .map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             if domains.is_empty() {
                 return Err(ApiError::required("resource.managed.domains"));
@@ -203,13 +275,20 @@ pub fn ssl_certificate(res: &mut Value) -> Result<(), ApiError> {
             res["certificate"] = cert.certificate.into();
             res["privateKey"] = cert.private_key.into();
             res["managed"]["status"] = "ACTIVE".into();
-            let statuses: serde_json::Map<String, Value> = domains.iter().map(|d| (d.clone(), "ACTIVE".into())).collect();
+            let statuses: serde_json::Map<String, Value> = domains
+                .iter()
+                .map(|d| (d.clone(), "ACTIVE".into()))
+                .collect();
             res["managed"]["domainStatus"] = Value::Object(statuses);
             res["subjectAlternativeNames"] = domains.into();
         }
         _ => {
-            let cert = res["certificate"].as_str().ok_or_else(|| ApiError::required("resource.certificate"))?;
-            let key = res["privateKey"].as_str().ok_or_else(|| ApiError::required("resource.privateKey"))?;
+            let cert = res["certificate"]
+                .as_str()
+                .ok_or_else(|| ApiError::required("resource.certificate"))?;
+            let key = res["privateKey"]
+                .as_str()
+                .ok_or_else(|| ApiError::required("resource.privateKey"))?;
             let names = crate::certs::check_pair(cert, key).map_err(ApiError::invalid)?;
             res["subjectAlternativeNames"] = names.into();
         }

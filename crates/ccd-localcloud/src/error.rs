@@ -15,15 +15,27 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, reason, message: message.into() }
+        ApiError {
+            status,
+            reason,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(key: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "notFound", format!("The resource '{key}' was not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            format!("The resource '{key}' was not found"),
+        )
     }
 
     pub fn already_exists(key: &str) -> Self {
-        Self::new(StatusCode::CONFLICT, "alreadyExists", format!("The resource '{key}' already exists"))
+        Self::new(
+            StatusCode::CONFLICT,
+            "alreadyExists",
+            format!("The resource '{key}' already exists"),
+        )
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -31,14 +43,20 @@ impl ApiError {
     }
 
     pub fn required(field: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "required", format!("Required field '{field}' not specified"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "required",
+            format!("Required field '{field}' not specified"),
+        )
     }
 
     pub fn stale_fingerprint(key: &str) -> Self {
         Self::new(
             StatusCode::PRECONDITION_FAILED,
             "conditionNotMet",
-            format!("Supplied fingerprint does not match current fingerprint of '{key}'. Read the resource again and retry."),
+            format!(
+                "Supplied fingerprint does not match current fingerprint of '{key}'. Read the resource again and retry."
+            ),
         )
     }
 
@@ -51,7 +69,11 @@ impl ApiError {
     }
 
     pub fn method_not_found(verb: &str, path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "notFound", format!("No method {verb} /compute/v1/{path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            format!("No method {verb} /compute/v1/{path}"),
+        )
     }
 
     /// The `google.rpc.Code` name Google puts in `error.status`.
@@ -94,7 +116,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.reason, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.reason,
+            self.message
+        )
     }
 }
 

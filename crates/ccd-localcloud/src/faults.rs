@@ -28,9 +28,16 @@ pub struct FaultConfig {
 impl FaultConfig {
     pub fn check(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.error_rate) {
-            return Err(format!("errorRate {} must be between 0 and 1", self.error_rate));
+            return Err(format!(
+                "errorRate {} must be between 0 and 1",
+                self.error_rate
+            ));
         }
-        if let Some(bad) = self.error_codes.iter().find(|c| ![403, 429, 503].contains(*c)) {
+        if let Some(bad) = self
+            .error_codes
+            .iter()
+            .find(|c| ![403, 429, 503].contains(*c))
+        {
             return Err(format!("errorCodes: {bad} is not one of 403, 429, 503"));
         }
         if self.operation_latency_ms > 600_000 {
@@ -52,7 +59,10 @@ impl Faults {
     }
 
     pub fn get(&self) -> FaultConfig {
-        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn operation_latency(&self) -> Duration {
@@ -69,7 +79,11 @@ impl Faults {
         if (draw % 1_000_000) as f64 >= config.error_rate * 1_000_000.0 {
             return Ok(());
         }
-        let codes: &[u16] = if config.error_codes.is_empty() { &[403, 429, 503] } else { &config.error_codes };
+        let codes: &[u16] = if config.error_codes.is_empty() {
+            &[403, 429, 503]
+        } else {
+            &config.error_codes
+        };
         let code = codes[(draw / 1_000_000) as usize % codes.len()];
         Err(match code {
             403 => ApiError::new(
@@ -96,7 +110,9 @@ impl Faults {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos() as u64;
-        let _ = self.rng.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .rng
+            .compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
         let mut z = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -111,19 +127,32 @@ mod tests {
     #[test]
     fn the_error_rate_is_honoured_roughly() {
         let faults = Faults::default();
-        faults.set(FaultConfig { error_rate: 0.3, error_codes: vec![429], operation_latency_ms: 0 });
+        faults.set(FaultConfig {
+            error_rate: 0.3,
+            error_codes: vec![429],
+            operation_latency_ms: 0,
+        });
         let failed = (0..10_000).filter(|_| faults.maybe_fail().is_err()).count();
         assert!((2_500..3_500).contains(&failed), "{failed}");
-        assert_eq!(faults.maybe_fail().err().map_or(429, |e| e.status.as_u16()), 429);
+        assert_eq!(
+            faults.maybe_fail().err().map_or(429, |e| e.status.as_u16()),
+            429
+        );
         faults.set(FaultConfig::default());
         assert!((0..1000).all(|_| faults.maybe_fail().is_ok()));
     }
 
     #[test]
     fn bad_configs_are_refused() {
-        let bad = FaultConfig { error_rate: 2.0, ..Default::default() };
+        let bad = FaultConfig {
+            error_rate: 2.0,
+            ..Default::default()
+        };
         assert!(bad.check().is_err());
-        let bad = FaultConfig { error_codes: vec![500], ..Default::default() };
+        let bad = FaultConfig {
+            error_codes: vec![500],
+            ..Default::default()
+        };
         assert!(bad.check().is_err());
     }
 }

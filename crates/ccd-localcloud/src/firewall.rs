@@ -49,13 +49,22 @@ pub struct Ingress<'a> {
 pub fn decide(rules: &[std::sync::Arc<Value>], conn: &Ingress<'_>) -> (bool, Option<String>) {
     let mut best: Option<(i64, bool, String)> = None;
     for rule in rules {
-        if rule["disabled"] == true || rule["direction"].as_str().unwrap_or("INGRESS") != "INGRESS" {
+        if rule["disabled"] == true || rule["direction"].as_str().unwrap_or("INGRESS") != "INGRESS"
+        {
             continue;
         }
-        if rule["network"].as_str().is_some_and(|n| !same_network(n, conn.network)) {
+        if rule["network"]
+            .as_str()
+            .is_some_and(|n| !same_network(n, conn.network))
+        {
             continue;
         }
-        let targets: Vec<&str> = rule["targetTags"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let targets: Vec<&str> = rule["targetTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if !targets.is_empty() && !targets.iter().any(|t| conn.tags.iter().any(|g| g == t)) {
             continue;
         }
@@ -73,7 +82,12 @@ pub fn decide(rules: &[std::sync::Arc<Value>], conn: &Ingress<'_>) -> (bool, Opt
             Some(a) if a.as_array().is_some_and(|a| !a.is_empty()) => (a, true),
             _ => (&rule["denied"], false),
         };
-        if !list.as_array().into_iter().flatten().any(|p| protocol_matches(p, conn.port)) {
+        if !list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| protocol_matches(p, conn.port))
+        {
             continue;
         }
         let priority = rule["priority"].as_i64().unwrap_or(1000);
@@ -101,11 +115,19 @@ fn protocol_matches(rule: &Value, port: u16) -> bool {
     if protocol != "tcp" && protocol != "all" && protocol != "6" {
         return false;
     }
-    let Some(ports) = rule["ports"].as_array().filter(|p| !p.is_empty()) else { return true };
-    ports.iter().filter_map(Value::as_str).any(|p| match p.split_once('-') {
-        Some((lo, hi)) => lo.parse::<u16>().is_ok_and(|lo| lo <= port) && hi.parse::<u16>().is_ok_and(|hi| port <= hi),
-        None => p.parse::<u16>() == Ok(port),
-    })
+    let Some(ports) = rule["ports"].as_array().filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    ports
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|p| match p.split_once('-') {
+            Some((lo, hi)) => {
+                lo.parse::<u16>().is_ok_and(|lo| lo <= port)
+                    && hi.parse::<u16>().is_ok_and(|hi| port <= hi)
+            }
+            None => p.parse::<u16>() == Ok(port),
+        })
 }
 
 #[cfg(test)]
@@ -115,19 +137,37 @@ mod tests {
     use std::sync::Arc;
 
     fn conn(source: &str, port: u16) -> Ingress<'static> {
-        static TAGS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["web".to_owned()]);
-        Ingress { source: source.parse().unwrap(), port, tags: &TAGS, network: "global/networks/default" }
+        static TAGS: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["web".to_owned()]);
+        Ingress {
+            source: source.parse().unwrap(),
+            port,
+            tags: &TAGS,
+            network: "global/networks/default",
+        }
     }
 
     #[test]
     fn priority_deny_ties_and_implied_deny() {
         let rules = vec![
-            Arc::new(json!({"name": "allow-lb", "priority": 1000, "sourceRanges": ["35.191.0.0/16"], "targetTags": ["web"], "allowed": [{"IPProtocol": "tcp", "ports": ["8080"]}]})),
-            Arc::new(json!({"name": "deny-bad", "priority": 1000, "sourceRanges": ["35.191.9.0/24"], "denied": [{"IPProtocol": "tcp"}]})),
-            Arc::new(json!({"name": "other-tag", "priority": 10, "sourceRanges": ["0.0.0.0/0"], "targetTags": ["db"], "allowed": [{"IPProtocol": "tcp"}]})),
+            Arc::new(
+                json!({"name": "allow-lb", "priority": 1000, "sourceRanges": ["35.191.0.0/16"], "targetTags": ["web"], "allowed": [{"IPProtocol": "tcp", "ports": ["8080"]}]}),
+            ),
+            Arc::new(
+                json!({"name": "deny-bad", "priority": 1000, "sourceRanges": ["35.191.9.0/24"], "denied": [{"IPProtocol": "tcp"}]}),
+            ),
+            Arc::new(
+                json!({"name": "other-tag", "priority": 10, "sourceRanges": ["0.0.0.0/0"], "targetTags": ["db"], "allowed": [{"IPProtocol": "tcp"}]}),
+            ),
         ];
-        assert_eq!(decide(&rules, &conn("35.191.1.1", 8080)), (true, Some("allow-lb".into())));
-        assert_eq!(decide(&rules, &conn("35.191.9.9", 8080)), (false, Some("deny-bad".into())));
+        assert_eq!(
+            decide(&rules, &conn("35.191.1.1", 8080)),
+            (true, Some("allow-lb".into()))
+        );
+        assert_eq!(
+            decide(&rules, &conn("35.191.9.9", 8080)),
+            (false, Some("deny-bad".into()))
+        );
         assert_eq!(decide(&rules, &conn("35.191.1.1", 9090)), (false, None));
         assert_eq!(decide(&rules, &conn("10.0.0.1", 8080)), (false, None));
     }
@@ -137,6 +177,9 @@ mod tests {
         assert!(parse_range("10.0.0.0/8").is_some());
         assert!(parse_range("10.0.0.1").is_some());
         assert!(parse_range("10.0.0.0/40").is_none());
-        assert!(in_range("10.1.2.3".parse().unwrap(), parse_range("10.0.0.0/8").unwrap()));
+        assert!(in_range(
+            "10.1.2.3".parse().unwrap(),
+            parse_range("10.0.0.0/8").unwrap()
+        ));
     }
 }

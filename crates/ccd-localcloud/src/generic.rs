@@ -16,13 +16,19 @@ use crate::{clock, kinds, paths, refs};
 
 pub async fn get(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?;
-    let stored = cloud.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+    let stored = cloud
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(key))?;
     Ok(kinds::render(cloud, &call.collection_name, key, &stored))
 }
 
 pub async fn insert(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let mut resource = call.body.clone();
-    let name = resource["name"].as_str().ok_or_else(|| ApiError::required("resource.name"))?.to_owned();
+    let name = resource["name"]
+        .as_str()
+        .ok_or_else(|| ApiError::required("resource.name"))?
+        .to_owned();
     if !paths::valid_name(&name) {
         return Err(ApiError::invalid(format!(
             "Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'"
@@ -46,7 +52,12 @@ pub async fn insert(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> 
     set_fingerprint(call, &mut resource);
 
     let collection = call.collection_name.clone();
-    let op = OpRequest { scope: &call.target.scope, operation_type: "insert", target: &key, request_id: call.request_id() };
+    let op = OpRequest {
+        scope: &call.target.scope,
+        operation_type: "insert",
+        target: &key,
+        request_id: call.request_id(),
+    };
     let key2 = key.clone();
     cloud
         .operation(
@@ -65,12 +76,20 @@ pub async fn insert(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> 
 
 pub async fn delete(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
-    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let stored = cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     check_not_in_use(cloud, &key)?;
     kinds::before_delete(cloud, &call.collection_name, &key, &stored)?;
     let id = stored["id"].as_str().map(str::to_owned);
     let collection = call.collection_name.clone();
-    let op = OpRequest { scope: &call.target.scope, operation_type: "delete", target: &key, request_id: call.request_id() };
+    let op = OpRequest {
+        scope: &call.target.scope,
+        operation_type: "delete",
+        target: &key,
+        request_id: call.request_id(),
+    };
     let key2 = key.clone();
     cloud
         .operation(
@@ -94,7 +113,10 @@ pub async fn delete(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> 
 /// `patch` merges (RFC 7386, lists replaced whole); `update` replaces.
 pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
-    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let stored = cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     check_fingerprint(&key, &stored, &call.body)?;
     let mut change = call.body.clone();
     strip_output_fields(&mut change);
@@ -105,7 +127,16 @@ pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Valu
         next
     } else {
         let mut next = change;
-        for field in ["id", "creationTimestamp", "selfLink", "kind", "zone", "region", "name", "status"] {
+        for field in [
+            "id",
+            "creationTimestamp",
+            "selfLink",
+            "kind",
+            "zone",
+            "region",
+            "name",
+            "status",
+        ] {
             if let Some(v) = stored.get(field) {
                 next[field] = v.clone();
             }
@@ -113,14 +144,21 @@ pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Valu
         next
     };
     if next["name"] != stored["name"] {
-        return Err(ApiError::invalid("Invalid value for field 'resource.name': a resource cannot be renamed."));
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource.name': a resource cannot be renamed.",
+        ));
     }
     kinds::admit(cloud, call, &key, Some(&stored), &mut next)?;
     set_fingerprint(call, &mut next);
     let id = stored["id"].as_str().map(str::to_owned);
     let expected = stored["fingerprint"].clone();
     let op_type = if merge { "patch" } else { "update" };
-    let op = OpRequest { scope: &call.target.scope, operation_type: op_type, target: &key, request_id: call.request_id() };
+    let op = OpRequest {
+        scope: &call.target.scope,
+        operation_type: op_type,
+        target: &key,
+        request_id: call.request_id(),
+    };
     let key2 = key.clone();
     cloud
         .operation(
@@ -128,7 +166,9 @@ pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Valu
             Box::new(move |cloud| {
                 cloud.store.update(&key2, |old| match old {
                     None => Err(ApiError::not_found(&key2)),
-                    Some(old) if old["fingerprint"] != expected => Err(ApiError::stale_fingerprint(&key2)),
+                    Some(old) if old["fingerprint"] != expected => {
+                        Err(ApiError::stale_fingerprint(&key2))
+                    }
                     Some(_) => Ok(Some(next)),
                 })?;
                 Ok(id)
@@ -140,7 +180,14 @@ pub async fn modify(cloud: &Arc<Cloud>, call: &Call, merge: bool) -> Result<Valu
 /// Output-only fields a client may echo back; the server owns them.
 fn strip_output_fields(resource: &mut Value) {
     if let Some(obj) = resource.as_object_mut() {
-        for field in ["id", "creationTimestamp", "selfLink", "kind", "status", "selfLinkWithId"] {
+        for field in [
+            "id",
+            "creationTimestamp",
+            "selfLink",
+            "kind",
+            "status",
+            "selfLinkWithId",
+        ] {
             obj.remove(field);
         }
     }
@@ -149,7 +196,9 @@ fn strip_output_fields(resource: &mut Value) {
 /// A fingerprint sent with a change must match the stored one.
 pub fn check_fingerprint(key: &str, stored: &Value, body: &Value) -> Result<(), ApiError> {
     match body.get("fingerprint").and_then(Value::as_str) {
-        Some(sent) if Some(sent) != stored["fingerprint"].as_str() => Err(ApiError::stale_fingerprint(key)),
+        Some(sent) if Some(sent) != stored["fingerprint"].as_str() => {
+            Err(ApiError::stale_fingerprint(key))
+        }
         _ => Ok(()),
     }
 }
@@ -204,9 +253,9 @@ fn check_not_in_use(cloud: &Cloud, key: &str) -> Result<(), ApiError> {
     let link = cloud.link(key);
     let project = paths::project_of(key).unwrap_or_default();
     let collection_of = |k: &str| k.rsplit('/').nth(1).unwrap_or_default().to_owned();
-    let mut referrers = cloud
-        .store
-        .scan(&format!("projects/{project}/"), |k| k != key && !refs::reference_fields(&collection_of(k)).is_empty());
+    let mut referrers = cloud.store.scan(&format!("projects/{project}/"), |k| {
+        k != key && !refs::reference_fields(&collection_of(k)).is_empty()
+    });
     referrers.retain(|(k, v)| refs::references(&collection_of(k), v).contains(&link));
     match referrers.first() {
         Some((by, _)) => Err(ApiError::in_use(key, by)),

@@ -19,7 +19,9 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
         return crate::geo::answer(cloud, &call);
     }
     // A retried mutation gets its first operation back (Compute's requestId).
-    if let Some(id) = call.request_id().filter(|_| call.method.query_parameter("requestId").is_some())
+    if let Some(id) = call
+        .request_id()
+        .filter(|_| call.method.query_parameter("requestId").is_some())
         && let Some(op) = cloud.replayed(&call.project, id)?
     {
         return Ok(op);
@@ -33,7 +35,10 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
         }
         "delete" if is_operations => {
             let key = call.key()?;
-            cloud.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+            cloud
+                .store
+                .get(key)
+                .ok_or_else(|| ApiError::not_found(key))?;
             cloud.store.delete(key);
             Ok(Value::Object(Default::default()))
         }
@@ -46,7 +51,9 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
             "instanceGroups" => runtime::groups::group_verb(cloud, &call).await,
             "instances" => runtime::instances::verb(cloud, &call).await,
             "backendServices" if name == "getHealth" => runtime::lb::get_health(cloud, &call),
-            "targetHttpsProxies" | "targetHttpProxies" | "forwardingRules" => runtime::lb::set_verb(cloud, &call).await,
+            "targetHttpsProxies" | "targetHttpProxies" | "forwardingRules" => {
+                runtime::lb::set_verb(cloud, &call).await
+            }
             _ => Err(not_implemented(resource, name)),
         },
     }

@@ -19,7 +19,10 @@ pub fn schema_of(method: &Method) -> Option<&'static str> {
 
 fn compute_kind(schema: &str) -> String {
     let mut chars = schema.chars();
-    let first = chars.next().map(|c| c.to_ascii_lowercase()).unwrap_or_default();
+    let first = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .unwrap_or_default();
     format!("compute#{first}{}", chars.as_str())
 }
 
@@ -39,7 +42,13 @@ pub fn list_kind_of(method: &Method) -> String {
 
 /// Fills defaults and checks a resource about to be stored. `old` is the
 /// stored version on patch and update.
-pub fn admit(cloud: &Cloud, call: &Call, key: &str, old: Option<&Value>, res: &mut Value) -> Result<(), ApiError> {
+pub fn admit(
+    cloud: &Cloud,
+    call: &Call,
+    key: &str,
+    old: Option<&Value>,
+    res: &mut Value,
+) -> Result<(), ApiError> {
     match call.collection_name.as_str() {
         "instanceTemplates" => defaults::instance_template(res),
         "instanceGroupManagers" => migs::admit(cloud, call, key, old, res),
@@ -60,7 +69,12 @@ pub fn after_insert(cloud: &Cloud, collection: &str, key: &str, res: &Value) {
     }
 }
 
-pub fn before_delete(cloud: &Cloud, collection: &str, key: &str, res: &Value) -> Result<(), ApiError> {
+pub fn before_delete(
+    cloud: &Cloud,
+    collection: &str,
+    key: &str,
+    res: &Value,
+) -> Result<(), ApiError> {
     if collection == "instanceGroupManagers" {
         migs::before_delete(cloud, key, res)?;
     }

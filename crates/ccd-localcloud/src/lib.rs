@@ -40,11 +40,17 @@ pub use local_run::{LocalRun, METADATA_KEY as LOCAL_RUN_METADATA_KEY};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("cannot prepare {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the instance supervisor: {0}")]
     Supervisor(#[from] ccd_supervisor::Error),
 }
@@ -86,15 +92,27 @@ impl LocalCloud {
     pub async fn start(config: Config) -> Result<Self, Error> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let (store, supervisor, dir) = match &config.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| Error::Dir { path: dir.clone(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+                    path: dir.clone(),
+                    source,
+                })?;
                 let supervisor = ccd_supervisor::Supervisor::new(dir.join("processes"))?;
                 let reaped = supervisor.reap_orphans().await?;
                 if !reaped.is_empty() {
-                    tracing::info!(count = reaped.len(), "stopped processes left by a previous run");
+                    tracing::info!(
+                        count = reaped.len(),
+                        "stopped processes left by a previous run"
+                    );
                 }
                 (store::Store::open(dir)?, Some(supervisor), dir.clone())
             }
@@ -103,12 +121,20 @@ impl LocalCloud {
         let stop = CancellationToken::new();
         let writer = store.spawn_writer();
         let mut tasks = Vec::new();
-        let cloud = cloud::Cloud::new(store, format!("http://{addr}/compute/v1/"), config.check_responses);
+        let cloud = cloud::Cloud::new(
+            store,
+            format!("http://{addr}/compute/v1/"),
+            config.check_responses,
+        );
         cloud.faults.set(config.faults.clone());
         let keep = cloud.clone();
         let instances = runtime::instances::Instances::new(supervisor, dir);
         instances.set_metadata_host(addr.to_string());
-        tasks.push(tokio::spawn(runtime::run(cloud.clone(), instances.clone(), stop.clone())));
+        tasks.push(tokio::spawn(runtime::run(
+            cloud.clone(),
+            instances.clone(),
+            stop.clone(),
+        )));
 
         let app = axum::Router::new()
             .route("/compute/v1/{*path}", axum::routing::any(api::handle))
@@ -118,13 +144,20 @@ impl LocalCloud {
         let stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop2.cancelled().await });
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop2.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the local cloud's API server failed");
             }
         }));
         tracing::info!(%addr, "local cloud ready");
-        Ok(LocalCloud { addr, stop, tasks, writer, cloud: keep })
+        Ok(LocalCloud {
+            addr,
+            stop,
+            tasks,
+            writer,
+            cloud: keep,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -144,7 +177,11 @@ impl LocalCloud {
     /// Every place a response strayed from the discovery document, when
     /// started with `check_responses`.
     pub fn conformance_violations(&self) -> Vec<String> {
-        self.cloud.conformance.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
+        self.cloud
+            .conformance
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     /// Stops serving, stops every instance's process and waits for both.

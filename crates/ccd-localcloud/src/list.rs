@@ -31,17 +31,25 @@ pub async fn list(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let mut next = None;
     // Keys first, values one at a time: a page of a large collection never
     // holds the whole collection in memory.
-    for key in cloud.store.keys(prefix, |k| !k[prefix.len()..].contains('/')) {
+    for key in cloud
+        .store
+        .keys(prefix, |k| !k[prefix.len()..].contains('/'))
+    {
         if after.as_ref().is_some_and(|a| key <= *a) {
             continue;
         }
-        let Some(stored) = cloud.store.get(&key) else { continue };
+        let Some(stored) = cloud.store.get(&key) else {
+            continue;
+        };
         let rendered = kinds::render(cloud, &call.collection_name, &key, &stored);
         if !filter.matches(&rendered) {
             continue;
         }
         if items.len() == max {
-            next = items.last().and_then(|v: &Value| v["selfLink"].as_str()).map(|l| cloud.key_of(l));
+            next = items
+                .last()
+                .and_then(|v: &Value| v["selfLink"].as_str())
+                .map(|l| cloud.key_of(l));
             break;
         }
         items.push(rendered);
@@ -52,7 +60,9 @@ pub async fn list(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
         body["items"] = Value::Array(items);
     }
     if let Some(last) = next {
-        body["nextPageToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
+        body["nextPageToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(last)
+            .into();
     }
     Ok(body)
 }
@@ -62,7 +72,9 @@ fn decode_token(token: &str) -> Result<String, ApiError> {
         .decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::invalid(format!("Invalid value for field 'pageToken': '{token}'.")))
+        .ok_or_else(|| {
+            ApiError::invalid(format!("Invalid value for field 'pageToken': '{token}'."))
+        })
 }
 
 /// A conjunction of `field op value` clauses: `name = "web"`,
@@ -75,12 +87,23 @@ pub struct Filter {
 
 impl Filter {
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        let bad = || ApiError::invalid(format!("Invalid value for field 'filter': '{text}'. Invalid list filter expression."));
+        let bad = || {
+            ApiError::invalid(format!(
+                "Invalid value for field 'filter': '{text}'. Invalid list filter expression."
+            ))
+        };
         let mut clauses = Vec::new();
         let parts: Vec<String> = if text.contains('(') {
-            text.split(['(', ')']).map(str::trim).filter(|p| !p.is_empty() && *p != "AND").map(str::to_owned).collect()
+            text.split(['(', ')'])
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && *p != "AND")
+                .map(str::to_owned)
+                .collect()
         } else {
-            text.split(" AND ").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
+            text.split(" AND ")
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
         };
         for part in parts {
             let (field, negate, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -126,11 +149,20 @@ mod tests {
 
     #[test]
     fn filters_match_like_compute() {
-        let item = json!({"name": "web-1", "status": "RUNNING", "labels": {"app": "hello"}, "size": 3});
+        let item =
+            json!({"name": "web-1", "status": "RUNNING", "labels": {"app": "hello"}, "size": 3});
         assert!(Filter::parse("name = \"web-1\"").unwrap().matches(&item));
-        assert!(Filter::parse("(labels.app = hello) (status != TERMINATED)").unwrap().matches(&item));
+        assert!(
+            Filter::parse("(labels.app = hello) (status != TERMINATED)")
+                .unwrap()
+                .matches(&item)
+        );
         assert!(!Filter::parse("labels.app = other").unwrap().matches(&item));
-        assert!(Filter::parse("size = 3 AND name eq web-1").unwrap().matches(&item));
+        assert!(
+            Filter::parse("size = 3 AND name eq web-1")
+                .unwrap()
+                .matches(&item)
+        );
         assert!(!Filter::parse("labels.missing = x").unwrap().matches(&item));
         assert!(Filter::parse("nonsense").is_err());
     }

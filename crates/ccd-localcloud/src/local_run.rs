@@ -34,7 +34,8 @@ pub struct LocalRun {
 
 impl LocalRun {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let run: LocalRun = serde_json::from_str(text).map_err(|e| format!("not a valid local run description: {e}"))?;
+        let run: LocalRun = serde_json::from_str(text)
+            .map_err(|e| format!("not a valid local run description: {e}"))?;
         if !run.simulated && run.command.first().is_none_or(String::is_empty) {
             return Err("`command` must name a program, or set `simulated: true`".to_owned());
         }
@@ -43,10 +44,19 @@ impl LocalRun {
 
     /// What an instance of a template runs: the template's item, else simulated.
     pub fn of_template(template: &serde_json::Value) -> Result<Self, String> {
-        let items = template.pointer("/properties/metadata/items").and_then(|v| v.as_array());
-        match items.into_iter().flatten().find(|i| i["key"] == METADATA_KEY) {
+        let items = template
+            .pointer("/properties/metadata/items")
+            .and_then(|v| v.as_array());
+        match items
+            .into_iter()
+            .flatten()
+            .find(|i| i["key"] == METADATA_KEY)
+        {
             Some(item) => Self::parse(item["value"].as_str().unwrap_or("")),
-            None => Ok(LocalRun { simulated: true, ..Default::default() }),
+            None => Ok(LocalRun {
+                simulated: true,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -57,7 +67,8 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        let run = LocalRun::parse(r#"{"command": ["app"], "args": ["--port", "$(PORT)"]}"#).unwrap();
+        let run =
+            LocalRun::parse(r#"{"command": ["app"], "args": ["--port", "$(PORT)"]}"#).unwrap();
         assert_eq!(run.args[1], "$(PORT)");
         assert!(LocalRun::parse(r#"{"command": []}"#).is_err());
         assert!(LocalRun::parse(r#"{"simulated": true}"#).unwrap().simulated);

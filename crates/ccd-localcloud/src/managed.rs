@@ -84,7 +84,9 @@ pub fn of_group(store: &Store, group: &str) -> Vec<Managed> {
 }
 
 pub fn get(store: &Store, group: &str, instance: &str) -> Option<Managed> {
-    store.get(&record_key(group, instance)).and_then(|v| serde_json::from_value((*v).clone()).ok())
+    store
+        .get(&record_key(group, instance))
+        .and_then(|v| serde_json::from_value((*v).clone()).ok())
 }
 
 pub fn put(store: &Store, group: &str, m: &Managed) {

@@ -22,7 +22,10 @@ const FLAVOR: &str = "Metadata-Flavor";
 
 pub fn router(cloud: Arc<Cloud>) -> axum::Router {
     axum::Router::new()
-        .route("/instances/{zone}/{name}/computeMetadata/v1/{*path}", get(for_named))
+        .route(
+            "/instances/{zone}/{name}/computeMetadata/v1/{*path}",
+            get(for_named),
+        )
         .route("/computeMetadata/v1/{*path}", get(for_caller))
         .with_state(cloud)
 }
@@ -41,8 +44,16 @@ async fn for_named(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    let found = cloud.store.scan("projects/", |k| k.ends_with(&format!("/zones/{zone}/instances/{name}")));
-    answer(&cloud, found.first().map(|(_, v)| v.clone()), &path, &params, &headers)
+    let found = cloud.store.scan("projects/", |k| {
+        k.ends_with(&format!("/zones/{zone}/instances/{name}"))
+    });
+    answer(
+        &cloud,
+        found.first().map(|(_, v)| v.clone()),
+        &path,
+        &params,
+        &headers,
+    )
 }
 
 async fn for_caller(
@@ -55,17 +66,40 @@ async fn for_caller(
     let ip = peer.ip().to_string();
     let mut found = cloud.store.scan("projects/", |k| k.contains("/instances/"));
     found.retain(|(_, v)| v["networkInterfaces"][0]["networkIP"].as_str() == Some(ip.as_str()));
-    answer(&cloud, found.first().map(|(_, v)| v.clone()), &path, &params, &headers)
+    answer(
+        &cloud,
+        found.first().map(|(_, v)| v.clone()),
+        &path,
+        &params,
+        &headers,
+    )
 }
 
-fn answer(cloud: &Cloud, instance: Option<Arc<Value>>, path: &str, params: &Params, headers: &HeaderMap) -> Response {
+fn answer(
+    cloud: &Cloud,
+    instance: Option<Arc<Value>>,
+    path: &str,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Response {
     if headers.get(FLAVOR).and_then(|v| v.to_str().ok()) != Some("Google") {
-        return (StatusCode::FORBIDDEN, "Missing required header \"Metadata-Flavor\": \"Google\"\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Missing required header \"Metadata-Flavor\": \"Google\"\n",
+        )
+            .into_response();
     }
     let Some(instance) = instance else {
-        return (StatusCode::NOT_FOUND, "not found: the caller is not a known instance\n").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "not found: the caller is not a known instance\n",
+        )
+            .into_response();
     };
-    let key = instance["selfLink"].as_str().map(|l| cloud.key_of(l)).unwrap_or_default();
+    let key = instance["selfLink"]
+        .as_str()
+        .map(|l| cloud.key_of(l))
+        .unwrap_or_default();
     let project = paths::project_of(&key).unwrap_or_default().to_owned();
     let attributes: serde_json::Map<String, Value> = instance["metadata"]["items"]
         .as_array()
@@ -96,7 +130,11 @@ fn answer(cloud: &Cloud, instance: Option<Arc<Value>>, path: &str, params: &Para
         "universe": {"universe-domain": "googleapis.com"},
     });
     let mut node = &tree;
-    for seg in path.trim_end_matches('/').split('/').filter(|s| !s.is_empty()) {
+    for seg in path
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+    {
         let next = match node {
             Value::Object(map) => map.get(seg),
             Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
@@ -111,16 +149,29 @@ fn answer(cloud: &Cloud, instance: Option<Arc<Value>>, path: &str, params: &Para
     let recursive = params.recursive.as_deref() == Some("true");
     let body = match node {
         Value::String(s) if !json_wanted => s.clone(),
-        Value::Object(map) if !recursive && !json_wanted => {
-            map.iter().map(|(k, v)| if v.is_object() || v.is_array() { format!("{k}/\n") } else { format!("{k}\n") }).collect()
+        Value::Object(map) if !recursive && !json_wanted => map
+            .iter()
+            .map(|(k, v)| {
+                if v.is_object() || v.is_array() {
+                    format!("{k}/\n")
+                } else {
+                    format!("{k}\n")
+                }
+            })
+            .collect(),
+        Value::Array(items) if !recursive && !json_wanted => {
+            (0..items.len()).map(|i| format!("{i}/\n")).collect()
         }
-        Value::Array(items) if !recursive && !json_wanted => (0..items.len()).map(|i| format!("{i}/\n")).collect(),
         other => other.to_string(),
     };
     let mut response = body.into_response();
-    response.headers_mut().insert(FLAVOR, HeaderValue::from_static("Google"));
+    response
+        .headers_mut()
+        .insert(FLAVOR, HeaderValue::from_static("Google"));
     if json_wanted || recursive {
-        response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
     }
     response
 }

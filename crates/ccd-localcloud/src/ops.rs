@@ -25,7 +25,11 @@ pub struct OpRequest<'a> {
 
 impl Cloud {
     /// Runs `apply` as an operation and returns the operation's resource.
-    pub async fn operation(self: &Arc<Self>, req: OpRequest<'_>, apply: Apply) -> Result<Value, ApiError> {
+    pub async fn operation(
+        self: &Arc<Self>,
+        req: OpRequest<'_>,
+        apply: Apply,
+    ) -> Result<Value, ApiError> {
         let project = paths::project_of(req.scope).unwrap_or_default();
         let dedupe_key = match req.request_id {
             Some(id) => {
@@ -86,7 +90,12 @@ impl Cloud {
     /// change would now fail (409 on a retried insert, say).
     pub fn replayed(&self, project: &str, request_id: &str) -> Result<Option<Value>, ApiError> {
         check_request_id(request_id)?;
-        let Some(first) = self.store.get(&format!("ccd/requestIds/{project}/{request_id}")) else { return Ok(None) };
+        let Some(first) = self
+            .store
+            .get(&format!("ccd/requestIds/{project}/{request_id}"))
+        else {
+            return Ok(None);
+        };
         let op_key = first["operation"].as_str().unwrap_or_default();
         Ok(self.store.get(op_key).map(|op| self.render(&op)))
     }
@@ -105,7 +114,12 @@ impl Cloud {
                 tracing::info!(operation = op_key, error = %e, "operation failed");
                 op["error"] = e.operation_error();
                 op["httpErrorStatusCode"] = e.status.as_u16().into();
-                op["httpErrorMessage"] = e.status.canonical_reason().unwrap_or("").to_uppercase().into();
+                op["httpErrorMessage"] = e
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("")
+                    .to_uppercase()
+                    .into();
             }
         }
         op["status"] = "DONE".into();
@@ -118,7 +132,10 @@ impl Cloud {
         let mut changes = self.store.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let op = self.store.get(op_key).ok_or_else(|| ApiError::not_found(op_key))?;
+            let op = self
+                .store
+                .get(op_key)
+                .ok_or_else(|| ApiError::not_found(op_key))?;
             if op["status"] == "DONE" {
                 return Ok(self.render(&op));
             }

@@ -24,7 +24,9 @@ pub fn target(path: &str) -> Option<Target> {
     // zones.get / regions.get / zones.list name the scope itself.
     let (scope, at) = match segs[2] {
         "global" => (format!("projects/{project}/global"), 3),
-        "zones" | "regions" if segs.len() >= 5 => (format!("projects/{project}/{}/{}", segs[2], segs[3]), 4),
+        "zones" | "regions" if segs.len() >= 5 => {
+            (format!("projects/{project}/{}/{}", segs[2], segs[3]), 4)
+        }
         "zones" | "regions" => (format!("projects/{project}"), 2),
         _ => return None,
     };
@@ -32,7 +34,12 @@ pub fn target(path: &str) -> Option<Target> {
     let collection = format!("{scope}/{collection_name}/");
     let key = segs.get(at + 1).map(|name| format!("{collection}{name}"));
     let verb = (segs.len() > at + 2).then(|| segs[at + 2..].join("/"));
-    Some(Target { scope, collection, key, verb })
+    Some(Target {
+        scope,
+        collection,
+        key,
+        verb,
+    })
 }
 
 pub fn project_of(key: &str) -> Option<&str> {
@@ -76,7 +83,8 @@ pub fn valid_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[b.len() - 1] != b'-'
 }
 
@@ -89,10 +97,16 @@ mod tests {
         let t = target("projects/p/zones/z1/instanceGroupManagers/web/resize").unwrap();
         assert_eq!(t.scope, "projects/p/zones/z1");
         assert_eq!(t.collection, "projects/p/zones/z1/instanceGroupManagers/");
-        assert_eq!(t.key.as_deref(), Some("projects/p/zones/z1/instanceGroupManagers/web"));
+        assert_eq!(
+            t.key.as_deref(),
+            Some("projects/p/zones/z1/instanceGroupManagers/web")
+        );
         assert_eq!(t.verb.as_deref(), Some("resize"));
         let t = target("projects/p/global/firewalls").unwrap();
-        assert_eq!((t.collection.as_str(), t.key), ("projects/p/global/firewalls/", None));
+        assert_eq!(
+            (t.collection.as_str(), t.key),
+            ("projects/p/global/firewalls/", None)
+        );
         let t = target("projects/p/zones/z1").unwrap();
         assert_eq!(t.key.as_deref(), Some("projects/p/zones/z1"));
         assert!(target("nope/p").is_none());
@@ -101,8 +115,20 @@ mod tests {
     #[test]
     fn references_normalize_to_keys() {
         let k = "projects/p/global/instanceTemplates/t";
-        assert_eq!(normalize("https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/t", "x"), k);
-        assert_eq!(normalize("http://127.0.0.1:1/compute/v1/projects/p/global/instanceTemplates/t", "x"), k);
+        assert_eq!(
+            normalize(
+                "https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/t",
+                "x"
+            ),
+            k
+        );
+        assert_eq!(
+            normalize(
+                "http://127.0.0.1:1/compute/v1/projects/p/global/instanceTemplates/t",
+                "x"
+            ),
+            k
+        );
         assert_eq!(normalize("global/instanceTemplates/t", "p"), k);
         assert_eq!(normalize(k, "x"), k);
     }

@@ -39,7 +39,9 @@ pub fn for_each_at(value: &mut Value, path: &str, f: &mut dyn FnMut(&mut String)
         Some(f) => (f, true),
         None => (head, false),
     };
-    let Some(child) = value.get_mut(field) else { return };
+    let Some(child) = value.get_mut(field) else {
+        return;
+    };
     let mut visit = |v: &mut Value| match rest {
         Some(rest) => for_each_at(v, rest, f),
         None => {
@@ -77,7 +79,9 @@ mod tests {
             {"defaultService": "d"}
         ]});
         assert_eq!(references("urlMaps", &v), ["a", "d", "b", "c"]);
-        for_each_at(&mut v, "pathMatchers[].defaultService", &mut |s| s.push('!'));
+        for_each_at(&mut v, "pathMatchers[].defaultService", &mut |s| {
+            s.push('!')
+        });
         assert_eq!(v["pathMatchers"][1]["defaultService"], "d!");
     }
 }

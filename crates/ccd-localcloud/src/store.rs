@@ -24,11 +24,17 @@ const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources"
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the state database {path}: {source}")]
-    Open { path: String, source: redb::DatabaseError },
+    Open {
+        path: String,
+        source: redb::DatabaseError,
+    },
     #[error("the state database failed: {0}")]
     Db(String),
     #[error("stored resource {key} is not valid JSON: {source}")]
-    Corrupt { key: String, source: serde_json::Error },
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -84,7 +90,10 @@ impl Store {
         let db = redb::Builder::new()
             .set_cache_size(1 << 20)
             .create(&path)
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         let mut map: BTreeMap<Key, Box<[u8]>> = BTreeMap::new();
         {
             let txn = db.begin_write().map_err(db_err)?;
@@ -95,8 +104,12 @@ impl Store {
             for row in table.iter().map_err(db_err)? {
                 let (k, v) = row.map_err(db_err)?;
                 let key = k.value().to_owned();
-                serde_json::from_slice::<serde::de::IgnoredAny>(v.value())
-                    .map_err(|source| StoreError::Corrupt { key: key.clone(), source })?;
+                serde_json::from_slice::<serde::de::IgnoredAny>(v.value()).map_err(|source| {
+                    StoreError::Corrupt {
+                        key: key.clone(),
+                        source,
+                    }
+                })?;
                 map.insert(key, v.value().into());
             }
         }
@@ -132,12 +145,19 @@ impl Store {
                     let result = tokio::task::spawn_blocking(move || inner2.commit(writes)).await;
                     match result {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "cannot persist local cloud state"),
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "cannot persist local cloud state")
+                        }
                         Err(e) => tracing::error!(error = %e, "the state writer panicked"),
                     }
                 }
                 inner.durable.send_replace(seq);
-                let drained = inner.pending.lock().unwrap_or_else(|e| e.into_inner()).writes.is_empty();
+                let drained = inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .writes
+                    .is_empty();
                 if drained && inner.closing.load(std::sync::atomic::Ordering::Acquire) {
                     break;
                 }
@@ -148,7 +168,9 @@ impl Store {
     /// Asks the writer to commit what is pending and end; the database
     /// closes when the last handle to the store goes.
     pub fn close(&self) {
-        self.inner.closing.store(true, std::sync::atomic::Ordering::Release);
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.wake_writer.notify_one();
     }
 
@@ -192,7 +214,9 @@ impl Store {
         let mut map = self.inner.map.write().unwrap_or_else(|e| e.into_inner());
         let old = map.get(key).and_then(|b| parse(b));
         let next = decide(old.as_deref())?;
-        let bytes = next.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default());
+        let bytes = next
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).unwrap_or_default());
         match &bytes {
             Some(b) => map.insert(key.to_owned(), b.clone().into_boxed_slice()),
             None => map.remove(key),
@@ -205,7 +229,9 @@ impl Store {
         };
         drop(map);
         self.inner.wake_writer.notify_one();
-        let _ = self.inner.changes.send(Change { key: key.to_owned() });
+        let _ = self.inner.changes.send(Change {
+            key: key.to_owned(),
+        });
         Ok(Seq(seq))
     }
 
@@ -267,7 +293,9 @@ impl Inner {
             for (key, value) in &writes {
                 match value {
                     Some(bytes) => {
-                        table.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
+                        table
+                            .insert(key.as_str(), bytes.as_slice())
+                            .map_err(db_err)?;
                     }
                     None => {
                         table.remove(key.as_str()).map_err(db_err)?;
@@ -294,15 +322,28 @@ mod tests {
             store.put("projects/p/global/firewalls/a", json!({"name": "a"}));
             let seq = store.put("projects/p/global/firewalls/b", json!({"name": "b"}));
             store.delete("projects/p/global/firewalls/a");
-            let last = store.put("projects/p/global/networks/default", json!({"name": "default"}));
+            let last = store.put(
+                "projects/p/global/networks/default",
+                json!({"name": "default"}),
+            );
             assert!(last > seq);
             store.durable(last).await;
             store.close();
             writer.await.unwrap();
         }
         let store = Store::open(&dir).unwrap();
-        let keys: Vec<_> = store.list("projects/p/global/").into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["projects/p/global/firewalls/b", "projects/p/global/networks/default"]);
+        let keys: Vec<_> = store
+            .list("projects/p/global/")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "projects/p/global/firewalls/b",
+                "projects/p/global/networks/default"
+            ]
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -8,8 +8,8 @@ mod common;
 
 use common::{PROJECT, ZONE, assert_error, done, simulated_template};
 use google_cloud_compute_v1::client::{
-    BackendServices, Firewalls, GlobalAddresses, GlobalForwardingRules, HealthChecks, InstanceGroupManagers,
-    InstanceTemplates, SslCertificates, TargetHttpsProxies, UrlMaps,
+    BackendServices, Firewalls, GlobalAddresses, GlobalForwardingRules, HealthChecks,
+    InstanceGroupManagers, InstanceTemplates, SslCertificates, TargetHttpsProxies, UrlMaps,
 };
 use google_cloud_compute_v1::model;
 use google_cloud_gax::paginator::{ItemPaginator as _, Paginator as _};
@@ -18,7 +18,11 @@ fn http_check(name: &str) -> model::HealthCheck {
     model::HealthCheck::new()
         .set_name(name)
         .set_type(model::health_check::Type::Http)
-        .set_http_health_check(model::HTTPHealthCheck::new().set_port(8080).set_request_path("/healthz"))
+        .set_http_health_check(
+            model::HTTPHealthCheck::new()
+                .set_port(8080)
+                .set_request_path("/healthz"),
+        )
 }
 
 #[tokio::test]
@@ -26,7 +30,14 @@ async fn health_checks_http_and_tcp() {
     let cloud = common::start().await;
     let checks = client!(HealthChecks, cloud);
 
-    done(checks.insert().set_project(PROJECT).set_body(http_check("hc-http")).poller()).await;
+    done(
+        checks
+            .insert()
+            .set_project(PROJECT)
+            .set_body(http_check("hc-http"))
+            .poller(),
+    )
+    .await;
     let tcp = model::HealthCheck::new()
         .set_name("hc-tcp")
         .set_type(model::health_check::Type::Tcp)
@@ -35,21 +46,48 @@ async fn health_checks_http_and_tcp() {
         .set_tcp_health_check(model::TCPHealthCheck::new().set_port(9000));
     done(checks.insert().set_project(PROJECT).set_body(tcp).poller()).await;
 
-    let http = checks.get().set_project(PROJECT).set_health_check("hc-http").send().await.unwrap();
+    let http = checks
+        .get()
+        .set_project(PROJECT)
+        .set_health_check("hc-http")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(http.r#type, Some(model::health_check::Type::Http));
     let probe = http.http_health_check.clone().expect("httpHealthCheck");
-    assert_eq!((probe.port, probe.request_path.as_deref()), (Some(8080), Some("/healthz")));
+    assert_eq!(
+        (probe.port, probe.request_path.as_deref()),
+        (Some(8080), Some("/healthz"))
+    );
     // Compute's defaults.
     assert_eq!(
-        (http.check_interval_sec, http.timeout_sec, http.healthy_threshold, http.unhealthy_threshold),
+        (
+            http.check_interval_sec,
+            http.timeout_sec,
+            http.healthy_threshold,
+            http.unhealthy_threshold
+        ),
         (Some(5), Some(5), Some(2), Some(2))
     );
-    assert!(http.self_link.as_deref().is_some_and(|l| l.ends_with("/global/healthChecks/hc-http")));
+    assert!(
+        http.self_link
+            .as_deref()
+            .is_some_and(|l| l.ends_with("/global/healthChecks/hc-http"))
+    );
 
-    let tcp = checks.get().set_project(PROJECT).set_health_check("hc-tcp").send().await.unwrap();
+    let tcp = checks
+        .get()
+        .set_project(PROJECT)
+        .set_health_check("hc-tcp")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tcp.r#type, Some(model::health_check::Type::Tcp));
     assert_eq!(tcp.tcp_health_check.and_then(|t| t.port), Some(9000));
-    assert_eq!((tcp.check_interval_sec, tcp.timeout_sec), (Some(10), Some(3)));
+    assert_eq!(
+        (tcp.check_interval_sec, tcp.timeout_sec),
+        (Some(10), Some(3))
+    );
 
     let mut names = Vec::new();
     let mut list = checks.list().set_project(PROJECT).by_item();
@@ -59,18 +97,64 @@ async fn health_checks_http_and_tcp() {
     assert_eq!(names, ["hc-http", "hc-tcp"]);
 
     // patch merges: the probe is kept, the interval changes.
-    let patch = model::HealthCheck::new().set_check_interval_sec(15).set_healthy_threshold(3);
-    done(checks.patch().set_project(PROJECT).set_health_check("hc-http").set_body(patch).poller()).await;
-    let http = checks.get().set_project(PROJECT).set_health_check("hc-http").send().await.unwrap();
-    assert_eq!((http.check_interval_sec, http.healthy_threshold), (Some(15), Some(3)));
+    let patch = model::HealthCheck::new()
+        .set_check_interval_sec(15)
+        .set_healthy_threshold(3);
+    done(
+        checks
+            .patch()
+            .set_project(PROJECT)
+            .set_health_check("hc-http")
+            .set_body(patch)
+            .poller(),
+    )
+    .await;
+    let http = checks
+        .get()
+        .set_project(PROJECT)
+        .set_health_check("hc-http")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (http.check_interval_sec, http.healthy_threshold),
+        (Some(15), Some(3))
+    );
     assert_eq!(http.http_health_check, Some(probe));
 
     // A timeout longer than the interval is refused.
-    let bad = http_check("hc-bad").set_check_interval_sec(5).set_timeout_sec(10);
-    assert_error(checks.insert().set_project(PROJECT).set_body(bad).send().await, 400, "invalid");
+    let bad = http_check("hc-bad")
+        .set_check_interval_sec(5)
+        .set_timeout_sec(10);
+    assert_error(
+        checks
+            .insert()
+            .set_project(PROJECT)
+            .set_body(bad)
+            .send()
+            .await,
+        400,
+        "invalid",
+    );
 
-    done(checks.delete().set_project(PROJECT).set_health_check("hc-tcp").poller()).await;
-    assert_error(checks.get().set_project(PROJECT).set_health_check("hc-tcp").send().await, 404, "notFound");
+    done(
+        checks
+            .delete()
+            .set_project(PROJECT)
+            .set_health_check("hc-tcp")
+            .poller(),
+    )
+    .await;
+    assert_error(
+        checks
+            .get()
+            .set_project(PROJECT)
+            .set_health_check("hc-tcp")
+            .send()
+            .await,
+        404,
+        "notFound",
+    );
     common::finish(cloud).await;
 }
 
@@ -82,28 +166,80 @@ async fn firewalls_insert_get_list_patch_delete() {
         .set_name("allow-lb")
         .set_source_ranges(["35.191.0.0/16", "130.211.0.0/22"])
         .set_target_tags(["web"])
-        .set_allowed([model::firewall::Allowed::new().set_ip_protocol("tcp").set_ports(["8080"])]);
-    done(firewalls.insert().set_project(PROJECT).set_body(rule).poller()).await;
+        .set_allowed([model::firewall::Allowed::new()
+            .set_ip_protocol("tcp")
+            .set_ports(["8080"])]);
+    done(
+        firewalls
+            .insert()
+            .set_project(PROJECT)
+            .set_body(rule)
+            .poller(),
+    )
+    .await;
 
-    let got = firewalls.get().set_project(PROJECT).set_firewall("allow-lb").send().await.unwrap();
+    let got = firewalls
+        .get()
+        .set_project(PROJECT)
+        .set_firewall("allow-lb")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.direction, Some(model::firewall::Direction::Ingress));
     assert_eq!((got.priority, got.disabled), (Some(1000), Some(false)));
-    assert!(got.network.as_deref().is_some_and(|n| n.ends_with("/global/networks/default")), "{got:?}");
+    assert!(
+        got.network
+            .as_deref()
+            .is_some_and(|n| n.ends_with("/global/networks/default")),
+        "{got:?}"
+    );
     assert_eq!(got.source_ranges, ["35.191.0.0/16", "130.211.0.0/22"]);
     assert_eq!(got.allowed[0].ports, ["8080"]);
 
-    let patch = model::Firewall::new()
-        .set_priority(900)
-        .set_allowed([model::firewall::Allowed::new().set_ip_protocol("tcp").set_ports(["8080", "8443"])]);
-    done(firewalls.patch().set_project(PROJECT).set_firewall("allow-lb").set_body(patch).poller()).await;
-    let got = firewalls.get().set_project(PROJECT).set_firewall("allow-lb").send().await.unwrap();
+    let patch =
+        model::Firewall::new()
+            .set_priority(900)
+            .set_allowed([model::firewall::Allowed::new()
+                .set_ip_protocol("tcp")
+                .set_ports(["8080", "8443"])]);
+    done(
+        firewalls
+            .patch()
+            .set_project(PROJECT)
+            .set_firewall("allow-lb")
+            .set_body(patch)
+            .poller(),
+    )
+    .await;
+    let got = firewalls
+        .get()
+        .set_project(PROJECT)
+        .set_firewall("allow-lb")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.priority, Some(900));
     assert_eq!(got.allowed[0].ports, ["8080", "8443"]);
-    assert_eq!(got.target_tags, ["web"], "patch keeps what it does not name");
+    assert_eq!(
+        got.target_tags,
+        ["web"],
+        "patch keeps what it does not name"
+    );
 
     // A rule with neither allowed nor denied is refused.
-    let empty = model::Firewall::new().set_name("nothing").set_source_ranges(["0.0.0.0/0"]);
-    assert_error(firewalls.insert().set_project(PROJECT).set_body(empty).send().await, 400, "invalid");
+    let empty = model::Firewall::new()
+        .set_name("nothing")
+        .set_source_ranges(["0.0.0.0/0"]);
+    assert_error(
+        firewalls
+            .insert()
+            .set_project(PROJECT)
+            .set_body(empty)
+            .send()
+            .await,
+        400,
+        "invalid",
+    );
 
     let mut names = Vec::new();
     let mut list = firewalls.list().set_project(PROJECT).by_item();
@@ -112,8 +248,24 @@ async fn firewalls_insert_get_list_patch_delete() {
     }
     assert_eq!(names, ["allow-lb"]);
 
-    done(firewalls.delete().set_project(PROJECT).set_firewall("allow-lb").poller()).await;
-    assert_error(firewalls.get().set_project(PROJECT).set_firewall("allow-lb").send().await, 404, "notFound");
+    done(
+        firewalls
+            .delete()
+            .set_project(PROJECT)
+            .set_firewall("allow-lb")
+            .poller(),
+    )
+    .await;
+    assert_error(
+        firewalls
+            .get()
+            .set_project(PROJECT)
+            .set_firewall("allow-lb")
+            .send()
+            .await,
+        404,
+        "notFound",
+    );
     common::finish(cloud).await;
 }
 
@@ -125,11 +277,24 @@ async fn list_pagination_returns_every_item_once_and_filters_by_name() {
         let rule = model::Firewall::new()
             .set_name(format!("fw-{i}"))
             .set_source_ranges(["10.0.0.0/8"])
-            .set_allowed([model::firewall::Allowed::new().set_ip_protocol("tcp").set_ports([format!("{}", 8000 + i)])]);
-        done(firewalls.insert().set_project(PROJECT).set_body(rule).poller()).await;
+            .set_allowed([model::firewall::Allowed::new()
+                .set_ip_protocol("tcp")
+                .set_ports([format!("{}", 8000 + i)])]);
+        done(
+            firewalls
+                .insert()
+                .set_project(PROJECT)
+                .set_body(rule)
+                .poller(),
+        )
+        .await;
     }
 
-    let mut pages = firewalls.list().set_project(PROJECT).set_max_results(3_u32).by_page();
+    let mut pages = firewalls
+        .list()
+        .set_project(PROJECT)
+        .set_max_results(3_u32)
+        .by_page();
     let mut sizes = Vec::new();
     while let Some(page) = pages.next().await.transpose().unwrap() {
         sizes.push(page.items.len());
@@ -137,17 +302,40 @@ async fn list_pagination_returns_every_item_once_and_filters_by_name() {
     assert_eq!(sizes, [3, 3, 1]);
 
     let mut names = Vec::new();
-    let mut items = firewalls.list().set_project(PROJECT).set_max_results(3_u32).by_item();
+    let mut items = firewalls
+        .list()
+        .set_project(PROJECT)
+        .set_max_results(3_u32)
+        .by_item();
     while let Some(f) = items.next().await.transpose().unwrap() {
         names.push(f.name.unwrap());
     }
     names.sort();
     assert_eq!(names, (0..7).map(|i| format!("fw-{i}")).collect::<Vec<_>>());
 
-    let filtered = firewalls.list().set_project(PROJECT).set_filter("name = \"fw-3\"").send().await.unwrap();
-    assert_eq!(filtered.items.iter().map(|f| f.name.as_deref()).collect::<Vec<_>>(), [Some("fw-3")]);
+    let filtered = firewalls
+        .list()
+        .set_project(PROJECT)
+        .set_filter("name = \"fw-3\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        filtered
+            .items
+            .iter()
+            .map(|f| f.name.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("fw-3")]
+    );
     assert_eq!(filtered.next_page_token.as_deref().unwrap_or(""), "");
-    let none = firewalls.list().set_project(PROJECT).set_filter("name = \"missing\"").send().await.unwrap();
+    let none = firewalls
+        .list()
+        .set_project(PROJECT)
+        .set_filter("name = \"missing\"")
+        .send()
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
     common::finish(cloud).await;
 }
@@ -160,17 +348,40 @@ async fn ssl_certificates_managed_and_self_managed() {
     let managed = model::SslCertificate::new()
         .set_name("managed")
         .set_type(model::ssl_certificate::Type::Managed)
-        .set_managed(model::SslCertificateManagedSslCertificate::new().set_domains(["app.example.com"]));
-    done(certs.insert().set_project(PROJECT).set_body(managed).poller()).await;
-    let got = certs.get().set_project(PROJECT).set_ssl_certificate("managed").send().await.unwrap();
+        .set_managed(
+            model::SslCertificateManagedSslCertificate::new().set_domains(["app.example.com"]),
+        );
+    done(
+        certs
+            .insert()
+            .set_project(PROJECT)
+            .set_body(managed)
+            .poller(),
+    )
+    .await;
+    let got = certs
+        .get()
+        .set_project(PROJECT)
+        .set_ssl_certificate("managed")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.r#type, Some(model::ssl_certificate::Type::Managed));
     let status = got.managed.expect("managed");
-    assert_eq!(status.status, Some(model::ssl_certificate_managed_ssl_certificate::Status::Active));
+    assert_eq!(
+        status.status,
+        Some(model::ssl_certificate_managed_ssl_certificate::Status::Active)
+    );
     assert_eq!(
         status.domain_status.get("app.example.com"),
         Some(&model::ssl_certificate_managed_ssl_certificate::DomainStatus::Active)
     );
-    assert!(got.certificate.as_deref().is_some_and(|c| c.contains("-----BEGIN CERTIFICATE-----")), "a certificate is issued");
+    assert!(
+        got.certificate
+            .as_deref()
+            .is_some_and(|c| c.contains("-----BEGIN CERTIFICATE-----")),
+        "a certificate is issued"
+    );
     assert_eq!(got.private_key, None, "a private key is never returned");
     assert_eq!(got.subject_alternative_names, ["app.example.com"]);
 
@@ -180,16 +391,45 @@ async fn ssl_certificates_managed_and_self_managed() {
         .set_certificate(&pair.cert_chain_pem)
         .set_private_key(&pair.private_key_pem);
     done(certs.insert().set_project(PROJECT).set_body(own).poller()).await;
-    let got = certs.get().set_project(PROJECT).set_ssl_certificate("own").send().await.unwrap();
+    let got = certs
+        .get()
+        .set_project(PROJECT)
+        .set_ssl_certificate("own")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.r#type, Some(model::ssl_certificate::Type::SelfManaged));
-    assert_eq!(got.certificate.as_deref(), Some(pair.cert_chain_pem.as_str()));
+    assert_eq!(
+        got.certificate.as_deref(),
+        Some(pair.cert_chain_pem.as_str())
+    );
     assert_eq!(got.private_key, None, "a private key is never returned");
 
     // A self-managed certificate needs its PEM pair; a managed one its domains.
     let bare = model::SslCertificate::new().set_name("bare");
-    assert_error(certs.insert().set_project(PROJECT).set_body(bare).send().await, 400, "required");
-    let no_domains = model::SslCertificate::new().set_name("nodomains").set_type(model::ssl_certificate::Type::Managed);
-    assert_error(certs.insert().set_project(PROJECT).set_body(no_domains).send().await, 400, "required");
+    assert_error(
+        certs
+            .insert()
+            .set_project(PROJECT)
+            .set_body(bare)
+            .send()
+            .await,
+        400,
+        "required",
+    );
+    let no_domains = model::SslCertificate::new()
+        .set_name("nodomains")
+        .set_type(model::ssl_certificate::Type::Managed);
+    assert_error(
+        certs
+            .insert()
+            .set_project(PROJECT)
+            .set_body(no_domains)
+            .send()
+            .await,
+        400,
+        "required",
+    );
 
     let mut list = certs.list().set_project(PROJECT).by_item();
     let mut names = Vec::new();
@@ -198,7 +438,14 @@ async fn ssl_certificates_managed_and_self_managed() {
         names.push(c.name.unwrap());
     }
     assert_eq!(names, ["managed", "own"]);
-    done(certs.delete().set_project(PROJECT).set_ssl_certificate("own").poller()).await;
+    done(
+        certs
+            .delete()
+            .set_project(PROJECT)
+            .set_ssl_certificate("own")
+            .poller(),
+    )
+    .await;
     common::finish(cloud).await;
 }
 
@@ -218,18 +465,54 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
     let addresses = client!(GlobalAddresses, cloud);
     let rules = client!(GlobalForwardingRules, cloud);
 
-    done(templates.insert().set_project(PROJECT).set_body(simulated_template("tpl")).poller()).await;
+    done(
+        templates
+            .insert()
+            .set_project(PROJECT)
+            .set_body(simulated_template("tpl"))
+            .poller(),
+    )
+    .await;
     let group = model::InstanceGroupManager::new()
         .set_name("web")
         .set_base_instance_name("web")
         .set_instance_template("global/instanceTemplates/tpl")
         .set_target_size(1);
-    done(igm.insert().set_project(PROJECT).set_zone(ZONE).set_body(group).poller()).await;
-    let mig = igm.get().set_project(PROJECT).set_zone(ZONE).set_instance_group_manager("web").send().await.unwrap();
+    done(
+        igm.insert()
+            .set_project(PROJECT)
+            .set_zone(ZONE)
+            .set_body(group)
+            .poller(),
+    )
+    .await;
+    let mig = igm
+        .get()
+        .set_project(PROJECT)
+        .set_zone(ZONE)
+        .set_instance_group_manager("web")
+        .send()
+        .await
+        .unwrap();
     let group_link = mig.instance_group.expect("instanceGroup");
 
-    done(checks.insert().set_project(PROJECT).set_body(http_check("hc")).poller()).await;
-    let hc_link = checks.get().set_project(PROJECT).set_health_check("hc").send().await.unwrap().self_link.unwrap();
+    done(
+        checks
+            .insert()
+            .set_project(PROJECT)
+            .set_body(http_check("hc"))
+            .poller(),
+    )
+    .await;
+    let hc_link = checks
+        .get()
+        .set_project(PROJECT)
+        .set_health_check("hc")
+        .send()
+        .await
+        .unwrap()
+        .self_link
+        .unwrap();
 
     let service = model::BackendService::new()
         .set_name("web-bs")
@@ -241,33 +524,103 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
             .set_group(&group_link)
             .set_balancing_mode(model::backend::BalancingMode::Utilization)
             .set_max_utilization(0.8)]);
-    done(services.insert().set_project(PROJECT).set_body(service).poller()).await;
-    let bs = services.get().set_project(PROJECT).set_backend_service("web-bs").send().await.unwrap();
+    done(
+        services
+            .insert()
+            .set_project(PROJECT)
+            .set_body(service)
+            .poller(),
+    )
+    .await;
+    let bs = services
+        .get()
+        .set_project(PROJECT)
+        .set_backend_service("web-bs")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bs.backends.len(), 1);
     assert_eq!(bs.backends[0].group.as_deref(), Some(group_link.as_str()));
     assert_eq!(bs.backends[0].capacity_scaler, Some(1.0));
     assert_eq!(bs.health_checks, [hc_link.clone()]);
-    assert_eq!(bs.load_balancing_scheme, Some(model::backend_service::LoadBalancingScheme::ExternalManaged));
+    assert_eq!(
+        bs.load_balancing_scheme,
+        Some(model::backend_service::LoadBalancingScheme::ExternalManaged)
+    );
     assert_eq!(bs.timeout_sec, Some(30));
     let bs_link = bs.self_link.clone().unwrap();
 
     // Backend services carry a fingerprint: a stale one is refused.
-    let patch = model::BackendService::new().set_timeout_sec(60).set_or_clear_fingerprint(bs.fingerprint.clone());
-    done(services.patch().set_project(PROJECT).set_backend_service("web-bs").set_body(patch).poller()).await;
-    let patch = model::BackendService::new().set_timeout_sec(90).set_or_clear_fingerprint(bs.fingerprint.clone());
-    assert_error(services.patch().set_project(PROJECT).set_backend_service("web-bs").set_body(patch).send().await, 412, "conditionNotMet");
-    let bs = services.get().set_project(PROJECT).set_backend_service("web-bs").send().await.unwrap();
+    let patch = model::BackendService::new()
+        .set_timeout_sec(60)
+        .set_or_clear_fingerprint(bs.fingerprint.clone());
+    done(
+        services
+            .patch()
+            .set_project(PROJECT)
+            .set_backend_service("web-bs")
+            .set_body(patch)
+            .poller(),
+    )
+    .await;
+    let patch = model::BackendService::new()
+        .set_timeout_sec(90)
+        .set_or_clear_fingerprint(bs.fingerprint.clone());
+    assert_error(
+        services
+            .patch()
+            .set_project(PROJECT)
+            .set_backend_service("web-bs")
+            .set_body(patch)
+            .send()
+            .await,
+        412,
+        "conditionNotMet",
+    );
+    let bs = services
+        .get()
+        .set_project(PROJECT)
+        .set_backend_service("web-bs")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bs.timeout_sec, Some(60));
 
     // A backend naming a group that does not exist is refused.
     let dangling = model::BackendService::new()
         .set_name("dangling")
-        .set_backends([model::Backend::new().set_group(format!("zones/{ZONE}/instanceGroups/nope"))]);
-    assert_error(services.insert().set_project(PROJECT).set_body(dangling).send().await, 404, "notFound");
+        .set_backends([
+            model::Backend::new().set_group(format!("zones/{ZONE}/instanceGroups/nope"))
+        ]);
+    assert_error(
+        services
+            .insert()
+            .set_project(PROJECT)
+            .set_body(dangling)
+            .send()
+            .await,
+        404,
+        "notFound",
+    );
 
-    let map = model::UrlMap::new().set_name("web-map").set_default_service(&bs_link);
-    done(url_maps.insert().set_project(PROJECT).set_body(map).poller()).await;
-    let map = url_maps.get().set_project(PROJECT).set_url_map("web-map").send().await.unwrap();
+    let map = model::UrlMap::new()
+        .set_name("web-map")
+        .set_default_service(&bs_link);
+    done(
+        url_maps
+            .insert()
+            .set_project(PROJECT)
+            .set_body(map)
+            .poller(),
+    )
+    .await;
+    let map = url_maps
+        .get()
+        .set_project(PROJECT)
+        .set_url_map("web-map")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(map.default_service.as_deref(), Some(bs_link.as_str()));
     assert!(map.fingerprint.is_some());
     let map_link = map.self_link.unwrap();
@@ -275,23 +628,64 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
     let cert = model::SslCertificate::new()
         .set_name("web-cert")
         .set_type(model::ssl_certificate::Type::Managed)
-        .set_managed(model::SslCertificateManagedSslCertificate::new().set_domains(["app.example.com"]));
+        .set_managed(
+            model::SslCertificateManagedSslCertificate::new().set_domains(["app.example.com"]),
+        );
     done(certs.insert().set_project(PROJECT).set_body(cert).poller()).await;
-    let cert_link = certs.get().set_project(PROJECT).set_ssl_certificate("web-cert").send().await.unwrap().self_link.unwrap();
+    let cert_link = certs
+        .get()
+        .set_project(PROJECT)
+        .set_ssl_certificate("web-cert")
+        .send()
+        .await
+        .unwrap()
+        .self_link
+        .unwrap();
 
     let proxy = model::TargetHttpsProxy::new()
         .set_name("web-proxy")
         .set_url_map(&map_link)
         .set_ssl_certificates([cert_link.clone()]);
-    done(proxies.insert().set_project(PROJECT).set_body(proxy).poller()).await;
-    let proxy = proxies.get().set_project(PROJECT).set_target_https_proxy("web-proxy").send().await.unwrap();
+    done(
+        proxies
+            .insert()
+            .set_project(PROJECT)
+            .set_body(proxy)
+            .poller(),
+    )
+    .await;
+    let proxy = proxies
+        .get()
+        .set_project(PROJECT)
+        .set_target_https_proxy("web-proxy")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(proxy.url_map.as_deref(), Some(map_link.as_str()));
     assert_eq!(proxy.ssl_certificates, [cert_link.clone()]);
     let proxy_link = proxy.self_link.unwrap();
 
-    done(addresses.insert().set_project(PROJECT).set_body(model::Address::new().set_name("web-ip")).poller()).await;
-    let address = addresses.get().set_project(PROJECT).set_address("web-ip").send().await.unwrap();
-    assert!(address.self_link.as_deref().is_some_and(|l| l.ends_with("/global/addresses/web-ip")));
+    done(
+        addresses
+            .insert()
+            .set_project(PROJECT)
+            .set_body(model::Address::new().set_name("web-ip"))
+            .poller(),
+    )
+    .await;
+    let address = addresses
+        .get()
+        .set_project(PROJECT)
+        .set_address("web-ip")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        address
+            .self_link
+            .as_deref()
+            .is_some_and(|l| l.ends_with("/global/addresses/web-ip"))
+    );
     let mut list = addresses.list().set_project(PROJECT).by_item();
     let mut names = Vec::new();
     while let Some(a) = list.next().await.transpose().unwrap() {
@@ -306,10 +700,19 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
         .set_target(&proxy_link)
         .set_load_balancing_scheme(model::forwarding_rule::LoadBalancingScheme::ExternalManaged);
     done(rules.insert().set_project(PROJECT).set_body(rule).poller()).await;
-    let rule = rules.get().set_project(PROJECT).set_forwarding_rule("web-https").send().await.unwrap();
+    let rule = rules
+        .get()
+        .set_project(PROJECT)
+        .set_forwarding_rule("web-https")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rule.target.as_deref(), Some(proxy_link.as_str()));
     assert_eq!(rule.port_range.as_deref(), Some("443-443"));
-    assert_eq!(rule.load_balancing_scheme, Some(model::forwarding_rule::LoadBalancingScheme::ExternalManaged));
+    assert_eq!(
+        rule.load_balancing_scheme,
+        Some(model::forwarding_rule::LoadBalancingScheme::ExternalManaged)
+    );
     let mut list = rules.list().set_project(PROJECT).by_item();
     let mut names = Vec::new();
     while let Some(r) = list.next().await.transpose().unwrap() {
@@ -319,24 +722,159 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
 
     // Nothing still named by another resource can be deleted.
     let in_use = "resourceInUseByAnotherResource";
-    assert_error(proxies.delete().set_project(PROJECT).set_target_https_proxy("web-proxy").send().await, 400, in_use);
-    assert_error(url_maps.delete().set_project(PROJECT).set_url_map("web-map").send().await, 400, in_use);
-    assert_error(certs.delete().set_project(PROJECT).set_ssl_certificate("web-cert").send().await, 400, in_use);
-    assert_error(services.delete().set_project(PROJECT).set_backend_service("web-bs").send().await, 400, in_use);
-    assert_error(checks.delete().set_project(PROJECT).set_health_check("hc").send().await, 400, in_use);
-    assert_error(igm.delete().set_project(PROJECT).set_zone(ZONE).set_instance_group_manager("web").send().await, 400, in_use);
+    assert_error(
+        proxies
+            .delete()
+            .set_project(PROJECT)
+            .set_target_https_proxy("web-proxy")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
+    assert_error(
+        url_maps
+            .delete()
+            .set_project(PROJECT)
+            .set_url_map("web-map")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
+    assert_error(
+        certs
+            .delete()
+            .set_project(PROJECT)
+            .set_ssl_certificate("web-cert")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
+    assert_error(
+        services
+            .delete()
+            .set_project(PROJECT)
+            .set_backend_service("web-bs")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
+    assert_error(
+        checks
+            .delete()
+            .set_project(PROJECT)
+            .set_health_check("hc")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
+    assert_error(
+        igm.delete()
+            .set_project(PROJECT)
+            .set_zone(ZONE)
+            .set_instance_group_manager("web")
+            .send()
+            .await,
+        400,
+        in_use,
+    );
 
     // Reverse dependency order.
-    done(rules.delete().set_project(PROJECT).set_forwarding_rule("web-https").poller()).await;
-    done(proxies.delete().set_project(PROJECT).set_target_https_proxy("web-proxy").poller()).await;
-    done(url_maps.delete().set_project(PROJECT).set_url_map("web-map").poller()).await;
-    done(certs.delete().set_project(PROJECT).set_ssl_certificate("web-cert").poller()).await;
-    done(services.delete().set_project(PROJECT).set_backend_service("web-bs").poller()).await;
-    done(checks.delete().set_project(PROJECT).set_health_check("hc").poller()).await;
-    done(igm.delete().set_project(PROJECT).set_zone(ZONE).set_instance_group_manager("web").poller()).await;
-    done(templates.delete().set_project(PROJECT).set_instance_template("tpl").poller()).await;
-    done(addresses.delete().set_project(PROJECT).set_address("web-ip").poller()).await;
-    assert_error(rules.get().set_project(PROJECT).set_forwarding_rule("web-https").send().await, 404, "notFound");
-    assert_error(services.get().set_project(PROJECT).set_backend_service("web-bs").send().await, 404, "notFound");
+    done(
+        rules
+            .delete()
+            .set_project(PROJECT)
+            .set_forwarding_rule("web-https")
+            .poller(),
+    )
+    .await;
+    done(
+        proxies
+            .delete()
+            .set_project(PROJECT)
+            .set_target_https_proxy("web-proxy")
+            .poller(),
+    )
+    .await;
+    done(
+        url_maps
+            .delete()
+            .set_project(PROJECT)
+            .set_url_map("web-map")
+            .poller(),
+    )
+    .await;
+    done(
+        certs
+            .delete()
+            .set_project(PROJECT)
+            .set_ssl_certificate("web-cert")
+            .poller(),
+    )
+    .await;
+    done(
+        services
+            .delete()
+            .set_project(PROJECT)
+            .set_backend_service("web-bs")
+            .poller(),
+    )
+    .await;
+    done(
+        checks
+            .delete()
+            .set_project(PROJECT)
+            .set_health_check("hc")
+            .poller(),
+    )
+    .await;
+    done(
+        igm.delete()
+            .set_project(PROJECT)
+            .set_zone(ZONE)
+            .set_instance_group_manager("web")
+            .poller(),
+    )
+    .await;
+    done(
+        templates
+            .delete()
+            .set_project(PROJECT)
+            .set_instance_template("tpl")
+            .poller(),
+    )
+    .await;
+    done(
+        addresses
+            .delete()
+            .set_project(PROJECT)
+            .set_address("web-ip")
+            .poller(),
+    )
+    .await;
+    assert_error(
+        rules
+            .get()
+            .set_project(PROJECT)
+            .set_forwarding_rule("web-https")
+            .send()
+            .await,
+        404,
+        "notFound",
+    );
+    assert_error(
+        services
+            .get()
+            .set_project(PROJECT)
+            .set_backend_service("web-bs")
+            .send()
+            .await,
+        404,
+        "notFound",
+    );
     common::finish(cloud).await;
 }

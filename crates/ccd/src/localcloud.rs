@@ -25,7 +25,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     crate::logging::init();
-    let faults = FaultConfig { error_rate: args.error_rate, error_codes: vec![], operation_latency_ms: args.operation_latency_ms };
+    let faults = FaultConfig {
+        error_rate: args.error_rate,
+        error_codes: vec![],
+        operation_latency_ms: args.operation_latency_ms,
+    };
     if let Err(e) = faults.check() {
         tracing::error!("{e}");
         return ExitCode::from(2);
@@ -38,7 +42,12 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let config = Config { listen: args.listen, data_dir: args.data, faults, check_responses: false };
+        let config = Config {
+            listen: args.listen,
+            data_dir: args.data,
+            faults,
+            check_responses: false,
+        };
         let cloud = match LocalCloud::start(config).await {
             Ok(c) => c,
             Err(e) => {

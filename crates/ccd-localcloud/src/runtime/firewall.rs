@@ -10,7 +10,10 @@ use crate::paths;
 
 /// Whether `source` may reach `instance` on `port`; a refusal is logged with the rule.
 pub fn admits(cloud: &Cloud, source: IpAddr, instance: &Value, port: u16) -> bool {
-    let key = instance["selfLink"].as_str().map(|l| cloud.key_of(l)).unwrap_or_default();
+    let key = instance["selfLink"]
+        .as_str()
+        .map(|l| cloud.key_of(l))
+        .unwrap_or_default();
     let project = paths::project_of(&key).unwrap_or_default();
     let rules: Vec<_> = cloud
         .store
@@ -24,8 +27,18 @@ pub fn admits(cloud: &Cloud, source: IpAddr, instance: &Value, port: u16) -> boo
         .flatten()
         .filter_map(|t| t.as_str().map(str::to_owned))
         .collect();
-    let network = instance["networkInterfaces"][0]["network"].as_str().unwrap_or("default");
-    let (allowed, rule) = decide(&rules, &Ingress { source, port, tags: &tags, network });
+    let network = instance["networkInterfaces"][0]["network"]
+        .as_str()
+        .unwrap_or("default");
+    let (allowed, rule) = decide(
+        &rules,
+        &Ingress {
+            source,
+            port,
+            tags: &tags,
+            network,
+        },
+    );
     if !allowed {
         tracing::warn!(
             instance = %paths::name_of(&key),

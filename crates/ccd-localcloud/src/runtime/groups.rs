@@ -22,7 +22,9 @@ pub fn version_targets(mig: &Value, target: i64) -> Vec<(Value, i64)> {
     let mut assigned = 0;
     for v in &versions {
         if let Some(ts) = v.get("targetSize") {
-            let n = migs::fixed_or_percent(ts, target).min(target - assigned).max(0);
+            let n = migs::fixed_or_percent(ts, target)
+                .min(target - assigned)
+                .max(0);
             assigned += n;
             out.push((v.clone(), n));
         }
@@ -34,7 +36,10 @@ pub fn version_targets(mig: &Value, target: i64) -> Vec<(Value, i64)> {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 /// One pass over one group. Returns true when it changed something.
@@ -60,21 +65,40 @@ pub fn reconcile(cloud: &Cloud, health: &super::health::Health, mig_key: &str) -
     }
     let Some(mig) = mig else {
         // The group is gone: its remaining instances go with it.
-        for m in members.iter().filter(|m| !matches!(m.action, Action::Deleting | Action::Abandoning)) {
+        for m in members
+            .iter()
+            .filter(|m| !matches!(m.action, Action::Deleting | Action::Abandoning))
+        {
             cloud.store.delete(&m.instance);
             managed::forget(&cloud.store, mig_key, &m.instance);
             changed = true;
         }
         return changed;
     };
-    let autoheal = mig["autoHealingPolicies"].as_array().and_then(|p| p.first()).cloned();
-    let hc_key = autoheal.as_ref().and_then(|p| p["healthCheck"].as_str()).map(|l| cloud.key_of(l));
-    let initial_delay_ms = autoheal.as_ref().and_then(|p| p["initialDelaySec"].as_u64()).unwrap_or(0) * 1000;
+    let autoheal = mig["autoHealingPolicies"]
+        .as_array()
+        .and_then(|p| p.first())
+        .cloned();
+    let hc_key = autoheal
+        .as_ref()
+        .and_then(|p| p["healthCheck"].as_str())
+        .map(|l| cloud.key_of(l));
+    let initial_delay_ms = autoheal
+        .as_ref()
+        .and_then(|p| p["initialDelaySec"].as_u64())
+        .unwrap_or(0)
+        * 1000;
     let now = now_ms();
 
     let mut live: Vec<Managed> = Vec::new();
-    for mut m in members.into_iter().filter(|m| !matches!(m.action, Action::Deleting | Action::Abandoning)) {
-        let running = cloud.store.get(&m.instance).is_some_and(|i| i["status"] == "RUNNING");
+    for mut m in members
+        .into_iter()
+        .filter(|m| !matches!(m.action, Action::Deleting | Action::Abandoning))
+    {
+        let running = cloud
+            .store
+            .get(&m.instance)
+            .is_some_and(|i| i["status"] == "RUNNING");
         let healthy = match &hc_key {
             None => running,
             Some(hc) => running && health.is_healthy(hc, &m.instance),
@@ -109,10 +133,15 @@ pub fn reconcile(cloud: &Cloud, health: &super::health::Health, mig_key: &str) -
 
     // Autohealing: an instance failing its check after the initial delay is recreated.
     if let Some(hc) = &hc_key {
-        let mut budget = unavailable.max(1) - (target - live.iter().filter(|m| is_available(m)).count() as i64).max(0);
+        let mut budget = unavailable.max(1)
+            - (target - live.iter().filter(|m| is_available(m)).count() as i64).max(0);
         for m in live.iter_mut() {
             let past_delay = now.saturating_sub(m.created_ms) >= initial_delay_ms;
-            if m.action == Action::None && past_delay && health.is_unhealthy(hc, &m.instance) && budget > 0 {
+            if m.action == Action::None
+                && past_delay
+                && health.is_unhealthy(hc, &m.instance)
+                && budget > 0
+            {
                 tracing::info!(group = mig_key, instance = %m.instance, "autohealing: recreating an unhealthy instance");
                 m.action = Action::Recreating;
                 recreate(cloud, mig_key, m);
@@ -126,7 +155,9 @@ pub fn reconcile(cloud: &Cloud, health: &super::health::Health, mig_key: &str) -
     let mut need: Vec<i64> = targets.iter().map(|(_, n)| *n).collect();
     let mut outdated: Vec<usize> = Vec::new();
     for (i, m) in live.iter().enumerate() {
-        let slot = targets.iter().position(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str()));
+        let slot = targets
+            .iter()
+            .position(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str()));
         match slot {
             Some(s) if need[s] > 0 => need[s] -= 1,
             _ => outdated.push(i),
@@ -135,7 +166,11 @@ pub fn reconcile(cloud: &Cloud, health: &super::health::Health, mig_key: &str) -
 
     // Create what is missing, surging above the target while replacing.
     let count = live.len() as i64;
-    let ceiling = if proactive && !outdated.is_empty() { target + surge } else { target };
+    let ceiling = if proactive && !outdated.is_empty() {
+        target + surge
+    } else {
+        target
+    };
     let mut room = (ceiling - count).max(0);
     let mut created = 0;
     for (slot, (version, _)) in targets.iter().enumerate() {
@@ -180,7 +215,10 @@ fn create(cloud: &Cloud, mig: &Value, mig_key: &str, version: &Value) {
     let zone = pick_zone(cloud, mig, mig_key);
     let name = format!("{base}-{}", clock::suffix(4));
     let key = format!("{zone}/instances/{name}");
-    let template = version["instanceTemplate"].as_str().unwrap_or_default().to_owned();
+    let template = version["instanceTemplate"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let m = Managed {
         instance: key.clone(),
         template: template.clone(),
@@ -207,19 +245,39 @@ fn recreate(cloud: &Cloud, mig_key: &str, m: &mut Managed) {
 
 /// Zonal groups use their zone; regional groups spread over their zones.
 fn pick_zone(cloud: &Cloud, mig: &Value, mig_key: &str) -> String {
-    let scope = mig_key.rsplit_once("/instanceGroupManagers/").map_or("", |(s, _)| s).to_owned();
-    let Some(region) = scope.split("/regions/").nth(1) else { return scope };
+    let scope = mig_key
+        .rsplit_once("/instanceGroupManagers/")
+        .map_or("", |(s, _)| s)
+        .to_owned();
+    let Some(region) = scope.split("/regions/").nth(1) else {
+        return scope;
+    };
     let project = paths::project_of(mig_key).unwrap_or_default();
     let zones: Vec<String> = mig
         .pointer("/distributionPolicy/zones")
         .and_then(Value::as_array)
-        .map(|z| z.iter().filter_map(|z| z["zone"].as_str()).map(|z| paths::name_of(z).to_owned()).collect())
+        .map(|z| {
+            z.iter()
+                .filter_map(|z| z["zone"].as_str())
+                .map(|z| paths::name_of(z).to_owned())
+                .collect()
+        })
         .filter(|z: &Vec<String>| !z.is_empty())
-        .unwrap_or_else(|| ["b", "c", "d"].iter().map(|s| format!("{region}-{s}")).collect());
+        .unwrap_or_else(|| {
+            ["b", "c", "d"]
+                .iter()
+                .map(|s| format!("{region}-{s}"))
+                .collect()
+        });
     let members = managed::of_group(&cloud.store, mig_key);
     let least = zones
         .iter()
-        .min_by_key(|z| members.iter().filter(|m| m.instance.contains(&format!("/zones/{z}/"))).count())
+        .min_by_key(|z| {
+            members
+                .iter()
+                .filter(|m| m.instance.contains(&format!("/zones/{z}/")))
+                .count()
+        })
         .cloned()
         .unwrap_or_else(|| format!("{region}-b"));
     format!("projects/{project}/zones/{least}")
@@ -227,15 +285,31 @@ fn pick_zone(cloud: &Cloud, mig: &Value, mig_key: &str) -> String {
 
 /// The Instance resource a template makes, as Compute would show it.
 fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &str) -> Value {
-    let template = cloud.store.get(&cloud.key_of(template_link)).map(|t| (*t).clone()).unwrap_or(Value::Null);
+    let template = cloud
+        .store
+        .get(&cloud.key_of(template_link))
+        .map(|t| (*t).clone())
+        .unwrap_or(Value::Null);
     let props = &template["properties"];
     let zone_key = key.rsplit_once("/instances/").map_or("", |(z, _)| z);
-    let mut items = props.pointer("/metadata/items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut items = props
+        .pointer("/metadata/items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     items.push(json!({"key": "instance-template", "value": template_link}));
     items.push(json!({"key": "created-by", "value": cloud.link(mig_key)}));
-    let network = props.pointer("/networkInterfaces/0/network").cloned().unwrap_or_else(|| {
-        cloud.link(&format!("projects/{}/global/networks/default", paths::project_of(key).unwrap_or_default())).into()
-    });
+    let network = props
+        .pointer("/networkInterfaces/0/network")
+        .cloned()
+        .unwrap_or_else(|| {
+            cloud
+                .link(&format!(
+                    "projects/{}/global/networks/default",
+                    paths::project_of(key).unwrap_or_default()
+                ))
+                .into()
+        });
     json!({
         "kind": "compute#instance",
         "id": clock::new_id(),
@@ -257,14 +331,18 @@ fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &st
 /// `listManagedInstances`.
 pub fn list_managed(cloud: &Arc<Cloud>, mig_key: &str, _call: &Call) -> Value {
     let mig = cloud.store.get(mig_key);
-    let hc = mig
-        .as_ref()
-        .and_then(|m| m["autoHealingPolicies"][0]["healthCheck"].as_str().map(str::to_owned));
+    let hc = mig.as_ref().and_then(|m| {
+        m["autoHealingPolicies"][0]["healthCheck"]
+            .as_str()
+            .map(str::to_owned)
+    });
     let items: Vec<Value> = managed::of_group(&cloud.store, mig_key)
         .into_iter()
         .map(|m| {
             let instance = cloud.store.get(&m.instance);
-            let status = instance.as_ref().and_then(|i| i["status"].as_str().map(str::to_owned));
+            let status = instance
+                .as_ref()
+                .and_then(|i| i["status"].as_str().map(str::to_owned));
             let mut item = json!({
                 "instance": cloud.link(&m.instance),
                 "name": paths::name_of(&m.instance),
@@ -285,7 +363,8 @@ pub fn list_managed(cloud: &Arc<Cloud>, mig_key: &str, _call: &Call) -> Value {
                 item["instanceHealth"] = json!([{"healthCheck": hc, "detailedHealthState": state}]);
             }
             if let Some(e) = m.last_error {
-                item["lastAttempt"] = json!({"errors": {"errors": [{"code": "CONDITION_NOT_MET", "message": e}]}});
+                item["lastAttempt"] =
+                    json!({"errors": {"errors": [{"code": "CONDITION_NOT_MET", "message": e}]}});
             }
             item
         })
@@ -323,19 +402,29 @@ pub fn apply_updates(cloud: &Cloud, mig_key: &str, mig: &Value, chosen: &[String
     let members = managed::of_group(&cloud.store, mig_key);
     let mut need: Vec<i64> = targets.iter().map(|(_, n)| *n).collect();
     for m in &members {
-        if let Some(s) = targets.iter().position(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str())) {
+        if let Some(s) = targets
+            .iter()
+            .position(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str()))
+        {
             need[s] -= 1;
         }
     }
     for instance in chosen {
-        let Some(mut m) = members.iter().find(|m| &m.instance == instance).cloned() else { continue };
-        let fits = targets.iter().any(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str()));
+        let Some(mut m) = members.iter().find(|m| &m.instance == instance).cloned() else {
+            continue;
+        };
+        let fits = targets
+            .iter()
+            .any(|(v, _)| v["instanceTemplate"].as_str() == Some(m.template.as_str()));
         if fits {
             continue;
         }
         if let Some(slot) = need.iter().position(|n| *n > 0) {
             need[slot] -= 1;
-            m.template = targets[slot].0["instanceTemplate"].as_str().unwrap_or_default().to_owned();
+            m.template = targets[slot].0["instanceTemplate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             m.version = targets[slot].0["name"].as_str().map(str::to_owned);
             m.action = Action::Recreating;
             managed::put(&cloud.store, mig_key, &m);
@@ -346,7 +435,10 @@ pub fn apply_updates(cloud: &Cloud, mig_key: &str, mig: &Value, chosen: &[String
 /// Instance groups' verbs: named ports and listing members.
 pub async fn group_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
-    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let stored = cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     match call.method.name.as_str() {
         "listInstances" => {
             let scope = key.rsplit_once("/instanceGroups/").map_or("", |(s, _)| s);
@@ -393,7 +485,10 @@ pub async fn group_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiErr
                         cloud.store.update(&key2, |old| {
                             let mut g = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
                             g["namedPorts"] = ports;
-                            g["fingerprint"] = crate::generic::fingerprint_text(&clock::new_id().parse::<u64>().unwrap_or(0).to_be_bytes()).into();
+                            g["fingerprint"] = crate::generic::fingerprint_text(
+                                &clock::new_id().parse::<u64>().unwrap_or(0).to_be_bytes(),
+                            )
+                            .into();
                             Ok(Some(g))
                         })?;
                         Ok(id)

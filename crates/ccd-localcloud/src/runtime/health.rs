@@ -45,7 +45,9 @@ impl Health {
     }
 
     fn get(&self, hc: &str, instance: &str) -> Option<State> {
-        self.lock().get(&(hc.to_owned(), instance.to_owned())).map(|e| e.state)
+        self.lock()
+            .get(&(hc.to_owned(), instance.to_owned()))
+            .map(|e| e.state)
     }
 
     pub fn is_healthy(&self, hc: &str, instance: &str) -> bool {
@@ -73,19 +75,32 @@ impl Health {
     /// Starts the probes that are due; called on every tick of the runtime.
     pub fn probe_due(&self, cloud: &Arc<Cloud>) {
         let now = tokio::time::Instant::now();
-        for mig_key in cloud.store.keys("projects/", |k| k.contains("/instanceGroupManagers/")) {
-            let Some(mig) = cloud.store.get(&mig_key) else { continue };
+        for mig_key in cloud
+            .store
+            .keys("projects/", |k| k.contains("/instanceGroupManagers/"))
+        {
+            let Some(mig) = cloud.store.get(&mig_key) else {
+                continue;
+            };
             if !mig["autoHealingPolicies"][0]["healthCheck"].is_string() {
                 continue;
             }
-            let hc_key = cloud.key_of(mig["autoHealingPolicies"][0]["healthCheck"].as_str().unwrap_or_default());
-            let Some(hc) = cloud.store.get(&hc_key) else { continue };
+            let hc_key = cloud.key_of(
+                mig["autoHealingPolicies"][0]["healthCheck"]
+                    .as_str()
+                    .unwrap_or_default(),
+            );
+            let Some(hc) = cloud.store.get(&hc_key) else {
+                continue;
+            };
             let interval = Duration::from_secs(hc["checkIntervalSec"].as_u64().unwrap_or(5).max(1));
             for m in managed::of_group(&cloud.store, &mig_key) {
                 if matches!(m.action, Action::Deleting | Action::Abandoning) {
                     continue;
                 }
-                let Some(instance) = cloud.store.get(&m.instance) else { continue };
+                let Some(instance) = cloud.store.get(&m.instance) else {
+                    continue;
+                };
                 if instance["status"] != "RUNNING" {
                     continue;
                 }
@@ -105,7 +120,8 @@ impl Health {
                     entry.in_flight = true;
                     entry.next_due = now + interval;
                 }
-                let (health, cloud, hc, mig_key) = (self.clone(), cloud.clone(), hc.clone(), mig_key.clone());
+                let (health, cloud, hc, mig_key) =
+                    (self.clone(), cloud.clone(), hc.clone(), mig_key.clone());
                 tokio::spawn(async move {
                     let ok = probe(&cloud, &hc, &mig_key, &instance).await;
                     health.record(&id, ok, &hc);
@@ -138,16 +154,27 @@ impl Health {
 pub fn probe_port(cloud: &Cloud, hc: &Value, mig_key: &str) -> Option<u16> {
     probe_port_named(hc, |name| {
         let mig = cloud.store.get(mig_key)?;
-        let group = cloud.store.get(&cloud.key_of(mig["instanceGroup"].as_str()?))?;
-        group["namedPorts"].as_array()?.iter().find(|p| p["name"] == name)?["port"].as_u64()
+        let group = cloud
+            .store
+            .get(&cloud.key_of(mig["instanceGroup"].as_str()?))?;
+        group["namedPorts"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)?["port"]
+            .as_u64()
     })
 }
 
 /// A health check's fixed port, or the named port `lookup` finds.
 pub fn probe_port_named(hc: &Value, lookup: impl FnOnce(&str) -> Option<u64>) -> Option<u16> {
-    let spec = ["httpHealthCheck", "httpsHealthCheck", "http2HealthCheck", "tcpHealthCheck"]
-        .iter()
-        .find_map(|f| hc.get(*f))?;
+    let spec = [
+        "httpHealthCheck",
+        "httpsHealthCheck",
+        "http2HealthCheck",
+        "tcpHealthCheck",
+    ]
+    .iter()
+    .find_map(|f| hc.get(*f))?;
     let port = match spec["port"].as_u64() {
         Some(port) => port,
         None => lookup(spec["portName"].as_str().unwrap_or("http"))?,
@@ -159,16 +186,23 @@ async fn probe(cloud: &Arc<Cloud>, hc: &Value, mig_key: &str, instance: &Value) 
     if super::instances::is_simulated(cloud, instance) {
         return true;
     }
-    let Some(ip) = instance["networkInterfaces"][0]["networkIP"].as_str().and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+    let Some(ip) = instance["networkInterfaces"][0]["networkIP"]
+        .as_str()
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+    else {
         return false;
     };
-    let Some(port) = probe_port(cloud, hc, mig_key) else { return false };
+    let Some(port) = probe_port(cloud, hc, mig_key) else {
+        return false;
+    };
     if !super::firewall::admits(cloud, PROBE_SOURCE, instance, port) {
         return false;
     }
     let timeout = Duration::from_secs(hc["timeoutSec"].as_u64().unwrap_or(5).max(1));
     let addr = SocketAddr::new(ip, port);
-    let path = hc.pointer("/httpHealthCheck/requestPath").and_then(Value::as_str);
+    let path = hc
+        .pointer("/httpHealthCheck/requestPath")
+        .and_then(Value::as_str);
     tokio::time::timeout(timeout, async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         let Some(path) = path else { return Some(true) };

@@ -28,7 +28,12 @@ pub struct Instances {
 
 impl Instances {
     pub fn new(supervisor: Option<Supervisor>, data_dir: PathBuf) -> Self {
-        Instances { supervisor, data_dir, running: Default::default(), metadata_host: Default::default() }
+        Instances {
+            supervisor,
+            data_dir,
+            running: Default::default(),
+            metadata_host: Default::default(),
+        }
     }
 
     pub fn set_metadata_host(&self, host: String) {
@@ -43,7 +48,11 @@ impl Instances {
     pub async fn reconcile(&self, cloud: &Arc<Cloud>) {
         // One instance at a time: parsing them all at once would make the
         // pass's memory grow with the size of the cloud.
-        let running: Vec<(String, String)> = self.running().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let running: Vec<(String, String)> = self
+            .running()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (key, id) in running {
             let current = cloud.store.get(&key);
             if current.is_none_or(|i| i["id"].as_str() != Some(id.as_str()) || stops(&i)) {
@@ -52,16 +61,22 @@ impl Instances {
             }
         }
         for key in cloud.store.keys("projects/", |k| k.contains("/instances/")) {
-            let Some(instance) = cloud.store.get(&key) else { continue };
+            let Some(instance) = cloud.store.get(&key) else {
+                continue;
+            };
             let id = instance["id"].as_str().unwrap_or_default().to_owned();
             match instance["status"].as_str() {
-                Some("PROVISIONING" | "STAGING" | "RUNNING") if self.running().get(&key) != Some(&id) => {
+                Some("PROVISIONING" | "STAGING" | "RUNNING")
+                    if self.running().get(&key) != Some(&id) =>
+                {
                     // A VM whose program cannot start still boots: it is RUNNING,
                     // and its health check tells the rest. One still stopping
                     // from its previous life is started on a later pass.
                     match self.start(cloud, &key, &instance) {
                         Err(Start::Busy) => continue,
-                        Err(Start::Failed(e)) => tracing::warn!(instance = %key, error = %e, "cannot start the instance's program"),
+                        Err(Start::Failed(e)) => {
+                            tracing::warn!(instance = %key, error = %e, "cannot start the instance's program")
+                        }
                         Ok(()) => {}
                     }
                     self.running().insert(key.clone(), id.clone());
@@ -78,17 +93,32 @@ impl Instances {
         if run.simulated {
             return Ok(());
         }
-        let Some(supervisor) = &self.supervisor else { return Ok(()) };
-        let ip = instance["networkInterfaces"][0]["networkIP"].as_str().unwrap_or("127.0.0.1");
+        let Some(supervisor) = &self.supervisor else {
+            return Ok(());
+        };
+        let ip = instance["networkInterfaces"][0]["networkIP"]
+            .as_str()
+            .unwrap_or("127.0.0.1");
         let name = paths::name_of(key);
         let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
         let mut env = run.env.clone();
         env.insert("HOST".to_owned(), ip.to_owned());
         env.insert("CCD_INSTANCE".to_owned(), name.to_owned());
-        if let Some(host) = self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            env.insert("GCE_METADATA_HOST".to_owned(), format!("{host}/instances/{zone}/{name}"));
+        if let Some(host) = self
+            .metadata_host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            env.insert(
+                "GCE_METADATA_HOST".to_owned(),
+                format!("{host}/instances/{zone}/{name}"),
+            );
         }
-        let (command, leading) = run.command.split_first().ok_or(Start::Failed("no command".to_owned()))?;
+        let (command, leading) = run
+            .command
+            .split_first()
+            .ok_or(Start::Failed("no command".to_owned()))?;
         let spec = ProcessSpec {
             name: format!("{zone}.{name}"),
             command: command.clone(),
@@ -108,8 +138,14 @@ impl Instances {
     /// every other instance.
     fn stop(&self, key: &str) {
         self.running().remove(key);
-        let Some(supervisor) = self.supervisor.clone() else { return };
-        let zone = key.split("/zones/").nth(1).and_then(|z| z.split('/').next()).unwrap_or("zone");
+        let Some(supervisor) = self.supervisor.clone() else {
+            return;
+        };
+        let zone = key
+            .split("/zones/")
+            .nth(1)
+            .and_then(|z| z.split('/').next())
+            .unwrap_or("zone");
         let name = format!("{zone}.{}", paths::name_of(key));
         let key = key.to_owned();
         tokio::spawn(async move {
@@ -122,9 +158,16 @@ impl Instances {
     /// Crash on demand: the process is killed and restarts by policy.
     pub async fn crash(&self, key: &str) -> Result<(), String> {
         let supervisor = self.supervisor.as_ref().ok_or("instances are simulated")?;
-        let zone = key.split("/zones/").nth(1).and_then(|z| z.split('/').next()).unwrap_or("zone");
+        let zone = key
+            .split("/zones/")
+            .nth(1)
+            .and_then(|z| z.split('/').next())
+            .unwrap_or("zone");
         let name = format!("{zone}.{}", paths::name_of(key));
-        supervisor.signal(&name, ccd_supervisor::Signal::SIGKILL).await.map_err(|e| e.to_string())
+        supervisor
+            .signal(&name, ccd_supervisor::Signal::SIGKILL)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn shutdown(&self) {
@@ -141,7 +184,10 @@ enum Start {
 }
 
 fn stops(instance: &Value) -> bool {
-    matches!(instance["status"].as_str(), Some("STOPPING" | "TERMINATED" | "SUSPENDED"))
+    matches!(
+        instance["status"].as_str(),
+        Some("STOPPING" | "TERMINATED" | "SUSPENDED")
+    )
 }
 
 /// The local run description of an instance's template.
@@ -157,7 +203,8 @@ fn run_of(cloud: &Cloud, instance: &Value) -> Result<LocalRun, String> {
         Some(t) => LocalRun::of_template(&t),
         None => {
             // A standalone instance carries its own metadata.
-            let wrapped = serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}});
+            let wrapped =
+                serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}});
             LocalRun::of_template(&wrapped)
         }
     }
@@ -199,10 +246,16 @@ pub fn allocate_ip(store: &Store) -> String {
 
 /// `instances.stop`, `start` and `reset`: the process stops (SIGTERM, then
 /// SIGKILL after the grace period), starts again, or is restarted.
-pub async fn verb(cloud: &Arc<Cloud>, call: &crate::api::Call) -> Result<Value, crate::error::ApiError> {
+pub async fn verb(
+    cloud: &Arc<Cloud>,
+    call: &crate::api::Call,
+) -> Result<Value, crate::error::ApiError> {
     use crate::error::ApiError;
     let key = call.key()?.to_owned();
-    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let stored = cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     let name = call.method.name.clone();
     let next = match name.as_str() {
         "stop" => "STOPPING",

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ccd_lb::{
-    BackendConfig, BackendService, BackendServiceConfig, CertificatePem, ConnectionPolicy, Frontend, FrontendConfig,
-    HealthCheck, HealthCheckProtocol, HealthState, HostRule, PathMatcher, PathRule, RouteAction, UpstreamNetwork, UrlMap,
+    BackendConfig, BackendService, BackendServiceConfig, CertificatePem, ConnectionPolicy,
+    Frontend, FrontendConfig, HealthCheck, HealthCheckProtocol, HealthState, HostRule, PathMatcher,
+    PathRule, RouteAction, UpstreamNetwork, UrlMap,
 };
 use serde_json::{Value, json};
 
@@ -39,7 +40,10 @@ struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("services", &self.services.len()).field("frontends", &self.frontends.len()).finish()
+        f.debug_struct("State")
+            .field("services", &self.services.len())
+            .field("frontends", &self.frontends.len())
+            .finish()
     }
 }
 
@@ -68,8 +72,12 @@ struct FirewallPolicy {
 
 impl ConnectionPolicy for FirewallPolicy {
     fn allows(&self, source: IpAddr, backend_id: &str, backend: SocketAddr) -> bool {
-        let Some(cloud) = self.cloud.upgrade() else { return false };
-        let Some(instance) = cloud.store.get(backend_id) else { return false };
+        let Some(cloud) = self.cloud.upgrade() else {
+            return false;
+        };
+        let Some(instance) = cloud.store.get(backend_id) else {
+            return false;
+        };
         super::firewall::admits(&cloud, source, &instance, backend.port())
     }
 }
@@ -97,7 +105,11 @@ impl Balancers {
 
     /// Health of the backends of `service` that belong to `group`.
     pub fn health(&self, service: &str) -> Vec<ccd_lb::BackendHealth> {
-        self.lock().services.get(service).map(|(s, _)| s.health()).unwrap_or_default()
+        self.lock()
+            .services
+            .get(service)
+            .map(|(s, _)| s.health())
+            .unwrap_or_default()
     }
 
     pub async fn reconcile(&self, cloud: &Arc<Cloud>) {
@@ -106,25 +118,35 @@ impl Balancers {
     }
 
     fn reconcile_services(&self, cloud: &Arc<Cloud>) {
-        let keys = cloud.store.keys("projects/", |k| k.contains("/backendServices/"));
+        let keys = cloud
+            .store
+            .keys("projects/", |k| k.contains("/backendServices/"));
         let mut state = self.lock();
         state.services.retain(|k, _| keys.contains(k));
         for key in keys {
-            let Some(res) = cloud.store.get(&key) else { continue };
+            let Some(res) = cloud.store.get(&key) else {
+                continue;
+            };
             let config = service_config(cloud, &key, &res);
             match state.services.get_mut(&key) {
                 Some((_, current)) if *current == config => {}
                 Some((service, current)) => match service.update(config.clone()) {
                     Ok(()) => *current = config,
-                    Err(e) => tracing::warn!(backend_service = %key, error = %e, "cannot update the backend service"),
+                    Err(e) => {
+                        tracing::warn!(backend_service = %key, error = %e, "cannot update the backend service")
+                    }
                 },
                 None => {
-                    let network = UpstreamNetwork::with_policy(Arc::new(FirewallPolicy { cloud: Arc::downgrade(cloud) }));
+                    let network = UpstreamNetwork::with_policy(Arc::new(FirewallPolicy {
+                        cloud: Arc::downgrade(cloud),
+                    }));
                     match BackendService::new(config.clone(), network) {
                         Ok(service) => {
                             state.services.insert(key, (service, config));
                         }
-                        Err(e) => tracing::warn!(backend_service = %key, error = %e, "cannot start the backend service"),
+                        Err(e) => {
+                            tracing::warn!(backend_service = %key, error = %e, "cannot start the backend service")
+                        }
                     }
                 }
             }
@@ -132,54 +154,102 @@ impl Balancers {
     }
 
     async fn reconcile_frontends(&self, cloud: &Arc<Cloud>) {
-        let keys = cloud.store.keys("projects/", |k| k.contains("/forwardingRules/"));
+        let keys = cloud
+            .store
+            .keys("projects/", |k| k.contains("/forwardingRules/"));
         let gone: Vec<Listener> = {
             let mut state = self.lock();
-            let stale: Vec<String> = state.frontends.keys().filter(|k| !keys.contains(k)).cloned().collect();
-            stale.iter().filter_map(|k| state.frontends.remove(k)).collect()
+            let stale: Vec<String> = state
+                .frontends
+                .keys()
+                .filter(|k| !keys.contains(k))
+                .cloned()
+                .collect();
+            stale
+                .iter()
+                .filter_map(|k| state.frontends.remove(k))
+                .collect()
         };
         for listener in gone {
             tracing::info!(address = %listener.frontend.local_addr(), "load balancer listener closed");
             tokio::spawn(listener.frontend.shutdown(Duration::from_secs(10)));
         }
         for key in keys {
-            let Some(rule) = cloud.store.get(&key) else { continue };
+            let Some(rule) = cloud.store.get(&key) else {
+                continue;
+            };
             if let Err(e) = self.reconcile_frontend(cloud, &key, &rule).await {
                 tracing::debug!(forwarding_rule = %key, error = %e, "listener not ready");
             }
         }
     }
 
-    async fn reconcile_frontend(&self, cloud: &Arc<Cloud>, key: &str, rule: &Value) -> Result<(), String> {
+    async fn reconcile_frontend(
+        &self,
+        cloud: &Arc<Cloud>,
+        key: &str,
+        rule: &Value,
+    ) -> Result<(), String> {
         let proxy_key = cloud.key_of(rule["target"].as_str().ok_or("no target proxy")?);
         let proxy = cloud.store.get(&proxy_key).ok_or("target proxy missing")?;
         let tls = proxy_key.contains("/targetHttpsProxies/");
         let map_key = cloud.key_of(proxy["urlMap"].as_str().ok_or("no URL map")?);
         let map = cloud.store.get(&map_key).ok_or("URL map missing")?;
-        let cert_keys: Vec<String> =
-            proxy["sslCertificates"].as_array().into_iter().flatten().filter_map(Value::as_str).map(|l| cloud.key_of(l)).collect();
-        let ip: IpAddr = rule["IPAddress"].as_str().and_then(|a| resolve_address(cloud, a)).ok_or("no IP address")?;
-        let port: u16 = rule["portRange"].as_str().and_then(|r| r.split('-').next()).and_then(|p| p.parse().ok()).unwrap_or(if tls { 443 } else { 80 });
+        let cert_keys: Vec<String> = proxy["sslCertificates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|l| cloud.key_of(l))
+            .collect();
+        let ip: IpAddr = rule["IPAddress"]
+            .as_str()
+            .and_then(|a| resolve_address(cloud, a))
+            .ok_or("no IP address")?;
+        let port: u16 = rule["portRange"]
+            .as_str()
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(if tls { 443 } else { 80 });
         let requested = SocketAddr::new(ip, port);
         let url_map_signature = format!("{map}");
         let url_map = self.url_map(&map)?;
-        let certificates = if tls { certificates(cloud, &cert_keys)? } else { Vec::new() };
-        let cert_signature: Vec<String> = certificates.iter().map(|c| c.cert_chain_pem.clone()).collect();
+        let certificates = if tls {
+            certificates(cloud, &cert_keys)?
+        } else {
+            Vec::new()
+        };
+        let cert_signature: Vec<String> = certificates
+            .iter()
+            .map(|c| c.cert_chain_pem.clone())
+            .collect();
 
         let existing = {
             let state = self.lock();
-            state.frontends.get(key).map(|l| (l.requested == requested && l.tls == tls, l.url_map == url_map_signature, l.certificates == cert_signature))
+            state.frontends.get(key).map(|l| {
+                (
+                    l.requested == requested && l.tls == tls,
+                    l.url_map == url_map_signature,
+                    l.certificates == cert_signature,
+                )
+            })
         };
         match existing {
             Some((true, same_map, same_certs)) => {
                 let mut state = self.lock();
-                let Some(l) = state.frontends.get_mut(key) else { return Ok(()) };
+                let Some(l) = state.frontends.get_mut(key) else {
+                    return Ok(());
+                };
                 if !same_map {
-                    l.frontend.set_url_map(&url_map).map_err(|e| e.to_string())?;
+                    l.frontend
+                        .set_url_map(&url_map)
+                        .map_err(|e| e.to_string())?;
                     l.url_map = url_map_signature;
                 }
                 if !same_certs {
-                    l.frontend.set_certificates(&certificates).map_err(|e| e.to_string())?;
+                    l.frontend
+                        .set_certificates(&certificates)
+                        .map_err(|e| e.to_string())?;
                     l.certificates = cert_signature;
                 }
                 return Ok(());
@@ -193,7 +263,11 @@ impl Balancers {
         }
         let name = paths::name_of(key).to_owned();
         let config = |addr: SocketAddr| {
-            let mut c = if tls { FrontendConfig::https(name.clone(), addr, certificates.clone()) } else { FrontendConfig::http(name.clone(), addr) };
+            let mut c = if tls {
+                FrontendConfig::https(name.clone(), addr, certificates.clone())
+            } else {
+                FrontendConfig::http(name.clone(), addr)
+            };
             c.workers = 1;
             c
         };
@@ -201,7 +275,9 @@ impl Balancers {
             Ok(f) => f,
             Err(_) if port < PRIVILEGED => {
                 let fallback = SocketAddr::new(ip, port + UNPRIVILEGED_OFFSET);
-                Frontend::bind(config(fallback), &url_map).await.map_err(|e| e.to_string())?
+                Frontend::bind(config(fallback), &url_map)
+                    .await
+                    .map_err(|e| e.to_string())?
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -209,7 +285,13 @@ impl Balancers {
         tracing::info!(forwarding_rule = %key, "load balancer listening on {scheme}://{}", frontend.local_addr());
         self.lock().frontends.insert(
             key.to_owned(),
-            Listener { frontend, requested, tls, url_map: url_map_signature, certificates: cert_signature },
+            Listener {
+                frontend,
+                requested,
+                tls,
+                url_map: url_map_signature,
+                certificates: cert_signature,
+            },
         );
         Ok(())
     }
@@ -217,21 +299,34 @@ impl Balancers {
     /// The ccd-lb URL map for a Compute URL map.
     fn url_map(&self, map: &Value) -> Result<UrlMap, String> {
         let state = self.lock();
-        let route = |service: Option<&Value>, weighted: Option<&Value>| -> Result<RouteAction, String> {
-            if let Some(list) = weighted.and_then(|w| w["weightedBackendServices"].as_array()).filter(|l| !l.is_empty()) {
-                let mut parts = Vec::new();
-                for w in list {
-                    let key = key_of_link(w["backendService"].as_str().unwrap_or_default());
-                    let (s, _) = state.services.get(&key).ok_or_else(|| format!("backend service {key} not running"))?;
-                    parts.push((s.clone(), w["weight"].as_u64().unwrap_or(0) as u32));
+        let route =
+            |service: Option<&Value>, weighted: Option<&Value>| -> Result<RouteAction, String> {
+                if let Some(list) = weighted
+                    .and_then(|w| w["weightedBackendServices"].as_array())
+                    .filter(|l| !l.is_empty())
+                {
+                    let mut parts = Vec::new();
+                    for w in list {
+                        let key = key_of_link(w["backendService"].as_str().unwrap_or_default());
+                        let (s, _) = state
+                            .services
+                            .get(&key)
+                            .ok_or_else(|| format!("backend service {key} not running"))?;
+                        parts.push((s.clone(), w["weight"].as_u64().unwrap_or(0) as u32));
+                    }
+                    return Ok(RouteAction::weighted(parts));
                 }
-                return Ok(RouteAction::weighted(parts));
-            }
-            let key = key_of_link(service.and_then(Value::as_str).ok_or("no service")?);
-            let (s, _) = state.services.get(&key).ok_or_else(|| format!("backend service {key} not running"))?;
-            Ok(RouteAction::service(s.clone()))
-        };
-        let mut url_map = UrlMap::new(route(map.get("defaultService"), map.get("defaultRouteAction"))?);
+                let key = key_of_link(service.and_then(Value::as_str).ok_or("no service")?);
+                let (s, _) = state
+                    .services
+                    .get(&key)
+                    .ok_or_else(|| format!("backend service {key} not running"))?;
+                Ok(RouteAction::service(s.clone()))
+            };
+        let mut url_map = UrlMap::new(route(
+            map.get("defaultService"),
+            map.get("defaultRouteAction"),
+        )?);
         for m in map["pathMatchers"].as_array().into_iter().flatten() {
             let mut matcher = PathMatcher {
                 name: m["name"].as_str().unwrap_or_default().to_owned(),
@@ -239,14 +334,32 @@ impl Balancers {
                 path_rules: Vec::new(),
             };
             for r in m["pathRules"].as_array().into_iter().flatten() {
-                let paths = r["paths"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-                matcher.path_rules.push(PathRule { paths, route: route(r.get("service"), r.get("routeAction"))? });
+                let paths = r["paths"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect();
+                matcher.path_rules.push(PathRule {
+                    paths,
+                    route: route(r.get("service"), r.get("routeAction"))?,
+                });
             }
             url_map.path_matchers.push(matcher);
         }
         for h in map["hostRules"].as_array().into_iter().flatten() {
-            let hosts = h["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-            url_map.host_rules.push(HostRule { hosts, path_matcher: h["pathMatcher"].as_str().unwrap_or_default().to_owned() });
+            let hosts = h["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            url_map.host_rules.push(HostRule {
+                hosts,
+                path_matcher: h["pathMatcher"].as_str().unwrap_or_default().to_owned(),
+            });
         }
         Ok(url_map)
     }
@@ -266,13 +379,21 @@ fn key_of_link(link: &str) -> String {
 
 /// An IP literal, or the address of an address resource.
 fn resolve_address(cloud: &Cloud, text: &str) -> Option<IpAddr> {
-    text.parse().ok().or_else(|| cloud.store.get(&cloud.key_of(text)).and_then(|a| a["address"].as_str()?.parse().ok()))
+    text.parse().ok().or_else(|| {
+        cloud
+            .store
+            .get(&cloud.key_of(text))
+            .and_then(|a| a["address"].as_str()?.parse().ok())
+    })
 }
 
 fn certificates(cloud: &Cloud, keys: &[String]) -> Result<Vec<CertificatePem>, String> {
     keys.iter()
         .map(|k| {
-            let c = cloud.store.get(k).ok_or_else(|| format!("certificate {k} missing"))?;
+            let c = cloud
+                .store
+                .get(k)
+                .ok_or_else(|| format!("certificate {k} missing"))?;
             Ok(CertificatePem {
                 cert_chain_pem: c["certificate"].as_str().unwrap_or_default().to_owned(),
                 private_key_pem: c["privateKey"].as_str().unwrap_or_default().to_owned(),
@@ -285,8 +406,14 @@ fn certificates(cloud: &Cloud, keys: &[String]) -> Result<Vec<CertificatePem>, S
 fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig {
     let mut config = BackendServiceConfig::new(paths::name_of(key));
     config.timeout = Duration::from_secs(res["timeoutSec"].as_u64().unwrap_or(30).max(1));
-    config.connection_draining_timeout = Duration::from_secs(res["connectionDraining"]["drainingTimeoutSec"].as_u64().unwrap_or(300));
-    let hc = res["healthChecks"][0].as_str().and_then(|l| cloud.store.get(&cloud.key_of(l)));
+    config.connection_draining_timeout = Duration::from_secs(
+        res["connectionDraining"]["drainingTimeoutSec"]
+            .as_u64()
+            .unwrap_or(300),
+    );
+    let hc = res["healthChecks"][0]
+        .as_str()
+        .and_then(|l| cloud.store.get(&cloud.key_of(l)));
     let port_name = res["portName"].as_str().unwrap_or("http");
     if let Some(hc) = &hc {
         config.health_check = health_check(hc);
@@ -294,7 +421,9 @@ fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig
     for backend in res["backends"].as_array().into_iter().flatten() {
         let scaler = backend["capacityScaler"].as_f64().unwrap_or(1.0) as f32;
         let group_key = cloud.key_of(backend["group"].as_str().unwrap_or_default());
-        let Some(group) = cloud.store.get(&group_key) else { continue };
+        let Some(group) = cloud.store.get(&group_key) else {
+            continue;
+        };
         let port = group["namedPorts"]
             .as_array()
             .into_iter()
@@ -308,11 +437,16 @@ fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig
             if m.action == Action::Deleting || m.action == Action::Abandoning {
                 continue;
             }
-            let Some(instance) = cloud.store.get(&m.instance) else { continue };
+            let Some(instance) = cloud.store.get(&m.instance) else {
+                continue;
+            };
             if instance["status"] != "RUNNING" {
                 continue;
             }
-            let Some(ip) = instance["networkInterfaces"][0]["networkIP"].as_str().and_then(|i| i.parse::<IpAddr>().ok()) else {
+            let Some(ip) = instance["networkInterfaces"][0]["networkIP"]
+                .as_str()
+                .and_then(|i| i.parse::<IpAddr>().ok())
+            else {
                 continue;
             };
             let mut b = BackendConfig::new(m.instance.clone(), SocketAddr::new(ip, port));
@@ -324,10 +458,18 @@ fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig
         && config.health_check.port.is_none()
     {
         config.health_check.port = super::health::probe_port_named(hc, |name| {
-            res["backends"].as_array().into_iter().flatten().find_map(|b| {
-                let g = cloud.store.get(&cloud.key_of(b["group"].as_str()?))?;
-                g["namedPorts"].as_array()?.iter().find(|p| p["name"] == name)?["port"].as_u64()
-            })
+            res["backends"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|b| {
+                    let g = cloud.store.get(&cloud.key_of(b["group"].as_str()?))?;
+                    g["namedPorts"]
+                        .as_array()?
+                        .iter()
+                        .find(|p| p["name"] == name)?["port"]
+                        .as_u64()
+                })
         });
     }
     config
@@ -341,7 +483,9 @@ fn health_check(hc: &Value) -> HealthCheck {
         unhealthy_threshold: hc["unhealthyThreshold"].as_u64().unwrap_or(2).max(1) as u32,
         ..HealthCheck::default()
     };
-    let spec = ["httpHealthCheck", "httpsHealthCheck", "http2HealthCheck"].iter().find_map(|f| hc.get(*f));
+    let spec = ["httpHealthCheck", "httpsHealthCheck", "http2HealthCheck"]
+        .iter()
+        .find_map(|f| hc.get(*f));
     check.protocol = match spec {
         Some(s) => HealthCheckProtocol::Http {
             path: s["requestPath"].as_str().unwrap_or("/").to_owned(),
@@ -349,9 +493,14 @@ fn health_check(hc: &Value) -> HealthCheck {
         },
         None => HealthCheckProtocol::Tcp,
     };
-    let fixed = ["httpHealthCheck", "httpsHealthCheck", "http2HealthCheck", "tcpHealthCheck"]
-        .iter()
-        .find_map(|f| hc.get(*f)?["port"].as_u64());
+    let fixed = [
+        "httpHealthCheck",
+        "httpsHealthCheck",
+        "http2HealthCheck",
+        "tcpHealthCheck",
+    ]
+    .iter()
+    .find_map(|f| hc.get(*f)?["port"].as_u64());
     check.port = fixed.and_then(|p| u16::try_from(p).ok());
     check
 }
@@ -359,10 +508,20 @@ fn health_check(hc: &Value) -> HealthCheck {
 /// `backendServices.getHealth`: the health of one group's instances.
 pub fn get_health(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?;
-    cloud.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
-    let group = cloud.key_of(call.body["group"].as_str().ok_or_else(|| ApiError::required("group"))?);
+    cloud
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(key))?;
+    let group = cloud.key_of(
+        call.body["group"]
+            .as_str()
+            .ok_or_else(|| ApiError::required("group"))?,
+    );
     let mig = group.replacen("/instanceGroups/", "/instanceGroupManagers/", 1);
-    let members: Vec<String> = managed::of_group(&cloud.store, &mig).into_iter().map(|m| m.instance).collect();
+    let members: Vec<String> = managed::of_group(&cloud.store, &mig)
+        .into_iter()
+        .map(|m| m.instance)
+        .collect();
     let statuses: Vec<Value> = cloud
         .balancers
         .health(key)
@@ -387,24 +546,45 @@ pub fn get_health(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
 /// The proxies' and forwarding rules' set verbs: one field, as an operation.
 pub async fn set_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
-    let stored = cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    let stored = cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     let (field, value) = match call.method.name.as_str() {
         "setUrlMap" => ("urlMap", reference(cloud, call, &call.body["urlMap"])?),
         "setTarget" => ("target", reference(cloud, call, &call.body["target"])?),
         "setSslCertificates" => {
-            let list = call.body["sslCertificates"].as_array().cloned().unwrap_or_default();
-            let links: Result<Vec<Value>, ApiError> = list.iter().map(|c| reference(cloud, call, c)).collect();
+            let list = call.body["sslCertificates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let links: Result<Vec<Value>, ApiError> =
+                list.iter().map(|c| reference(cloud, call, c)).collect();
             ("sslCertificates", Value::Array(links?))
         }
         "setLabels" => {
-            crate::generic::check_fingerprint(&key, &json!({"fingerprint": stored["labelFingerprint"]}), &json!({"fingerprint": call.body["labelFingerprint"]}))?;
+            crate::generic::check_fingerprint(
+                &key,
+                &json!({"fingerprint": stored["labelFingerprint"]}),
+                &json!({"fingerprint": call.body["labelFingerprint"]}),
+            )?;
             ("labels", call.body["labels"].clone())
         }
-        other => return Err(crate::handlers::not_implemented(&call.method.resource, other)),
+        other => {
+            return Err(crate::handlers::not_implemented(
+                &call.method.resource,
+                other,
+            ));
+        }
     };
     let id = stored["id"].as_str().map(str::to_owned);
     let op_type = call.method.name.clone();
-    let op = OpRequest { scope: &call.target.scope, operation_type: &op_type, target: &key, request_id: call.request_id() };
+    let op = OpRequest {
+        scope: &call.target.scope,
+        operation_type: &op_type,
+        target: &key,
+        request_id: call.request_id(),
+    };
     let key2 = key.clone();
     cloud
         .operation(
@@ -426,8 +606,13 @@ pub async fn set_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError
 
 /// A reference in a verb's body, checked to exist, as a full link.
 fn reference(cloud: &Cloud, call: &Call, v: &Value) -> Result<Value, ApiError> {
-    let text = v.as_str().ok_or_else(|| ApiError::invalid("a reference must be a string"))?;
+    let text = v
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("a reference must be a string"))?;
     let key = paths::normalize(text, &call.project);
-    cloud.store.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+    cloud
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))?;
     Ok(cloud.link(&key).into())
 }

@@ -49,8 +49,18 @@ pub async fn run(cloud: Arc<Cloud>, instances: instances::Instances, stop: Cance
             },
         }
         if full {
-            dirty_groups.extend(cloud.store.keys("projects/", |k| k.contains("/instanceGroupManagers/")));
-            dirty_groups.extend(cloud.store.keys("ccd/managed/", |_| true).iter().filter_map(|k| group_of(k)));
+            dirty_groups.extend(
+                cloud
+                    .store
+                    .keys("projects/", |k| k.contains("/instanceGroupManagers/")),
+            );
+            dirty_groups.extend(
+                cloud
+                    .store
+                    .keys("ccd/managed/", |_| true)
+                    .iter()
+                    .filter_map(|k| group_of(k)),
+            );
         }
         for group in std::mem::take(&mut dirty_groups) {
             groups::reconcile(&cloud, &cloud.health, &group);

@@ -26,14 +26,24 @@ pub async fn start() -> LocalCloud {
 }
 
 pub async fn start_with(faults: FaultConfig) -> LocalCloud {
-    LocalCloud::start(Config { faults, check_responses: true, ..Config::default() }).await.expect("the local cloud starts")
+    LocalCloud::start(Config {
+        faults,
+        check_responses: true,
+        ..Config::default()
+    })
+    .await
+    .expect("the local cloud starts")
 }
 
 /// Every test ends here: no response strayed from the discovery document.
 pub async fn finish(cloud: LocalCloud) {
     let violations = cloud.conformance_violations();
     cloud.shutdown().await;
-    assert!(violations.is_empty(), "responses strayed from the discovery document:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "responses strayed from the discovery document:\n{}",
+        violations.join("\n")
+    );
 }
 
 /// A client of the official SDK on the local cloud, with anonymous
@@ -84,9 +94,17 @@ pub fn classify(e: &google_cloud_compute_v1::Error) -> (Option<u16>, Option<Stri
 }
 
 /// Asserts a call failed with `status` and `reason`.
-pub fn assert_error<T: std::fmt::Debug>(result: Result<T, google_cloud_compute_v1::Error>, status: u16, reason: &str) {
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, google_cloud_compute_v1::Error>,
+    status: u16,
+    reason: &str,
+) {
     let e = result.expect_err(&format!("expected {status} {reason}"));
-    assert_eq!(classify(&e), (Some(status), Some(reason.to_owned())), "{e:?}");
+    assert_eq!(
+        classify(&e),
+        (Some(status), Some(reason.to_owned())),
+        "{e:?}"
+    );
 }
 
 /// Polls `probe` until it returns `Some`, or panics after [`CONVERGE`].
@@ -100,7 +118,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -109,9 +130,15 @@ where
 pub fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let a = nanos ^ (u64::from(std::process::id()) << 32);
-    let b = N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos.rotate_left(29);
+    let b = N
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ nanos.rotate_left(29);
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         a >> 32,
@@ -124,19 +151,28 @@ pub fn request_id() -> String {
 
 /// An instance template whose instances are simulated (no process).
 pub fn simulated_template(name: &str) -> model::InstanceTemplate {
-    model::InstanceTemplate::new().set_name(name).set_properties(
-        model::InstanceProperties::new()
-            .set_machine_type("e2-small")
-            .set_tags(model::Tags::new().set_items(["web"]))
-            .set_network_interfaces([model::NetworkInterface::new().set_network("global/networks/default")])
-            .set_disks([model::AttachedDisk::new().set_boot(true).set_auto_delete(true).set_initialize_params(
-                model::AttachedDiskInitializeParams::new()
-                    .set_source_image("projects/cos-cloud/global/images/family/cos-stable"),
-            )])
-            .set_metadata(model::Metadata::new().set_items([model::metadata::Items::new()
-                .set_key(ccd_localcloud::LOCAL_RUN_METADATA_KEY)
-                .set_value(r#"{"simulated": true}"#)])),
-    )
+    model::InstanceTemplate::new()
+        .set_name(name)
+        .set_properties(
+            model::InstanceProperties::new()
+                .set_machine_type("e2-small")
+                .set_tags(model::Tags::new().set_items(["web"]))
+                .set_network_interfaces([
+                    model::NetworkInterface::new().set_network("global/networks/default")
+                ])
+                .set_disks([model::AttachedDisk::new()
+                    .set_boot(true)
+                    .set_auto_delete(true)
+                    .set_initialize_params(
+                        model::AttachedDiskInitializeParams::new()
+                            .set_source_image("projects/cos-cloud/global/images/family/cos-stable"),
+                    )])
+                .set_metadata(
+                    model::Metadata::new().set_items([model::metadata::Items::new()
+                        .set_key(ccd_localcloud::LOCAL_RUN_METADATA_KEY)
+                        .set_value(r#"{"simulated": true}"#)]),
+                ),
+        )
 }
 
 /// The name at the end of a link.
