@@ -310,7 +310,7 @@ fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &st
                 ))
                 .into()
         });
-    json!({
+    let mut instance = json!({
         "kind": "compute#instance",
         "id": clock::new_id(),
         "name": paths::name_of(key),
@@ -325,7 +325,12 @@ fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &st
         "networkInterfaces": [{"kind": "compute#networkInterface", "name": "nic0", "network": network, "networkIP": super::instances::allocate_ip(&cloud.store)}],
         "canIpForward": false,
         "deletionProtection": false,
-    })
+    });
+    // Google omits unset fields rather than sending null.
+    if let Some(obj) = instance.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    instance
 }
 
 /// `listManagedInstances`.
