@@ -233,7 +233,14 @@ impl<'s, 'v> Checker<'s, 'v> {
         match format {
             Some("int64") => self.integer(Int::I64, v),
             Some("uint64") => self.integer(Int::U64, v),
+            // Google sends bytes URL-safe; the Rust SDK decodes only that
+            // form, so a response in standard base64 would break clients.
             Some("byte") => match v.as_str() {
+                Some(s) if self.mode == Mode::Response && s.contains(['+', '/']) => self.invalid(
+                    v,
+                    "TYPE_BYTES",
+                    "URL-safe base64 text (- and _, not + and /)",
+                ),
                 Some(s) if is_base64(s) => {}
                 Some(_) => self.invalid(v, "TYPE_BYTES", "base64 text"),
                 None => self.invalid(v, "TYPE_BYTES", "a base64 string"),

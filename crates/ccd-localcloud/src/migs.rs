@@ -307,6 +307,10 @@ pub fn render_group(cloud: &Arc<Cloud>, key: &str, out: &mut Value) {
 /// A change to a group, applied when its operation runs.
 type GroupChange = Box<dyn FnOnce(&mut Value) -> Result<(), ApiError> + Send>;
 
+/// What a verb does to the group's instance records, given the group: done
+/// before the group changes, outside the store's lock (it is not reentrant).
+type MemberChange = Box<dyn FnOnce(&Cloud, &Value) + Send>;
+
 /// The imperative verbs of managed groups.
 pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     let key = call.key()?.to_owned();
@@ -323,6 +327,7 @@ pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     }
     let instances = listed_instances(cloud, call, &key)?;
     let op_type = format!("compute.instanceGroupManagers.{name}");
+    let mut members: Option<MemberChange> = None;
     let change: GroupChange = match name {
         "resize" => {
             let size: i64 = call
@@ -362,24 +367,29 @@ pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
                 Action::Abandoning
             };
             let count = instances.len() as i64;
-            let (cloud2, key2) = (cloud.clone(), key.clone());
-            Box::new(move |mig| {
+            let key2 = key.clone();
+            members = Some(Box::new(move |cloud, _| {
                 for i in &instances {
-                    managed::set_action(&cloud2.store, &key2, i, action);
+                    managed::set_action(&cloud.store, &key2, i, action);
                 }
+            }));
+            Box::new(move |mig| {
                 let size = mig["targetSize"].as_i64().unwrap_or(0);
                 mig["targetSize"] = (size - count).max(0).into();
                 Ok(())
             })
         }
         "recreateInstances" => {
-            let (cloud2, key2) = (cloud.clone(), key.clone());
-            Box::new(move |_| {
+            let key2 = key.clone();
+            members = Some(Box::new(move |cloud, mig| {
+                // Recreated from the group's current configuration: an
+                // outdated instance comes back on its target version.
+                crate::runtime::groups::apply_updates(cloud, &key2, mig, &instances);
                 for i in &instances {
-                    managed::set_action(&cloud2.store, &key2, i, Action::Recreating);
+                    managed::set_action(&cloud.store, &key2, i, Action::Recreating);
                 }
-                Ok(())
-            })
+            }));
+            Box::new(|_| Ok(()))
         }
         "applyUpdatesToInstances" => {
             let all = call.body["allInstances"] == true;
@@ -391,12 +401,11 @@ pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
             } else {
                 instances
             };
-            let cloud2 = cloud.clone();
             let key2 = key.clone();
-            Box::new(move |mig| {
-                crate::runtime::groups::apply_updates(&cloud2, &key2, mig, &chosen);
-                Ok(())
-            })
+            members = Some(Box::new(move |cloud, mig| {
+                crate::runtime::groups::apply_updates(cloud, &key2, mig, &chosen);
+            }));
+            Box::new(|_| Ok(()))
         }
         other => {
             return Err(ApiError::new(
@@ -417,6 +426,13 @@ pub async fn verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
         .operation(
             op,
             Box::new(move |cloud| {
+                if let Some(members) = members {
+                    let mig = cloud
+                        .store
+                        .get(&key2)
+                        .ok_or_else(|| ApiError::not_found(&key2))?;
+                    members(cloud, &mig);
+                }
                 let mut id = None;
                 cloud.store.update(&key2, |old| {
                     let mut mig = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;

@@ -542,7 +542,7 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
     assert_eq!(bs.backends.len(), 1);
     assert_eq!(bs.backends[0].group.as_deref(), Some(group_link.as_str()));
     assert_eq!(bs.backends[0].capacity_scaler, Some(1.0));
-    assert_eq!(bs.health_checks, [hc_link.clone()]);
+    assert_eq!(bs.health_checks, std::slice::from_ref(&hc_link));
     assert_eq!(
         bs.load_balancing_scheme,
         Some(model::backend_service::LoadBalancingScheme::ExternalManaged)
@@ -662,7 +662,7 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
         .await
         .unwrap();
     assert_eq!(proxy.url_map.as_deref(), Some(map_link.as_str()));
-    assert_eq!(proxy.ssl_certificates, [cert_link.clone()]);
+    assert_eq!(proxy.ssl_certificates, std::slice::from_ref(&cert_link));
     let proxy_link = proxy.self_link.unwrap();
 
     done(
@@ -686,6 +686,14 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
             .as_deref()
             .is_some_and(|l| l.ends_with("/global/addresses/web-ip"))
     );
+    // A reserved address without an IP gets one; read it back.
+    let ip = address.address.clone().expect("an IP is allocated");
+    assert!(ip.parse::<std::net::IpAddr>().is_ok(), "{ip}");
+    assert_eq!(address.status, Some(model::address::Status::Reserved));
+    assert_eq!(
+        address.address_type,
+        Some(model::address::AddressType::External)
+    );
     let mut list = addresses.list().set_project(PROJECT).by_item();
     let mut names = Vec::new();
     while let Some(a) = list.next().await.transpose().unwrap() {
@@ -696,6 +704,7 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
     let rule = model::ForwardingRule::new()
         .set_name("web-https")
         .set_ip_protocol(model::forwarding_rule::IPProtocol::Tcp)
+        .set_ip_address(address.self_link.clone().unwrap())
         .set_port_range("443")
         .set_target(&proxy_link)
         .set_load_balancing_scheme(model::forwarding_rule::LoadBalancingScheme::ExternalManaged);
@@ -709,6 +718,12 @@ async fn an_https_load_balancer_chain_is_built_and_torn_down_in_order() {
         .unwrap();
     assert_eq!(rule.target.as_deref(), Some(proxy_link.as_str()));
     assert_eq!(rule.port_range.as_deref(), Some("443-443"));
+    // Given an address by reference, the rule reads back with its IP.
+    assert_eq!(rule.ip_address.as_deref(), Some(ip.as_str()));
+    assert_eq!(
+        rule.ip_protocol,
+        Some(model::forwarding_rule::IPProtocol::Tcp)
+    );
     assert_eq!(
         rule.load_balancing_scheme,
         Some(model::forwarding_rule::LoadBalancingScheme::ExternalManaged)

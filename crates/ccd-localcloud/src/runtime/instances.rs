@@ -129,7 +129,11 @@ impl Instances {
             stop_grace: Duration::from_secs(run.stop_grace_sec.unwrap_or(30)),
         };
         supervisor.start(spec).map_err(|e| match e {
-            ccd_supervisor::Error::Stopping { .. } => Start::Busy,
+            // The previous life of a recreated instance is still on its way
+            // out (its stop runs in the background): start on a later pass.
+            ccd_supervisor::Error::Stopping { .. } | ccd_supervisor::Error::SpecConflict { .. } => {
+                Start::Busy
+            }
             e => Start::Failed(e.to_string()),
         })
     }

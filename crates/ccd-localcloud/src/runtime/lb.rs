@@ -594,7 +594,9 @@ pub async fn set_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError
                     let mut r = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
                     r[field] = value;
                     if field == "labels" {
-                        r["labelFingerprint"] = crate::clock::suffix(11).into();
+                        r["labelFingerprint"] =
+                            crate::generic::fingerprint_text(crate::clock::new_id().as_bytes())
+                                .into();
                     }
                     Ok(Some(r))
                 })?;
