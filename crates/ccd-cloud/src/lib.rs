@@ -18,8 +18,8 @@ use std::future::Future;
 pub use error::CloudError;
 pub use gce::{GceCloud, GceConfig};
 use model::{
-    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec, TemplateInfo,
-    TemplateSpec,
+    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
+    TemplateInfo, TemplateSpec,
 };
 
 /// A cloud ccd deploys to. Deleting follows dependency order in reverse:
@@ -27,16 +27,29 @@ use model::{
 pub trait Cloud: Send + Sync + 'static {
     /// Creates the template unless it exists (templates are immutable and
     /// named by content: [`TemplateSpec::name`](model::TemplateSpec::name)); returns its name.
-    fn ensure_template(&self, spec: &TemplateSpec) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn ensure_template(
+        &self,
+        spec: &TemplateSpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
 
     /// The app's templates.
-    fn list_templates(&self, app: &str) -> impl Future<Output = Result<Vec<TemplateInfo>, CloudError>> + Send;
+    fn list_templates(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Vec<TemplateInfo>, CloudError>> + Send;
 
     /// Deletes a template; [`CloudError::InUse`] while a group uses it.
-    fn delete_template(&self, app: &str, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_template(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// The group and its instances, or `None` when there is no such group.
-    fn get_group(&self, id: &GroupId) -> impl Future<Output = Result<Option<GroupState>, CloudError>> + Send;
+    fn get_group(
+        &self,
+        id: &GroupId,
+    ) -> impl Future<Output = Result<Option<GroupState>, CloudError>> + Send;
 
     /// Creates the group or brings its versions, update policy, autohealing,
     /// named port (and target size, when given) to the spec. Returns once the
@@ -44,32 +57,61 @@ pub trait Cloud: Send + Sync + 'static {
     fn apply_group(&self, spec: &GroupSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Sets the group's target size.
-    fn resize_group(&self, id: &GroupId, size: u32) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn resize_group(
+        &self,
+        id: &GroupId,
+        size: u32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Deletes the group and its instances; [`CloudError::InUse`] while a load balancer serves it.
     fn delete_group(&self, id: &GroupId) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Creates or corrects a health check (for autohealing).
-    fn apply_health_check(&self, spec: &HealthCheckSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn apply_health_check(
+        &self,
+        spec: &HealthCheckSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    fn delete_health_check(&self, app: &str, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_health_check(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Creates what is missing of the load balancer, in dependency order, and
     /// corrects what differs.
-    fn apply_load_balancer(&self, spec: &LoadBalancerSpec)
-    -> impl Future<Output = Result<LbState, CloudError>> + Send;
+    fn apply_load_balancer(
+        &self,
+        spec: &LoadBalancerSpec,
+    ) -> impl Future<Output = Result<LbState, CloudError>> + Send;
 
     /// Which pieces of the load balancer exist, and its address.
-    fn get_load_balancer(&self, id: &LbId) -> impl Future<Output = Result<LbState, CloudError>> + Send;
+    fn get_load_balancer(
+        &self,
+        id: &LbId,
+    ) -> impl Future<Output = Result<LbState, CloudError>> + Send;
 
     /// Deletes every piece, in reverse dependency order.
-    fn delete_load_balancer(&self, id: &LbId) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_load_balancer(
+        &self,
+        id: &LbId,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// The app's firewall rules.
-    fn list_firewalls(&self, app: &str) -> impl Future<Output = Result<Vec<FirewallSpec>, CloudError>> + Send;
+    fn list_firewalls(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Vec<FirewallSpec>, CloudError>> + Send;
 
     /// Creates or corrects an ingress rule to the app's instances.
-    fn apply_firewall(&self, spec: &FirewallSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn apply_firewall(
+        &self,
+        spec: &FirewallSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    fn delete_firewall(&self, app: &str, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_firewall(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

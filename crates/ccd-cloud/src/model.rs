@@ -64,7 +64,12 @@ pub enum LocalRun {
     /// No process: the instance is RUNNING and healthy at once.
     Simulated,
     /// A process per instance; `$(NAME)` in args expands env's NAME (`PORT` is set).
-    Process { command: Vec<String>, args: Vec<String>, env: BTreeMap<String, String>, stop_grace: Duration },
+    Process {
+        command: Vec<String>,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        stop_grace: Duration,
+    },
 }
 
 /// A template as found in the cloud.
@@ -103,7 +108,10 @@ pub struct UpdatePolicy {
 impl Default for UpdatePolicy {
     /// Capacity never drops: one extra instance at a time.
     fn default() -> Self {
-        UpdatePolicy { max_surge: Share::Fixed(1), max_unavailable: Share::Fixed(0) }
+        UpdatePolicy {
+            max_surge: Share::Fixed(1),
+            max_unavailable: Share::Fixed(0),
+        }
     }
 }
 
@@ -152,7 +160,11 @@ impl GroupSpec {
             [one] => Some(one.clone()),
             _ => None,
         };
-        GroupId { app: self.app.clone(), name: self.name.clone(), zone }
+        GroupId {
+            app: self.app.clone(),
+            name: self.name.clone(),
+            zone,
+        }
     }
 }
 
@@ -277,7 +289,11 @@ pub struct LoadBalancerSpec {
 
 impl LoadBalancerSpec {
     pub fn id(&self) -> LbId {
-        LbId { app: self.app.clone(), name: self.name.clone(), internal: matches!(self.kind, LbKind::Internal { .. }) }
+        LbId {
+            app: self.app.clone(),
+            name: self.name.clone(),
+            internal: matches!(self.kind, LbKind::Internal { .. }),
+        }
     }
 }
 
@@ -343,13 +359,21 @@ impl FirewallSpec {
             app: app.to_owned(),
             name: format!("{app}-allow-health"),
             port,
-            sources: HEALTH_CHECK_RANGES.iter().map(|s| (*s).to_owned()).collect(),
+            sources: HEALTH_CHECK_RANGES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 
     /// The spec's `allowFrom` ranges to the app's port (`suffix` tells rules apart).
     pub fn allow_from(app: &str, suffix: &str, port: u16, sources: Vec<String>) -> Self {
-        FirewallSpec { app: app.to_owned(), name: format!("{app}-allow-{suffix}"), port, sources }
+        FirewallSpec {
+            app: app.to_owned(),
+            name: format!("{app}-allow-{suffix}"),
+            port,
+            sources,
+        }
     }
 }
 
@@ -374,7 +398,11 @@ mod tests {
     fn template_names_follow_content() {
         let a = spec();
         assert_eq!(a.name(), spec().name());
-        assert!(a.name().starts_with("web-") && a.name().len() == "web-".len() + 10, "{}", a.name());
+        assert!(
+            a.name().starts_with("web-") && a.name().len() == "web-".len() + 10,
+            "{}",
+            a.name()
+        );
         let mut b = spec();
         b.env.insert("B".into(), "2".into());
         assert_ne!(a.name(), b.name());

@@ -44,7 +44,12 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn new(kind: Kind, resource: &str, message: impl Into<String>) -> Self {
-        Failure { kind, resource: resource.to_owned(), message: message.into(), after: Duration::ZERO }
+        Failure {
+            kind,
+            resource: resource.to_owned(),
+            message: message.into(),
+            after: Duration::ZERO,
+        }
     }
 }
 
@@ -56,7 +61,10 @@ impl From<Failure> for CloudError {
             Kind::AlreadyExists | Kind::Stale => CloudError::Conflict { resource, message },
             Kind::InUse => CloudError::InUse { resource, message },
             Kind::Throttled => CloudError::Throttled { resource, message },
-            Kind::Timeout => CloudError::Timeout { resource, after: f.after },
+            Kind::Timeout => CloudError::Timeout {
+                resource,
+                after: f.after,
+            },
             Kind::Invalid => CloudError::Invalid { resource, message },
             Kind::Unavailable | Kind::Other => CloudError::Other { resource, message },
         }
@@ -85,7 +93,9 @@ fn kind_of(e: &GaxError) -> Kind {
         (Some(409), _) => Kind::AlreadyExists,
         (Some(412), _) => Kind::Stale,
         (Some(400), Some("resourceInUseByAnotherResource")) => Kind::InUse,
-        (Some(429), _) | (Some(403), Some("rateLimitExceeded" | "userRateLimitExceeded")) => Kind::Throttled,
+        (Some(429), _) | (Some(403), Some("rateLimitExceeded" | "userRateLimitExceeded")) => {
+            Kind::Throttled
+        }
         (Some(503), _) => Kind::Unavailable,
         (Some(400), _) => Kind::Invalid,
         _ if e.is_timeout() => Kind::Timeout,
@@ -95,26 +105,61 @@ fn kind_of(e: &GaxError) -> Kind {
 }
 
 pub(crate) fn classify(resource: &str, e: &GaxError) -> Failure {
-    let message = e.status().map_or_else(|| e.to_string(), |s| s.message.clone());
-    Failure::new(kind_of(e), resource, message)
+    let message = e
+        .status()
+        .map_or_else(|| e.to_string(), |s| s.message.clone());
+    let kind = kind_of(e);
+    // A 404 on a change may be about a resource it refers to (a template, a
+    // health check): Compute names the missing one, so the error does too.
+    let missing = (kind == Kind::NotFound)
+        .then(|| missing_resource(&message))
+        .flatten()
+        .map(str::to_owned);
+    Failure::new(kind, missing.as_deref().unwrap_or(resource), message)
+}
+
+/// `The resource 'projects/p/global/instanceTemplates/t' was not found` →
+/// `global/instanceTemplates/t`.
+fn missing_resource(message: &str) -> Option<&str> {
+    let quoted = message.split('\'').nth(1)?;
+    let path = quoted.split_once("/compute/v1/").map_or(quoted, |(_, p)| p);
+    let path = path
+        .strip_prefix("projects/")
+        .and_then(|p| p.split_once('/'))
+        .map_or(path, |(_, rest)| rest);
+    path.contains('/').then_some(path)
 }
 
 /// The failure a DONE operation reports (Compute's upper-case error codes).
 fn classify_operation(resource: &str, e: &OperationError) -> Failure {
-    let OperationError::Generic(g) = e else { return Failure::new(Kind::Other, resource, e.to_string()) };
+    let OperationError::Generic(g) = e else {
+        return Failure::new(Kind::Other, resource, e.to_string());
+    };
     let first = g.details.as_ref().and_then(|d| d.errors.first());
     let code = first.and_then(|f| f.code.as_deref()).unwrap_or_default();
-    let message = first.and_then(|f| f.message.clone()).or_else(|| g.message.clone()).unwrap_or_default();
+    let message = first
+        .and_then(|f| f.message.clone())
+        .or_else(|| g.message.clone())
+        .unwrap_or_default();
     let kind = match (code, g.status_code) {
         ("RESOURCE_NOT_FOUND", _) | (_, Some(404)) => Kind::NotFound,
-        ("RESOURCE_ALREADY_EXISTS", _) | ("ALREADY_EXISTS", _) | (_, Some(409)) => Kind::AlreadyExists,
+        ("RESOURCE_ALREADY_EXISTS", _) | ("ALREADY_EXISTS", _) | (_, Some(409)) => {
+            Kind::AlreadyExists
+        }
         ("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", _) => Kind::InUse,
         ("CONDITION_NOT_MET", _) | (_, Some(412)) => Kind::Stale,
         ("QUOTA_EXCEEDED" | "RATE_LIMIT_EXCEEDED", _) | (_, Some(429)) => Kind::Throttled,
         (_, Some(400)) => Kind::Invalid,
         _ => Kind::Other,
     };
-    Failure::new(kind, resource, format!("{code}: {message}"))
+    let missing = (kind == Kind::NotFound)
+        .then(|| missing_resource(&message))
+        .flatten();
+    Failure::new(
+        kind,
+        missing.unwrap_or(resource),
+        format!("{code}: {message}"),
+    )
 }
 
 fn is_throttled(e: &GaxError) -> bool {
@@ -158,7 +203,11 @@ pub(crate) fn request_id() -> String {
 
 impl GceCloud {
     /// One read, after a token from the rate limiter.
-    pub(crate) async fn read<T>(&self, resource: &str, call: impl Future<Output = google_cloud_gax::Result<T>>) -> Outcome<T> {
+    pub(crate) async fn read<T>(
+        &self,
+        resource: &str,
+        call: impl Future<Output = google_cloud_gax::Result<T>>,
+    ) -> Outcome<T> {
         self.limiter.acquire().await;
         call.await.map_err(|e| classify(resource, &e))
     }
@@ -183,14 +232,25 @@ impl GceCloud {
     where
         P: Poller<Operation, Operation>,
     {
-        let (first, max) = (self.config.initial_backoff, self.config.initial_backoff.max(Duration::from_secs(10)));
+        let (first, max) = (
+            self.config.initial_backoff,
+            self.config.initial_backoff.max(Duration::from_secs(10)),
+        );
         let wait = async {
             let mut delay = first.min(Duration::from_secs(1));
             loop {
                 self.limiter.acquire().await;
                 match poller.poll().await {
-                    None => return Err(Failure::new(Kind::Other, resource, "the operation vanished while polled")),
-                    Some(PollingResult::Completed(result)) => return result.map_err(|e| classify(resource, &e)),
+                    None => {
+                        return Err(Failure::new(
+                            Kind::Other,
+                            resource,
+                            "the operation vanished while polled",
+                        ));
+                    }
+                    Some(PollingResult::Completed(result)) => {
+                        return result.map_err(|e| classify(resource, &e));
+                    }
                     Some(PollingResult::InProgress(_)) => {}
                     Some(PollingResult::PollingError(e)) => {
                         tracing::debug!(resource, error = %e, "polling an operation failed; polling on");
@@ -271,7 +331,11 @@ mod tests {
         let op = Operation::new()
             .set_status(operation::Status::Done)
             .set_http_error_status_code(http)
-            .set_error(operation::Error::new().set_errors([operation::error::Errors::new().set_code(code).set_message("m")]));
+            .set_error(
+                operation::Error::new().set_errors([operation::error::Errors::new()
+                    .set_code(code)
+                    .set_message("m")]),
+            );
         match op.to_result() {
             Err(e) => e,
             Ok(_) => panic!("a failed operation"),
@@ -279,10 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_reference_is_named() {
+        let m = "The resource 'projects/p/global/instanceTemplates/web-1' was not found";
+        assert_eq!(missing_resource(m), Some("global/instanceTemplates/web-1"));
+        assert_eq!(missing_resource("not found"), None);
+    }
+
+    #[test]
     fn failed_operations_are_classified() {
-        assert_eq!(classify_operation("r", &failed_op("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", 400)).kind, Kind::InUse);
-        assert_eq!(classify_operation("r", &failed_op("RESOURCE_ALREADY_EXISTS", 409)).kind, Kind::AlreadyExists);
-        assert_eq!(classify_operation("r", &failed_op("RESOURCE_NOT_FOUND", 404)).kind, Kind::NotFound);
-        assert_eq!(classify_operation("r", &failed_op("INVALID_USAGE", 400)).kind, Kind::Invalid);
+        assert_eq!(
+            classify_operation("r", &failed_op("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", 400)).kind,
+            Kind::InUse
+        );
+        assert_eq!(
+            classify_operation("r", &failed_op("RESOURCE_ALREADY_EXISTS", 409)).kind,
+            Kind::AlreadyExists
+        );
+        assert_eq!(
+            classify_operation("r", &failed_op("RESOURCE_NOT_FOUND", 404)).kind,
+            Kind::NotFound
+        );
+        assert_eq!(
+            classify_operation("r", &failed_op("INVALID_USAGE", 400)).kind,
+            Kind::Invalid
+        );
     }
 }

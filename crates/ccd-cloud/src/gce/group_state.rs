@@ -10,7 +10,8 @@ use super::call::Outcome;
 use super::groups::{igm, versions_of};
 use super::marker::name_of;
 use crate::model::{
-    APP_LABEL, GroupId, GroupState, InstanceAction, InstanceHealth, InstanceStatus, ManagedInstance, NamedPort,
+    APP_LABEL, GroupId, GroupState, InstanceAction, InstanceHealth, InstanceStatus,
+    ManagedInstance, NamedPort,
 };
 
 fn action(a: Option<&managed_instance::CurrentAction>) -> InstanceAction {
@@ -38,7 +39,11 @@ fn status(s: Option<&managed_instance::InstanceStatus>) -> InstanceStatus {
 }
 
 fn health(i: &GceInstance) -> InstanceHealth {
-    let state = i.instance_health.first().and_then(|h| h.detailed_health_state.as_ref()).and_then(|s| s.name());
+    let state = i
+        .instance_health
+        .first()
+        .and_then(|h| h.detailed_health_state.as_ref())
+        .and_then(|s| s.name());
     match state {
         Some("HEALTHY") => InstanceHealth::Healthy,
         Some("UNHEALTHY" | "TIMEOUT") => InstanceHealth::Unhealthy,
@@ -55,9 +60,14 @@ fn zone_of(link: &str) -> Option<&str> {
 impl GceCloud {
     #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name))]
     pub(crate) async fn get_group_impl(&self, id: &GroupId) -> Outcome<Option<GroupState>> {
-        let Some(group) = self.find_group(id).await? else { return Ok(None) };
+        let Some(group) = self.find_group(id).await? else {
+            return Ok(None);
+        };
         let members = self.managed_instances(id).await?;
-        let zones: BTreeSet<&str> = members.iter().filter_map(|m| m.instance.as_deref().and_then(zone_of)).collect();
+        let zones: BTreeSet<&str> = members
+            .iter()
+            .filter_map(|m| m.instance.as_deref().and_then(zone_of))
+            .collect();
         let mut addresses = HashMap::new();
         for zone in zones {
             addresses.extend(self.instance_addresses(&id.app, zone).await?);
@@ -65,10 +75,18 @@ impl GceCloud {
         let instances = members
             .iter()
             .map(|m| {
-                let name = m.name.clone().or_else(|| m.instance.as_deref().map(|l| name_of(l).to_owned())).unwrap_or_default();
+                let name = m
+                    .name
+                    .clone()
+                    .or_else(|| m.instance.as_deref().map(|l| name_of(l).to_owned()))
+                    .unwrap_or_default();
                 ManagedInstance {
                     address: addresses.get(&name).copied(),
-                    template: m.version.as_ref().and_then(|v| v.instance_template.as_deref()).map(|t| name_of(t).to_owned()),
+                    template: m
+                        .version
+                        .as_ref()
+                        .and_then(|v| v.instance_template.as_deref())
+                        .map(|t| name_of(t).to_owned()),
                     version: m.version.as_ref().and_then(|v| v.name.clone()),
                     action: action(m.current_action.as_ref()),
                     status: status(m.instance_status.as_ref()),
@@ -80,7 +98,10 @@ impl GceCloud {
         let status = group.status.clone().unwrap_or_default();
         Ok(Some(GroupState {
             id: id.clone(),
-            target_size: group.target_size.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
+            target_size: group
+                .target_size
+                .and_then(|s| u32::try_from(s).ok())
+                .unwrap_or(0),
             versions: versions_of(&group),
             is_stable: status.is_stable == Some(true),
             version_target_reached: status.version_target.and_then(|v| v.is_reached) == Some(true),
@@ -102,7 +123,9 @@ impl GceCloud {
         let mut token = String::new();
         loop {
             let (items, next) = igm!(self, id, list_managed_instances, |b| {
-                let page = self.read(&resource, b.set_page_token(&token).send()).await?;
+                let page = self
+                    .read(&resource, b.set_page_token(&token).send())
+                    .await?;
                 (page.managed_instances, page.next_page_token)
             });
             out.extend(items);
@@ -121,11 +144,21 @@ impl GceCloud {
         let mut out = HashMap::new();
         let mut token = String::new();
         loop {
-            let list =
-                self.c.instances.list().set_project(self.project()).set_zone(zone).set_filter(&filter).set_page_token(&token);
+            let list = self
+                .c
+                .instances
+                .list()
+                .set_project(self.project())
+                .set_zone(zone)
+                .set_filter(&filter)
+                .set_page_token(&token);
             let page = self.read(&resource, list.send()).await?;
             for i in page.items {
-                let ip = i.network_interfaces.first().and_then(|n| n.network_ip.as_deref()).and_then(|ip| ip.parse().ok());
+                let ip = i
+                    .network_interfaces
+                    .first()
+                    .and_then(|n| n.network_ip.as_deref())
+                    .and_then(|ip| ip.parse().ok());
                 if let (Some(name), Some(ip)) = (i.name, ip) {
                     out.insert(name, ip);
                 }

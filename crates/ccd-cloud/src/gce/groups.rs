@@ -4,9 +4,9 @@
 
 use google_cloud_compute_v1::model::{
     DistributionPolicy, DistributionPolicyZoneConfiguration, FixedOrPercent, InstanceGroupManager,
-    InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy, InstanceGroupManagerVersion,
-    InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort, RegionInstanceGroupsSetNamedPortsRequest,
-    instance_group_manager_update_policy as up,
+    InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy,
+    InstanceGroupManagerVersion, InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort,
+    RegionInstanceGroupsSetNamedPortsRequest, instance_group_manager_update_policy as up,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
@@ -66,7 +66,12 @@ pub(crate) fn versions_of(g: &InstanceGroupManager) -> Vec<GroupVersion> {
         .iter()
         .map(|v| GroupVersion {
             name: v.name.clone().unwrap_or_default(),
-            template: v.instance_template.as_deref().map(name_of).unwrap_or_default().to_owned(),
+            template: v
+                .instance_template
+                .as_deref()
+                .map(name_of)
+                .unwrap_or_default()
+                .to_owned(),
             target: v.target_size.as_ref().and_then(share_of),
         })
         .collect()
@@ -75,14 +80,26 @@ pub(crate) fn versions_of(g: &InstanceGroupManager) -> Vec<GroupVersion> {
 impl GceCloud {
     /// A full link: accepted by Compute wherever a reference is asked for.
     pub(crate) fn link(&self, path: &str) -> String {
-        let base = self.config.endpoint.as_deref().unwrap_or("https://www.googleapis.com");
-        format!("{}/compute/v1/projects/{}/{path}", base.trim_end_matches('/'), self.project())
+        let base = self
+            .config
+            .endpoint
+            .as_deref()
+            .unwrap_or("https://www.googleapis.com");
+        format!(
+            "{}/compute/v1/projects/{}/{path}",
+            base.trim_end_matches('/'),
+            self.project()
+        )
     }
 
     pub(crate) fn group_resource(&self, id: &GroupId) -> String {
         match &id.zone {
             Some(zone) => format!("zones/{zone}/instanceGroupManagers/{}", id.name),
-            None => format!("regions/{}/instanceGroupManagers/{}", self.region(), id.name),
+            None => format!(
+                "regions/{}/instanceGroupManagers/{}",
+                self.region(),
+                id.name
+            ),
         }
     }
 
@@ -96,7 +113,9 @@ impl GceCloud {
         let versions = spec.versions.iter().map(|v| {
             let mut out = InstanceGroupManagerVersion::new()
                 .set_name(&v.name)
-                .set_instance_template(self.link(&format!("global/instanceTemplates/{}", v.template)));
+                .set_instance_template(
+                    self.link(&format!("global/instanceTemplates/{}", v.template)),
+                );
             if let Some(t) = v.target {
                 out = out.set_target_size(share(t));
             }
@@ -127,12 +146,26 @@ impl GceCloud {
         let healing: Vec<(String, i32)> = g
             .auto_healing_policies
             .iter()
-            .map(|p| (p.health_check.as_deref().map(name_of).unwrap_or_default().to_owned(), p.initial_delay_sec.unwrap_or(0)))
+            .map(|p| {
+                (
+                    p.health_check
+                        .as_deref()
+                        .map(name_of)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    p.initial_delay_sec.unwrap_or(0),
+                )
+            })
             .collect();
         let want_healing: Vec<(String, i32)> = spec
             .autohealing
             .iter()
-            .map(|a| (a.health_check.clone(), i32::try_from(a.initial_delay.as_secs()).unwrap_or(3600)))
+            .map(|a| {
+                (
+                    a.health_check.clone(),
+                    i32::try_from(a.initial_delay.as_secs()).unwrap_or(3600),
+                )
+            })
             .collect();
         versions_of(g) == spec.versions
             && policy.r#type == Some(up::Type::Proactive)
@@ -171,9 +204,13 @@ impl GceCloud {
 
     /// Creates the group; `false` when it turned out to exist already.
     async fn insert_group(&self, spec: &GroupSpec, id: &GroupId, resource: &str) -> Outcome<bool> {
-        let size = spec
-            .target_size
-            .ok_or_else(|| Failure::new(Kind::Invalid, resource, "a target size is needed to create a group"))?;
+        let size = spec.target_size.ok_or_else(|| {
+            Failure::new(
+                Kind::Invalid,
+                resource,
+                "a target size is needed to create a group",
+            )
+        })?;
         let body = self
             .desired(spec)
             .set_name(&spec.name)
@@ -182,14 +219,42 @@ impl GceCloud {
             .set_target_size(i32::try_from(size).unwrap_or(i32::MAX));
         let result = match &id.zone {
             Some(zone) => {
-                let insert = self.c.igm.insert().set_project(self.project()).set_zone(zone).set_body(body);
-                self.mutate(resource, insert.set_request_id(request_id()).with_idempotency(true).poller()).await
+                let insert = self
+                    .c
+                    .igm
+                    .insert()
+                    .set_project(self.project())
+                    .set_zone(zone)
+                    .set_body(body);
+                self.mutate(
+                    resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
             }
             None => {
-                let zones = spec.zones.iter().map(|z| DistributionPolicyZoneConfiguration::new().set_zone(format!("zones/{z}")));
+                let zones = spec.zones.iter().map(|z| {
+                    DistributionPolicyZoneConfiguration::new().set_zone(format!("zones/{z}"))
+                });
                 let body = body.set_distribution_policy(DistributionPolicy::new().set_zones(zones));
-                let insert = self.c.rigm.insert().set_project(self.project()).set_region(self.region()).set_body(body);
-                self.mutate(resource, insert.set_request_id(request_id()).with_idempotency(true).poller()).await
+                let insert = self
+                    .c
+                    .rigm
+                    .insert()
+                    .set_project(self.project())
+                    .set_region(self.region())
+                    .set_body(body);
+                self.mutate(
+                    resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
             }
         };
         match result {
@@ -204,14 +269,24 @@ impl GceCloud {
 
     async fn patch_group(&self, spec: &GroupSpec, id: &GroupId, resource: &str) -> Outcome<()> {
         let Some(current) = self.find_group(id).await? else {
-            return Err(Failure::new(Kind::NotFound, resource, "the group vanished while being updated"));
+            return Err(Failure::new(
+                Kind::NotFound,
+                resource,
+                "the group vanished while being updated",
+            ));
         };
         if Self::matches(spec, &current) {
             return Ok(());
         }
-        let body = self.desired(spec).set_or_clear_fingerprint(current.fingerprint);
+        let body = self
+            .desired(spec)
+            .set_or_clear_fingerprint(current.fingerprint);
         igm!(self, id, patch, |b| {
-            let patch = b.set_body(body).set_request_id(request_id()).with_idempotency(true).poller();
+            let patch = b
+                .set_body(body)
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller();
             self.mutate(resource, patch).await
         })?;
         tracing::info!(resource, versions = ?spec.versions, "group updated");
@@ -219,33 +294,78 @@ impl GceCloud {
     }
 
     async fn set_named_port(&self, id: &GroupId, port: &NamedPort) -> Outcome<()> {
-        let ports = [GceNamedPort::new().set_name(&port.name).set_port(i32::from(port.port))];
+        let ports = [GceNamedPort::new()
+            .set_name(&port.name)
+            .set_port(i32::from(port.port))];
         let is_set = |current: &[GceNamedPort]| {
-            current.len() == 1 && current[0].name.as_deref() == Some(&port.name) && current[0].port == Some(i32::from(port.port))
+            current.len() == 1
+                && current[0].name.as_deref() == Some(&port.name)
+                && current[0].port == Some(i32::from(port.port))
         };
         match &id.zone {
             Some(zone) => {
                 let resource = format!("zones/{zone}/instanceGroups/{}", id.name);
-                let get = self.c.groups.get().set_project(self.project()).set_zone(zone).set_instance_group(&id.name);
+                let get = self
+                    .c
+                    .groups
+                    .get()
+                    .set_project(self.project())
+                    .set_zone(zone)
+                    .set_instance_group(&id.name);
                 let group = self.read(&resource, get.send()).await?;
                 if is_set(&group.named_ports) {
                     return Ok(());
                 }
-                let body = InstanceGroupsSetNamedPortsRequest::new().set_named_ports(ports).set_or_clear_fingerprint(group.fingerprint);
-                let call = self.c.groups.set_named_ports().set_project(self.project()).set_zone(zone).set_instance_group(&id.name);
-                self.mutate(&resource, call.set_body(body).set_request_id(request_id()).with_idempotency(true).poller()).await?;
+                let body = InstanceGroupsSetNamedPortsRequest::new()
+                    .set_named_ports(ports)
+                    .set_or_clear_fingerprint(group.fingerprint);
+                let call = self
+                    .c
+                    .groups
+                    .set_named_ports()
+                    .set_project(self.project())
+                    .set_zone(zone)
+                    .set_instance_group(&id.name);
+                self.mutate(
+                    &resource,
+                    call.set_body(body)
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
             }
             None => {
                 let resource = format!("regions/{}/instanceGroups/{}", self.region(), id.name);
-                let get = self.c.rgroups.get().set_project(self.project()).set_region(self.region()).set_instance_group(&id.name);
+                let get = self
+                    .c
+                    .rgroups
+                    .get()
+                    .set_project(self.project())
+                    .set_region(self.region())
+                    .set_instance_group(&id.name);
                 let group = self.read(&resource, get.send()).await?;
                 if is_set(&group.named_ports) {
                     return Ok(());
                 }
-                let body =
-                    RegionInstanceGroupsSetNamedPortsRequest::new().set_named_ports(ports).set_or_clear_fingerprint(group.fingerprint);
-                let call = self.c.rgroups.set_named_ports().set_project(self.project()).set_region(self.region()).set_instance_group(&id.name);
-                self.mutate(&resource, call.set_body(body).set_request_id(request_id()).with_idempotency(true).poller()).await?;
+                let body = RegionInstanceGroupsSetNamedPortsRequest::new()
+                    .set_named_ports(ports)
+                    .set_or_clear_fingerprint(group.fingerprint);
+                let call = self
+                    .c
+                    .rgroups
+                    .set_named_ports()
+                    .set_project(self.project())
+                    .set_region(self.region())
+                    .set_instance_group(&id.name);
+                self.mutate(
+                    &resource,
+                    call.set_body(body)
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -270,7 +390,13 @@ impl GceCloud {
     pub(crate) async fn delete_group_impl(&self, id: &GroupId) -> Outcome<()> {
         let resource = self.group_resource(id);
         igm!(self, id, delete, |b| {
-            self.remove(&resource, b.set_request_id(request_id()).with_idempotency(true).poller()).await
+            self.remove(
+                &resource,
+                b.set_request_id(request_id())
+                    .with_idempotency(true)
+                    .poller(),
+            )
+            .await
         })
     }
 }

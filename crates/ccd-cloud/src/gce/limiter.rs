@@ -24,7 +24,13 @@ impl Limiter {
     /// `rate` calls per second (at least one every ten seconds).
     pub(crate) fn new(rate: f64) -> Self {
         let rate = if rate.is_finite() { rate.max(0.1) } else { 1e9 };
-        Limiter { rate, state: Mutex::new(Bucket { tokens: rate, last: Instant::now() }) }
+        Limiter {
+            rate,
+            state: Mutex::new(Bucket {
+                tokens: rate,
+                last: Instant::now(),
+            }),
+        }
     }
 
     /// Waits until a call may go out, and takes its token.
@@ -60,6 +66,9 @@ mod tests {
         }
         // 10 from the full bucket, 20 more at 10 per second.
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(1990) && took <= Duration::from_millis(2100), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(1990) && took <= Duration::from_millis(2100),
+            "{took:?}"
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::model::{APP_LABEL, MANAGED_LABEL};
 pub(crate) fn description(app: &str, extra: &[(&str, &str)]) -> String {
     let mut out = format!("{MANAGED_LABEL}=true {APP_LABEL}={app}");
     for (k, v) in extra {
-        let v: String = v.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+        let v: String = v
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
         out.push_str(&format!(" {k}={v}"));
     }
     out
@@ -20,7 +23,9 @@ pub(crate) fn description(app: &str, extra: &[(&str, &str)]) -> String {
 
 /// The value of `key` in a description marker.
 pub(crate) fn word<'a>(description: Option<&'a str>, key: &str) -> Option<&'a str> {
-    description?.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    description?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Whether a description marks the resource as ccd's and `app`'s.
@@ -30,7 +35,8 @@ pub(crate) fn owned_by(description: Option<&str>, app: &str) -> bool {
 
 /// The labels of a resource of `app`: the app's own first, ccd's on top.
 pub(crate) fn labels(app: &str, extra: &BTreeMap<String, String>) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut out: HashMap<String, String> =
+        extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     out.insert(MANAGED_LABEL.to_owned(), "true".to_owned());
     out.insert(APP_LABEL.to_owned(), app.to_owned());
     out

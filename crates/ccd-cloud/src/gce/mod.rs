@@ -4,6 +4,7 @@
 
 mod call;
 mod firewalls;
+mod group_state;
 mod groups;
 mod health;
 mod lb;
@@ -15,17 +16,17 @@ use std::time::Duration;
 
 use google_cloud_auth::credentials::Credentials;
 use google_cloud_compute_v1::client::{
-    Addresses, BackendServices, Firewalls, ForwardingRules, GlobalAddresses, GlobalForwardingRules, HealthChecks,
-    InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances, RegionBackendServices, RegionHealthChecks,
-    RegionInstanceGroupManagers, RegionInstanceGroups, RegionTargetHttpProxies, RegionUrlMaps, SslCertificates,
-    TargetHttpsProxies, UrlMaps,
+    Addresses, BackendServices, Firewalls, ForwardingRules, GlobalAddresses, GlobalForwardingRules,
+    HealthChecks, InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances,
+    RegionBackendServices, RegionHealthChecks, RegionInstanceGroupManagers, RegionInstanceGroups,
+    RegionTargetHttpProxies, RegionUrlMaps, SslCertificates, TargetHttpsProxies, UrlMaps,
 };
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt as _;
 
 use crate::model::{
-    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec, TemplateInfo,
-    TemplateSpec,
+    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
+    TemplateInfo, TemplateSpec,
 };
 use crate::{Cloud, CloudError};
 
@@ -59,7 +60,7 @@ impl Default for GceConfig {
             region: "europe-west1".to_owned(),
             endpoint: None,
             anonymous: false,
-            // Compute's default read quota is 20 per second per project and region.
+            // Well under Compute's default per-minute API rate quotas for one controller.
             rate_limit_per_sec: 10.0,
             op_timeout: Duration::from_secs(300),
             initial_backoff: Duration::from_secs(1),
@@ -112,7 +113,9 @@ macro_rules! client {
         let mut b = <$ty>::builder()
             .with_credentials($creds.clone())
             .with_retry_policy(
-                call::ComputeRetry.with_attempt_limit(10).with_time_limit(Duration::from_secs(180)),
+                call::ComputeRetry
+                    .with_attempt_limit(10)
+                    .with_time_limit(Duration::from_secs(180)),
             )
             .with_backoff_policy(backoff)
             .with_polling_error_policy(call::ComputePollErrors);
@@ -127,7 +130,10 @@ macro_rules! client {
 }
 
 fn invalid(message: String) -> CloudError {
-    CloudError::Invalid { resource: "GceConfig".to_owned(), message }
+    CloudError::Invalid {
+        resource: "GceConfig".to_owned(),
+        message,
+    }
 }
 
 impl GceCloud {

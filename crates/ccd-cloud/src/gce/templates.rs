@@ -2,8 +2,8 @@
 //! their content-hash name, never changed.
 
 use google_cloud_compute_v1::model::{
-    AttachedDisk, AttachedDiskInitializeParams, InstanceProperties, InstanceTemplate, Metadata, NetworkInterface,
-    ServiceAccount, Tags, metadata,
+    AttachedDisk, AttachedDiskInitializeParams, InstanceProperties, InstanceTemplate, Metadata,
+    NetworkInterface, ServiceAccount, Tags, metadata,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 use serde_json::json;
@@ -54,7 +54,12 @@ fn startup_script(spec: &TemplateSpec) -> String {
 fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
     match run {
         LocalRun::Simulated => json!({"simulated": true}).to_string(),
-        LocalRun::Process { command, args, env, stop_grace } => {
+        LocalRun::Process {
+            command,
+            args,
+            env,
+            stop_grace,
+        } => {
             let mut all = spec.env.clone();
             all.insert("PORT".to_owned(), spec.port.to_string());
             all.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -65,9 +70,17 @@ fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
 
 impl GceCloud {
     fn render_template(&self, spec: &TemplateSpec, name: &str) -> InstanceTemplate {
-        let mut items = vec![metadata::Items::new().set_key("startup-script").set_value(startup_script(spec))];
+        let mut items = vec![
+            metadata::Items::new()
+                .set_key("startup-script")
+                .set_value(startup_script(spec)),
+        ];
         if let Some(run) = &spec.local_run {
-            items.push(metadata::Items::new().set_key(LOCAL_RUN_KEY).set_value(local_run(spec, run)));
+            items.push(
+                metadata::Items::new()
+                    .set_key(LOCAL_RUN_KEY)
+                    .set_value(local_run(spec, run)),
+            );
         }
         let properties = InstanceProperties::new()
             .set_machine_type(&spec.machine_type)
@@ -76,13 +89,20 @@ impl GceCloud {
             .set_disks([AttachedDisk::new()
                 .set_boot(true)
                 .set_auto_delete(true)
-                .set_initialize_params(AttachedDiskInitializeParams::new().set_source_image(BOOT_IMAGE))])
+                .set_initialize_params(
+                    AttachedDiskInitializeParams::new().set_source_image(BOOT_IMAGE),
+                )])
             .set_network_interfaces([NetworkInterface::new().set_network(&self.config.network)])
-            .set_service_accounts([ServiceAccount::new().set_email("default").set_scopes([CLOUD_PLATFORM])])
+            .set_service_accounts([ServiceAccount::new()
+                .set_email("default")
+                .set_scopes([CLOUD_PLATFORM])])
             .set_metadata(Metadata::new().set_items(items));
         InstanceTemplate::new()
             .set_name(name)
-            .set_description(marker::description(&spec.app, &[(REVISION_WORD, &spec.revision)]))
+            .set_description(marker::description(
+                &spec.app,
+                &[(REVISION_WORD, &spec.revision)],
+            ))
             .set_properties(properties)
     }
 
@@ -91,7 +111,13 @@ impl GceCloud {
         let name = spec.name();
         tracing::Span::current().record("template", name.as_str());
         let resource = format!("global/instanceTemplates/{name}");
-        let get = self.c.templates.get().set_project(self.project()).set_instance_template(&name).send();
+        let get = self
+            .c
+            .templates
+            .get()
+            .set_project(self.project())
+            .set_instance_template(&name)
+            .send();
         if self.find(&resource, get).await?.is_some() {
             return Ok(name);
         }
@@ -108,17 +134,24 @@ impl GceCloud {
         Ok(name)
     }
 
-    #[tracing::instrument(skip_all, fields(app))]
+    #[tracing::instrument(skip_all, fields(app = %app))]
     pub(crate) async fn list_templates_impl(&self, app: &str) -> Outcome<Vec<TemplateInfo>> {
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
-            let list = self.c.templates.list().set_project(self.project()).set_page_token(&token).send();
+            let list = self
+                .c
+                .templates
+                .list()
+                .set_project(self.project())
+                .set_page_token(&token)
+                .send();
             let page = self.read("global/instanceTemplates", list).await?;
             for t in page.items {
                 if marker::owned_by(t.description.as_deref(), app) {
                     out.push(TemplateInfo {
-                        revision: marker::word(t.description.as_deref(), REVISION_WORD).map(str::to_owned),
+                        revision: marker::word(t.description.as_deref(), REVISION_WORD)
+                            .map(str::to_owned),
                         name: t.name.unwrap_or_default(),
                         created: t.creation_timestamp,
                     });
@@ -131,9 +164,8 @@ impl GceCloud {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(app, template = name))]
+    #[tracing::instrument(skip_all, fields(app = %app, template = %name))]
     pub(crate) async fn delete_template_impl(&self, app: &str, name: &str) -> Outcome<()> {
-        let _ = app;
         let delete = self
             .c
             .templates
@@ -143,7 +175,8 @@ impl GceCloud {
             .set_request_id(request_id())
             .with_idempotency(true)
             .poller();
-        self.remove(&format!("global/instanceTemplates/{name}"), delete).await
+        self.remove(&format!("global/instanceTemplates/{name}"), delete)
+            .await
     }
 }
 
@@ -167,6 +200,11 @@ mod tests {
         let s = startup_script(&spec);
         assert!(s.contains(r"-e 'GREETING=it'\''s me'"), "{s}");
         assert!(s.contains("--registries='europe-docker.pkg.dev'"), "{s}");
-        assert!(s.ends_with("-e 'PORT=8080' -e 'GREETING=it'\\''s me' 'europe-docker.pkg.dev/p/r/web:1'\n"), "{s}");
+        assert!(
+            s.ends_with(
+                "-e 'PORT=8080' -e 'GREETING=it'\\''s me' 'europe-docker.pkg.dev/p/r/web:1'\n"
+            ),
+            "{s}"
+        );
     }
 }

@@ -1,0 +1,148 @@
+//! Ingress firewall rules to the app's instances (by their network tag).
+//! Firewalls have no fingerprint: a changed rule is replaced whole.
+
+use google_cloud_compute_v1::model::{Firewall, firewall};
+use google_cloud_gax::options::RequestOptionsBuilder as _;
+
+use super::GceCloud;
+use super::call::{Outcome, request_id};
+use super::marker;
+use crate::model::{FirewallSpec, instance_tag};
+
+impl GceCloud {
+    fn render_firewall(&self, spec: &FirewallSpec) -> Firewall {
+        Firewall::new()
+            .set_name(&spec.name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_network(&self.config.network)
+            .set_direction(firewall::Direction::Ingress)
+            .set_priority(1000)
+            .set_source_ranges(spec.sources.clone())
+            .set_target_tags([instance_tag(&spec.app)])
+            .set_allowed([firewall::Allowed::new()
+                .set_ip_protocol("tcp")
+                .set_ports([spec.port.to_string()])])
+    }
+
+    /// The rule in ccd's terms, when it is one ccd made for `app`.
+    fn parse_firewall(app: &str, f: &Firewall) -> Option<FirewallSpec> {
+        if !marker::owned_by(f.description.as_deref(), app) {
+            return None;
+        }
+        let port = f
+            .allowed
+            .first()
+            .and_then(|a| a.ports.first())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Some(FirewallSpec {
+            app: app.to_owned(),
+            name: f.name.clone()?,
+            port,
+            sources: f.source_ranges.clone(),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %app))]
+    pub(crate) async fn list_firewalls_impl(&self, app: &str) -> Outcome<Vec<FirewallSpec>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let list = self
+                .c
+                .firewalls
+                .list()
+                .set_project(self.project())
+                .set_page_token(&token)
+                .send();
+            let page = self.read("global/firewalls", list).await?;
+            out.extend(
+                page.items
+                    .iter()
+                    .filter_map(|f| Self::parse_firewall(app, f)),
+            );
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %spec.app, firewall = %spec.name))]
+    pub(crate) async fn apply_firewall_impl(&self, spec: &FirewallSpec) -> Outcome<()> {
+        let resource = format!("global/firewalls/{}", spec.name);
+        let get = self
+            .c
+            .firewalls
+            .get()
+            .set_project(self.project())
+            .set_firewall(&spec.name)
+            .send();
+        let want = self.render_firewall(spec);
+        match self.find(&resource, get).await? {
+            None => {
+                let insert = self
+                    .c
+                    .firewalls
+                    .insert()
+                    .set_project(self.project())
+                    .set_body(want);
+                self.create(
+                    &resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
+            }
+            Some(current) => {
+                let mut sources = current.source_ranges.clone();
+                sources.sort();
+                let mut want_sources = spec.sources.clone();
+                want_sources.sort();
+                let same = Self::parse_firewall(&spec.app, &current)
+                    .is_some_and(|c| c.port == spec.port)
+                    && sources == want_sources
+                    && current.target_tags == want.target_tags
+                    && current.allowed.len() == 1;
+                if same {
+                    return Ok(());
+                }
+                let update = self
+                    .c
+                    .firewalls
+                    .update()
+                    .set_project(self.project())
+                    .set_firewall(&spec.name)
+                    .set_body(want);
+                self.mutate(
+                    &resource,
+                    update
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
+                tracing::info!(resource, "firewall rule updated");
+                Ok(())
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %app, firewall = %name))]
+    pub(crate) async fn delete_firewall_impl(&self, app: &str, name: &str) -> Outcome<()> {
+        let delete = self
+            .c
+            .firewalls
+            .delete()
+            .set_project(self.project())
+            .set_firewall(name);
+        let poller = delete
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&format!("global/firewalls/{name}"), poller)
+            .await
+    }
+}

@@ -1,0 +1,532 @@
+//! The global external HTTPS load balancer: health check → backend service
+//! → URL map → managed certificate → target HTTPS proxy → global address →
+//! global forwarding rule on 443.
+
+use google_cloud_compute_v1::model::{
+    Address, BackendService, ForwardingRule, SslCertificate, SslCertificateManagedSslCertificate,
+    TargetHttpsProxy, UrlMap, backend_service, forwarding_rule, ssl_certificate,
+};
+use google_cloud_gax::options::RequestOptionsBuilder as _;
+
+use super::{Names, backend_matches, desired_backend, piece};
+use crate::gce::GceCloud;
+use crate::gce::call::{Outcome, request_id, with_fresh_fingerprint};
+use crate::gce::health;
+use crate::gce::marker::{self, name_of};
+use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
+
+impl GceCloud {
+    pub(super) async fn apply_external(
+        &self,
+        spec: &LoadBalancerSpec,
+        n: &Names,
+        domains: &[String],
+    ) -> Outcome<()> {
+        let group = self.group_link(&spec.group).await?;
+        self.ensure_global_health_check(health::render(&spec.app, &n.hc, &spec.health))
+            .await?;
+        let scheme = backend_service::LoadBalancingScheme::ExternalManaged;
+        let hc = self.link(&format!("global/healthChecks/{}", n.hc));
+        let want = desired_backend(spec, &n.bs, scheme, hc, group);
+        with_fresh_fingerprint(|| self.ensure_backend(want.clone())).await?;
+        let bs = self.link(&format!("global/backendServices/{}", n.bs));
+        with_fresh_fingerprint(|| self.ensure_url_map(&spec.app, &n.um, &bs)).await?;
+        let cert = n.cert(domains);
+        self.ensure_certificate(&spec.app, &cert, domains).await?;
+        let (um, cert_link) = (
+            self.link(&format!("global/urlMaps/{}", n.um)),
+            self.link(&format!("global/sslCertificates/{cert}")),
+        );
+        with_fresh_fingerprint(|| self.ensure_https_proxy(&spec.app, &n.proxy, &um, &cert_link))
+            .await?;
+        // Certificates for domains no longer served, now that the proxy lets go of them.
+        for old in self
+            .app_certificates(&spec.app, &n.cert_prefix)
+            .await?
+            .into_iter()
+            .filter(|c| *c != cert)
+        {
+            self.delete_certificate(&old).await?;
+        }
+        let ip = self.ensure_global_address(spec, &n.ip).await?;
+        let proxy = self.link(&format!("global/targetHttpsProxies/{}", n.proxy));
+        self.ensure_global_rule(spec, &n.fr, &ip, &proxy).await
+    }
+
+    async fn ensure_backend(&self, want: BackendService) -> Outcome<()> {
+        let name = want.name.clone().unwrap_or_default();
+        let resource = format!("global/backendServices/{name}");
+        let get = self
+            .c
+            .backends
+            .get()
+            .set_project(self.project())
+            .set_backend_service(&name)
+            .send();
+        match self.find(&resource, get).await? {
+            None => {
+                let insert = self
+                    .c
+                    .backends
+                    .insert()
+                    .set_project(self.project())
+                    .set_body(want);
+                self.create(
+                    &resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
+            }
+            Some(current) if backend_matches(&current, &want) => Ok(()),
+            Some(current) => {
+                let body = want.set_or_clear_fingerprint(current.fingerprint);
+                let patch = self
+                    .c
+                    .backends
+                    .patch()
+                    .set_project(self.project())
+                    .set_backend_service(&name)
+                    .set_body(body);
+                self.mutate(
+                    &resource,
+                    patch
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
+                tracing::info!(resource, "backend service updated");
+                Ok(())
+            }
+        }
+    }
+
+    async fn ensure_url_map(&self, app: &str, name: &str, service: &str) -> Outcome<()> {
+        let resource = format!("global/urlMaps/{name}");
+        let get = self
+            .c
+            .url_maps
+            .get()
+            .set_project(self.project())
+            .set_url_map(name)
+            .send();
+        match self.find(&resource, get).await? {
+            None => {
+                let body = UrlMap::new()
+                    .set_name(name)
+                    .set_description(marker::description(app, &[]))
+                    .set_default_service(service);
+                let insert = self
+                    .c
+                    .url_maps
+                    .insert()
+                    .set_project(self.project())
+                    .set_body(body);
+                self.create(
+                    &resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
+            }
+            Some(current)
+                if current.default_service.as_deref().map(name_of) == Some(name_of(service)) =>
+            {
+                Ok(())
+            }
+            Some(current) => {
+                let body = UrlMap::new()
+                    .set_default_service(service)
+                    .set_or_clear_fingerprint(current.fingerprint);
+                let patch = self
+                    .c
+                    .url_maps
+                    .patch()
+                    .set_project(self.project())
+                    .set_url_map(name)
+                    .set_body(body);
+                self.mutate(
+                    &resource,
+                    patch
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn ensure_certificate(&self, app: &str, name: &str, domains: &[String]) -> Outcome<()> {
+        let resource = format!("global/sslCertificates/{name}");
+        let get = self
+            .c
+            .certs
+            .get()
+            .set_project(self.project())
+            .set_ssl_certificate(name)
+            .send();
+        if self.find(&resource, get).await?.is_some() {
+            return Ok(());
+        }
+        let body = SslCertificate::new()
+            .set_name(name)
+            .set_description(marker::description(app, &[]))
+            .set_type(ssl_certificate::Type::Managed)
+            .set_managed(SslCertificateManagedSslCertificate::new().set_domains(domains.to_vec()));
+        let insert = self
+            .c
+            .certs
+            .insert()
+            .set_project(self.project())
+            .set_body(body);
+        self.create(
+            &resource,
+            insert
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    /// The app's certificates named `{prefix}*`.
+    async fn app_certificates(&self, app: &str, prefix: &str) -> Outcome<Vec<String>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let list = self
+                .c
+                .certs
+                .list()
+                .set_project(self.project())
+                .set_page_token(&token)
+                .send();
+            let page = self.read("global/sslCertificates", list).await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|c| marker::owned_by(c.description.as_deref(), app))
+                    .filter_map(|c| c.name)
+                    .filter(|n| n.starts_with(prefix)),
+            );
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn delete_certificate(&self, name: &str) -> Outcome<()> {
+        let delete = self
+            .c
+            .certs
+            .delete()
+            .set_project(self.project())
+            .set_ssl_certificate(name);
+        self.remove(
+            &format!("global/sslCertificates/{name}"),
+            delete
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    async fn ensure_https_proxy(
+        &self,
+        app: &str,
+        name: &str,
+        url_map: &str,
+        cert: &str,
+    ) -> Outcome<()> {
+        let resource = format!("global/targetHttpsProxies/{name}");
+        let get = self
+            .c
+            .https_proxies
+            .get()
+            .set_project(self.project())
+            .set_target_https_proxy(name)
+            .send();
+        match self.find(&resource, get).await? {
+            None => {
+                let body = TargetHttpsProxy::new()
+                    .set_name(name)
+                    .set_description(marker::description(app, &[]))
+                    .set_url_map(url_map)
+                    .set_ssl_certificates([cert]);
+                let insert = self
+                    .c
+                    .https_proxies
+                    .insert()
+                    .set_project(self.project())
+                    .set_body(body);
+                self.create(
+                    &resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
+            }
+            Some(current) => {
+                let certs: Vec<&str> = current
+                    .ssl_certificates
+                    .iter()
+                    .map(|c| name_of(c))
+                    .collect();
+                if certs == [name_of(cert)]
+                    && current.url_map.as_deref().map(name_of) == Some(name_of(url_map))
+                {
+                    return Ok(());
+                }
+                let body = TargetHttpsProxy::new()
+                    .set_url_map(url_map)
+                    .set_ssl_certificates([cert])
+                    .set_or_clear_fingerprint(current.fingerprint);
+                let patch = self
+                    .c
+                    .https_proxies
+                    .patch()
+                    .set_project(self.project())
+                    .set_target_https_proxy(name)
+                    .set_body(body);
+                self.mutate(
+                    &resource,
+                    patch
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
+                tracing::info!(resource, "target proxy updated");
+                Ok(())
+            }
+        }
+    }
+
+    /// Reserves the address; returns it.
+    async fn ensure_global_address(&self, spec: &LoadBalancerSpec, name: &str) -> Outcome<String> {
+        let resource = format!("global/addresses/{name}");
+        let get = || {
+            self.c
+                .global_addresses
+                .get()
+                .set_project(self.project())
+                .set_address(name)
+                .send()
+        };
+        if self.find(&resource, get()).await?.is_none() {
+            let body = Address::new()
+                .set_name(name)
+                .set_description(marker::description(&spec.app, &[]))
+                .set_labels(marker::labels(&spec.app, &spec.labels));
+            let insert = self
+                .c
+                .global_addresses
+                .insert()
+                .set_project(self.project())
+                .set_body(body);
+            self.create(
+                &resource,
+                insert
+                    .set_request_id(request_id())
+                    .with_idempotency(true)
+                    .poller(),
+            )
+            .await?;
+        }
+        let address = self.read(&resource, get()).await?;
+        Ok(address.address.unwrap_or_default())
+    }
+
+    async fn ensure_global_rule(
+        &self,
+        spec: &LoadBalancerSpec,
+        name: &str,
+        ip: &str,
+        proxy: &str,
+    ) -> Outcome<()> {
+        let resource = format!("global/forwardingRules/{name}");
+        let get = self
+            .c
+            .global_rules
+            .get()
+            .set_project(self.project())
+            .set_forwarding_rule(name)
+            .send();
+        if let Some(current) = self.find(&resource, get).await? {
+            // A forwarding rule is immutable but for its target; ccd never changes the target's name.
+            if current.target.as_deref().map(name_of) != Some(name_of(proxy)) {
+                tracing::warn!(resource, target = ?current.target, "forwarding rule points elsewhere; delete the load balancer to rebuild it");
+            }
+            return Ok(());
+        }
+        let body = ForwardingRule::new()
+            .set_name(name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_labels(marker::labels(&spec.app, &spec.labels))
+            .set_ip_address(ip)
+            .set_ip_protocol(forwarding_rule::IPProtocol::Tcp)
+            .set_port_range("443")
+            .set_target(proxy)
+            .set_load_balancing_scheme(forwarding_rule::LoadBalancingScheme::ExternalManaged);
+        let insert = self
+            .c
+            .global_rules
+            .insert()
+            .set_project(self.project())
+            .set_body(body);
+        self.create(
+            &resource,
+            insert
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    pub(super) async fn external_state(&self, app: &str, n: &Names) -> Outcome<LbState> {
+        let p = self.project();
+        let at = |collection: &str, name: &str| format!("global/{collection}/{name}");
+        let hc = self
+            .c
+            .health_checks
+            .get()
+            .set_project(p)
+            .set_health_check(&n.hc);
+        let hc = self.find(&at("healthChecks", &n.hc), hc.send()).await?;
+        let bs = self
+            .c
+            .backends
+            .get()
+            .set_project(p)
+            .set_backend_service(&n.bs);
+        let bs = self.find(&at("backendServices", &n.bs), bs.send()).await?;
+        let um = self.c.url_maps.get().set_project(p).set_url_map(&n.um);
+        let um = self.find(&at("urlMaps", &n.um), um.send()).await?;
+        let certs = self.app_certificates(app, &n.cert_prefix).await?;
+        let proxy = self
+            .c
+            .https_proxies
+            .get()
+            .set_project(p)
+            .set_target_https_proxy(&n.proxy);
+        let proxy = self
+            .find(&at("targetHttpsProxies", &n.proxy), proxy.send())
+            .await?;
+        let ip = self
+            .c
+            .global_addresses
+            .get()
+            .set_project(p)
+            .set_address(&n.ip);
+        let ip = self.find(&at("addresses", &n.ip), ip.send()).await?;
+        let fr = self
+            .c
+            .global_rules
+            .get()
+            .set_project(p)
+            .set_forwarding_rule(&n.fr);
+        let fr = self.find(&at("forwardingRules", &n.fr), fr.send()).await?;
+        let cert_name = certs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| n.cert_prefix.trim_end_matches('-').to_owned());
+        Ok(LbState {
+            address: ip
+                .as_ref()
+                .and_then(|a| a.address.as_deref())
+                .and_then(|a| a.parse().ok()),
+            pieces: vec![
+                piece(P::HealthCheck, &n.hc, hc.is_some()),
+                piece(P::BackendService, &n.bs, bs.is_some()),
+                piece(P::UrlMap, &n.um, um.is_some()),
+                piece(P::Certificate, &cert_name, !certs.is_empty()),
+                piece(P::TargetProxy, &n.proxy, proxy.is_some()),
+                piece(P::Address, &n.ip, ip.is_some()),
+                piece(P::ForwardingRule, &n.fr, fr.is_some()),
+            ],
+        })
+    }
+
+    pub(super) async fn delete_external(&self, app: &str, n: &Names) -> Outcome<()> {
+        let p = self.project();
+        let fr = self
+            .c
+            .global_rules
+            .delete()
+            .set_project(p)
+            .set_forwarding_rule(&n.fr);
+        self.remove(
+            &format!("global/forwardingRules/{}", n.fr),
+            fr.set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await?;
+        let proxy = self
+            .c
+            .https_proxies
+            .delete()
+            .set_project(p)
+            .set_target_https_proxy(&n.proxy);
+        let resource = format!("global/targetHttpsProxies/{}", n.proxy);
+        self.remove(
+            &resource,
+            proxy
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await?;
+        for cert in self.app_certificates(app, &n.cert_prefix).await? {
+            self.delete_certificate(&cert).await?;
+        }
+        let um = self.c.url_maps.delete().set_project(p).set_url_map(&n.um);
+        self.remove(
+            &format!("global/urlMaps/{}", n.um),
+            um.set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await?;
+        let bs = self
+            .c
+            .backends
+            .delete()
+            .set_project(p)
+            .set_backend_service(&n.bs);
+        let resource = format!("global/backendServices/{}", n.bs);
+        self.remove(
+            &resource,
+            bs.set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await?;
+        self.delete_global_health_check(&n.hc).await?;
+        let ip = self
+            .c
+            .global_addresses
+            .delete()
+            .set_project(p)
+            .set_address(&n.ip);
+        self.remove(
+            &format!("global/addresses/{}", n.ip),
+            ip.set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,434 @@
+//! The regional internal HTTP load balancer (INTERNAL_MANAGED): regional
+//! health check → regional backend service → regional URL map → regional
+//! target HTTP proxy → internal address → regional forwarding rule on the
+//! app's port, in the configured network and subnetwork.
+
+use google_cloud_compute_v1::model::{
+    Address, BackendService, ForwardingRule, TargetHttpProxy, UrlMap, address, backend_service,
+    forwarding_rule,
+};
+use google_cloud_gax::options::RequestOptionsBuilder as _;
+
+use super::{Names, backend_matches, desired_backend, piece};
+use crate::gce::GceCloud;
+use crate::gce::call::{Outcome, request_id, with_fresh_fingerprint};
+use crate::gce::health;
+use crate::gce::marker::{self, name_of};
+use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
+
+impl GceCloud {
+    fn subnetwork(&self) -> String {
+        self.config
+            .subnetwork
+            .clone()
+            .unwrap_or_else(|| format!("regions/{}/subnetworks/default", self.region()))
+    }
+
+    fn regional(&self, collection: &str, name: &str) -> String {
+        format!("regions/{}/{collection}/{name}", self.region())
+    }
+
+    pub(super) async fn apply_internal(
+        &self,
+        spec: &LoadBalancerSpec,
+        n: &Names,
+        port: u16,
+    ) -> Outcome<()> {
+        let group = self.group_link(&spec.group).await?;
+        self.ensure_region_health_check(health::render(&spec.app, &n.hc, &spec.health))
+            .await?;
+        let scheme = backend_service::LoadBalancingScheme::InternalManaged;
+        let hc = self.link(&self.regional("healthChecks", &n.hc));
+        let want = desired_backend(spec, &n.bs, scheme, hc, group);
+        with_fresh_fingerprint(|| self.ensure_region_backend(want.clone())).await?;
+        let bs = self.link(&self.regional("backendServices", &n.bs));
+        self.ensure_region_url_map(&spec.app, &n.um, &bs).await?;
+        let um = self.link(&self.regional("urlMaps", &n.um));
+        self.ensure_http_proxy(&spec.app, &n.proxy, &um).await?;
+        let ip = self.ensure_internal_address(spec, &n.ip).await?;
+        let proxy = self.link(&self.regional("targetHttpProxies", &n.proxy));
+        self.ensure_region_rule(spec, &n.fr, &ip, &proxy, port)
+            .await
+    }
+
+    async fn ensure_region_backend(&self, want: BackendService) -> Outcome<()> {
+        let name = want.name.clone().unwrap_or_default();
+        let (p, r) = (self.project(), self.region());
+        let resource = self.regional("backendServices", &name);
+        let get = self
+            .c
+            .rbackends
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_backend_service(&name)
+            .send();
+        match self.find(&resource, get).await? {
+            None => {
+                let insert = self
+                    .c
+                    .rbackends
+                    .insert()
+                    .set_project(p)
+                    .set_region(r)
+                    .set_body(want);
+                self.create(
+                    &resource,
+                    insert
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await
+            }
+            Some(current) if backend_matches(&current, &want) => Ok(()),
+            Some(current) => {
+                let body = want.set_or_clear_fingerprint(current.fingerprint);
+                let patch = self
+                    .c
+                    .rbackends
+                    .patch()
+                    .set_project(p)
+                    .set_region(r)
+                    .set_backend_service(&name)
+                    .set_body(body);
+                self.mutate(
+                    &resource,
+                    patch
+                        .set_request_id(request_id())
+                        .with_idempotency(true)
+                        .poller(),
+                )
+                .await?;
+                tracing::info!(resource, "backend service updated");
+                Ok(())
+            }
+        }
+    }
+
+    /// The URL map and proxy never change: their only reference is to the
+    /// next piece, whose name is fixed.
+    async fn ensure_region_url_map(&self, app: &str, name: &str, service: &str) -> Outcome<()> {
+        let (p, r) = (self.project(), self.region());
+        let resource = self.regional("urlMaps", name);
+        if self
+            .find(
+                &resource,
+                self.c
+                    .rurl_maps
+                    .get()
+                    .set_project(p)
+                    .set_region(r)
+                    .set_url_map(name)
+                    .send(),
+            )
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let body = UrlMap::new()
+            .set_name(name)
+            .set_description(marker::description(app, &[]))
+            .set_default_service(service);
+        let insert = self
+            .c
+            .rurl_maps
+            .insert()
+            .set_project(p)
+            .set_region(r)
+            .set_body(body);
+        self.create(
+            &resource,
+            insert
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    async fn ensure_http_proxy(&self, app: &str, name: &str, url_map: &str) -> Outcome<()> {
+        let (p, r) = (self.project(), self.region());
+        let resource = self.regional("targetHttpProxies", name);
+        let get = self
+            .c
+            .rhttp_proxies
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_target_http_proxy(name)
+            .send();
+        if self.find(&resource, get).await?.is_some() {
+            return Ok(());
+        }
+        let body = TargetHttpProxy::new()
+            .set_name(name)
+            .set_description(marker::description(app, &[]))
+            .set_url_map(url_map);
+        let insert = self
+            .c
+            .rhttp_proxies
+            .insert()
+            .set_project(p)
+            .set_region(r)
+            .set_body(body);
+        self.create(
+            &resource,
+            insert
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    /// Reserves an internal address in the subnetwork, so the balancer keeps
+    /// its address when the forwarding rule is rebuilt; returns it.
+    async fn ensure_internal_address(
+        &self,
+        spec: &LoadBalancerSpec,
+        name: &str,
+    ) -> Outcome<String> {
+        let (p, r) = (self.project(), self.region());
+        let resource = self.regional("addresses", name);
+        let get = || {
+            self.c
+                .addresses
+                .get()
+                .set_project(p)
+                .set_region(r)
+                .set_address(name)
+                .send()
+        };
+        if self.find(&resource, get()).await?.is_none() {
+            let body = Address::new()
+                .set_name(name)
+                .set_description(marker::description(&spec.app, &[]))
+                .set_labels(marker::labels(&spec.app, &spec.labels))
+                .set_address_type(address::AddressType::Internal)
+                .set_subnetwork(self.subnetwork());
+            let insert = self
+                .c
+                .addresses
+                .insert()
+                .set_project(p)
+                .set_region(r)
+                .set_body(body);
+            self.create(
+                &resource,
+                insert
+                    .set_request_id(request_id())
+                    .with_idempotency(true)
+                    .poller(),
+            )
+            .await?;
+        }
+        let address = self.read(&resource, get()).await?;
+        Ok(address.address.unwrap_or_default())
+    }
+
+    async fn ensure_region_rule(
+        &self,
+        spec: &LoadBalancerSpec,
+        name: &str,
+        ip: &str,
+        proxy: &str,
+        port: u16,
+    ) -> Outcome<()> {
+        let (p, r) = (self.project(), self.region());
+        let resource = self.regional("forwardingRules", name);
+        if let Some(current) = self
+            .find(
+                &resource,
+                self.c
+                    .rules
+                    .get()
+                    .set_project(p)
+                    .set_region(r)
+                    .set_forwarding_rule(name)
+                    .send(),
+            )
+            .await?
+        {
+            if current.target.as_deref().map(name_of) != Some(name_of(proxy)) {
+                tracing::warn!(resource, target = ?current.target, "forwarding rule points elsewhere; delete the load balancer to rebuild it");
+            }
+            return Ok(());
+        }
+        let body = ForwardingRule::new()
+            .set_name(name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_labels(marker::labels(&spec.app, &spec.labels))
+            .set_ip_address(ip)
+            .set_ip_protocol(forwarding_rule::IPProtocol::Tcp)
+            .set_port_range(port.to_string())
+            .set_target(proxy)
+            .set_network(&self.config.network)
+            .set_subnetwork(self.subnetwork())
+            .set_load_balancing_scheme(forwarding_rule::LoadBalancingScheme::InternalManaged);
+        let insert = self
+            .c
+            .rules
+            .insert()
+            .set_project(p)
+            .set_region(r)
+            .set_body(body);
+        self.create(
+            &resource,
+            insert
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller(),
+        )
+        .await
+    }
+
+    pub(super) async fn internal_state(&self, _app: &str, n: &Names) -> Outcome<LbState> {
+        let (p, r) = (self.project(), self.region());
+        let hc = self
+            .c
+            .rhealth_checks
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_health_check(&n.hc)
+            .send();
+        let hc = self.find(&self.regional("healthChecks", &n.hc), hc).await?;
+        let bs = self
+            .c
+            .rbackends
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_backend_service(&n.bs)
+            .send();
+        let bs = self
+            .find(&self.regional("backendServices", &n.bs), bs)
+            .await?;
+        let um = self
+            .c
+            .rurl_maps
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_url_map(&n.um)
+            .send();
+        let um = self.find(&self.regional("urlMaps", &n.um), um).await?;
+        let proxy = self
+            .c
+            .rhttp_proxies
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_target_http_proxy(&n.proxy)
+            .send();
+        let proxy = self
+            .find(&self.regional("targetHttpProxies", &n.proxy), proxy)
+            .await?;
+        let ip = self
+            .c
+            .addresses
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_address(&n.ip)
+            .send();
+        let ip = self.find(&self.regional("addresses", &n.ip), ip).await?;
+        let fr = self
+            .c
+            .rules
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_forwarding_rule(&n.fr)
+            .send();
+        let fr = self
+            .find(&self.regional("forwardingRules", &n.fr), fr)
+            .await?;
+        Ok(LbState {
+            address: ip
+                .as_ref()
+                .and_then(|a| a.address.as_deref())
+                .and_then(|a| a.parse().ok()),
+            pieces: vec![
+                piece(P::HealthCheck, &n.hc, hc.is_some()),
+                piece(P::BackendService, &n.bs, bs.is_some()),
+                piece(P::UrlMap, &n.um, um.is_some()),
+                piece(P::TargetProxy, &n.proxy, proxy.is_some()),
+                piece(P::Address, &n.ip, ip.is_some()),
+                piece(P::ForwardingRule, &n.fr, fr.is_some()),
+            ],
+        })
+    }
+
+    pub(super) async fn delete_internal(&self, n: &Names) -> Outcome<()> {
+        let (p, r) = (self.project(), self.region());
+        let fr = self
+            .c
+            .rules
+            .delete()
+            .set_project(p)
+            .set_region(r)
+            .set_forwarding_rule(&n.fr);
+        let poller = fr
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&self.regional("forwardingRules", &n.fr), poller)
+            .await?;
+        let proxy = self
+            .c
+            .rhttp_proxies
+            .delete()
+            .set_project(p)
+            .set_region(r)
+            .set_target_http_proxy(&n.proxy);
+        let poller = proxy
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&self.regional("targetHttpProxies", &n.proxy), poller)
+            .await?;
+        let um = self
+            .c
+            .rurl_maps
+            .delete()
+            .set_project(p)
+            .set_region(r)
+            .set_url_map(&n.um);
+        let poller = um
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&self.regional("urlMaps", &n.um), poller)
+            .await?;
+        let bs = self
+            .c
+            .rbackends
+            .delete()
+            .set_project(p)
+            .set_region(r)
+            .set_backend_service(&n.bs);
+        let poller = bs
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&self.regional("backendServices", &n.bs), poller)
+            .await?;
+        self.delete_region_health_check(&n.hc).await?;
+        let ip = self
+            .c
+            .addresses
+            .delete()
+            .set_project(p)
+            .set_region(r)
+            .set_address(&n.ip);
+        let poller = ip
+            .set_request_id(request_id())
+            .with_idempotency(true)
+            .poller();
+        self.remove(&self.regional("addresses", &n.ip), poller)
+            .await
+    }
+}
