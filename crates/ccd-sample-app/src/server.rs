@@ -44,10 +44,10 @@ pub fn router(identity: Identity, healthy: bool, burn_ms: u64) -> Router {
 }
 
 async fn root(State(state): State<Arc<AppState>>) -> Response {
-    if state.burn_ms > 0 {
-        if let Err(resp) = burn_cpu(state.burn_ms).await {
-            return resp;
-        }
+    if state.burn_ms > 0
+        && let Err(resp) = burn_cpu(state.burn_ms).await
+    {
+        return resp;
     }
     let Identity {
         app,

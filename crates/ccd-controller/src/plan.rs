@@ -1,0 +1,175 @@
+//! What an app spec asks of the cloud, in ccd-cloud's model: one template
+//! per revision, one group, one autohealing check, one load balancer if the
+//! app is exposed, and firewall rules that admit only what the spec allows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ccd_cloud::model::{
+    Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition, LbKind, LoadBalancerSpec,
+    LocalRun, NamedPort, Probe, Share, TemplateSpec, UpdatePolicy,
+};
+use ccd_spec::{App, FixedOrPercent, ProbeKind};
+
+/// Where the app's instances run when the cloud is ccd's local cloud.
+#[derive(Debug, Clone, Default)]
+pub struct LocalTarget {
+    /// Folders searched for a `run.command` given by bare name, before `PATH`
+    /// (the folder of the `ccd` binary, so the sample app is found).
+    pub search: Vec<PathBuf>,
+}
+
+/// Every cloud resource of one app revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub template: TemplateSpec,
+    pub health_check: Option<HealthCheckSpec>,
+    pub group: GroupSpec,
+    pub load_balancer: Option<LoadBalancerSpec>,
+    pub firewalls: Vec<FirewallSpec>,
+}
+
+pub const PORT_NAME: &str = "http";
+
+pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
+    let name = app.metadata.name.clone();
+    let s = &app.spec;
+    let mut env = s.env.clone();
+    env.insert("PORT".to_owned(), s.port.to_string());
+    env.insert("CCD_APP".to_owned(), name.clone());
+    env.insert("CCD_VERSION".to_owned(), s.version.clone());
+    let local_run = local.map(|target| match &s.run {
+        Some(run) => {
+            let mut command = run.command.clone();
+            if let Some(first) = command.first_mut() {
+                *first = resolve(first, target);
+            }
+            LocalRun::Process {
+                command,
+                args: run.args.clone(),
+                env: run.env.clone(),
+                stop_grace: s.rollout.drain_time.as_std().max(Duration::from_secs(5)),
+            }
+        }
+        None => LocalRun::Simulated,
+    });
+    let template = TemplateSpec {
+        app: name.clone(),
+        revision: s.version.clone(),
+        image: s.image.clone(),
+        port: s.port,
+        env,
+        machine_type: s.machine.machine_type.clone(),
+        local_run,
+        labels: app.metadata.labels.clone(),
+    };
+    let health = health_definition(app);
+    // An exec probe runs on the instance (the agent's job); the cloud's
+    // checks can only probe the network, so autohealing uses TCP then.
+    let health_check = Some(HealthCheckSpec { app: name.clone(), name: format!("{name}-autoheal"), health: health.clone() });
+    let group = GroupSpec {
+        app: name.clone(),
+        name: name.clone(),
+        // One zonal group in the first zone for now; spreading over the
+        // spec's zones (a regional group) comes with the scaling work.
+        zones: vec![s.machine.zones.first().cloned().unwrap_or_else(|| format!("{}-b", s.machine.region))],
+        versions: vec![GroupVersion { name: s.version.clone(), template: template.name(), target: None }],
+        target_size: Some(s.replicas.min.max(1)),
+        update: UpdatePolicy { max_surge: share(s.rollout.max_surge), max_unavailable: share(s.rollout.max_unavailable) },
+        autohealing: health_check.as_ref().map(|h| Autohealing { health_check: h.name.clone(), initial_delay: s.health.initial_delay.as_std() }),
+        named_port: Some(NamedPort { name: PORT_NAME.to_owned(), port: s.port }),
+    };
+    let mut firewalls = vec![FirewallSpec::health_checks(&name, s.port)];
+    let load_balancer = if let Some(external) = &s.expose.external {
+        if !external.allow_from.is_empty() {
+            firewalls.push(FirewallSpec::allow_from(&name, "clients", s.port, external.allow_from.iter().map(ToString::to_string).collect()));
+        }
+        Some(LbKind::External { domains: external.https.domains.clone() })
+    } else if let Some(internal) = &s.expose.internal {
+        if !internal.allow_from.is_empty() {
+            firewalls.push(FirewallSpec::allow_from(&name, "clients", s.port, internal.allow_from.iter().map(ToString::to_string).collect()));
+        }
+        Some(LbKind::Internal { port: internal.port.unwrap_or(s.port) })
+    } else {
+        None
+    }
+    .map(|kind| LoadBalancerSpec {
+        app: name.clone(),
+        name: name.clone(),
+        group: group.id(),
+        port_name: PORT_NAME.to_owned(),
+        health: health.clone(),
+        drain: s.rollout.drain_time.as_std(),
+        kind,
+        labels: app.metadata.labels.clone(),
+    });
+    Plan { template, health_check, group, load_balancer, firewalls }
+}
+
+fn share(v: FixedOrPercent) -> Share {
+    match v {
+        FixedOrPercent::Fixed(n) => Share::Fixed(n),
+        FixedOrPercent::Percent(p) => Share::Percent(u32::from(p)),
+    }
+}
+
+fn health_definition(app: &App) -> HealthDefinition {
+    let h = &app.spec.health;
+    let probe = match app.spec.probe() {
+        ProbeKind::Http { path, port } => Probe::Http { path: path.to_owned(), port },
+        ProbeKind::Tcp { port } => Probe::Tcp { port },
+        ProbeKind::Exec { .. } => Probe::Tcp { port: app.spec.port },
+    };
+    HealthDefinition {
+        probe,
+        interval: h.interval.as_std(),
+        timeout: h.timeout.as_std(),
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+    }
+}
+
+/// A bare command name found in the search folders becomes a full path;
+/// otherwise it is left for `PATH`.
+fn resolve(command: &str, target: &LocalTarget) -> String {
+    if command.contains('/') {
+        return command.to_owned();
+    }
+    target
+        .search
+        .iter()
+        .map(|dir| dir.join(command))
+        .find(|p| p.is_file())
+        .map_or_else(|| command.to_owned(), |p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = include_str!("../../../specs/examples/hello.yaml");
+
+    #[test]
+    fn an_unchanged_spec_plans_the_same_template() {
+        let app = ccd_spec::parse(SPEC).unwrap();
+        let a = plan(&app, None);
+        let b = plan(&app, None);
+        assert_eq!(a.template.name(), b.template.name());
+        let changed = ccd_spec::parse(&SPEC.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")).unwrap();
+        assert_ne!(plan(&changed, None).template.name(), a.template.name(), "a new env is a new revision");
+    }
+
+    #[test]
+    fn exposure_and_firewalls_follow_the_spec() {
+        let app = ccd_spec::parse(SPEC).unwrap();
+        let p = plan(&app, None);
+        assert!(matches!(p.load_balancer.as_ref().unwrap().kind, LbKind::External { .. }));
+        assert_eq!(p.firewalls.len(), 2, "health checkers and the spec's allowFrom");
+        assert_eq!(p.group.target_size, Some(2));
+        assert_eq!(p.group.update.max_unavailable, Share::Fixed(0));
+        let worker = ccd_spec::parse(include_str!("../../../specs/examples/mailer.yaml")).unwrap();
+        let p = plan(&worker, None);
+        assert!(p.load_balancer.is_none(), "nothing exposed unless asked");
+        assert_eq!(p.firewalls.len(), 1);
+    }
+}
