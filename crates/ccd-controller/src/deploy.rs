@@ -48,7 +48,9 @@ pub type Endpoints = Arc<dyn Fn(&str, &ccd_cloud::model::LbState) -> Vec<String>
 
 impl<C, S> std::fmt::Debug for DeployReconciler<C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeployReconciler").field("local", &self.local).finish()
+        f.debug_struct("DeployReconciler")
+            .field("local", &self.local)
+            .finish()
     }
 }
 
@@ -62,10 +64,20 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         events: Arc<dyn EventSink>,
         endpoints: Endpoints,
     ) -> Self {
-        DeployReconciler { cloud, store, local, events, endpoints }
+        DeployReconciler {
+            cloud,
+            store,
+            local,
+            events,
+            endpoints,
+        }
     }
 
-    async fn deploy(&self, app: &ccd_spec::App, spec_version: &str) -> Result<Action, ReconcileError> {
+    async fn deploy(
+        &self,
+        app: &ccd_spec::App,
+        spec_version: &str,
+    ) -> Result<Action, ReconcileError> {
         let name = &app.metadata.name;
         let plan = plan(app, self.local.as_ref());
         let template = self.cloud.ensure_template(&plan.template).await?;
@@ -74,12 +86,32 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         self.converge_firewalls(&plan).await?;
         let before = self.cloud.get_group(&plan.group.id()).await?;
-        let rolling = before.as_ref().is_some_and(|g| g.versions.iter().all(|v| v.template != template));
+        let rolling = before
+            .as_ref()
+            .is_some_and(|g| g.versions.iter().all(|v| v.template != template));
         self.cloud.apply_group(&plan.group).await?;
         if before.is_none() {
-            self.events.record(name, false, "GroupCreated", &format!("created group {} for version {}", plan.group.name, app.spec.version), Some(&app.spec.version));
+            self.events.record(
+                name,
+                false,
+                "GroupCreated",
+                &format!(
+                    "created group {} for version {}",
+                    plan.group.name, app.spec.version
+                ),
+                Some(&app.spec.version),
+            );
         } else if rolling {
-            self.events.record(name, false, "RolloutStarted", &format!("rolling out version {} (template {template})", app.spec.version), Some(&app.spec.version));
+            self.events.record(
+                name,
+                false,
+                "RolloutStarted",
+                &format!(
+                    "rolling out version {} (template {template})",
+                    app.spec.version
+                ),
+                Some(&app.spec.version),
+            );
         }
         let endpoints = self.converge_load_balancer(name, &plan).await?;
         let group = self.cloud.get_group(&plan.group.id()).await?;
@@ -89,34 +121,77 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         let healthy = group.as_ref().is_some_and(|g| {
             g.instances.len() as u32 >= plan.group.target_size.unwrap_or(1)
-                && g.instances.iter().all(|i| i.status == InstanceStatus::Running && i.health != InstanceHealth::Unhealthy)
+                && g.instances.iter().all(|i| {
+                    i.status == InstanceStatus::Running && i.health != InstanceHealth::Unhealthy
+                })
         });
         let ready = converged && healthy && endpoints.is_some();
         let (reason, message) = if ready {
-            ("Converged", format!("version {} serves on every instance", app.spec.version))
+            (
+                "Converged",
+                format!("version {} serves on every instance", app.spec.version),
+            )
         } else {
-            ("RollingOut", format!("rolling out version {}", app.spec.version))
+            (
+                "RollingOut",
+                format!("rolling out version {}", app.spec.version),
+            )
         };
         let mut conditions = vec![
-            Condition { kind: "Ready", status: ready, reason: reason.to_owned(), message: message.clone() },
-            Condition { kind: "Progressing", status: !ready, reason: reason.to_owned(), message },
-            Condition { kind: "Stalled", status: false, reason: "SpecValid".to_owned(), message: "the spec is valid".to_owned() },
+            Condition {
+                kind: "Ready",
+                status: ready,
+                reason: reason.to_owned(),
+                message: message.clone(),
+            },
+            Condition {
+                kind: "Progressing",
+                status: !ready,
+                reason: reason.to_owned(),
+                message,
+            },
+            Condition {
+                kind: "Stalled",
+                status: false,
+                reason: "SpecValid".to_owned(),
+                message: "the spec is valid".to_owned(),
+            },
         ];
         conditions.sort_by_key(|c| c.kind);
         let status = Status {
             app: name.clone(),
             observed_spec: spec_version.to_owned(),
-            phase: if ready { Phase::Ready } else { Phase::Progressing },
+            phase: if ready {
+                Phase::Ready
+            } else {
+                Phase::Progressing
+            },
             target: Some((app.spec.version.clone(), template)),
             serving: serving(group.as_ref()),
             conditions,
             instances: instances(group.as_ref()),
             endpoints: endpoints.unwrap_or_default(),
+            zone: plan.group.zones.first().cloned(),
         };
         if self.write_status(&status).await? && ready {
-            self.events.record(name, false, "Ready", &format!("version {} is ready", app.spec.version), Some(&app.spec.version));
+            let at = if status.endpoints.is_empty() {
+                "(not exposed)".to_owned()
+            } else {
+                status.endpoints.join(" ")
+            };
+            self.events.record(
+                name,
+                false,
+                "Ready",
+                &format!("{at} version {}", app.spec.version),
+                Some(&app.spec.version),
+            );
         }
-        Ok(Action::Requeue(if ready { WHEN_READY } else { WHILE_PROGRESSING }))
+        Ok(Action::Requeue(if ready {
+            WHEN_READY
+        } else {
+            WHILE_PROGRESSING
+        }))
     }
 
     /// Firewall rules of the plan exist; the app's others are removed.
@@ -136,13 +211,27 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// The load balancer the spec asks for, and none of the other kind.
     /// Returns the endpoints once it is complete (`None` while it is not),
     /// and `Some(vec![])` for an app that is not exposed.
-    async fn converge_load_balancer(&self, app: &str, plan: &Plan) -> Result<Option<Vec<String>>, CloudError> {
+    async fn converge_load_balancer(
+        &self,
+        app: &str,
+        plan: &Plan,
+    ) -> Result<Option<Vec<String>>, CloudError> {
         let wanted = plan.load_balancer.as_ref().map(|lb| lb.id());
         for internal in [false, true] {
-            let id = LbId { app: app.to_owned(), name: app.to_owned(), internal };
+            let id = LbId {
+                app: app.to_owned(),
+                name: app.to_owned(),
+                internal,
+            };
             if wanted.as_ref() != Some(&id) && !self.cloud.get_load_balancer(&id).await?.absent() {
                 self.cloud.delete_load_balancer(&id).await?;
-                self.events.record(app, false, "LoadBalancerDeleted", "removed a load balancer the spec no longer asks for", None);
+                self.events.record(
+                    app,
+                    false,
+                    "LoadBalancerDeleted",
+                    "removed a load balancer the spec no longer asks for",
+                    None,
+                );
             }
         }
         match &plan.load_balancer {
@@ -156,10 +245,18 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
 
     /// Templates no version uses any more; one in use is kept for next time.
     async fn collect_templates(&self, app: &str, current: &str) {
-        let Ok(templates) = self.cloud.list_templates(app).await else { return };
+        let Ok(templates) = self.cloud.list_templates(app).await else {
+            return;
+        };
         for t in templates.into_iter().filter(|t| t.name != current) {
             match self.cloud.delete_template(app, &t.name).await {
-                Ok(()) => self.events.record(app, false, "TemplateDeleted", &format!("removed unused template {}", t.name), t.revision.as_deref()),
+                Ok(()) => self.events.record(
+                    app,
+                    false,
+                    "TemplateDeleted",
+                    &format!("removed unused template {}", t.name),
+                    t.revision.as_deref(),
+                ),
                 Err(CloudError::InUse { .. }) => {}
                 Err(e) => tracing::debug!(template = %t.name, error = %e, "template not collected"),
             }
@@ -167,8 +264,14 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     }
 
     /// An invalid spec: nothing in the cloud changes; status says why.
-    async fn stall(&self, app: &str, version: &str, problems: &[String]) -> Result<Action, ReconcileError> {
-        let group = self.cloud.get_group(&group_id(app)).await?;
+    async fn stall(
+        &self,
+        app: &str,
+        version: &str,
+        problems: &[String],
+    ) -> Result<Action, ReconcileError> {
+        let zone = self.recorded_zone(app).await?;
+        let group = self.cloud.get_group(&group_id(app, zone.clone())).await?;
         let message = problems.join("\n");
         let status = Status {
             app: app.to_owned(),
@@ -176,12 +279,19 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             phase: Phase::Stalled,
             target: None,
             serving: serving(group.as_ref()),
-            conditions: vec![Condition { kind: "Stalled", status: true, reason: "InvalidSpec".to_owned(), message: message.clone() }],
+            conditions: vec![Condition {
+                kind: "Stalled",
+                status: true,
+                reason: "InvalidSpec".to_owned(),
+                message: message.clone(),
+            }],
             instances: instances(group.as_ref()),
             endpoints: Vec::new(),
+            zone,
         };
         if self.write_status(&status).await? {
-            self.events.record(app, true, "SpecRejected", &message, None);
+            self.events
+                .record(app, true, "SpecRejected", &message, None);
         }
         Ok(Action::Requeue(WHEN_READY))
     }
@@ -189,12 +299,20 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// The spec is gone: every resource of the app goes, in reverse dependency order.
     async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
         for internal in [false, true] {
-            self.cloud.delete_load_balancer(&LbId { app: app.to_owned(), name: app.to_owned(), internal }).await?;
+            self.cloud
+                .delete_load_balancer(&LbId {
+                    app: app.to_owned(),
+                    name: app.to_owned(),
+                    internal,
+                })
+                .await?;
         }
-        let id = group_id(app);
+        let id = group_id(app, self.recorded_zone(app).await?);
         let existed = self.cloud.get_group(&id).await?.is_some();
         self.cloud.delete_group(&id).await?;
-        self.cloud.delete_health_check(app, &format!("{app}-autoheal")).await?;
+        self.cloud
+            .delete_health_check(app, &format!("{app}-autoheal"))
+            .await?;
         for t in self.cloud.list_templates(app).await? {
             self.cloud.delete_template(app, &t.name).await?;
         }
@@ -203,23 +321,46 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         self.store.delete_status(app).await?;
         if existed {
-            self.events.record(app, false, "Deleted", "the spec was removed: every resource of the app is deleted", None);
+            self.events.record(
+                app,
+                false,
+                "Deleted",
+                "the spec was removed: every resource of the app is deleted",
+                None,
+            );
         }
         Ok(Action::AwaitChange)
     }
 
+    async fn recorded_zone(&self, app: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .read_status(app)
+            .await?
+            .and_then(|s| crate::status::recorded_zone(&s)))
+    }
+
     async fn write_status(&self, status: &Status) -> Result<bool, StoreError> {
-        self.store.write_status(&status.app, status.to_yaml().as_bytes()).await
+        self.store
+            .write_status(&status.app, status.to_yaml().as_bytes())
+            .await
     }
 }
 
-/// The group an app's spec would name; zone-independent lookups go by name.
-fn group_id(app: &str) -> GroupId {
-    GroupId { app: app.to_owned(), name: app.to_owned(), zone: None }
+/// The app's group, in the zone its last status recorded (regional without one).
+fn group_id(app: &str, zone: Option<String>) -> GroupId {
+    GroupId {
+        app: app.to_owned(),
+        name: app.to_owned(),
+        zone,
+    }
 }
 
 fn serving(group: Option<&GroupState>) -> Vec<String> {
-    let mut versions: Vec<String> = group.into_iter().flat_map(|g| g.instances.iter().filter_map(|i| i.version.clone())).collect();
+    let mut versions: Vec<String> = group
+        .into_iter()
+        .flat_map(|g| g.instances.iter().filter_map(|i| i.version.clone()))
+        .collect();
     versions.sort();
     versions.dedup();
     versions
@@ -243,11 +384,23 @@ fn instances(group: Option<&GroupState>) -> Vec<InstanceView> {
 impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
     type Error = ReconcileError;
 
-    async fn reconcile(&self, key: &str, object: Option<Arc<Desired>>) -> Result<Action, ReconcileError> {
+    async fn reconcile(
+        &self,
+        key: &str,
+        object: Option<Arc<Desired>>,
+    ) -> Result<Action, ReconcileError> {
         match object.as_deref() {
-            None => self.remove(key).instrument(info_span!("remove", app = key)).await,
-            Some(Desired::Invalid { version, problems, .. }) => {
-                self.stall(key, version, problems).instrument(info_span!("stall", app = key)).await
+            None => {
+                self.remove(key)
+                    .instrument(info_span!("remove", app = key))
+                    .await
+            }
+            Some(Desired::Invalid {
+                version, problems, ..
+            }) => {
+                self.stall(key, version, problems)
+                    .instrument(info_span!("stall", app = key))
+                    .await
             }
             Some(Desired::Valid { app, version, .. }) => {
                 let span = info_span!("deploy", app = key, revision = %app.spec.version);

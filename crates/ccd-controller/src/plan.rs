@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ccd_cloud::model::{
-    Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition, LbKind, LoadBalancerSpec,
-    LocalRun, NamedPort, Probe, Share, TemplateSpec, UpdatePolicy,
+    Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition, LbKind,
+    LoadBalancerSpec, LocalRun, NamedPort, Probe, Share, TemplateSpec, UpdatePolicy,
 };
 use ccd_spec::{App, FixedOrPercent, ProbeKind};
 
@@ -66,30 +66,75 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
     let health = health_definition(app);
     // An exec probe runs on the instance (the agent's job); the cloud's
     // checks can only probe the network, so autohealing uses TCP then.
-    let health_check = Some(HealthCheckSpec { app: name.clone(), name: format!("{name}-autoheal"), health: health.clone() });
+    let health_check = Some(HealthCheckSpec {
+        app: name.clone(),
+        name: format!("{name}-autoheal"),
+        health: health.clone(),
+    });
     let group = GroupSpec {
         app: name.clone(),
         name: name.clone(),
         // One zonal group in the first zone for now; spreading over the
         // spec's zones (a regional group) comes with the scaling work.
-        zones: vec![s.machine.zones.first().cloned().unwrap_or_else(|| format!("{}-b", s.machine.region))],
-        versions: vec![GroupVersion { name: s.version.clone(), template: template.name(), target: None }],
+        zones: vec![
+            s.machine
+                .zones
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{}-b", s.machine.region)),
+        ],
+        versions: vec![GroupVersion {
+            name: s.version.clone(),
+            template: template.name(),
+            target: None,
+        }],
         target_size: Some(s.replicas.min.max(1)),
-        update: UpdatePolicy { max_surge: share(s.rollout.max_surge), max_unavailable: share(s.rollout.max_unavailable) },
-        autohealing: health_check.as_ref().map(|h| Autohealing { health_check: h.name.clone(), initial_delay: s.health.initial_delay.as_std() }),
-        named_port: Some(NamedPort { name: PORT_NAME.to_owned(), port: s.port }),
+        update: UpdatePolicy {
+            max_surge: share(s.rollout.max_surge),
+            max_unavailable: share(s.rollout.max_unavailable),
+        },
+        autohealing: health_check.as_ref().map(|h| Autohealing {
+            health_check: h.name.clone(),
+            initial_delay: s.health.initial_delay.as_std(),
+        }),
+        named_port: Some(NamedPort {
+            name: PORT_NAME.to_owned(),
+            port: s.port,
+        }),
     };
     let mut firewalls = vec![FirewallSpec::health_checks(&name, s.port)];
     let load_balancer = if let Some(external) = &s.expose.external {
         if !external.allow_from.is_empty() {
-            firewalls.push(FirewallSpec::allow_from(&name, "clients", s.port, external.allow_from.iter().map(ToString::to_string).collect()));
+            firewalls.push(FirewallSpec::allow_from(
+                &name,
+                "clients",
+                s.port,
+                external
+                    .allow_from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
         }
-        Some(LbKind::External { domains: external.https.domains.clone() })
+        Some(LbKind::External {
+            domains: external.https.domains.clone(),
+        })
     } else if let Some(internal) = &s.expose.internal {
         if !internal.allow_from.is_empty() {
-            firewalls.push(FirewallSpec::allow_from(&name, "clients", s.port, internal.allow_from.iter().map(ToString::to_string).collect()));
+            firewalls.push(FirewallSpec::allow_from(
+                &name,
+                "clients",
+                s.port,
+                internal
+                    .allow_from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
         }
-        Some(LbKind::Internal { port: internal.port.unwrap_or(s.port) })
+        Some(LbKind::Internal {
+            port: internal.port.unwrap_or(s.port),
+        })
     } else {
         None
     }
@@ -103,7 +148,13 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         kind,
         labels: app.metadata.labels.clone(),
     });
-    Plan { template, health_check, group, load_balancer, firewalls }
+    Plan {
+        template,
+        health_check,
+        group,
+        load_balancer,
+        firewalls,
+    }
 }
 
 fn share(v: FixedOrPercent) -> Share {
@@ -116,9 +167,14 @@ fn share(v: FixedOrPercent) -> Share {
 fn health_definition(app: &App) -> HealthDefinition {
     let h = &app.spec.health;
     let probe = match app.spec.probe() {
-        ProbeKind::Http { path, port } => Probe::Http { path: path.to_owned(), port },
+        ProbeKind::Http { path, port } => Probe::Http {
+            path: path.to_owned(),
+            port,
+        },
         ProbeKind::Tcp { port } => Probe::Tcp { port },
-        ProbeKind::Exec { .. } => Probe::Tcp { port: app.spec.port },
+        ProbeKind::Exec { .. } => Probe::Tcp {
+            port: app.spec.port,
+        },
     };
     HealthDefinition {
         probe,
@@ -155,16 +211,28 @@ mod tests {
         let a = plan(&app, None);
         let b = plan(&app, None);
         assert_eq!(a.template.name(), b.template.name());
-        let changed = ccd_spec::parse(&SPEC.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")).unwrap();
-        assert_ne!(plan(&changed, None).template.name(), a.template.name(), "a new env is a new revision");
+        let changed =
+            ccd_spec::parse(&SPEC.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")).unwrap();
+        assert_ne!(
+            plan(&changed, None).template.name(),
+            a.template.name(),
+            "a new env is a new revision"
+        );
     }
 
     #[test]
     fn exposure_and_firewalls_follow_the_spec() {
         let app = ccd_spec::parse(SPEC).unwrap();
         let p = plan(&app, None);
-        assert!(matches!(p.load_balancer.as_ref().unwrap().kind, LbKind::External { .. }));
-        assert_eq!(p.firewalls.len(), 2, "health checkers and the spec's allowFrom");
+        assert!(matches!(
+            p.load_balancer.as_ref().unwrap().kind,
+            LbKind::External { .. }
+        ));
+        assert_eq!(
+            p.firewalls.len(),
+            2,
+            "health checkers and the spec's allowFrom"
+        );
         assert_eq!(p.group.target_size, Some(2));
         assert_eq!(p.group.update.max_unavailable, Share::Fixed(0));
         let worker = ccd_spec::parse(include_str!("../../../specs/examples/mailer.yaml")).unwrap();

@@ -11,10 +11,18 @@ use ccd_store::{SpecFile, SpecStore, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Desired {
     /// A valid spec: deploy it.
-    Valid { app: Box<App>, path: String, version: String },
+    Valid {
+        app: Box<App>,
+        path: String,
+        version: String,
+    },
     /// A spec that cannot be deployed: every problem, located. The running
     /// revision keeps serving; status says why nothing changes.
-    Invalid { path: String, version: String, problems: Vec<String> },
+    Invalid {
+        path: String,
+        version: String,
+        problems: Vec<String>,
+    },
 }
 
 impl Desired {
@@ -44,11 +52,19 @@ pub fn desired(file: &SpecFile) -> Desired {
                 file.path, app.metadata.name, app.metadata.name, file.name
             )],
         },
-        Ok(app) => Desired::Valid { app: Box::new(app), path: file.path.clone(), version },
+        Ok(app) => Desired::Valid {
+            app: Box::new(app),
+            path: file.path.clone(),
+            version,
+        },
         Err(problems) => Desired::Invalid {
             path: file.path.clone(),
             version,
-            problems: problems.0.iter().map(|p| p.display_in(&file.path).to_string()).collect(),
+            problems: problems
+                .0
+                .iter()
+                .map(|p| p.display_in(&file.path).to_string())
+                .collect(),
         },
     }
 }
@@ -71,12 +87,20 @@ impl<S: SpecStore> Source for SpecSource<S> {
 
     async fn list(&self) -> Result<Vec<(String, Desired)>, StoreError> {
         let listing = self.store.list_specs().await?;
-        let mut out: Vec<(String, Desired)> = listing.specs.iter().map(|f| (f.name.clone(), desired(f))).collect();
+        let mut out: Vec<(String, Desired)> = listing
+            .specs
+            .iter()
+            .map(|f| (f.name.clone(), desired(f)))
+            .collect();
         // A spec that exists but cannot be read is not a deleted app.
         for bad in listing.unreadable {
             out.push((
                 bad.name.clone(),
-                Desired::Invalid { path: bad.path.clone(), version: String::new(), problems: vec![bad.error.to_string()] },
+                Desired::Invalid {
+                    path: bad.path.clone(),
+                    version: String::new(),
+                    problems: vec![bad.error.to_string()],
+                },
             ));
         }
         Ok(out)
@@ -89,11 +113,13 @@ impl<S: SpecStore> Source for SpecSource<S> {
     async fn get(&self, key: &str) -> Result<Option<Desired>, StoreError> {
         match self.store.get_spec(key).await {
             Ok(file) => Ok(file.as_ref().map(desired)),
-            Err(e @ (StoreError::TooLarge { .. } | StoreError::Ambiguous { .. })) => Ok(Some(Desired::Invalid {
-                path: format!("specs/{key}.yaml"),
-                version: String::new(),
-                problems: vec![e.to_string()],
-            })),
+            Err(e @ (StoreError::TooLarge { .. } | StoreError::Ambiguous { .. })) => {
+                Ok(Some(Desired::Invalid {
+                    path: format!("specs/{key}.yaml"),
+                    version: String::new(),
+                    problems: vec![e.to_string()],
+                }))
+            }
             Err(e) => Err(e),
         }
     }

@@ -44,6 +44,9 @@ pub struct Status {
     pub conditions: Vec<Condition>,
     pub instances: Vec<InstanceView>,
     pub endpoints: Vec<String>,
+    /// Where the app's group is; read back when the spec can no longer say
+    /// (it was deleted or broken).
+    pub zone: Option<String>,
 }
 
 impl Phase {
@@ -78,30 +81,67 @@ fn q(s: &str) -> String {
 impl Status {
     pub fn to_yaml(&self) -> String {
         let mut y = String::new();
-        let _ = writeln!(y, "# Written by ccd for specs/{}.yaml; edits are overwritten.", self.app);
+        let _ = writeln!(
+            y,
+            "# Written by ccd for specs/{}.yaml; edits are overwritten.",
+            self.app
+        );
         let _ = writeln!(y, "app: {}", q(&self.app));
         let _ = writeln!(y, "observedSpec: {}", q(&self.observed_spec));
         let _ = writeln!(y, "phase: {}", self.phase.as_str());
         if let Some((version, template)) = &self.target {
-            let _ = writeln!(y, "revision:\n  version: {}\n  template: {}", q(version), q(template));
+            let _ = writeln!(
+                y,
+                "revision:\n  version: {}\n  template: {}",
+                q(version),
+                q(template)
+            );
         }
         list(&mut y, "serving", self.serving.iter().map(|v| q(v)));
         let _ = writeln!(y, "conditions:");
         for c in &self.conditions {
             let status = if c.status { "True" } else { "False" };
-            let _ = writeln!(y, "  - type: {}\n    status: \"{status}\"\n    reason: {}\n    message: {}", c.kind, c.reason, q(&c.message));
+            let _ = writeln!(
+                y,
+                "  - type: {}\n    status: \"{status}\"\n    reason: {}\n    message: {}",
+                c.kind,
+                c.reason,
+                q(&c.message)
+            );
         }
         if self.instances.is_empty() {
             let _ = writeln!(y, "instances: []");
         } else {
             let _ = writeln!(y, "instances:");
             for i in &self.instances {
-                let _ = writeln!(y, "  - name: {}\n    version: {}\n    status: {}\n    health: {}", q(&i.name), q(&i.version), i.status, i.health);
+                let _ = writeln!(
+                    y,
+                    "  - name: {}\n    version: {}\n    status: {}\n    health: {}",
+                    q(&i.name),
+                    q(&i.version),
+                    i.status,
+                    i.health
+                );
             }
         }
         list(&mut y, "endpoints", self.endpoints.iter().map(|e| q(e)));
+        if let Some(zone) = &self.zone {
+            let _ = writeln!(y, "zone: {}", q(zone));
+        }
         y
     }
+}
+
+/// The `zone` a status object recorded.
+pub fn recorded_zone(yaml: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(yaml).ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix("zone: "))?;
+    let zone = value.trim().trim_matches('"');
+    let ok = !zone.is_empty()
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    ok.then(|| zone.to_owned())
 }
 
 fn list(y: &mut String, key: &str, items: impl Iterator<Item = String>) {
@@ -128,14 +168,27 @@ mod tests {
             phase: Phase::Stalled,
             target: None,
             serving: vec!["1.2.0".into()],
-            conditions: vec![Condition { kind: "Stalled", status: true, reason: "InvalidSpec".into(), message: "specs/hello.yaml:7:9: spec.port: \"x\"".into() }],
+            conditions: vec![Condition {
+                kind: "Stalled",
+                status: true,
+                reason: "InvalidSpec".into(),
+                message: "specs/hello.yaml:7:9: spec.port: \"x\"".into(),
+            }],
             instances: vec![],
             endpoints: vec![],
+            zone: Some("europe-west1-b".into()),
         };
         let y = s.to_yaml();
         assert_eq!(y, s.clone().to_yaml(), "no churn");
         assert!(y.contains("phase: Stalled\n"));
-        assert!(y.contains(r#"message: "specs/hello.yaml:7:9: spec.port: \"x\"""#), "{y}");
+        assert!(
+            y.contains(r#"message: "specs/hello.yaml:7:9: spec.port: \"x\"""#),
+            "{y}"
+        );
         assert!(y.contains("instances: []\n"));
+        assert_eq!(
+            recorded_zone(y.as_bytes()).as_deref(),
+            Some("europe-west1-b")
+        );
     }
 }

@@ -23,7 +23,10 @@
 //! * the controller opens the log with [`EventLog::open`] (the single writer; a second writer gets
 //!   [`EventsError::Busy`]);
 //! * the CLI opens it with [`EventLog::open_read_only`], which works whether or not the controller
-//!   runs, and whose [`EventLog::list`] sees every event committed before the call.
+//!   runs, and whose [`EventLog::list`] sees every event committed before the call;
+//! * a writer killed without closing the file leaves it needing recovery, which redb does not do
+//!   read-only: the next [`EventLog::open`] recovers it, and so does [`EventLog::open_read_only`]
+//!   when no writer runs (it opens the file for writing for a moment; events are kept).
 //!
 //! Byte-range locks exist on Linux, macOS and Windows, ccd's platforms; elsewhere opening a file
 //! fails (with [`EventsError::Open`]) rather than risking a torn read.
@@ -39,7 +42,7 @@ mod table;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -58,6 +61,9 @@ const APP_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_count
 /// Counters; `next_seq` keeps sequence numbers increasing even after every row has been dropped.
 const META: TableDefinition<&str, u64> = TableDefinition::new("events_meta");
 const NEXT_SEQ: &str = "next_seq";
+
+/// How long [`EventLog::open`] retries while the writer lock is taken.
+const BUSY_GRACE: Duration = Duration::from_millis(500);
 
 /// How many of an app's most recent events are compared with a new one for folding.
 const FOLD_SCAN: usize = 32;
@@ -142,6 +148,17 @@ pub enum EventsError {
         #[source]
         source: redb::DatabaseError,
     },
+    /// The log's last writer stopped without closing it, and recovering it failed (for example
+    /// for want of write permission).
+    #[error(
+        "event log {path} was left open by a writer that stopped, and could not be recovered \
+         ({source}); starting the controller recovers it"
+    )]
+    NeedsRecovery {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
     #[error("event log was opened read-only: cannot record events")]
     ReadOnly,
     #[error("invalid event app name {0:?}: must be non-empty, without control characters")]
@@ -194,17 +211,27 @@ impl EventLog {
 
     /// Opens (creating if needed) the log at `path` as its single writer.
     ///
-    /// Fails with [`EventsError::Busy`] while another writer has it open; readers opened with
-    /// [`EventLog::open_read_only`] do not stop it.
+    /// Fails with [`EventsError::Busy`] while another writer has it open (after a grace period
+    /// of half a second); readers opened with [`EventLog::open_read_only`] do not stop it.
+    /// Blocks for at most that grace period: call it before starting, or in `spawn_blocking`.
     pub fn open_with(
         path: impl AsRef<Path>,
         options: EventLogOptions,
     ) -> Result<EventLog, EventsError> {
         let path = path.as_ref();
-        let db = redb::Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .create(path)
-            .map_err(|e| open_error(path, e))?;
+        let builder = single_writer();
+        // A reader recovering the log after a crashed writer holds the writer lock for the few
+        // milliseconds that takes (see `open_read_only`): wait that out before reporting `Busy`.
+        let deadline = Instant::now() + BUSY_GRACE;
+        let db = loop {
+            match builder.create(path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(open_error(path, e)),
+            }
+        };
         Self::init_writer(db, options, Some(path.to_path_buf()))
     }
 
@@ -230,6 +257,11 @@ impl EventLog {
     ///
     /// Each [`EventLog::list`] sees every event committed before it, including those the writer
     /// records after this open. [`EventLog::record`] fails with [`EventsError::ReadOnly`].
+    ///
+    /// A writer that died without closing the log (a killed `ccd up`) leaves it needing
+    /// recovery, which redb does not do read-only. If no writer runs, this recovers it by
+    /// opening it for writing for a moment (committed events are kept; only redb's allocator
+    /// state is rebuilt), then opens it read-only. That needs write permission on the file.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<EventLog, EventsError> {
         let path = path.as_ref();
         if !path.exists() {
@@ -237,10 +269,32 @@ impl EventLog {
                 path: path.to_path_buf(),
             });
         }
-        let db = redb::Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .open_read_only(path)
-            .map_err(|e| open_error(path, e))?;
+        let builder = single_writer();
+        let mut recovered = false;
+        let db = loop {
+            match builder.open_read_only(path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::RepairAborted) if !recovered => {
+                    recovered = true;
+                    match builder.open(path) {
+                        // Repaired on open; dropping it closes it cleanly.
+                        Ok(db) => {
+                            tracing::info!(path = %path.display(), "recovered event log left open by a writer that stopped");
+                            drop(db);
+                        }
+                        // A writer started meanwhile: beside it, a read-only open needs no repair.
+                        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {}
+                        Err(source) => {
+                            return Err(EventsError::NeedsRecovery {
+                                path: path.to_path_buf(),
+                                source,
+                            });
+                        }
+                    }
+                }
+                Err(e) => return Err(open_error(path, e)),
+            }
+        };
         Ok(EventLog {
             inner: Arc::new(Inner {
                 db: Db::Reader(db),
@@ -479,6 +533,12 @@ fn list_in(
         }
     }
     Ok(out)
+}
+
+fn single_writer() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    builder
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> EventsError {

@@ -80,9 +80,16 @@ fn reader_handle_follows_a_writer_while_it_writes() {
         if seen.len() == N {
             break;
         }
-        assert!(Instant::now() < deadline, "reader saw only {} of {N}", seen.len());
+        assert!(
+            Instant::now() < deadline,
+            "reader saw only {} of {N}",
+            seen.len()
+        );
     }
-    assert!(snapshots > 1, "the reader should have read during the writes");
+    assert!(
+        snapshots > 1,
+        "the reader should have read during the writes"
+    );
     assert_eq!(reader.list(Some("world"), usize::MAX).unwrap().len(), N / 2);
 
     // Reading does not block writing, and a reader cannot write.
@@ -130,7 +137,13 @@ fn reader_works_without_a_writer_and_does_not_block_one() {
     // `ccd up` starting while `ccd events` has the file open.
     let writer = EventLog::open(&path).unwrap();
     writer
-        .record("hello", Kind::Normal, "RolloutStarted", "rolling out 1.2.2", None)
+        .record(
+            "hello",
+            Kind::Normal,
+            "RolloutStarted",
+            "rolling out 1.2.2",
+            None,
+        )
         .unwrap();
     assert_eq!(reader.list(None, 10).unwrap().len(), 2);
 }
@@ -161,15 +174,33 @@ fn reader_in_another_process_sees_the_writers_events() {
     let out = dir.path().join("seen.json");
     let writer = EventLog::open(&db).unwrap();
     let first = writer
-        .record("hello", Kind::Normal, "TemplateCreated", "created hello-3fa2c1d9e0", Some("1.2.0"))
+        .record(
+            "hello",
+            Kind::Normal,
+            "TemplateCreated",
+            "created hello-3fa2c1d9e0",
+            Some("1.2.0"),
+        )
         .unwrap();
     assert_eq!(read_in_child(&db, &out), vec![first.clone()]);
 
     let second = writer
-        .record("hello", Kind::Normal, "RolledOut", "rolled out 1.2.0", Some("1.2.0"))
+        .record(
+            "hello",
+            Kind::Normal,
+            "RolledOut",
+            "rolled out 1.2.0",
+            Some("1.2.0"),
+        )
         .unwrap();
     let folded = writer
-        .record("hello", Kind::Normal, "RolledOut", "rolled out 1.2.0", Some("1.2.0"))
+        .record(
+            "hello",
+            Kind::Normal,
+            "RolledOut",
+            "rolled out 1.2.0",
+            Some("1.2.0"),
+        )
         .unwrap();
     assert_eq!(folded.count, 2);
     assert!(second.seq < folded.seq);
@@ -180,7 +211,9 @@ fn reader_in_another_process_sees_the_writers_events() {
 /// then says so, then keeps the log open (as `ccd up` does) until killed, at most 60 s.
 #[test]
 fn child_writes_the_log_then_waits() {
-    let Some((db, ready)) = child_env() else { return };
+    let Some((db, ready)) = child_env() else {
+        return;
+    };
     let log = EventLog::open(&db).unwrap();
     for i in 0..3 {
         log.record("hello", Kind::Normal, "Step", &format!("step {i}"), None)
@@ -201,7 +234,10 @@ fn reader_beside_a_writer_in_another_process_and_after_it_dies() {
     wait_for("the child writer", Duration::from_secs(60), || {
         ready.exists() || writer.try_wait().unwrap().is_some()
     });
-    assert!(writer.try_wait().unwrap().is_none(), "child writer exited early");
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "child writer exited early"
+    );
 
     let messages = |log: &EventLog| {
         log.list(None, usize::MAX)
@@ -217,16 +253,41 @@ fn reader_beside_a_writer_in_another_process_and_after_it_dies() {
 
     writer.kill().unwrap();
     writer.wait().unwrap();
-    drop(reader);
 
-    // The writer died without closing: what it committed is still readable, and a new writer
-    // (the restarted controller) takes over and carries on.
-    let reader = EventLog::open_read_only(&db).unwrap();
+    // The writer died without closing. A reader that was open still reads what it committed,
+    // and so does a new one (which recovers the file first, no writer being there).
     assert_eq!(messages(&reader), ["step 0", "step 1", "step 2"]);
+    let late_reader = EventLog::open_read_only(&db).unwrap();
+    assert_eq!(messages(&late_reader), ["step 0", "step 1", "step 2"]);
+
+    // A new writer (the restarted controller) takes over beside both readers and carries on.
     let writer = EventLog::open(&db).unwrap();
     let next = writer
         .record("hello", Kind::Normal, "Step", "step 3", None)
         .unwrap();
     assert_eq!(next.seq, 4);
-    assert_eq!(messages(&reader), ["step 0", "step 1", "step 2", "step 3"]);
+    for r in [&reader, &late_reader] {
+        assert_eq!(messages(r), ["step 0", "step 1", "step 2", "step 3"]);
+    }
+}
+
+/// `ccd up` restarted after a crash, without any reader in between: it recovers the log itself.
+#[test]
+fn writer_reopens_a_log_whose_writer_was_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.redb");
+    let ready = dir.path().join("ready");
+    let mut child_writer = child("child_writes_the_log_then_waits", &db, &ready);
+    wait_for("the child writer", Duration::from_secs(60), || {
+        ready.exists() || child_writer.try_wait().unwrap().is_some()
+    });
+    child_writer.kill().unwrap();
+    child_writer.wait().unwrap();
+
+    let writer = EventLog::open(&db).unwrap();
+    assert_eq!(writer.list(None, 10).unwrap().len(), 3);
+    let folded = writer
+        .record("hello", Kind::Normal, "Step", "step 2", None)
+        .unwrap();
+    assert_eq!((folded.seq, folded.count), (4, 2));
 }

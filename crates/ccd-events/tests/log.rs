@@ -53,10 +53,20 @@ fn record_uses_the_wall_clock() {
     let log = EventLog::in_memory();
     let before = ccd_events::now_ms();
     let e = log
-        .record("hello", Kind::Normal, "RolloutStarted", "rolling out 1.2.1", None)
+        .record(
+            "hello",
+            Kind::Normal,
+            "RolloutStarted",
+            "rolling out 1.2.1",
+            None,
+        )
         .unwrap();
     let after = ccd_events::now_ms();
-    assert!(before <= e.at_ms && e.at_ms <= after, "{before} <= {} <= {after}", e.at_ms);
+    assert!(
+        before <= e.at_ms && e.at_ms <= after,
+        "{before} <= {} <= {after}",
+        e.at_ms
+    );
 }
 
 #[test]
@@ -67,10 +77,24 @@ fn repeats_within_the_window_fold_into_one_row() {
         .record_at(T0, "hello", Kind::Warning, "SpecRejected", msg, None)
         .unwrap();
     let second = log
-        .record_at(T0 + 5_000, "hello", Kind::Warning, "SpecRejected", msg, None)
+        .record_at(
+            T0 + 5_000,
+            "hello",
+            Kind::Warning,
+            "SpecRejected",
+            msg,
+            None,
+        )
         .unwrap();
     let third = log
-        .record_at(T0 + 50_000, "hello", Kind::Warning, "SpecRejected", msg, None)
+        .record_at(
+            T0 + 50_000,
+            "hello",
+            Kind::Warning,
+            "SpecRejected",
+            msg,
+            None,
+        )
         .unwrap();
 
     assert_eq!((first.count, second.count, third.count), (1, 2, 3));
@@ -82,13 +106,27 @@ fn repeats_within_the_window_fold_into_one_row() {
 
     // The window runs from the last occurrence: 50 s later still folds.
     let fourth = log
-        .record_at(T0 + 100_000, "hello", Kind::Warning, "SpecRejected", msg, None)
+        .record_at(
+            T0 + 100_000,
+            "hello",
+            Kind::Warning,
+            "SpecRejected",
+            msg,
+            None,
+        )
         .unwrap();
     assert_eq!(fourth.count, 4);
 
     // Past the window, a new row starts.
     let late = log
-        .record_at(T0 + 161_000, "hello", Kind::Warning, "SpecRejected", msg, None)
+        .record_at(
+            T0 + 161_000,
+            "hello",
+            Kind::Warning,
+            "SpecRejected",
+            msg,
+            None,
+        )
         .unwrap();
     assert_eq!(late.count, 1);
     assert_eq!(late.first_at_ms, T0 + 161_000);
@@ -99,21 +137,43 @@ fn repeats_within_the_window_fold_into_one_row() {
 #[test]
 fn only_identical_events_fold() {
     let log = log_with(Duration::from_secs(600), 1000);
-    let base = ("hello", Kind::Warning, "RolloutFailed", "health check failed", Some("1.2.1"));
-    log.record_at(T0, base.0, base.1, base.2, base.3, base.4).unwrap();
+    let base = (
+        "hello",
+        Kind::Warning,
+        "RolloutFailed",
+        "health check failed",
+        Some("1.2.1"),
+    );
+    log.record_at(T0, base.0, base.1, base.2, base.3, base.4)
+        .unwrap();
     // Each differs from `base` in one field.
-    log.record_at(T0 + 1, "other", base.1, base.2, base.3, base.4).unwrap();
-    log.record_at(T0 + 2, base.0, Kind::Normal, base.2, base.3, base.4).unwrap();
-    log.record_at(T0 + 3, base.0, base.1, "RolloutStalled", base.3, base.4).unwrap();
-    log.record_at(T0 + 4, base.0, base.1, base.2, "health check timed out", base.4).unwrap();
-    log.record_at(T0 + 5, base.0, base.1, base.2, base.3, Some("1.2.2")).unwrap();
-    log.record_at(T0 + 6, base.0, base.1, base.2, base.3, None).unwrap();
+    log.record_at(T0 + 1, "other", base.1, base.2, base.3, base.4)
+        .unwrap();
+    log.record_at(T0 + 2, base.0, Kind::Normal, base.2, base.3, base.4)
+        .unwrap();
+    log.record_at(T0 + 3, base.0, base.1, "RolloutStalled", base.3, base.4)
+        .unwrap();
+    log.record_at(
+        T0 + 4,
+        base.0,
+        base.1,
+        base.2,
+        "health check timed out",
+        base.4,
+    )
+    .unwrap();
+    log.record_at(T0 + 5, base.0, base.1, base.2, base.3, Some("1.2.2"))
+        .unwrap();
+    log.record_at(T0 + 6, base.0, base.1, base.2, base.3, None)
+        .unwrap();
     let all = log.list(None, 100).unwrap();
     assert_eq!(all.len(), 7);
     assert!(all.iter().all(|e| e.count == 1));
 
     // An identical repeat folds even when other events came in between, and moves to the end.
-    let again = log.record_at(T0 + 7, base.0, base.1, base.2, base.3, base.4).unwrap();
+    let again = log
+        .record_at(T0 + 7, base.0, base.1, base.2, base.3, base.4)
+        .unwrap();
     assert_eq!(again.count, 2);
     let all = log.list(None, 100).unwrap();
     assert_eq!(all.len(), 7);
@@ -124,8 +184,15 @@ fn only_identical_events_fold() {
 fn list_is_newest_last_with_increasing_seq() {
     let log = EventLog::in_memory();
     for i in 0..10 {
-        log.record_at(T0 + i, "hello", Kind::Normal, "Step", &format!("step {i}"), None)
-            .unwrap();
+        log.record_at(
+            T0 + i,
+            "hello",
+            Kind::Normal,
+            "Step",
+            &format!("step {i}"),
+            None,
+        )
+        .unwrap();
     }
     let all = log.list(None, 100).unwrap();
     assert_eq!(
@@ -146,12 +213,26 @@ fn list_filters_by_app_and_limits() {
     let log = EventLog::in_memory();
     for i in 0..6 {
         let app = if i % 2 == 0 { "hello" } else { "world" };
-        log.record_at(T0 + i, app, Kind::Normal, "Step", &format!("{app} {i}"), None)
-            .unwrap();
+        log.record_at(
+            T0 + i,
+            app,
+            Kind::Normal,
+            "Step",
+            &format!("{app} {i}"),
+            None,
+        )
+        .unwrap();
     }
     // A name that is a prefix of another must not pick up the other's events.
-    log.record_at(T0 + 10, "hello-api", Kind::Normal, "Step", "hello-api 10", None)
-        .unwrap();
+    log.record_at(
+        T0 + 10,
+        "hello-api",
+        Kind::Normal,
+        "Step",
+        "hello-api 10",
+        None,
+    )
+    .unwrap();
 
     assert_eq!(
         messages(&log.list(Some("hello"), 100).unwrap()),
@@ -176,8 +257,15 @@ fn list_filters_by_app_and_limits() {
 fn retention_keeps_the_newest_per_app() {
     let log = log_with(Duration::from_secs(600), 3);
     for i in 0..5 {
-        log.record_at(T0 + i, "hello", Kind::Normal, "Step", &format!("hello {i}"), None)
-            .unwrap();
+        log.record_at(
+            T0 + i,
+            "hello",
+            Kind::Normal,
+            "Step",
+            &format!("hello {i}"),
+            None,
+        )
+        .unwrap();
     }
     log.record_at(T0 + 10, "world", Kind::Normal, "Step", "world 0", None)
         .unwrap();
@@ -186,7 +274,10 @@ fn retention_keeps_the_newest_per_app() {
         vec!["hello 2", "hello 3", "hello 4"]
     );
     // Another app's events do not count against this one's quota.
-    assert_eq!(messages(&log.list(Some("world"), 100).unwrap()), vec!["world 0"]);
+    assert_eq!(
+        messages(&log.list(Some("world"), 100).unwrap()),
+        vec!["world 0"]
+    );
     assert_eq!(
         messages(&log.list(None, 100).unwrap()),
         vec!["hello 2", "hello 3", "hello 4", "world 0"]
@@ -235,12 +326,33 @@ fn events_persist_across_reopen() {
     };
     let (last, rolled) = {
         let log = EventLog::open_with(&path, options.clone()).unwrap();
-        log.record_at(T0, "hello", Kind::Normal, "TemplateCreated", "created", Some("1.2.0"))
-            .unwrap();
-        log.record_at(T0 + 1, "hello", Kind::Warning, "HealthCheckFailed", "503", None)
-            .unwrap();
+        log.record_at(
+            T0,
+            "hello",
+            Kind::Normal,
+            "TemplateCreated",
+            "created",
+            Some("1.2.0"),
+        )
+        .unwrap();
+        log.record_at(
+            T0 + 1,
+            "hello",
+            Kind::Warning,
+            "HealthCheckFailed",
+            "503",
+            None,
+        )
+        .unwrap();
         let rolled = log
-            .record_at(T0 + 2, "hello", Kind::Normal, "RolledOut", "rolled out 1.2.1", None)
+            .record_at(
+                T0 + 2,
+                "hello",
+                Kind::Normal,
+                "RolledOut",
+                "rolled out 1.2.1",
+                None,
+            )
             .unwrap();
         let clone = log.clone();
         drop(log);
@@ -253,12 +365,26 @@ fn events_persist_across_reopen() {
     assert_eq!(log.list(None, 100).unwrap(), last);
     // Folding and sequence numbers carry on from the stored state.
     let again = log
-        .record_at(T0 + 3, "hello", Kind::Normal, "RolledOut", "rolled out 1.2.1", None)
+        .record_at(
+            T0 + 3,
+            "hello",
+            Kind::Normal,
+            "RolledOut",
+            "rolled out 1.2.1",
+            None,
+        )
         .unwrap();
     assert_eq!(again.count, 2);
     assert!(again.seq > rolled.seq);
     let fresh = log
-        .record_at(T0 + 4, "world", Kind::Normal, "TemplateCreated", "created", None)
+        .record_at(
+            T0 + 4,
+            "world",
+            Kind::Normal,
+            "TemplateCreated",
+            "created",
+            None,
+        )
         .unwrap();
     assert_eq!(fresh.seq, again.seq + 1);
 }
@@ -266,11 +392,20 @@ fn events_persist_across_reopen() {
 #[test]
 fn invalid_input_is_rejected_and_nothing_is_written() {
     let log = EventLog::in_memory();
-    for reason in ["", "templateCreated", "Template Created", "Template-Created", "Ünicode"] {
+    for reason in [
+        "",
+        "templateCreated",
+        "Template Created",
+        "Template-Created",
+        "Ünicode",
+    ] {
         let err = log
             .record("hello", Kind::Normal, reason, "m", None)
             .unwrap_err();
-        assert!(matches!(err, EventsError::InvalidReason(ref r) if r == reason), "{err}");
+        assert!(
+            matches!(err, EventsError::InvalidReason(ref r) if r == reason),
+            "{err}"
+        );
     }
     for app in ["", "a\nb"] {
         let err = log.record(app, Kind::Normal, "Ok", "m", None).unwrap_err();

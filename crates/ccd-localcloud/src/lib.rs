@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::FaultConfig;
 pub use local_run::{LocalRun, METADATA_KEY as LOCAL_RUN_METADATA_KEY};
+pub use runtime::lb::ListenerInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -172,6 +173,17 @@ impl LocalCloud {
     /// The endpoint to give the official SDK's `with_endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Where each forwarding rule listens (a privileged port may have been moved up).
+    pub fn listeners(&self) -> Vec<ListenerInfo> {
+        self.cloud.balancers.listeners()
+    }
+
+    /// A handle that reads the listeners while the local cloud runs.
+    pub fn listener_view(&self) -> impl Fn() -> Vec<ListenerInfo> + Send + Sync + 'static {
+        let cloud = self.cloud.clone();
+        move || cloud.balancers.listeners()
     }
 
     /// Every place a response strayed from the discovery document, when

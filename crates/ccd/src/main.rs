@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod localcloud;
 mod logging;
+mod up;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,8 @@ enum Command {
     Schema,
     /// Serve ccd's local cloud: the Compute Engine API on this machine.
     Localcloud(localcloud::Args),
+    /// Everything on this machine: the controller, the local cloud and the specs in DIR/specs.
+    Up(up::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +49,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Localcloud(args) => localcloud::run(args),
+        Command::Up(args) => up::run(args),
     }
 }
