@@ -9,10 +9,12 @@ CCD := $(CARGO_TARGET_DIR)/debug/ccd
 
 .PHONY: run test fmt-check clippy unit bench schema fmt
 
-# Until the controller lands, the main job checks and lists the example specs.
+# The main job on the embedded default: controller, local cloud and the
+# example specs (copied into .ccd/specs on first run). Ctrl-C stops it all.
 run:
-	$(CARGO) build -p ccd
+	$(CARGO) build -p ccd -p ccd-sample-app
 	$(CCD) validate specs/examples
+	$(CCD) up --data .ccd --seed specs/examples
 
 test: fmt-check clippy unit
 

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod controller;
 mod localcloud;
 mod logging;
+mod observe;
 mod up;
 mod validate;
 
@@ -35,6 +37,12 @@ enum Command {
     Localcloud(localcloud::Args),
     /// Everything on this machine: the controller, the local cloud and the specs in DIR/specs.
     Up(up::Args),
+    /// The production controller: specs in a bucket, apps on Compute Engine.
+    Controller(controller::Args),
+    /// What the controller did and why, newest last.
+    Events(observe::EventsArgs),
+    /// Each app's status, as a table or as data.
+    Status(observe::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +58,8 @@ fn main() -> ExitCode {
         }
         Command::Localcloud(args) => localcloud::run(args),
         Command::Up(args) => up::run(args),
+        Command::Controller(args) => controller::run(args),
+        Command::Events(args) => observe::events(args),
+        Command::Status(args) => observe::status(args),
     }
 }

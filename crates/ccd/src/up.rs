@@ -94,7 +94,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
         Arc::new(cloud),
         store.clone(),
         Some(LocalTarget { search }),
-        Arc::new(PrintReady),
+        Arc::new(Events {
+            log: ccd_events::EventLog::open(args.data.join("events.redb"))
+                .context("cannot open the event log")?,
+        }),
         endpoints,
     );
     let config = ccd_runtime::Config {
@@ -135,11 +138,14 @@ fn seed(specs: &Path, from: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events go to the log, and readiness to stdout: `ready: APP URL`.
+/// Events go to the event log (`ccd events`) and the log, and readiness to
+/// stdout: `ready: APP URL`.
 #[derive(Debug)]
-struct PrintReady;
+struct Events {
+    log: ccd_events::EventLog,
+}
 
-impl EventSink for PrintReady {
+impl EventSink for Events {
     fn record(
         &self,
         app: &str,
@@ -148,6 +154,14 @@ impl EventSink for PrintReady {
         message: &str,
         revision: Option<&str>,
     ) {
+        let kind = if warning {
+            ccd_events::Kind::Warning
+        } else {
+            ccd_events::Kind::Normal
+        };
+        if let Err(e) = self.log.record(app, kind, reason, message, revision) {
+            tracing::warn!(error = %e, "cannot record an event");
+        }
         if warning {
             tracing::warn!(app, reason, revision, "{message}");
         } else {

@@ -1,0 +1,144 @@
+//! `ccd controller --config FILE`: the production mode. Specs and status in a
+//! bucket (or a folder), the cloud is Compute Engine (or any endpoint that
+//! speaks its API), credentials from Application Default Credentials.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use ccd_cloud::{GceCloud, GceConfig};
+use ccd_controller::{DeployReconciler, EventSink, SpecSource};
+use ccd_store::{AnyStore, StoreUrl};
+use serde::Deserialize;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The controller's configuration (JSON, which is also YAML), e.g.
+    /// {"store": "gs://acme-ccd/prod", "project": "acme-prod", "region": "europe-west1"}
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ControllerConfig {
+    /// `gs://bucket/prefix` or a folder holding specs/ and status/.
+    store: String,
+    project: String,
+    region: String,
+    /// Another endpoint speaking the Compute API (a local cloud); Compute Engine when absent.
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// Where events are kept.
+    #[serde(default = "default_events")]
+    events: PathBuf,
+}
+
+fn default_events() -> PathBuf {
+    PathBuf::from("ccd-events.redb")
+}
+
+fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: ControllerConfig = serde_json::from_str(&text).with_context(|| {
+        format!("{}: not a controller configuration; write e.g. {{\"store\": \"gs://bucket/prefix\", \"project\": \"my-project\", \"region\": \"europe-west1\"}}", path.display())
+    })?;
+    if config.project.is_empty() || config.region.is_empty() {
+        bail!("{}: project and region must not be empty", path.display());
+    }
+    Ok(config)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate::logging::init();
+    let config = match load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
+    let url: StoreUrl = config
+        .store
+        .parse()
+        .with_context(|| format!("store {:?}", config.store))?;
+    let store = Arc::new(AnyStore::open(&url).context("cannot open the store")?);
+    let anonymous = config.endpoint.is_some();
+    let cloud = GceCloud::new(GceConfig {
+        project: config.project.clone(),
+        region: config.region.clone(),
+        endpoint: config.endpoint.clone(),
+        anonymous,
+        ..GceConfig::default()
+    })
+    .await
+    .context("cannot set up the Compute client")?;
+    let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
+    let endpoints: ccd_controller::Endpoints = Arc::new(|_app, state| {
+        state
+            .address
+            .map(|a| vec![format!("https://{a}")])
+            .unwrap_or_default()
+    });
+    let reconciler = DeployReconciler::new(
+        Arc::new(cloud),
+        store.clone(),
+        None,
+        Arc::new(LogEvents { log }),
+        endpoints,
+    );
+    let runtime_config = ccd_runtime::Config {
+        name: "deploy".to_owned(),
+        ..ccd_runtime::Config::default()
+    };
+    let controller =
+        ccd_runtime::Controller::new(SpecSource::new(store), reconciler, runtime_config);
+    tracing::info!(store = %config.store, project = %config.project, "controller running");
+    controller.run(crate::logging::until_signal()).await;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct LogEvents {
+    log: ccd_events::EventLog,
+}
+
+impl EventSink for LogEvents {
+    fn record(
+        &self,
+        app: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+        revision: Option<&str>,
+    ) {
+        let kind = if warning {
+            ccd_events::Kind::Warning
+        } else {
+            ccd_events::Kind::Normal
+        };
+        if let Err(e) = self.log.record(app, kind, reason, message, revision) {
+            tracing::warn!(error = %e, "cannot record an event");
+        }
+        tracing::info!(app, reason, revision, "{message}");
+    }
+}
