@@ -54,6 +54,17 @@ pub async fn handle(
         cloud.faults.maybe_fail()?;
         let call = parse(verb.as_str(), path, query.as_deref(), &body)?;
         let method = call.method;
+        // A mutation is what answers with an Operation; POST reads such as
+        // listManagedInstances and getHealth count as reads.
+        let mutation = method.response.as_deref() == Some("Operation")
+            && method.name != "wait"
+            && !method.resource.ends_with("perations");
+        let counter = if mutation {
+            &cloud.calls.mutations
+        } else {
+            &cloud.calls.reads
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let value = crate::handlers::dispatch(&cloud, call).await?;
         cloud.check_response(method, &value);
         Ok::<_, ApiError>(value)

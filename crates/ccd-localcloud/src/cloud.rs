@@ -17,6 +17,14 @@ pub struct Cloud {
     /// When set, every response is checked against its method's schema in
     /// the discovery document and each mismatch recorded here (tests).
     pub conformance: Option<std::sync::Mutex<Vec<String>>>,
+    /// API calls answered, by reads and mutations (for the controller's benchmark).
+    pub calls: CallCounts,
+}
+
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub reads: std::sync::atomic::AtomicU64,
+    pub mutations: std::sync::atomic::AtomicU64,
 }
 
 impl Cloud {
@@ -29,6 +37,7 @@ impl Cloud {
             health: Default::default(),
             balancers: Default::default(),
             conformance,
+            calls: Default::default(),
         })
     }
 
