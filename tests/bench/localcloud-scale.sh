@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/ccd-target}/release"
-"$target/examples/bench_groups" "$target/ccd" "${GROUPS:-1000}" "${GROUP_SIZE:-2}"
+"$target/examples/bench_groups" "$target/ccd" "${BENCH_GROUPS:-1000}" "${BENCH_GROUP_SIZE:-2}"

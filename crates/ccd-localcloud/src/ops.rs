@@ -162,6 +162,42 @@ impl Cloud {
     }
 }
 
+/// A change to one stored resource, made when its operation runs.
+pub type Change = Box<dyn FnOnce(&mut Value) -> Result<(), ApiError> + Send>;
+
+impl Cloud {
+    /// Runs `change` on the resource at `key` as an operation of `operation_type`.
+    pub async fn change_operation(
+        self: &Arc<Self>,
+        call: &crate::api::Call,
+        operation_type: &str,
+        key: &str,
+        change: Change,
+    ) -> Result<Value, ApiError> {
+        let op = OpRequest {
+            scope: &call.target.scope,
+            operation_type,
+            target: key,
+            request_id: call.request_id(),
+        };
+        let key = key.to_owned();
+        self.operation(
+            op,
+            Box::new(move |cloud| {
+                let mut id = None;
+                cloud.store.update(&key, |old| {
+                    let mut resource = old.cloned().ok_or_else(|| ApiError::not_found(&key))?;
+                    id = resource["id"].as_str().map(str::to_owned);
+                    change(&mut resource)?;
+                    Ok(Some(resource))
+                })?;
+                Ok(id)
+            }),
+        )
+        .await
+    }
+}
+
 /// Compute wants a UUID, and not the zero UUID.
 fn check_request_id(id: &str) -> Result<(), ApiError> {
     let hex: String = id.chars().filter(|c| *c != '-').collect();

@@ -32,20 +32,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     crate::logging::init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(up(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::logging::run_async(up(args))
 }
 
 async fn up(args: Args) -> anyhow::Result<()> {

@@ -475,30 +475,14 @@ pub async fn group_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiErr
         "setNamedPorts" => {
             crate::generic::check_fingerprint(&key, &stored, &call.body)?;
             let ports = call.body["namedPorts"].clone();
-            let id = stored["id"].as_str().map(str::to_owned);
-            let op = crate::ops::OpRequest {
-                scope: &call.target.scope,
-                operation_type: "compute.instanceGroups.setNamedPorts",
-                target: &key,
-                request_id: call.request_id(),
-            };
-            let key2 = key.clone();
+            let change: crate::ops::Change = Box::new(move |g| {
+                g["namedPorts"] = ports;
+                g["fingerprint"] =
+                    crate::generic::fingerprint_text(clock::new_id().as_bytes()).into();
+                Ok(())
+            });
             cloud
-                .operation(
-                    op,
-                    Box::new(move |cloud| {
-                        cloud.store.update(&key2, |old| {
-                            let mut g = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
-                            g["namedPorts"] = ports;
-                            g["fingerprint"] = crate::generic::fingerprint_text(
-                                &clock::new_id().parse::<u64>().unwrap_or(0).to_be_bytes(),
-                            )
-                            .into();
-                            Ok(Some(g))
-                        })?;
-                        Ok(id)
-                    }),
-                )
+                .change_operation(call, "compute.instanceGroups.setNamedPorts", &key, change)
                 .await
         }
         other => Err(crate::handlers::not_implemented("instanceGroups", other)),

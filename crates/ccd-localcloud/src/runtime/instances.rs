@@ -256,10 +256,9 @@ pub async fn verb(
 ) -> Result<Value, crate::error::ApiError> {
     use crate::error::ApiError;
     let key = call.key()?.to_owned();
-    let stored = cloud
-        .store
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(&key))?;
+    if cloud.store.get(&key).is_none() {
+        return Err(ApiError::not_found(&key));
+    }
     let name = call.method.name.clone();
     let next = match name.as_str() {
         "stop" => "STOPPING",
@@ -268,31 +267,17 @@ pub async fn verb(
         "reset" => "PROVISIONING",
         other => return Err(crate::handlers::not_implemented("instances", other)),
     };
-    let id = stored["id"].as_str().map(str::to_owned);
-    let op = crate::ops::OpRequest {
-        scope: &call.target.scope,
-        operation_type: &call.method.name,
-        target: &key,
-        request_id: call.request_id(),
-    };
-    let key2 = key.clone();
+    let change: crate::ops::Change = Box::new(move |i| {
+        if name == "start" && i["status"] != "TERMINATED" && i["status"] != "STOPPING" {
+            return Ok(());
+        }
+        i["status"] = next.into();
+        if name == "reset" {
+            i["id"] = crate::clock::new_id().into();
+        }
+        Ok(())
+    });
     cloud
-        .operation(
-            op,
-            Box::new(move |cloud| {
-                cloud.store.update(&key2, |old| {
-                    let mut i = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
-                    if name == "start" && i["status"] != "TERMINATED" && i["status"] != "STOPPING" {
-                        return Ok(Some(i));
-                    }
-                    i["status"] = next.into();
-                    if name == "reset" {
-                        i["id"] = crate::clock::new_id().into();
-                    }
-                    Ok(Some(i))
-                })?;
-                Ok(id)
-            }),
-        )
+        .change_operation(call, &call.method.name, &key, change)
         .await
 }

@@ -20,7 +20,6 @@ use crate::api::Call;
 use crate::cloud::Cloud;
 use crate::error::ApiError;
 use crate::managed::{self, Action};
-use crate::ops::OpRequest;
 use crate::paths;
 
 /// Ports below this need root; without it a listener takes port + `UNPRIVILEGED_OFFSET`.
@@ -577,32 +576,16 @@ pub async fn set_verb(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError
             ));
         }
     };
-    let id = stored["id"].as_str().map(str::to_owned);
-    let op_type = call.method.name.clone();
-    let op = OpRequest {
-        scope: &call.target.scope,
-        operation_type: &op_type,
-        target: &key,
-        request_id: call.request_id(),
-    };
-    let key2 = key.clone();
+    let change: crate::ops::Change = Box::new(move |r| {
+        r[field] = value;
+        if field == "labels" {
+            r["labelFingerprint"] =
+                crate::generic::fingerprint_text(crate::clock::new_id().as_bytes()).into();
+        }
+        Ok(())
+    });
     cloud
-        .operation(
-            op,
-            Box::new(move |cloud| {
-                cloud.store.update(&key2, |old| {
-                    let mut r = old.cloned().ok_or_else(|| ApiError::not_found(&key2))?;
-                    r[field] = value;
-                    if field == "labels" {
-                        r["labelFingerprint"] =
-                            crate::generic::fingerprint_text(crate::clock::new_id().as_bytes())
-                                .into();
-                    }
-                    Ok(Some(r))
-                })?;
-                Ok(id)
-            }),
-        )
+        .change_operation(call, &call.method.name, &key, change)
         .await
 }
 
