@@ -66,6 +66,9 @@ pub struct Config {
     /// Check every response against the discovery document and keep the
     /// mismatches for [`LocalCloud::conformance_violations`] (tests).
     pub check_responses: bool,
+    /// A load balancer on a port below 1024 that cannot be bound (not root)
+    /// listens on that port plus this (443 → 8443 with the default 8000).
+    pub unprivileged_port_offset: u16,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             data_dir: None,
             faults: FaultConfig::default(),
             check_responses: false,
+            unprivileged_port_offset: runtime::lb::DEFAULT_UNPRIVILEGED_OFFSET,
         }
     }
 }
@@ -128,6 +132,9 @@ impl LocalCloud {
             config.check_responses,
         );
         cloud.faults.set(config.faults.clone());
+        cloud
+            .balancers
+            .set_unprivileged_offset(config.unprivileged_port_offset);
         let keep = cloud.clone();
         let instances = runtime::instances::Instances::new(supervisor, dir);
         instances.set_metadata_host(addr.to_string());

@@ -18,6 +18,10 @@ pub struct Args {
     /// Share of API calls (0 to 1) that fail with 403 rateLimitExceeded, 429 or 503.
     #[arg(long, default_value_t = 0.0)]
     error_rate: f64,
+    /// A load balancer on a port below 1024 that cannot be bound (not root)
+    /// listens on that port plus this: 443 becomes 8443 by default.
+    #[arg(long, default_value_t = 8000)]
+    unprivileged_port_offset: u16,
     /// How long each operation takes to be DONE, in milliseconds.
     #[arg(long, default_value_t = 0)]
     operation_latency_ms: u64,
@@ -47,6 +51,7 @@ pub fn run(args: Args) -> ExitCode {
             data_dir: args.data,
             faults,
             check_responses: false,
+            unprivileged_port_offset: args.unprivileged_port_offset,
         };
         let cloud = match LocalCloud::start(config).await {
             Ok(c) => c,

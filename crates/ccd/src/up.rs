@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ccd_cloud::{GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, EventSink, LocalTarget, SpecSource};
-use ccd_localcloud::{Config, FaultConfig, LocalCloud};
+use ccd_localcloud::{Config, LocalCloud};
 use ccd_store::FolderStore;
 
 /// The project name the embedded local cloud uses.
@@ -42,8 +42,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let cloud_config = Config {
         listen: args.cloud_listen,
         data_dir: Some(args.data.join("cloud")),
-        faults: FaultConfig::default(),
-        check_responses: false,
+        ..Config::default()
     };
     let local = LocalCloud::start(cloud_config)
         .await

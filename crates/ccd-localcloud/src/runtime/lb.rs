@@ -22,19 +22,30 @@ use crate::error::ApiError;
 use crate::managed::{self, Action};
 use crate::paths;
 
-/// Ports below this need root; without it a listener takes port + `UNPRIVILEGED_OFFSET`.
+/// Ports below this need root; without it a listener takes port + the
+/// configured offset (8000 unless set: 443 becomes 8443).
 const PRIVILEGED: u16 = 1024;
-pub const UNPRIVILEGED_OFFSET: u16 = 8000;
+pub const DEFAULT_UNPRIVILEGED_OFFSET: u16 = 8000;
 
 #[derive(Debug, Clone, Default)]
 pub struct Balancers {
     state: Arc<Mutex<State>>,
 }
 
-#[derive(Default)]
 struct State {
     services: HashMap<String, (BackendService, BackendServiceConfig)>,
     frontends: HashMap<String, Listener>,
+    unprivileged_offset: u16,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            services: HashMap::new(),
+            frontends: HashMap::new(),
+            unprivileged_offset: DEFAULT_UNPRIVILEGED_OFFSET,
+        }
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -84,6 +95,11 @@ impl ConnectionPolicy for FirewallPolicy {
 impl Balancers {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where a listener on a privileged port goes when binding it is refused.
+    pub fn set_unprivileged_offset(&self, offset: u16) {
+        self.lock().unprivileged_offset = offset;
     }
 
     pub fn listeners(&self) -> Vec<ListenerInfo> {
@@ -273,7 +289,8 @@ impl Balancers {
         let frontend = match Frontend::bind(config(requested), &url_map).await {
             Ok(f) => f,
             Err(_) if port < PRIVILEGED => {
-                let fallback = SocketAddr::new(ip, port + UNPRIVILEGED_OFFSET);
+                let offset = self.lock().unprivileged_offset;
+                let fallback = SocketAddr::new(ip, port.saturating_add(offset));
                 Frontend::bind(config(fallback), &url_map)
                     .await
                     .map_err(|e| e.to_string())?
