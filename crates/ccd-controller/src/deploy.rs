@@ -19,8 +19,20 @@ use crate::status::{Condition, InstanceView, Phase, Status};
 
 /// How long to wait before looking again while a rollout moves.
 const WHILE_PROGRESSING: Duration = Duration::from_secs(2);
-/// How often a converged app is looked at for drift.
+/// How often a converged app is looked at.
 const WHEN_READY: Duration = Duration::from_secs(30);
+/// How often a converged app gets a full pass (every piece read and
+/// corrected); in between, a look at its group is enough.
+const FULL_PASS: Duration = Duration::from_secs(600);
+
+/// What the last full pass of a converged app applied and reported.
+#[derive(Debug, Clone)]
+struct Converged {
+    plan: Plan,
+    spec_version: String,
+    status: Status,
+    at: tokio::time::Instant,
+}
 
 /// Where the controller tells what it did and why (`ccd events`).
 pub trait EventSink: Send + Sync + 'static {
@@ -41,6 +53,7 @@ pub struct DeployReconciler<C, S> {
     local: Option<LocalTarget>,
     events: Arc<dyn EventSink>,
     endpoints: Endpoints,
+    converged: std::sync::Mutex<std::collections::HashMap<String, Converged>>,
 }
 
 /// Turns an app's load balancer state into the URLs users call.
@@ -65,6 +78,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         endpoints: Endpoints,
     ) -> Self {
         DeployReconciler {
+            converged: Default::default(),
             cloud,
             store,
             local,
@@ -80,6 +94,9 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     ) -> Result<Action, ReconcileError> {
         let name = &app.metadata.name;
         let plan = plan(app, self.local.as_ref());
+        if let Some(action) = self.light_pass(name, &plan, spec_version).await? {
+            return Ok(action);
+        }
         let template = self.cloud.ensure_template(&plan.template).await?;
         if let Some(hc) = &plan.health_check {
             self.cloud.apply_health_check(hc).await?;
@@ -173,6 +190,15 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             endpoints: endpoints.unwrap_or_default(),
             zone: plan.group.zones.first().cloned(),
         };
+        self.remember(
+            name,
+            ready.then(|| Converged {
+                plan: plan.clone(),
+                spec_version: spec_version.to_owned(),
+                status: status.clone(),
+                at: tokio::time::Instant::now(),
+            }),
+        );
         if self.write_status(&status).await? && ready {
             let at = if status.endpoints.is_empty() {
                 "(not exposed)".to_owned()
@@ -192,6 +218,55 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         } else {
             WHILE_PROGRESSING
         }))
+    }
+
+    /// For an app whose last full pass found it converged with this very
+    /// plan: one read (its group). Still converged and healthy → status is
+    /// refreshed and nothing else is touched; anything else → `None`, and a
+    /// full pass runs.
+    async fn light_pass(
+        &self,
+        app: &str,
+        plan: &Plan,
+        spec_version: &str,
+    ) -> Result<Option<Action>, ReconcileError> {
+        let last = {
+            let map = self.converged.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(app).cloned()
+        };
+        let Some(last) = last.filter(|l| {
+            l.plan == *plan && l.spec_version == spec_version && l.at.elapsed() < FULL_PASS
+        }) else {
+            return Ok(None);
+        };
+        let group = self.cloud.get_group(&plan.group.id()).await?;
+        let template = plan.template.name();
+        let still = group.as_ref().is_some_and(|g| {
+            g.converged()
+                && g.instances.len() as u32 >= plan.group.target_size.unwrap_or(1)
+                && g.instances.iter().all(|i| {
+                    i.status == InstanceStatus::Running
+                        && i.health != InstanceHealth::Unhealthy
+                        && i.template.as_deref() == Some(template.as_str())
+                })
+        });
+        if !still {
+            self.remember(app, None);
+            return Ok(None);
+        }
+        let mut status = last.status;
+        status.instances = instances(group.as_ref());
+        status.serving = serving(group.as_ref());
+        self.write_status(&status).await?;
+        Ok(Some(Action::Requeue(WHEN_READY)))
+    }
+
+    fn remember(&self, app: &str, converged: Option<Converged>) {
+        let mut map = self.converged.lock().unwrap_or_else(|e| e.into_inner());
+        match converged {
+            Some(c) => map.insert(app.to_owned(), c),
+            None => map.remove(app),
+        };
     }
 
     /// Firewall rules of the plan exist; the app's others are removed.
@@ -270,6 +345,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         version: &str,
         problems: &[String],
     ) -> Result<Action, ReconcileError> {
+        self.remember(app, None);
         let zone = self.recorded_zone(app).await?;
         let group = self.cloud.get_group(&group_id(app, zone.clone())).await?;
         let message = problems.join("\n");
@@ -298,6 +374,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
 
     /// The spec is gone: every resource of the app goes, in reverse dependency order.
     async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
+        self.remember(app, None);
         for internal in [false, true] {
             self.cloud
                 .delete_load_balancer(&LbId {
