@@ -5,7 +5,7 @@ use google_cloud_compute_v1::model::{Firewall, firewall};
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::GceCloud;
-use super::call::{Outcome, request_id};
+use super::call::Outcome;
 use super::marker;
 use crate::model::{FirewallSpec, instance_tag};
 
@@ -87,14 +87,7 @@ impl GceCloud {
                     .insert()
                     .set_project(self.project())
                     .set_body(want);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) => {
                 let mut sources = current.source_ranges.clone();
@@ -116,14 +109,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_firewall(&spec.name)
                     .set_body(want);
-                self.mutate(
-                    &resource,
-                    update
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(update)).await?;
                 tracing::info!(resource, "firewall rule updated");
                 Ok(())
             }
@@ -138,10 +124,7 @@ impl GceCloud {
             .delete()
             .set_project(self.project())
             .set_firewall(name);
-        let poller = delete
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(delete);
         self.remove(&format!("global/firewalls/{name}"), poller)
             .await
     }

@@ -226,14 +226,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_zone(zone)
                     .set_body(body);
-                self.mutate(
-                    resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.mutate(resource, idempotent!(insert)).await
             }
             None => {
                 let zones = spec.zones.iter().map(|z| {
@@ -247,14 +240,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_region(self.region())
                     .set_body(body);
-                self.mutate(
-                    resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.mutate(resource, idempotent!(insert)).await
             }
         };
         match result {
@@ -390,13 +376,7 @@ impl GceCloud {
     pub(crate) async fn delete_group_impl(&self, id: &GroupId) -> Outcome<()> {
         let resource = self.group_resource(id);
         igm!(self, id, delete, |b| {
-            self.remove(
-                &resource,
-                b.set_request_id(request_id())
-                    .with_idempotency(true)
-                    .poller(),
-            )
-            .await
+            self.remove(&resource, idempotent!(b)).await
         })
     }
 }

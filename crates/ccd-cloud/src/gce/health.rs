@@ -7,7 +7,7 @@ use google_cloud_compute_v1::model::{HTTPHealthCheck, HealthCheck, TCPHealthChec
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::GceCloud;
-use super::call::{Outcome, request_id};
+use super::call::Outcome;
 use super::marker;
 use crate::model::{HealthCheckSpec, HealthDefinition, Probe};
 
@@ -78,14 +78,7 @@ impl GceCloud {
                     .insert()
                     .set_project(self.project())
                     .set_body(want);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) if matches(&current, &want) => Ok(()),
             Some(_) => {
@@ -96,14 +89,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_health_check(&name)
                     .set_body(want);
-                self.mutate(
-                    &resource,
-                    update
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(update)).await?;
                 tracing::info!(resource, "health check updated");
                 Ok(())
             }
@@ -127,14 +113,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_region(self.region())
                     .set_body(want);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) if matches(&current, &want) => Ok(()),
             Some(_) => {
@@ -144,14 +123,7 @@ impl GceCloud {
                     .set_region(self.region())
                     .set_health_check(&name)
                     .set_body(want);
-                self.mutate(
-                    &resource,
-                    update
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(update)).await?;
                 tracing::info!(resource, "health check updated");
                 Ok(())
             }
@@ -165,10 +137,7 @@ impl GceCloud {
             .delete()
             .set_project(self.project())
             .set_health_check(name);
-        let poller = delete
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(delete);
         self.remove(&format!("global/healthChecks/{name}"), poller)
             .await
     }
@@ -181,10 +150,7 @@ impl GceCloud {
             .set_project(self.project())
             .set_region(self.region())
             .set_health_check(name);
-        let poller = delete
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(delete);
         self.remove(
             &format!("regions/{}/healthChecks/{name}", self.region()),
             poller,

@@ -2,6 +2,17 @@
 //! SDK. The same code serves ccd's local cloud: another endpoint and
 //! anonymous credentials.
 
+/// A mutation as every call here sends it: a fresh request id, marked
+/// idempotent so the retry policy may resend it, polled to completion.
+macro_rules! idempotent {
+    ($builder:expr) => {
+        $builder
+            .set_request_id($crate::gce::call::request_id())
+            .with_idempotency(true)
+            .poller()
+    };
+}
+
 mod call;
 mod firewalls;
 mod group_state;

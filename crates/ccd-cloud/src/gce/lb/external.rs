@@ -10,7 +10,7 @@ use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::{Names, backend_matches, desired_backend, piece};
 use crate::gce::GceCloud;
-use crate::gce::call::{Outcome, request_id, with_fresh_fingerprint};
+use crate::gce::call::{Outcome, with_fresh_fingerprint};
 use crate::gce::health;
 use crate::gce::marker::{self, name_of};
 use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
@@ -71,14 +71,7 @@ impl GceCloud {
                     .insert()
                     .set_project(self.project())
                     .set_body(want);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) if backend_matches(&current, &want) => Ok(()),
             Some(current) => {
@@ -90,14 +83,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_backend_service(&name)
                     .set_body(body);
-                self.mutate(
-                    &resource,
-                    patch
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(patch)).await?;
                 tracing::info!(resource, "backend service updated");
                 Ok(())
             }
@@ -125,14 +111,7 @@ impl GceCloud {
                     .insert()
                     .set_project(self.project())
                     .set_body(body);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current)
                 if current.default_service.as_deref().map(name_of) == Some(name_of(service)) =>
@@ -150,14 +129,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_url_map(name)
                     .set_body(body);
-                self.mutate(
-                    &resource,
-                    patch
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(patch)).await?;
                 Ok(())
             }
         }
@@ -186,14 +158,7 @@ impl GceCloud {
             .insert()
             .set_project(self.project())
             .set_body(body);
-        self.create(
-            &resource,
-            insert
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.create(&resource, idempotent!(insert)).await
     }
 
     /// The app's certificates named `{prefix}*`.
@@ -232,10 +197,7 @@ impl GceCloud {
             .set_ssl_certificate(name);
         self.remove(
             &format!("global/sslCertificates/{name}"),
-            delete
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
+            idempotent!(delete),
         )
         .await
     }
@@ -268,14 +230,7 @@ impl GceCloud {
                     .insert()
                     .set_project(self.project())
                     .set_body(body);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) => {
                 let certs: Vec<&str> = current
@@ -299,14 +254,7 @@ impl GceCloud {
                     .set_project(self.project())
                     .set_target_https_proxy(name)
                     .set_body(body);
-                self.mutate(
-                    &resource,
-                    patch
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(patch)).await?;
                 tracing::info!(resource, "target proxy updated");
                 Ok(())
             }
@@ -335,14 +283,7 @@ impl GceCloud {
                 .insert()
                 .set_project(self.project())
                 .set_body(body);
-            self.create(
-                &resource,
-                insert
-                    .set_request_id(request_id())
-                    .with_idempotency(true)
-                    .poller(),
-            )
-            .await?;
+            self.create(&resource, idempotent!(insert)).await?;
         }
         let address = self.read(&resource, get()).await?;
         Ok(address.address.unwrap_or_default())
@@ -385,14 +326,7 @@ impl GceCloud {
             .insert()
             .set_project(self.project())
             .set_body(body);
-        self.create(
-            &resource,
-            insert
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.create(&resource, idempotent!(insert)).await
     }
 
     pub(super) async fn external_state(&self, app: &str, n: &Names) -> Outcome<LbState> {
@@ -467,13 +401,8 @@ impl GceCloud {
             .delete()
             .set_project(p)
             .set_forwarding_rule(&n.fr);
-        self.remove(
-            &format!("global/forwardingRules/{}", n.fr),
-            fr.set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await?;
+        self.remove(&format!("global/forwardingRules/{}", n.fr), idempotent!(fr))
+            .await?;
         let proxy = self
             .c
             .https_proxies
@@ -481,25 +410,13 @@ impl GceCloud {
             .set_project(p)
             .set_target_https_proxy(&n.proxy);
         let resource = format!("global/targetHttpsProxies/{}", n.proxy);
-        self.remove(
-            &resource,
-            proxy
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await?;
+        self.remove(&resource, idempotent!(proxy)).await?;
         for cert in self.app_certificates(app, &n.cert_prefix).await? {
             self.delete_certificate(&cert).await?;
         }
         let um = self.c.url_maps.delete().set_project(p).set_url_map(&n.um);
-        self.remove(
-            &format!("global/urlMaps/{}", n.um),
-            um.set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await?;
+        self.remove(&format!("global/urlMaps/{}", n.um), idempotent!(um))
+            .await?;
         let bs = self
             .c
             .backends
@@ -507,13 +424,7 @@ impl GceCloud {
             .set_project(p)
             .set_backend_service(&n.bs);
         let resource = format!("global/backendServices/{}", n.bs);
-        self.remove(
-            &resource,
-            bs.set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await?;
+        self.remove(&resource, idempotent!(bs)).await?;
         self.delete_global_health_check(&n.hc).await?;
         let ip = self
             .c
@@ -521,12 +432,7 @@ impl GceCloud {
             .delete()
             .set_project(p)
             .set_address(&n.ip);
-        self.remove(
-            &format!("global/addresses/{}", n.ip),
-            ip.set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.remove(&format!("global/addresses/{}", n.ip), idempotent!(ip))
+            .await
     }
 }

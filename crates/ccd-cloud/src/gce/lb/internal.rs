@@ -11,7 +11,7 @@ use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::{Names, backend_matches, desired_backend, piece};
 use crate::gce::GceCloud;
-use crate::gce::call::{Outcome, request_id, with_fresh_fingerprint};
+use crate::gce::call::{Outcome, with_fresh_fingerprint};
 use crate::gce::health;
 use crate::gce::marker::{self, name_of};
 use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
@@ -72,14 +72,7 @@ impl GceCloud {
                     .set_project(p)
                     .set_region(r)
                     .set_body(want);
-                self.create(
-                    &resource,
-                    insert
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await
+                self.create(&resource, idempotent!(insert)).await
             }
             Some(current) if backend_matches(&current, &want) => Ok(()),
             Some(current) => {
@@ -92,14 +85,7 @@ impl GceCloud {
                     .set_region(r)
                     .set_backend_service(&name)
                     .set_body(body);
-                self.mutate(
-                    &resource,
-                    patch
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                self.mutate(&resource, idempotent!(patch)).await?;
                 tracing::info!(resource, "backend service updated");
                 Ok(())
             }
@@ -138,14 +124,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_body(body);
-        self.create(
-            &resource,
-            insert
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.create(&resource, idempotent!(insert)).await
     }
 
     async fn ensure_http_proxy(&self, app: &str, name: &str, url_map: &str) -> Outcome<()> {
@@ -173,14 +152,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_body(body);
-        self.create(
-            &resource,
-            insert
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.create(&resource, idempotent!(insert)).await
     }
 
     /// Reserves an internal address in the subnetwork, so the balancer keeps
@@ -215,14 +187,7 @@ impl GceCloud {
                 .set_project(p)
                 .set_region(r)
                 .set_body(body);
-            self.create(
-                &resource,
-                insert
-                    .set_request_id(request_id())
-                    .with_idempotency(true)
-                    .poller(),
-            )
-            .await?;
+            self.create(&resource, idempotent!(insert)).await?;
         }
         let address = self.read(&resource, get()).await?;
         Ok(address.address.unwrap_or_default())
@@ -274,14 +239,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_body(body);
-        self.create(
-            &resource,
-            insert
-                .set_request_id(request_id())
-                .with_idempotency(true)
-                .poller(),
-        )
-        .await
+        self.create(&resource, idempotent!(insert)).await
     }
 
     pub(super) async fn internal_state(&self, _app: &str, n: &Names) -> Outcome<LbState> {
@@ -371,10 +329,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_forwarding_rule(&n.fr);
-        let poller = fr
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(fr);
         self.remove(&self.regional("forwardingRules", &n.fr), poller)
             .await?;
         let proxy = self
@@ -384,10 +339,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_target_http_proxy(&n.proxy);
-        let poller = proxy
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(proxy);
         self.remove(&self.regional("targetHttpProxies", &n.proxy), poller)
             .await?;
         let um = self
@@ -397,10 +349,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_url_map(&n.um);
-        let poller = um
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(um);
         self.remove(&self.regional("urlMaps", &n.um), poller)
             .await?;
         let bs = self
@@ -410,10 +359,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_backend_service(&n.bs);
-        let poller = bs
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(bs);
         self.remove(&self.regional("backendServices", &n.bs), poller)
             .await?;
         self.delete_region_health_check(&n.hc).await?;
@@ -424,10 +370,7 @@ impl GceCloud {
             .set_project(p)
             .set_region(r)
             .set_address(&n.ip);
-        let poller = ip
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
+        let poller = idempotent!(ip);
         self.remove(&self.regional("addresses", &n.ip), poller)
             .await
     }
