@@ -19,6 +19,8 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod up;
+
 /// A workspace binary, brought up to date once per test process: this
 /// crate does not depend on the binaries, so cargo would not rebuild them.
 pub fn binary(name: &str) -> PathBuf {

@@ -25,6 +25,10 @@ pub enum CloudError {
     Invalid { resource: String, message: String },
     #[error("{resource}: {message}")]
     Other { resource: String, message: String },
+    /// Refused by a [read-only](crate::Cloud::read_only) view: `change` is
+    /// what the call would have done, e.g. "would be created".
+    #[error("{resource} {change}")]
+    WouldChange { resource: String, change: String },
 }
 
 impl CloudError {
@@ -37,7 +41,8 @@ impl CloudError {
             | CloudError::Throttled { resource, .. }
             | CloudError::Timeout { resource, .. }
             | CloudError::Invalid { resource, .. }
-            | CloudError::Other { resource, .. } => resource,
+            | CloudError::Other { resource, .. }
+            | CloudError::WouldChange { resource, .. } => resource,
         }
     }
 

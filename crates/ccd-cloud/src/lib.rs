@@ -16,15 +16,26 @@ pub mod model;
 use std::future::Future;
 
 pub use error::CloudError;
-pub use gce::{GceCloud, GceConfig};
+pub use gce::{ApiCalls, GceCloud, GceConfig};
 use model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
-    TemplateInfo, TemplateSpec,
+    ManagedInstance, TemplateInfo, TemplateSpec,
 };
 
 /// A cloud ccd deploys to. Deleting follows dependency order in reverse:
 /// load balancer, group, health check and templates, firewall rules.
 pub trait Cloud: Send + Sync + 'static {
+    /// The same cloud, seen without the right to change it: every call that
+    /// would create, change or delete something fails with
+    /// [`CloudError::WouldChange`] instead, naming it. Applying a spec
+    /// through this view tells whether the cloud drifted from it.
+    fn read_only(&self) -> Self
+    where
+        Self: Sized;
+
+    /// The region regional groups and internal load balancers go to.
+    fn region(&self) -> &str;
+
     /// Creates the template unless it exists (templates are immutable and
     /// named by content: [`TemplateSpec::name`](model::TemplateSpec::name)); returns its name.
     fn ensure_template(
@@ -50,6 +61,14 @@ pub trait Cloud: Send + Sync + 'static {
         &self,
         id: &GroupId,
     ) -> impl Future<Output = Result<Option<GroupState>, CloudError>> + Send;
+
+    /// The group's instances as its manager sees them (addresses left out),
+    /// or `None` when there is no such group: the cheapest look at a group,
+    /// one call.
+    fn group_members(
+        &self,
+        id: &GroupId,
+    ) -> impl Future<Output = Result<Option<Vec<ManagedInstance>>, CloudError>> + Send;
 
     /// Creates the group or brings its versions, update policy, autohealing,
     /// named port (and target size, when given) to the spec. Returns once the

@@ -37,6 +37,11 @@ pub struct TemplateSpec {
     /// The port the app listens on; given to it as `PORT`.
     pub port: u16,
     pub env: BTreeMap<String, String>,
+    /// Environment variables read from Secret Manager when an instance starts:
+    /// references only, never values. Left out of the name's hash when empty,
+    /// so templates without secrets keep the names they had before secrets.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretRef>,
     pub machine_type: String,
     /// How ccd's local cloud runs the instances, where the image cannot run.
     pub local_run: Option<LocalRun>,
@@ -55,6 +60,25 @@ impl TemplateSpec {
         let digest = h.finalize();
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hex}", self.app)
+    }
+}
+
+/// A Secret Manager secret version, by name: `projects/{project}/secrets/{secret}/versions/{version}`
+/// in the instances' own project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRef {
+    pub secret: String,
+    /// `latest` or a version number.
+    pub version: String,
+}
+
+impl SecretRef {
+    /// The secret version's resource name in `project`.
+    pub fn resource(&self, project: &str) -> String {
+        format!(
+            "projects/{project}/secrets/{}/versions/{}",
+            self.secret, self.version
+        )
     }
 }
 
@@ -388,6 +412,7 @@ mod tests {
             image: "example/web:1".into(),
             port: 8080,
             env: BTreeMap::from([("A".into(), "1".into())]),
+            secrets: BTreeMap::new(),
             machine_type: "e2-small".into(),
             local_run: Some(LocalRun::Simulated),
             labels: BTreeMap::new(),
@@ -406,6 +431,32 @@ mod tests {
         let mut b = spec();
         b.env.insert("B".into(), "2".into());
         assert_ne!(a.name(), b.name());
+    }
+
+    #[test]
+    fn secret_references_are_part_of_the_name() {
+        let plain = spec();
+        // No secrets hashes as before secrets existed: a template name that
+        // predates them does not change, so no app rolls out for nothing.
+        assert_eq!(plain.name(), "web-77600e8e57", "{}", plain.name());
+        let with = |version: &str| {
+            let mut s = spec();
+            s.secrets.insert(
+                "DB_PASSWORD".into(),
+                SecretRef {
+                    secret: "db".into(),
+                    version: version.into(),
+                },
+            );
+            s
+        };
+        assert_ne!(with("latest").name(), plain.name());
+        assert_eq!(with("latest").name(), with("latest").name());
+        assert_ne!(with("latest").name(), with("3").name());
+        assert_eq!(
+            with("3").secrets["DB_PASSWORD"].resource("p"),
+            "projects/p/secrets/db/versions/3"
+        );
     }
 
     #[test]

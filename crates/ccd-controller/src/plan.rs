@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ccd_cloud::model::{
     Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition, LbKind,
-    LoadBalancerSpec, LocalRun, NamedPort, Probe, Share, TemplateSpec, UpdatePolicy,
+    LoadBalancerSpec, LocalRun, NamedPort, Probe, SecretRef, Share, TemplateSpec, UpdatePolicy,
 };
 use ccd_spec::{App, FixedOrPercent, ProbeKind};
 
@@ -59,6 +59,18 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         image: s.image.clone(),
         port: s.port,
         env,
+        // References only: the instance reads the values when it starts.
+        secrets: s
+            .secrets
+            .iter()
+            .map(|(env, r)| {
+                let r = SecretRef {
+                    secret: r.secret.clone(),
+                    version: r.version.clone(),
+                };
+                (env.clone(), r)
+            })
+            .collect(),
         machine_type: s.machine.machine_type.clone(),
         local_run,
         labels: app.metadata.labels.clone(),
@@ -74,15 +86,9 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
     let group = GroupSpec {
         app: name.clone(),
         name: name.clone(),
-        // One zonal group in the first zone for now; spreading over the
-        // spec's zones (a regional group) comes with the scaling work.
-        zones: vec![
-            s.machine
-                .zones
-                .first()
-                .cloned()
-                .unwrap_or_else(|| format!("{}-b", s.machine.region)),
-        ],
+        // One zone: a zonal group; several, or none (all of the region's):
+        // a regional group spread over them.
+        zones: s.machine.zones.clone(),
         versions: vec![GroupVersion {
             name: s.version.clone(),
             template: template.name(),
@@ -239,5 +245,39 @@ mod tests {
         let p = plan(&worker, None);
         assert!(p.load_balancer.is_none(), "nothing exposed unless asked");
         assert_eq!(p.firewalls.len(), 1);
+    }
+
+    #[test]
+    fn secret_references_reach_the_template_and_its_name() {
+        let spec = include_str!("../../../specs/examples/orders-api.yaml");
+        let app = ccd_spec::parse(spec).unwrap();
+        let p = plan(&app, None);
+        assert_eq!(
+            p.template.secrets,
+            std::collections::BTreeMap::from([(
+                "API_TOKEN".to_owned(),
+                SecretRef {
+                    secret: "orders-api-token".to_owned(),
+                    version: "latest".to_owned(),
+                }
+            )])
+        );
+        assert!(
+            !p.template.env.contains_key("API_TOKEN"),
+            "a secret is never a plain env"
+        );
+        let pinned = spec.replace(
+            "{secret: orders-api-token}",
+            "{secret: orders-api-token, version: 2}",
+        );
+        assert_ne!(pinned, spec);
+        let pinned = plan(&ccd_spec::parse(&pinned).unwrap(), None);
+        assert_eq!(pinned.template.secrets["API_TOKEN"].version, "2");
+        assert_ne!(
+            pinned.template.name(),
+            p.template.name(),
+            "a changed reference is a new revision"
+        );
+        assert_eq!(pinned.group.versions[0].template, pinned.template.name());
     }
 }

@@ -27,6 +27,7 @@ mod ops;
 mod paths;
 mod refs;
 mod runtime;
+mod secrets;
 mod store;
 
 use std::net::SocketAddr;
@@ -59,8 +60,8 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Where state and instance logs live; `None` keeps everything in memory
-    /// and simulates every instance.
+    /// Where state, instance logs and secrets (`DIR/secrets`) live; `None`
+    /// keeps everything in memory, simulates every instance and has no secrets.
     pub data_dir: Option<PathBuf>,
     pub faults: FaultConfig,
     /// Check every response against the discovery document and keep the
@@ -109,6 +110,10 @@ impl LocalCloud {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
                     path: dir.clone(),
+                    source,
+                })?;
+                secrets::prepare(dir).map_err(|source| Error::Dir {
+                    path: dir.join("secrets"),
                     source,
                 })?;
                 let supervisor = ccd_supervisor::Supervisor::new(dir.join("processes"))?;

@@ -23,7 +23,7 @@ const DEFAULT_APP: &str = "sample";
 ///
 /// Environment: PORT, HOST, CCD_APP, CCD_VERSION, CCD_INSTANCE,
 /// SAMPLE_FAIL_HEALTH=1, SAMPLE_START_DELAY=5s, SAMPLE_CRASH_AFTER=10s,
-/// SAMPLE_BURN_MS=50, RUST_LOG.
+/// SAMPLE_BURN_MS=50, SAMPLE_EXPOSE_ENV=1, RUST_LOG.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -56,6 +56,8 @@ pub struct Config {
     pub crash_after: Option<Duration>,
     /// CPU milliseconds every `GET /` burns before answering.
     pub burn_ms: u64,
+    /// Serve `GET /env/NAME` (whether NAME is set, and its value's SHA-256).
+    pub expose_env: bool,
 }
 
 /// A bad environment value, worded for the person who set it.
@@ -108,17 +110,13 @@ impl Config {
             instance: var("CCD_INSTANCE").unwrap_or_else(default_instance),
         };
 
-        let fail_health = match var("SAMPLE_FAIL_HEALTH").as_deref() {
-            None | Some("0" | "false") => false,
-            Some("1" | "true") => true,
-            Some(other) => {
-                return Err(invalid(
-                    "SAMPLE_FAIL_HEALTH",
-                    other.to_string(),
-                    "a switch; use 1 or 0",
-                ));
-            }
+        let switch = |name: &'static str| match var(name).as_deref() {
+            None | Some("0" | "false") => Ok(false),
+            Some("1" | "true") => Ok(true),
+            Some(other) => Err(invalid(name, other.to_string(), "a switch; use 1 or 0")),
         };
+        let fail_health = switch("SAMPLE_FAIL_HEALTH")?;
+        let expose_env = switch("SAMPLE_EXPOSE_ENV")?;
 
         let duration = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
             var(name)
@@ -152,6 +150,7 @@ impl Config {
             start_delay,
             crash_after,
             burn_ms,
+            expose_env,
         })
     }
 }
@@ -188,6 +187,7 @@ mod tests {
         assert_eq!(config.start_delay, None);
         assert_eq!(config.crash_after, None);
         assert_eq!(config.burn_ms, 0);
+        assert!(!config.expose_env);
     }
 
     #[test]
@@ -204,6 +204,7 @@ mod tests {
                 ("SAMPLE_START_DELAY", "5s"),
                 ("SAMPLE_CRASH_AFTER", "300ms"),
                 ("SAMPLE_BURN_MS", "50"),
+                ("SAMPLE_EXPOSE_ENV", "1"),
             ],
         )
         .unwrap();
@@ -215,6 +216,7 @@ mod tests {
         assert_eq!(config.start_delay, Some(Duration::from_secs(5)));
         assert_eq!(config.crash_after, Some(Duration::from_millis(300)));
         assert_eq!(config.burn_ms, 50);
+        assert!(config.expose_env);
     }
 
     #[test]

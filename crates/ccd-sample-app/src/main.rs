@@ -93,7 +93,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
 
-    let app = server::router(config.identity, !config.fail_health, config.burn_ms);
+    let app = server::router(
+        config.identity,
+        !config.fail_health,
+        config.burn_ms,
+        config.expose_env,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::config::{Identity, MAX_BURN_MS, MAX_SLOW_MS};
 
@@ -26,14 +27,21 @@ struct AppState {
 }
 
 /// Builds the router; `healthy` is the starting health, `burn_ms` the CPU
-/// time every `GET /` burns.
-pub fn router(identity: Identity, healthy: bool, burn_ms: u64) -> Router {
+/// time every `GET /` burns, `expose_env` adds `GET /env/NAME`.
+pub fn router(identity: Identity, healthy: bool, burn_ms: u64, expose_env: bool) -> Router {
     let state = Arc::new(AppState {
         identity,
         healthy: AtomicBool::new(healthy),
         burn_ms,
     });
-    Router::new()
+    let router = Router::new();
+    // Off unless asked: even a hash tells a guessable value apart.
+    let router = if expose_env {
+        router.route("/env/{name}", get(env_var))
+    } else {
+        router
+    };
+    router
         .route("/", get(root))
         .route("/healthz", get(healthz))
         .route("/burn", get(burn))
@@ -68,6 +76,20 @@ async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static st
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "failing")
+    }
+}
+
+/// Whether `name` is set here and the SHA-256 of its value: enough for a
+/// test to see that a secret arrived, without the value leaving the process.
+async fn env_var(Path(name): Path<String>) -> Json<serde_json::Value> {
+    use std::os::unix::ffi::OsStrExt;
+    match std::env::var_os(&name) {
+        Some(value) => {
+            let digest = Sha256::digest(value.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            Json(json!({ "name": name, "set": true, "sha256": hex }))
+        }
+        None => Json(json!({ "name": name, "set": false })),
     }
 }
 

@@ -119,3 +119,26 @@ fn cpu_ticks(pid: u32) -> u64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+#[test]
+fn env_is_shown_only_as_a_hash_and_only_when_asked() {
+    let hidden = App::start(&[("SAMPLE_TEST_VALUE", "hunter2")]);
+    assert_eq!(hidden.get("/env/SAMPLE_TEST_VALUE").status, 404);
+
+    let app = App::start(&[("SAMPLE_EXPOSE_ENV", "1"), ("SAMPLE_TEST_VALUE", "hunter2")]);
+    let resp = app.get("/env/SAMPLE_TEST_VALUE");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(!resp.body.contains("hunter2"), "{}", resp.body);
+    let body = json(&resp.body);
+    assert_eq!(body["set"], true);
+    // printf hunter2 | sha256sum
+    assert_eq!(
+        body["sha256"],
+        "f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7"
+    );
+    let unset = json(&app.get("/env/SAMPLE_NOT_SET").body);
+    assert_eq!(
+        (unset["set"].clone(), unset.get("sha256")),
+        (serde_json::json!(false), None)
+    );
+}

@@ -2,6 +2,7 @@
 //! bucket (or a folder), the cloud is Compute Engine (or any endpoint that
 //! speaks its API), credentials from Application Default Credentials.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +34,28 @@ struct ControllerConfig {
     /// Where events are kept.
     #[serde(default = "default_events")]
     events: PathBuf,
+    /// Calls per second to the cloud's API at most (polls included): keep
+    /// it under the project's Compute API rate quotas.
+    #[serde(default = "default_api_rate")]
+    api_requests_per_second: f64,
+    /// How often, in seconds, a converged app is checked for drift from its spec.
+    #[serde(default = "default_drift_check")]
+    drift_check_seconds: u64,
+    /// Where `/metrics` and `/healthz` are served.
+    #[serde(default = "default_metrics_listen")]
+    metrics_listen: SocketAddr,
+}
+
+fn default_api_rate() -> f64 {
+    GceConfig::default().rate_limit_per_sec
+}
+
+fn default_drift_check() -> u64 {
+    ccd_controller::DRIFT_CHECK.as_secs()
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
 fn default_events() -> PathBuf {
@@ -47,6 +70,12 @@ fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
     })?;
     if config.project.is_empty() || config.region.is_empty() {
         bail!("{}: project and region must not be empty", path.display());
+    }
+    if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
+        bail!(
+            "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
+            path.display()
+        );
     }
     Ok(config)
 }
@@ -75,10 +104,12 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
         region: config.region.clone(),
         endpoint: config.endpoint.clone(),
         anonymous,
+        rate_limit_per_sec: config.api_requests_per_second,
         ..GceConfig::default()
     })
     .await
     .context("cannot set up the Compute client")?;
+    let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
     let endpoints: ccd_controller::Endpoints = Arc::new(|_app, state| {
         state
@@ -87,18 +118,23 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
             .unwrap_or_default()
     });
     let reconciler = DeployReconciler::new(
-        Arc::new(cloud),
+        cloud.clone(),
         store.clone(),
         None,
         Arc::new(LogEvents { log }),
         endpoints,
-    );
+    )
+    .with_drift_check(std::time::Duration::from_secs(
+        config.drift_check_seconds.max(1),
+    ));
     let runtime_config = ccd_runtime::Config {
         name: "deploy".to_owned(),
         ..ccd_runtime::Config::default()
     };
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store), reconciler, runtime_config);
+    let metrics = crate::metrics::serve(config.metrics_listen, controller.metrics(), cloud).await?;
+    tracing::info!(%metrics, "metrics served at /metrics");
     tracing::info!(store = %config.store, project = %config.project, "controller running");
     controller.run(crate::logging::until_signal()).await;
     Ok(())

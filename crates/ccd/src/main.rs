@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod controller;
 mod localcloud;
 mod logging;
+mod metrics;
 mod observe;
 mod up;
 mod validate;

@@ -28,7 +28,16 @@ pub struct Args {
     /// The local cloud's API address.
     #[arg(long, default_value = "127.0.0.1:0")]
     cloud_listen: SocketAddr,
+    /// How often a converged app is checked for drift from its spec.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    drift_check: Duration,
+    /// Where the controller's `/metrics` is served.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    metrics_listen: SocketAddr,
 }
+
+/// The local cloud runs on this machine and has no quota to protect.
+const LOCAL_API_RATE: f64 = 1000.0;
 
 pub fn run(args: Args) -> ExitCode {
     crate::logging::init();
@@ -38,7 +47,7 @@ pub fn run(args: Args) -> ExitCode {
 async fn up(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
-    seed(&args.data.join("specs"), &args.seed)?;
+    seed(&args.data, &args.seed)?;
     let cloud_config = Config {
         listen: args.cloud_listen,
         data_dir: Some(args.data.join("cloud")),
@@ -55,10 +64,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
         project: PROJECT.to_owned(),
         endpoint: Some(local.endpoint()),
         anonymous: true,
+        rate_limit_per_sec: LOCAL_API_RATE,
         ..GceConfig::default()
     })
     .await
     .context("cannot reach the local cloud")?;
+    let cloud = Arc::new(cloud);
     let store = Arc::new(FolderStore::new(&args.data).context("cannot open the spec folder")?);
     let listeners = local.listener_view();
     let endpoints: ccd_controller::Endpoints = Arc::new(move |_app, state| {
@@ -77,7 +88,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .collect();
     let reconciler = DeployReconciler::new(
-        Arc::new(cloud),
+        cloud.clone(),
         store.clone(),
         Some(LocalTarget { search }),
         Arc::new(Events {
@@ -85,12 +96,18 @@ async fn up(args: Args) -> anyhow::Result<()> {
                 .context("cannot open the event log")?,
         }),
         endpoints,
-    );
+    )
+    .with_drift_check(args.drift_check);
     let config = ccd_runtime::Config {
         name: "deploy".to_owned(),
         ..ccd_runtime::Config::default()
     };
     let controller = ccd_runtime::Controller::new(SpecSource::new(store), reconciler, config);
+    let metrics = crate::metrics::serve(args.metrics_listen, controller.metrics(), cloud).await?;
+    #[allow(clippy::print_stdout)] // the command's own output
+    {
+        println!("metrics: http://{metrics}/metrics");
+    }
     tracing::info!(specs = %args.data.join("specs").display(), "controller running; drop spec files there");
     controller.run(crate::logging::until_signal()).await;
     tracing::info!("stopping: the local cloud stops its instances");
@@ -100,12 +117,21 @@ async fn up(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies the example specs in on first run, so `ccd up` shows something.
-fn seed(specs: &Path, from: &Path) -> anyhow::Result<()> {
+/// `30s`, `10m`, `1h`: the spec's duration syntax.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    ccd_spec::Duration::parse(text).map(|d| d.as_std())
+}
+
+/// Copies the example specs in on first run, so `ccd up` shows something,
+/// with a placeholder value for each secret they name (the local cloud's
+/// Secret Manager is `DATA/cloud/secrets/`), so that they start.
+fn seed(data: &Path, from: &Path) -> anyhow::Result<()> {
+    let specs = data.join("specs");
     if specs.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(specs).with_context(|| format!("cannot create {}", specs.display()))?;
+    std::fs::create_dir_all(&specs)
+        .with_context(|| format!("cannot create {}", specs.display()))?;
     let Ok(entries) = std::fs::read_dir(from) else {
         tracing::info!(from = %from.display(), "no example specs to seed");
         return Ok(());
@@ -119,6 +145,35 @@ fn seed(specs: &Path, from: &Path) -> anyhow::Result<()> {
             let target = specs.join(entry.file_name());
             std::fs::copy(&path, &target)
                 .with_context(|| format!("cannot copy {}", path.display()))?;
+            if let Ok(app) = ccd_spec::parse_bytes(&std::fs::read(&target)?) {
+                seed_secrets(&data.join("cloud"), &app)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seed_secrets(cloud: &Path, app: &ccd_spec::App) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let dir = cloud.join("secrets");
+    for reference in app.spec.secrets.values() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let file = dir.join(&reference.secret);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file);
+        if let Ok(mut f) = created {
+            writeln!(f, "placeholder-for-{}", reference.secret)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            tracing::info!(file = %file.display(), app = %app.metadata.name,
+                "wrote a placeholder secret for an example; put the real value there");
         }
     }
     Ok(())

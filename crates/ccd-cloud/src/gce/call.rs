@@ -32,6 +32,8 @@ pub(crate) enum Kind {
     Timeout,
     Invalid,
     Other,
+    /// A read-only view refused a mutation.
+    WouldChange,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,10 @@ impl From<Failure> for CloudError {
             },
             Kind::Invalid => CloudError::Invalid { resource, message },
             Kind::Unavailable | Kind::Other => CloudError::Other { resource, message },
+            Kind::WouldChange => CloudError::WouldChange {
+                resource,
+                change: message,
+            },
         }
     }
 }
@@ -209,6 +215,7 @@ impl GceCloud {
         call: impl Future<Output = google_cloud_gax::Result<T>>,
     ) -> Outcome<T> {
         self.limiter.acquire().await;
+        self.counters.read();
         call.await.map_err(|e| classify(resource, &e))
     }
 
@@ -232,14 +239,18 @@ impl GceCloud {
     where
         P: Poller<Operation, Operation>,
     {
+        self.refuse_if_read_only(resource, "differs from the spec and would be updated")?;
         let (first, max) = (
             self.config.initial_backoff,
             self.config.initial_backoff.max(Duration::from_secs(10)),
         );
         let wait = async {
             let mut delay = first.min(Duration::from_secs(1));
+            let mut sent = false;
             loop {
                 self.limiter.acquire().await;
+                self.counters.poll(!sent);
+                sent = true;
                 match poller.poll().await {
                     None => {
                         return Err(Failure::new(
@@ -271,12 +282,21 @@ impl GceCloud {
         op.to_result().map_err(|e| classify_operation(resource, &e))
     }
 
+    /// The one gate every mutation passes: a read-only view sends none.
+    pub(crate) fn refuse_if_read_only(&self, resource: &str, change: &str) -> Outcome<()> {
+        if self.read_only {
+            return Err(Failure::new(Kind::WouldChange, resource, change));
+        }
+        Ok(())
+    }
+
     /// A create: 409 means it exists already (ours, from an earlier attempt, or
     /// a concurrent one), which is what was wanted.
     pub(crate) async fn create<P>(&self, resource: &str, poller: P) -> Outcome<()>
     where
         P: Poller<Operation, Operation>,
     {
+        self.refuse_if_read_only(resource, "is missing and would be created")?;
         match self.mutate(resource, poller).await {
             Ok(_) => {
                 tracing::info!(resource, "created");
@@ -295,6 +315,7 @@ impl GceCloud {
     where
         P: Poller<Operation, Operation>,
     {
+        self.refuse_if_read_only(resource, "would be deleted")?;
         match self.mutate(resource, poller).await {
             Ok(_) => {
                 tracing::info!(resource, "deleted");

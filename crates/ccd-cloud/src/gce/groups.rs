@@ -211,6 +211,7 @@ impl GceCloud {
                 "a target size is needed to create a group",
             )
         })?;
+        self.refuse_if_read_only(resource, "is missing and would be created")?;
         let body = self
             .desired(spec)
             .set_name(&spec.name)
@@ -360,6 +361,7 @@ impl GceCloud {
     #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name, size))]
     pub(crate) async fn resize_group_impl(&self, id: &GroupId, size: u32) -> Outcome<()> {
         let resource = self.group_resource(id);
+        self.refuse_if_read_only(&resource, &format!("would be resized to {size}"))?;
         igm!(self, id, resize, |b| {
             let resize = b
                 .set_size(i32::try_from(size).unwrap_or(i32::MAX))

@@ -14,6 +14,7 @@ macro_rules! idempotent {
 }
 
 mod call;
+mod counters;
 mod firewalls;
 mod group_state;
 mod groups;
@@ -21,9 +22,13 @@ mod health;
 mod lb;
 mod limiter;
 mod marker;
+mod secrets;
 mod templates;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use counters::ApiCalls;
 
 use google_cloud_auth::credentials::Credentials;
 use google_cloud_compute_v1::client::{
@@ -37,7 +42,7 @@ use google_cloud_gax::retry_policy::RetryPolicyExt as _;
 
 use crate::model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
-    TemplateInfo, TemplateSpec,
+    ManagedInstance, TemplateInfo, TemplateSpec,
 };
 use crate::{Cloud, CloudError};
 
@@ -82,7 +87,7 @@ impl Default for GceConfig {
 }
 
 /// The SDK's clients, one per collection; each holds a shared connection pool.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Clients {
     templates: InstanceTemplates,
     igm: InstanceGroupManagers,
@@ -111,7 +116,10 @@ struct Clients {
 pub struct GceCloud {
     config: GceConfig,
     c: Clients,
-    limiter: limiter::Limiter,
+    limiter: Arc<limiter::Limiter>,
+    counters: Arc<counters::Counters>,
+    /// Mutations are refused ([`Cloud::read_only`]).
+    read_only: bool,
 }
 
 macro_rules! client {
@@ -183,7 +191,18 @@ impl GceCloud {
             firewalls: client!(Firewalls, config, creds),
         };
         let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
-        Ok(GceCloud { config, c, limiter })
+        Ok(GceCloud {
+            config,
+            c,
+            limiter: Arc::new(limiter),
+            counters: Default::default(),
+            read_only: false,
+        })
+    }
+
+    /// Calls sent so far, by kind.
+    pub fn api_calls(&self) -> ApiCalls {
+        self.counters.snapshot()
     }
 
     fn project(&self) -> &str {
@@ -196,6 +215,20 @@ impl GceCloud {
 }
 
 impl Cloud for GceCloud {
+    fn read_only(&self) -> Self {
+        GceCloud {
+            config: self.config.clone(),
+            c: self.c.clone(),
+            limiter: self.limiter.clone(),
+            counters: self.counters.clone(),
+            read_only: true,
+        }
+    }
+
+    fn region(&self) -> &str {
+        &self.config.region
+    }
+
     async fn ensure_template(&self, spec: &TemplateSpec) -> Result<String, CloudError> {
         Ok(self.ensure_template_impl(spec).await?)
     }
@@ -210,6 +243,13 @@ impl Cloud for GceCloud {
 
     async fn get_group(&self, id: &GroupId) -> Result<Option<GroupState>, CloudError> {
         Ok(self.get_group_impl(id).await?)
+    }
+
+    async fn group_members(
+        &self,
+        id: &GroupId,
+    ) -> Result<Option<Vec<ManagedInstance>>, CloudError> {
+        Ok(self.group_members_impl(id).await?)
     }
 
     async fn apply_group(&self, spec: &GroupSpec) -> Result<(), CloudError> {

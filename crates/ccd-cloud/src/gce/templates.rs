@@ -9,8 +9,10 @@ use google_cloud_gax::options::RequestOptionsBuilder as _;
 use serde_json::json;
 
 use super::GceCloud;
+use super::call::{Failure, Kind};
 use super::call::{Outcome, request_id};
 use super::marker;
+use super::secrets;
 use crate::model::{LocalRun, TemplateInfo, TemplateSpec, instance_tag};
 
 /// Container-Optimized OS: Docker is there, the startup script runs the image.
@@ -22,7 +24,7 @@ const LOCAL_RUN_KEY: &str = "ccd-local-run";
 const REVISION_WORD: &str = "ccd-revision";
 
 /// Single-quotes a word for bash.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -30,12 +32,34 @@ fn quote(s: &str) -> String {
 /// (konlet) stops working on 2026-07-31, so ccd does not use it. Pulling
 /// needs a route to the registry: Private Google Access or Cloud NAT, as the
 /// instances get no external address.
-fn startup_script(spec: &TemplateSpec) -> String {
+fn startup_script(spec: &TemplateSpec, project: &str) -> String {
     let registry = spec.image.split('/').next().unwrap_or_default();
     let mut env = format!(" -e {}", quote(&format!("PORT={}", spec.port)));
     for (k, v) in &spec.env {
         env.push_str(&format!(" -e {}", quote(&format!("{k}={v}"))));
     }
+    let (secrets, env_file) = if spec.secrets.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            secrets::fetch_script(spec, project),
+            format!(" --env-file {}", secrets::ENV_FILE),
+        )
+    };
+    let run = format!(
+        "docker run -d --name app --restart=always --network host{env_file}{env} {image}",
+        image = quote(&spec.image),
+    );
+    let run = if secrets.is_empty() {
+        format!("{run}\n")
+    } else {
+        // Docker keeps the values in the container's own (root-only) state;
+        // the file is not needed once the container exists.
+        format!(
+            "{run} || fail \"docker run failed\"\nrm -f {}\n",
+            secrets::ENV_FILE
+        )
+    };
     format!(
         "#!/bin/bash\n\
          # Written by ccd; instances of this template run one container.\n\
@@ -44,9 +68,8 @@ fn startup_script(spec: &TemplateSpec) -> String {
          mkdir -p \"$HOME\"\n\
          docker-credential-gcr configure-docker --registries={registry} >/dev/null 2>&1 || true\n\
          docker rm -f app >/dev/null 2>&1 || true\n\
-         docker run -d --name app --restart=always --network host{env} {image}\n",
+         {secrets}{run}",
         registry = quote(registry),
-        image = quote(&spec.image),
     )
 }
 
@@ -73,8 +96,15 @@ impl GceCloud {
         let mut items = vec![
             metadata::Items::new()
                 .set_key("startup-script")
-                .set_value(startup_script(spec)),
+                .set_value(startup_script(spec, self.project())),
         ];
+        if let Some(refs) = secrets::metadata_value(spec, self.project()) {
+            items.push(
+                metadata::Items::new()
+                    .set_key(secrets::METADATA_KEY)
+                    .set_value(refs),
+            );
+        }
         if let Some(run) = &spec.local_run {
             items.push(
                 metadata::Items::new()
@@ -111,6 +141,7 @@ impl GceCloud {
         let name = spec.name();
         tracing::Span::current().record("template", name.as_str());
         let resource = format!("global/instanceTemplates/{name}");
+        secrets::check(spec).map_err(|m| Failure::new(Kind::Invalid, &resource, m))?;
         let get = self
             .c
             .templates
@@ -193,11 +224,12 @@ mod tests {
             image: "europe-docker.pkg.dev/p/r/web:1".into(),
             port: 8080,
             env: BTreeMap::from([("GREETING".into(), "it's me".into())]),
+            secrets: BTreeMap::new(),
             machine_type: "e2-small".into(),
             local_run: None,
             labels: BTreeMap::new(),
         };
-        let s = startup_script(&spec);
+        let s = startup_script(&spec, "acme");
         assert!(s.contains(r"-e 'GREETING=it'\''s me'"), "{s}");
         assert!(s.contains("--registries='europe-docker.pkg.dev'"), "{s}");
         assert!(
@@ -206,5 +238,40 @@ mod tests {
             ),
             "{s}"
         );
+    }
+
+    #[test]
+    fn with_secrets_the_container_starts_only_after_every_secret_is_read() {
+        let spec = TemplateSpec {
+            app: "web".into(),
+            revision: "1".into(),
+            image: "europe-docker.pkg.dev/p/r/web:1".into(),
+            port: 8080,
+            env: BTreeMap::from([("GREETING".into(), "hi".into())]),
+            secrets: BTreeMap::from([(
+                "DB_PASSWORD".into(),
+                crate::model::SecretRef {
+                    secret: "db".into(),
+                    version: "2".into(),
+                },
+            )]),
+            machine_type: "e2-small".into(),
+            local_run: None,
+            labels: BTreeMap::new(),
+        };
+        let s = startup_script(&spec, "acme");
+        let fetch = s
+            .find("secret 'DB_PASSWORD' 'projects/acme/secrets/db/versions/2'\n")
+            .expect("the secret is fetched");
+        let remove_old = s.find("docker rm -f app").expect("the old container goes");
+        let run = s
+            .find("docker run -d --name app --restart=always --network host --env-file /run/ccd/secrets.env -e 'PORT=8080' -e 'GREETING=hi' 'europe-docker.pkg.dev/p/r/web:1' || fail")
+            .expect("the container reads the env file");
+        // A boot that cannot read a secret leaves nothing serving (so the
+        // health check tells), rather than last boot's container.
+        assert!(remove_old < fetch && fetch < run, "{s}");
+        assert!(s.ends_with("rm -f /run/ccd/secrets.env\n"), "{s}");
+        assert!(!s.contains("-e 'DB_PASSWORD"), "{s}");
+        assert!(s.starts_with("#!/bin/bash\n"), "{s}");
     }
 }

@@ -65,6 +65,7 @@ pub fn template(app: &str, revision: &str) -> TemplateSpec {
         image: format!("europe-docker.pkg.dev/acme/apps/{app}:{revision}"),
         port: 8080,
         env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        secrets: BTreeMap::new(),
         machine_type: "e2-small".to_owned(),
         local_run: Some(LocalRun::Simulated),
         labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),

@@ -3,8 +3,11 @@
 //! created, restarted when it crashes (by the supervisor), stopped with
 //! SIGTERM then SIGKILL when it is deleted. After a restart of the local
 //! cloud, RUNNING instances start again, as VMs do after a host restart.
+//! The template's secrets are read from files as the process starts; one
+//! that cannot be read stops the start, as it stops a VM's startup script.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,20 +18,24 @@ use serde_json::Value;
 use crate::cloud::Cloud;
 use crate::local_run::LocalRun;
 use crate::paths;
+use crate::secrets;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct Instances {
     supervisor: Option<Supervisor>,
     data_dir: PathBuf,
-    /// Instance key → id of the instance whose process runs.
-    running: Arc<Mutex<HashMap<String, String>>>,
+    /// `DIR/secrets`; `None` in a local cloud without a data folder.
+    secrets_dir: Option<PathBuf>,
+    /// Instance key → the instance started there.
+    running: Arc<Mutex<HashMap<String, Life>>>,
     metadata_host: Arc<Mutex<Option<String>>>,
 }
 
 impl Instances {
     pub fn new(supervisor: Option<Supervisor>, data_dir: PathBuf) -> Self {
         Instances {
+            secrets_dir: supervisor.as_ref().map(|_| data_dir.join("secrets")),
             supervisor,
             data_dir,
             running: Default::default(),
@@ -40,7 +47,7 @@ impl Instances {
         *self.metadata_host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host);
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Life>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -51,7 +58,7 @@ impl Instances {
         let running: Vec<(String, String)> = self
             .running()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.id.clone()))
             .collect();
         for (key, id) in running {
             let current = cloud.store.get(&key);
@@ -67,19 +74,24 @@ impl Instances {
             let id = instance["id"].as_str().unwrap_or_default().to_owned();
             match instance["status"].as_str() {
                 Some("PROVISIONING" | "STAGING" | "RUNNING")
-                    if self.running().get(&key) != Some(&id) =>
+                    if self.running().get(&key).is_none_or(|l| l.id != id) =>
                 {
                     // A VM whose program cannot start still boots: it is RUNNING,
                     // and its health check tells the rest. One still stopping
                     // from its previous life is started on a later pass.
-                    match self.start(cloud, &key, &instance) {
+                    let process = match self.start(cloud, &key, &instance) {
                         Err(Start::Busy) => continue,
                         Err(Start::Failed(e)) => {
-                            tracing::warn!(instance = %key, error = %e, "cannot start the instance's program")
+                            tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
+                            false
                         }
-                        Ok(()) => {}
-                    }
-                    self.running().insert(key.clone(), id.clone());
+                        Ok(process) => process,
+                    };
+                    let life = Life {
+                        id: id.clone(),
+                        process,
+                    };
+                    self.running().insert(key.clone(), life);
                     set_status(&cloud.store, &key, &id, "RUNNING");
                 }
                 Some("STOPPING") => set_status(&cloud.store, &key, &id, "TERMINATED"),
@@ -88,20 +100,36 @@ impl Instances {
         }
     }
 
-    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<(), Start> {
-        let run = run_of(cloud, instance).map_err(Start::Failed)?;
+    /// Whether a process was started (not for a simulated instance, nor in
+    /// a local cloud without a data folder).
+    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<bool, Start> {
+        let template = template_of(cloud, instance);
+        let run = LocalRun::of_template(&template).map_err(Start::Failed)?;
         if run.simulated {
-            return Ok(());
+            return Ok(false);
         }
+        let name = paths::name_of(key);
+        let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
+        let secret_env = secrets::of_template(&template)
+            .and_then(|refs| {
+                secrets::check_not_expanded(&refs, run.command.iter().chain(&run.args))?;
+                secrets::resolve(self.secrets_dir.as_deref(), &refs).map_err(|p| p.join("; "))
+            })
+            .map_err(|problem| {
+                // What a VM's serial console would show: the boot stops here.
+                if self.supervisor.is_some() {
+                    self.boot_log(zone, name, &format!("cannot start the app: {problem}"));
+                }
+                Start::Failed(problem)
+            })?;
         let Some(supervisor) = &self.supervisor else {
-            return Ok(());
+            return Ok(false);
         };
         let ip = instance["networkInterfaces"][0]["networkIP"]
             .as_str()
             .unwrap_or("127.0.0.1");
-        let name = paths::name_of(key);
-        let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
         let mut env = run.env.clone();
+        env.extend(secret_env);
         env.insert("HOST".to_owned(), ip.to_owned());
         env.insert("CCD_INSTANCE".to_owned(), name.to_owned());
         if let Some(host) = self
@@ -125,10 +153,10 @@ impl Instances {
             args: leading.iter().chain(run.args.iter()).cloned().collect(),
             env,
             working_dir: None,
-            log_dir: self.data_dir.join("instances").join(zone).join(name),
+            log_dir: self.log_dir(zone, name),
             stop_grace: Duration::from_secs(run.stop_grace_sec.unwrap_or(30)),
         };
-        supervisor.start(spec).map_err(|e| match e {
+        supervisor.start(spec).map(|()| true).map_err(|e| match e {
             // The previous life of a recreated instance is still on its way
             // out (its stop runs in the background): start on a later pass.
             ccd_supervisor::Error::Stopping { .. } | ccd_supervisor::Error::SpecConflict { .. } => {
@@ -138,11 +166,33 @@ impl Instances {
         })
     }
 
+    fn log_dir(&self, zone: &str, name: &str) -> PathBuf {
+        self.data_dir.join("instances").join(zone).join(name)
+    }
+
+    /// Appends a line to the instance's `stderr.log`, where its program's
+    /// own errors would be.
+    fn boot_log(&self, zone: &str, name: &str, line: &str) {
+        let dir = self.log_dir(zone, name);
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("stderr.log"))?;
+            writeln!(f, "ccd-localcloud: {line}")
+        });
+        if let Err(e) = written {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the instance's log");
+        }
+    }
+
     /// Stops in the background: a program slow to exit must not hold up
     /// every other instance.
     fn stop(&self, key: &str) {
-        self.running().remove(key);
-        let Some(supervisor) = self.supervisor.clone() else {
+        // Only a life that had a process: stopping by name would otherwise
+        // stop the process of the instance's next life, started meanwhile.
+        let had_process = self.running().remove(key).is_some_and(|l| l.process);
+        let (true, Some(supervisor)) = (had_process, self.supervisor.clone()) else {
             return;
         };
         let zone = key
@@ -181,6 +231,14 @@ impl Instances {
     }
 }
 
+/// One life of an instance (a recreated instance has a new id).
+#[derive(Debug, Clone)]
+struct Life {
+    id: String,
+    /// A supervised process was started for it.
+    process: bool,
+}
+
 enum Start {
     /// The previous process of this instance is still stopping.
     Busy,
@@ -196,6 +254,11 @@ fn stops(instance: &Value) -> bool {
 
 /// The local run description of an instance's template.
 fn run_of(cloud: &Cloud, instance: &Value) -> Result<LocalRun, String> {
+    LocalRun::of_template(&template_of(cloud, instance))
+}
+
+/// An instance's template, or its own metadata shaped as one when it has none.
+fn template_of(cloud: &Cloud, instance: &Value) -> Arc<Value> {
     let template = instance["metadata"]["items"]
         .as_array()
         .into_iter()
@@ -204,12 +267,10 @@ fn run_of(cloud: &Cloud, instance: &Value) -> Result<LocalRun, String> {
         .and_then(|i| i["value"].as_str())
         .and_then(|l| cloud.store.get(&cloud.key_of(l)));
     match template {
-        Some(t) => LocalRun::of_template(&t),
+        Some(t) => t,
+        // A standalone instance carries its own metadata.
         None => {
-            // A standalone instance carries its own metadata.
-            let wrapped =
-                serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}});
-            LocalRun::of_template(&wrapped)
+            Arc::new(serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}}))
         }
     }
 }

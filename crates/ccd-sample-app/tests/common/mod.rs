@@ -27,6 +27,8 @@ const APP_VARS: &[&str] = &[
     "SAMPLE_START_DELAY",
     "SAMPLE_CRASH_AFTER",
     "SAMPLE_BURN_MS",
+    "SAMPLE_EXPOSE_ENV",
+    "SAMPLE_TEST_VALUE",
 ];
 
 #[derive(Debug)]

@@ -1,0 +1,100 @@
+//! One pass over every piece of a plan, in dependency order: template,
+//! health check, firewall rules, group, load balancer. Through the cloud
+//! itself it creates and corrects; through a [read-only](Cloud::read_only)
+//! view the same pass changes nothing and lists what it would have changed:
+//! the drift.
+
+use std::collections::BTreeSet;
+
+use ccd_cloud::model::{GroupState, LbId};
+use ccd_cloud::{Cloud, CloudError};
+
+use crate::deploy::Endpoints;
+use crate::plan::Plan;
+
+/// What a pass saw and did.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// The group before the pass touched it.
+    pub before: Option<GroupState>,
+    /// The group after it.
+    pub group: Option<GroupState>,
+    /// The load balancer's URLs once it is complete; `Some(vec![])` for an
+    /// app that is not exposed; `None` while pieces are missing.
+    pub endpoints: Option<Vec<String>>,
+    /// A load balancer of the kind the spec no longer asks for was deleted.
+    pub removed_load_balancer: bool,
+    /// What differs from the plan (a read-only pass only): one line each.
+    pub drift: Vec<String>,
+}
+
+/// Runs the pass. A refused change ([`CloudError::WouldChange`], from a
+/// read-only view) is recorded and the pass goes on; any other error ends it.
+pub(crate) async fn apply<C: Cloud>(
+    cloud: &C,
+    plan: &Plan,
+    endpoints: &Endpoints,
+) -> Result<Observed, CloudError> {
+    let mut drift = Vec::new();
+    let app = plan.template.app.as_str();
+    note(cloud.ensure_template(&plan.template).await, &mut drift)?;
+    if let Some(hc) = &plan.health_check {
+        note(cloud.apply_health_check(hc).await, &mut drift)?;
+    }
+    for rule in &plan.firewalls {
+        note(cloud.apply_firewall(rule).await, &mut drift)?;
+    }
+    let wanted: BTreeSet<&str> = plan.firewalls.iter().map(|f| f.name.as_str()).collect();
+    for rule in cloud.list_firewalls(app).await? {
+        if !wanted.contains(rule.name.as_str()) {
+            note(
+                cloud.delete_firewall(&rule.app, &rule.name).await,
+                &mut drift,
+            )?;
+        }
+    }
+    let before = cloud.get_group(&plan.group.id()).await?;
+    note(cloud.apply_group(&plan.group).await, &mut drift)?;
+    let mut removed_load_balancer = false;
+    let wanted_lb = plan.load_balancer.as_ref().map(|lb| lb.id());
+    for internal in [false, true] {
+        let id = LbId {
+            app: app.to_owned(),
+            name: app.to_owned(),
+            internal,
+        };
+        if wanted_lb.as_ref() != Some(&id) && !cloud.get_load_balancer(&id).await?.absent() {
+            removed_load_balancer |=
+                note(cloud.delete_load_balancer(&id).await, &mut drift)?.is_some();
+        }
+    }
+    let endpoints = match &plan.load_balancer {
+        None => Some(Vec::new()),
+        Some(spec) => note(cloud.apply_load_balancer(spec).await, &mut drift)?
+            .filter(|state| state.complete())
+            .map(|state| endpoints(app, &state)),
+    };
+    let group = cloud.get_group(&plan.group.id()).await?;
+    Ok(Observed {
+        before,
+        group,
+        endpoints,
+        removed_load_balancer,
+        drift,
+    })
+}
+
+/// A refused change becomes a line of drift (and `None`); other errors stay errors.
+fn note<T>(
+    result: Result<T, CloudError>,
+    drift: &mut Vec<String>,
+) -> Result<Option<T>, CloudError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ CloudError::WouldChange { .. }) => {
+            drift.push(e.to_string());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

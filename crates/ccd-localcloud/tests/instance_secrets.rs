@@ -1,0 +1,279 @@
+//! Secrets, emulated from files: a template's `ccd-secrets` references are
+//! read from `DIR/secrets` into the environment of the instance's process;
+//! a missing one stops the app from starting, says so in the instance's
+//! log, and the group never becomes healthy. Real processes: the sample app.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ccd_localcloud::{Config, LocalCloud};
+use common::{PROJECT, ZONE, eventually, finish};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The sample app's binary, built into this test's target folder (cargo
+/// builds only this package's binaries for its tests).
+fn sample_app() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-p", "ccd-sample-app", "--bin", "ccd-sample-app"])
+        .args(["--profile", &profile])
+        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building ccd-sample-app failed");
+    profile_dir.join("ccd-sample-app")
+}
+
+struct Rest {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Rest {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{method} {url}: {status}: {value}");
+        value
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// The group's single member, with its address, once it has one.
+    async fn member(&self, group: &str) -> Option<(Value, String)> {
+        let zone = format!("zones/{ZONE}");
+        let list = self
+            .post(
+                &format!("{zone}/instanceGroupManagers/{group}/listManagedInstances"),
+                json!({}),
+            )
+            .await;
+        let m = list["managedInstances"].as_array()?.first()?.clone();
+        let name = m["name"].as_str()?.to_owned();
+        let i = self.get(&format!("{zone}/instances/{name}")).await;
+        let ip = i["networkInterfaces"][0]["networkIP"].as_str()?.to_owned();
+        Some((m, ip))
+    }
+}
+
+fn template(name: &str, app: &Path, secrets: Value) -> Value {
+    let run = json!({
+        "command": [app.display().to_string()],
+        "args": ["--port", "$(PORT)"],
+        "env": {"PORT": "8080", "SAMPLE_EXPOSE_ENV": "1"},
+        "stopGraceSec": 2,
+    });
+    json!({"name": name, "properties": {"machineType": "e2-small", "tags": {"items": ["web"]},
+    "networkInterfaces": [{"network": "global/networks/default"}],
+    "metadata": {"items": [
+        {"key": "ccd-local-run", "value": run.to_string()},
+        {"key": "ccd-secrets", "value": secrets.to_string()},
+    ]}}})
+}
+
+fn group(name: &str, template: &str) -> Value {
+    // A long initial delay: autohealing must not replace the broken instance mid-test.
+    json!({"name": name, "instanceTemplate": format!("global/instanceTemplates/{template}"),
+        "targetSize": 1,
+        "autoHealingPolicies": [{"healthCheck": "global/healthChecks/hc", "initialDelaySec": 600}]})
+}
+
+fn sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn health(member: &Value) -> &str {
+    member["instanceHealth"][0]["detailedHealthState"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// Every log the local cloud wrote for its instances, concatenated.
+fn all_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.push_str(&all_logs(&path));
+        } else {
+            out.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_the_process_and_a_missing_one_keeps_the_app_down() {
+    let app = sample_app();
+    let data = std::env::temp_dir().join(format!("ccd-localcloud-secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let secrets = data.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("db-password"), "correct horse\n").unwrap();
+    std::fs::write(secrets.join("api-key"), "latest-key").unwrap();
+    std::fs::write(secrets.join("api-key@2"), "second-key").unwrap();
+
+    let cloud = LocalCloud::start(Config {
+        data_dir: Some(data.clone()),
+        check_responses: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let rest = Rest {
+        http: reqwest::Client::new(),
+        base: format!("{}projects/{PROJECT}/", cloud.compute_url()),
+    };
+    rest.post(
+        "global/healthChecks",
+        json!({"name": "hc", "type": "HTTP",
+        "httpHealthCheck": {"port": 8080, "requestPath": "/healthz"},
+        "checkIntervalSec": 1, "timeoutSec": 1, "healthyThreshold": 1, "unhealthyThreshold": 2}),
+    )
+    .await;
+    rest.post(
+        "global/firewalls",
+        json!({"name": "allow-hc", "sourceRanges": ["35.191.0.0/16", "130.211.0.0/22"],
+        "targetTags": ["web"], "allowed": [{"IPProtocol": "tcp", "ports": ["8080"]}]}),
+    )
+    .await;
+    rest.post(
+        "global/instanceTemplates",
+        template(
+            "ok-v1",
+            &app,
+            json!({"DB_PASSWORD": format!("projects/{PROJECT}/secrets/db-password/versions/latest"),
+                "API_KEY": format!("projects/{PROJECT}/secrets/api-key/versions/2")}),
+        ),
+    )
+    .await;
+    rest.post(
+        "global/instanceTemplates",
+        template(
+            "broken-v1",
+            &app,
+            json!({"DB_PASSWORD": format!("projects/{PROJECT}/secrets/db-password/versions/latest"),
+                "MISSING": format!("projects/{PROJECT}/secrets/not-there/versions/latest")}),
+        ),
+    )
+    .await;
+    let zone = format!("zones/{ZONE}");
+    rest.post(
+        &format!("{zone}/instanceGroupManagers"),
+        group("ok", "ok-v1"),
+    )
+    .await;
+    rest.post(
+        &format!("{zone}/instanceGroupManagers"),
+        group("broken", "broken-v1"),
+    )
+    .await;
+
+    // With its files present, the process has the values (by hash), the
+    // numbered version winning over latest.
+    let (_, ip) = eventually("the ok group's instance is healthy", || async {
+        let (m, ip) = rest.member("ok").await?;
+        (health(&m) == "HEALTHY").then_some((m, ip))
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let env = |name: &'static str| {
+        let (http, ip) = (http.clone(), ip.clone());
+        async move {
+            http.get(format!("http://{ip}:8080/env/{name}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let db = env("DB_PASSWORD").await;
+    assert_eq!(db["set"], true, "{db}");
+    assert_eq!(
+        db["sha256"],
+        sha256("correct horse"),
+        "trailing newline dropped"
+    );
+    assert_eq!(env("API_KEY").await["sha256"], sha256("second-key"));
+    assert_eq!(env("MISSING").await["set"], false);
+
+    // A missing file: the instance runs (a VM boots) but its app never
+    // starts, so it is unhealthy, and its log says what to create.
+    let (m, _) = eventually("the broken group's instance is unhealthy", || async {
+        let (m, ip) = rest.member("broken").await?;
+        (health(&m) == "UNHEALTHY").then_some((m, ip))
+    })
+    .await;
+    let broken = m["name"].as_str().unwrap().to_owned();
+    let log = std::fs::read_to_string(
+        data.join("instances")
+            .join(ZONE)
+            .join(&broken)
+            .join("stderr.log"),
+    )
+    .unwrap();
+    let missing = secrets.join("not-there").display().to_string();
+    assert!(
+        log.contains(&format!(
+            "ccd-localcloud: cannot start the app: secret not-there (version latest) for MISSING: {missing} does not exist; create it holding the value, e.g. `printf '%s' VALUE > {missing}"
+        )),
+        "{log}"
+    );
+    let g = rest
+        .get(&format!("{zone}/instanceGroupManagers/broken"))
+        .await;
+    assert_eq!(g["status"]["isStable"], false, "{g}");
+    assert_ne!(m["currentAction"], "NONE", "{m}");
+
+    // Values are in no log.
+    let logs = all_logs(&data.join("instances"));
+    for value in ["correct horse", "second-key", "latest-key"] {
+        assert!(!logs.contains(value), "{value} was logged");
+    }
+
+    // Once the file exists, a recreated instance starts.
+    std::fs::write(secrets.join("not-there"), "now here").unwrap();
+    rest.post(
+        &format!("{zone}/instanceGroupManagers/broken/recreateInstances"),
+        json!({"instances": [format!("{zone}/instances/{broken}")]}),
+    )
+    .await;
+    eventually("the recreated instance is healthy", || async {
+        let (m, _) = rest.member("broken").await?;
+        (health(&m) == "HEALTHY").then_some(())
+    })
+    .await;
+
+    finish(cloud).await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,79 @@
+//! `GET /metrics` (Prometheus text) and `GET /healthz` for the controller
+//! process: the runtime's reconcile metrics and the cloud calls it sent.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use ccd_cloud::{ApiCalls, GceCloud};
+use ccd_runtime::Metrics;
+
+/// Serves the metrics on `listen` until the process ends; returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    runtime: Metrics,
+    cloud: Arc<GceCloud>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let render = move || {
+        let mut out = Metrics::render_all([&runtime]);
+        render_api_calls(&mut out, cloud.api_calls());
+        out
+    };
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(render())))
+        .route("/healthz", get(|| std::future::ready("ok\n")));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    });
+    Ok(bound)
+}
+
+fn render_api_calls(out: &mut String, calls: ApiCalls) {
+    let _ = writeln!(
+        out,
+        "# HELP ccd_cloud_api_calls_total Calls sent to the cloud's API, by kind.\n\
+         # TYPE ccd_cloud_api_calls_total counter"
+    );
+    for (kind, n) in [
+        ("read", calls.reads),
+        ("mutation", calls.mutations),
+        ("operation_poll", calls.operation_polls),
+    ] {
+        let _ = writeln!(out, "ccd_cloud_api_calls_total{{kind=\"{kind}\"}} {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_calls_render_as_one_counter_family() {
+        let mut out = String::new();
+        render_api_calls(
+            &mut out,
+            ApiCalls {
+                reads: 7,
+                mutations: 2,
+                operation_polls: 3,
+            },
+        );
+        assert_eq!(
+            out.matches("# TYPE ccd_cloud_api_calls_total counter")
+                .count(),
+            1
+        );
+        assert!(out.contains("ccd_cloud_api_calls_total{kind=\"read\"} 7\n"));
+        assert!(out.contains("ccd_cloud_api_calls_total{kind=\"mutation\"} 2\n"));
+        assert!(out.contains("ccd_cloud_api_calls_total{kind=\"operation_poll\"} 3\n"));
+    }
+}

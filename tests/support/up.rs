@@ -1,0 +1,150 @@
+//! `ccd up` as a child process, as the end-to-end tests drive it: started on
+//! a data folder, read for its `compute api:` and `ready:` lines.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::binary;
+
+#[derive(Debug)]
+pub struct Up {
+    pub child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// The local cloud's Compute API root, ending in `/`.
+    pub compute: String,
+    /// The controller's `/metrics` URL.
+    pub metrics: String,
+}
+
+impl Up {
+    /// `ccd up --data DATA` plus `extra` arguments; its log goes to `DATA/up.log`.
+    pub async fn start(data: &Path, extra: &[&str]) -> Result<Up> {
+        let mut child = Command::new(binary("ccd"))
+            .args(["up", "--data"])
+            .arg(data)
+            .args(["--seed", "/nonexistent", "--cloud-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(data.join("up.log"))?,
+            ))
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start ccd up")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let compute = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(url) = line.strip_prefix("compute api: ") {
+                break url.to_owned();
+            }
+        };
+        let metrics = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(url) = line.strip_prefix("metrics: ") {
+                break url.to_owned();
+            }
+        };
+        Ok(Up {
+            child,
+            lines,
+            compute,
+            metrics,
+        })
+    }
+
+    /// The URL of the next `ready: APP URL ...` line.
+    pub async fn ready(&mut self, app: &str) -> Result<String> {
+        let prefix = format!("ready: {app} ");
+        tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                let line = self.lines.next_line().await?.context("ccd up exited")?;
+                if let Some(rest) = line.strip_prefix(&prefix) {
+                    return Ok(rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned());
+                }
+            }
+        })
+        .await
+        .context("no ready line within 2 minutes")?
+    }
+
+    /// SIGTERM: a graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The JSON an app answers at `url`, if it answers.
+pub async fn body(http: &reqwest::Client, url: &str) -> Option<Value> {
+    http.get(url)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Names of every resource whose name starts with `app`, across the
+/// collections ccd uses (zonal ones in every zone of europe-west1).
+pub async fn resources(http: &reqwest::Client, compute: &str, app: &str) -> Vec<String> {
+    let base = format!("{compute}projects/local");
+    let mut paths: Vec<String> = [
+        "global/instanceTemplates",
+        "global/healthChecks",
+        "global/firewalls",
+        "global/backendServices",
+        "global/urlMaps",
+        "global/sslCertificates",
+        "global/targetHttpsProxies",
+        "global/forwardingRules",
+        "global/addresses",
+        "regions/europe-west1/instanceGroupManagers",
+        "regions/europe-west1/backendServices",
+        "regions/europe-west1/urlMaps",
+        "regions/europe-west1/targetHttpProxies",
+        "regions/europe-west1/forwardingRules",
+        "regions/europe-west1/addresses",
+        "regions/europe-west1/healthChecks",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for zone in ["a", "b", "c", "d"] {
+        paths.push(format!("zones/europe-west1-{zone}/instanceGroupManagers"));
+        paths.push(format!("zones/europe-west1-{zone}/instances"));
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let list: Option<Value> = match http.get(format!("{base}/{path}")).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        let list = list.unwrap_or_default();
+        for item in list["items"].as_array().into_iter().flatten() {
+            let name = item["name"].as_str().unwrap_or_default();
+            if name.starts_with(app) {
+                out.push(format!("{path}/{name}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
