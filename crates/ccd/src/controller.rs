@@ -165,3 +165,41 @@ impl EventSink for LogEvents {
         tracing::info!(app, reason, revision, "{message}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_loads_and_mistakes_are_named() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config.example.json");
+        let c = load(&example).unwrap();
+        assert_eq!(c.api_requests_per_second, 10.0);
+        assert_eq!(c.drift_check_seconds, 600);
+        assert_eq!(c.metrics_listen, default_metrics_listen());
+
+        let dir = std::env::temp_dir().join(format!("ccd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{"store": "gs://b/p", "project": "p", "region": "r", "apiRequestsPerSecond": 0}"#,
+        )
+        .unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("apiRequestsPerSecond must be a positive number"),
+            "{e}"
+        );
+        std::fs::write(
+            &bad,
+            r#"{"store": "gs://b/p", "project": "p", "region": "r", "drift": 1}"#,
+        )
+        .unwrap();
+        let e = format!("{:#}", load(&bad).unwrap_err());
+        assert!(e.contains("unknown field `drift`"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
