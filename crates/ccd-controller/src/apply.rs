@@ -29,13 +29,19 @@ pub(crate) struct Observed {
 }
 
 /// Runs the pass. A refused change ([`CloudError::WouldChange`], from a
-/// read-only view) is recorded and the pass goes on; any other error ends it.
+/// read-only view) is recorded and the pass goes on; so is, when only
+/// `looking`, a piece missing under another (a load balancer whose group was
+/// deleted); any other error ends it.
 pub(crate) async fn apply<C: Cloud>(
     cloud: &C,
     plan: &Plan,
     endpoints: &Endpoints,
+    looking: bool,
 ) -> Result<Observed, CloudError> {
-    let mut drift = Vec::new();
+    let mut drift = Drift {
+        lines: Vec::new(),
+        looking,
+    };
     let app = plan.template.app.as_str();
     note(cloud.ensure_template(&plan.template).await, &mut drift)?;
     if let Some(hc) = &plan.health_check {
@@ -80,19 +86,25 @@ pub(crate) async fn apply<C: Cloud>(
         group,
         endpoints,
         removed_load_balancer,
-        drift,
+        drift: drift.lines,
     })
 }
 
+struct Drift {
+    lines: Vec<String>,
+    looking: bool,
+}
+
 /// A refused change becomes a line of drift (and `None`); other errors stay errors.
-fn note<T>(
-    result: Result<T, CloudError>,
-    drift: &mut Vec<String>,
-) -> Result<Option<T>, CloudError> {
+fn note<T>(result: Result<T, CloudError>, drift: &mut Drift) -> Result<Option<T>, CloudError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e @ CloudError::WouldChange { .. }) => {
-            drift.push(e.to_string());
+            drift.lines.push(e.to_string());
+            Ok(None)
+        }
+        Err(e @ CloudError::NotFound { .. }) if drift.looking => {
+            drift.lines.push(e.to_string());
             Ok(None)
         }
         Err(e) => Err(e),

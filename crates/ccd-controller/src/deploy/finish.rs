@@ -188,6 +188,11 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         Ok(())
     }
 
+    pub(super) fn forget_rollout(&self, app: &str) {
+        let mut map = self.rollouts.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(app);
+    }
+
     /// How long the rollout of `template` has been under way; the clock
     /// stops once the app is ready. Kept in memory: a restarted controller
     /// starts the clock again, so a rollout is never rolled back early.

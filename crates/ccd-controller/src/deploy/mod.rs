@@ -152,7 +152,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .is_some_and(|g| g.spec == spec_version && g.template == planned.template.name());
         if deployed {
             let view = self.cloud.read_only();
-            let observed = apply(&view, &applied, &self.endpoints).await?;
+            let observed = apply(&view, &applied, &self.endpoints, true).await?;
             match app.spec.drift {
                 DriftMode::Correct if !observed.drift.is_empty() => {
                     self.events.record(
@@ -180,7 +180,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 }
             }
         }
-        let observed = apply(&*self.cloud, &applied, &self.endpoints).await?;
+        let observed = apply(&*self.cloud, &applied, &self.endpoints, false).await?;
         self.record_changes(app, &applied, &observed);
         let ctx = Ctx {
             app,

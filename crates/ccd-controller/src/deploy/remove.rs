@@ -55,6 +55,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// The spec is gone: every resource of the app goes, in reverse dependency order.
     pub(super) async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
         self.remember(app, None);
+        self.forget_rollout(app);
         for internal in [false, true] {
             self.cloud
                 .delete_load_balancer(&LbId {
