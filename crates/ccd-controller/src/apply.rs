@@ -78,7 +78,7 @@ pub(crate) async fn apply<C: Cloud>(
         None => Some(Vec::new()),
         Some(spec) => note(cloud.apply_load_balancer(spec).await, &mut drift)?
             .filter(|state| state.complete())
-            .map(|state| endpoints(app, &state)),
+            .map(|state| endpoints(spec, &state)),
     };
     let group = cloud.get_group(&plan.group.id()).await?;
     Ok(Observed {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use ccd_cloud::model::LbKind;
 use ccd_cloud::{GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, EventSink, SpecSource};
 use ccd_store::{AnyStore, StoreUrl};
@@ -111,11 +112,15 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
     .context("cannot set up the Compute client")?;
     let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
-    let endpoints: ccd_controller::Endpoints = Arc::new(|_app, state| {
-        state
-            .address
-            .map(|a| vec![format!("https://{a}")])
-            .unwrap_or_default()
+    let endpoints: ccd_controller::Endpoints = Arc::new(|spec, state| {
+        let Some(address) = state.address else {
+            return Vec::new();
+        };
+        match &spec.kind {
+            LbKind::External { .. } => vec![format!("https://{address}")],
+            LbKind::Internal { port: 80 } => vec![format!("http://{address}")],
+            LbKind::Internal { port } => vec![format!("http://{address}:{port}")],
+        }
     });
     let reconciler = DeployReconciler::new(
         cloud.clone(),
@@ -127,10 +132,7 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
     .with_drift_check(std::time::Duration::from_secs(
         config.drift_check_seconds.max(1),
     ));
-    let runtime_config = ccd_runtime::Config {
-        name: "deploy".to_owned(),
-        ..ccd_runtime::Config::default()
-    };
+    let runtime_config = deploy_runtime();
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store), reconciler, runtime_config);
     let metrics = crate::metrics::serve(config.metrics_listen, controller.metrics(), cloud).await?;
@@ -138,6 +140,17 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
     tracing::info!(store = %config.store, project = %config.project, "controller running");
     controller.run(crate::logging::until_signal()).await;
     Ok(())
+}
+
+/// The deploy controller's machinery. Most of a reconcile is waiting for
+/// the cloud's operations, so many run at once; the API rate limit, not
+/// this, bounds the load on the cloud.
+pub fn deploy_runtime() -> ccd_runtime::Config {
+    ccd_runtime::Config {
+        name: "deploy".to_owned(),
+        concurrency: 32,
+        ..ccd_runtime::Config::default()
+    }
 }
 
 #[derive(Debug)]

@@ -72,7 +72,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let cloud = Arc::new(cloud);
     let store = Arc::new(FolderStore::new(&args.data).context("cannot open the spec folder")?);
     let listeners = local.listener_view();
-    let endpoints: ccd_controller::Endpoints = Arc::new(move |_app, state| {
+    let endpoints: ccd_controller::Endpoints = Arc::new(move |_spec, state| {
         let Some(address) = state.address else {
             return Vec::new();
         };
@@ -98,10 +98,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         endpoints,
     )
     .with_drift_check(args.drift_check);
-    let config = ccd_runtime::Config {
-        name: "deploy".to_owned(),
-        ..ccd_runtime::Config::default()
-    };
+    let config = crate::controller::deploy_runtime();
     let controller = ccd_runtime::Controller::new(SpecSource::new(store), reconciler, config);
     let metrics = crate::metrics::serve(args.metrics_listen, controller.metrics(), cloud).await?;
     #[allow(clippy::print_stdout)] // the command's own output

@@ -47,12 +47,17 @@ impl GceCloud {
     pub(crate) async fn list_firewalls_impl(&self, app: &str) -> Outcome<Vec<FirewallSpec>> {
         let mut out = Vec::new();
         let mut token = String::new();
+        // Firewall rules take no labels: the server-side filter is the exact
+        // description ccd writes, so a pass reads the app's rules only, not
+        // every rule of the project; ownership is checked again below.
+        let filter = format!("description = \"{}\"", marker::description(app, &[]));
         loop {
             let list = self
                 .c
                 .firewalls
                 .list()
                 .set_project(self.project())
+                .set_filter(&filter)
                 .set_page_token(&token)
                 .send();
             let page = self.read("global/firewalls", list).await?;

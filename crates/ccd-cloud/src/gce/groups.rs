@@ -10,9 +10,9 @@ use google_cloud_compute_v1::model::{
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
-use super::GceCloud;
 use super::call::{Failure, Kind, Outcome, request_id, with_fresh_fingerprint};
 use super::marker::{self, name_of};
+use super::{GceCloud, rollout_policy};
 use crate::model::{GroupId, GroupSpec, GroupVersion, NamedPort, Share};
 
 /// Runs `$body` with `$b` bound to the zonal or the regional builder of
@@ -103,6 +103,26 @@ impl GceCloud {
         }
     }
 
+    /// How many zones the region has: a regional group over all of them
+    /// spreads over that many. Asked once; regions do not change.
+    async fn region_zone_count(&self) -> Outcome<u32> {
+        let count = self
+            .region_zones
+            .get_or_try_init(|| async {
+                let resource = format!("regions/{}", self.region());
+                let get = self
+                    .c
+                    .regions
+                    .get()
+                    .set_project(self.project())
+                    .set_region(self.region());
+                let region = self.read(&resource, get.send()).await?;
+                Ok::<u32, Failure>(u32::try_from(region.zones.len()).unwrap_or(u32::MAX))
+            })
+            .await?;
+        Ok(*count)
+    }
+
     pub(crate) async fn find_group(&self, id: &GroupId) -> Outcome<Option<InstanceGroupManager>> {
         let resource = self.group_resource(id);
         igm!(self, id, get, |b| self.find(&resource, b.send()).await)
@@ -183,7 +203,24 @@ impl GceCloud {
             let message = "exactly one version must leave its target unset";
             return Err(Failure::new(Kind::Invalid, &resource, message));
         }
-        let created = match self.find_group(&id).await? {
+        let existing = self.find_group(&id).await?;
+        let size = spec
+            .target_size
+            .or_else(|| {
+                let current = existing.as_ref().and_then(|g| g.target_size)?;
+                u32::try_from(current).ok()
+            })
+            .unwrap_or(1);
+        let zones = match &id.zone {
+            Some(_) => None,
+            None if !spec.zones.is_empty() => u32::try_from(spec.zones.len()).ok(),
+            None => Some(self.region_zone_count().await?),
+        };
+        let spec = &GroupSpec {
+            update: rollout_policy::effective(spec.update, size, zones),
+            ..spec.clone()
+        };
+        let created = match existing {
             Some(_) => false,
             None => self.insert_group(spec, &id, &resource).await?,
         };

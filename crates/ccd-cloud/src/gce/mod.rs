@@ -22,6 +22,7 @@ mod health;
 mod lb;
 mod limiter;
 mod marker;
+mod rollout_policy;
 mod secrets;
 mod templates;
 
@@ -35,7 +36,7 @@ use google_cloud_compute_v1::client::{
     Addresses, BackendServices, Firewalls, ForwardingRules, GlobalAddresses, GlobalForwardingRules,
     HealthChecks, InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances,
     RegionBackendServices, RegionHealthChecks, RegionInstanceGroupManagers, RegionInstanceGroups,
-    RegionTargetHttpProxies, RegionUrlMaps, SslCertificates, TargetHttpsProxies, UrlMaps,
+    RegionTargetHttpProxies, RegionUrlMaps, Regions, SslCertificates, TargetHttpsProxies, UrlMaps,
 };
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt as _;
@@ -109,6 +110,7 @@ struct Clients {
     global_rules: GlobalForwardingRules,
     rules: ForwardingRules,
     firewalls: Firewalls,
+    regions: Regions,
 }
 
 /// [`Cloud`] on Compute Engine (or the local cloud).
@@ -118,6 +120,8 @@ pub struct GceCloud {
     c: Clients,
     limiter: Arc<limiter::Limiter>,
     counters: Arc<counters::Counters>,
+    /// The region's zone count, once asked.
+    region_zones: Arc<tokio::sync::OnceCell<u32>>,
     /// Mutations are refused ([`Cloud::read_only`]).
     read_only: bool,
 }
@@ -189,6 +193,7 @@ impl GceCloud {
             global_rules: client!(GlobalForwardingRules, config, creds),
             rules: client!(ForwardingRules, config, creds),
             firewalls: client!(Firewalls, config, creds),
+            regions: client!(Regions, config, creds),
         };
         let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
         Ok(GceCloud {
@@ -196,6 +201,7 @@ impl GceCloud {
             c,
             limiter: Arc::new(limiter),
             counters: Default::default(),
+            region_zones: Default::default(),
             read_only: false,
         })
     }
@@ -221,6 +227,7 @@ impl Cloud for GceCloud {
             c: self.c.clone(),
             limiter: self.limiter.clone(),
             counters: self.counters.clone(),
+            region_zones: self.region_zones.clone(),
             read_only: true,
         }
     }

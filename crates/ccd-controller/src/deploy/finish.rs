@@ -70,8 +70,16 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         } else {
             None
         };
+        // After a rollback, what serves is the last good version, not the spec's.
+        let serving_version = ctx
+            .applied
+            .group
+            .versions
+            .iter()
+            .find(|v| v.target.is_none())
+            .map_or(version.as_str(), |v| v.name.as_str());
         let (phase, conditions) = report::conditions(&Facts {
-            version,
+            version: serving_version,
             ready: ready && !roll_back,
             degraded,
         });

@@ -60,8 +60,12 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
 }
 
-/// Turns an app's load balancer state into the URLs users call.
-pub type Endpoints = Arc<dyn Fn(&str, &ccd_cloud::model::LbState) -> Vec<String> + Send + Sync>;
+/// Turns an app's load balancer (as asked, and as it is) into the URLs users call.
+pub type Endpoints = Arc<
+    dyn Fn(&ccd_cloud::model::LoadBalancerSpec, &ccd_cloud::model::LbState) -> Vec<String>
+        + Send
+        + Sync,
+>;
 
 pub struct DeployReconciler<C, S> {
     cloud: Arc<C>,
@@ -128,7 +132,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let region = &app.spec.machine.region;
         if region != self.cloud.region() {
             let problem = format!(
-                "{path}: spec.machine.region: {region} is not the region this controller deploys                  to ({}); write `region: {}` or run a controller for {region}",
+                "{path}: spec.machine.region: {region} is not the region this controller deploys to \
+                 ({}); write `region: {}` or run a controller for {region}",
                 self.cloud.region(),
                 self.cloud.region()
             );
