@@ -75,17 +75,8 @@ fi
 
 # --- 2. many apps against the local cloud -------------------------------------------------
 
-# A port nothing listens on now (a small race with other processes is acceptable here).
-free_port() {
-    local port
-    while true; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
+# shellcheck source=ports.bash
+source "$(dirname "${BASH_SOURCE[0]}")/ports.bash"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

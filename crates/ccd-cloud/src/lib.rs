@@ -110,6 +110,11 @@ pub trait Cloud: Send + Sync + 'static {
         id: &LbId,
     ) -> impl Future<Output = Result<LbState, CloudError>> + Send;
 
+    /// Whether any piece of the load balancer exists: a cheap look (one
+    /// read) for one that should not.
+    fn has_load_balancer(&self, id: &LbId)
+    -> impl Future<Output = Result<bool, CloudError>> + Send;
+
     /// Deletes every piece, in reverse dependency order.
     fn delete_load_balancer(
         &self,

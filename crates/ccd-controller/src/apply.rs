@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ccd_cloud::model::{GroupState, LbId};
+use ccd_cloud::model::{LbId, ManagedInstance};
 use ccd_cloud::{Cloud, CloudError};
 
 use crate::deploy::Endpoints;
@@ -15,10 +15,10 @@ use crate::plan::Plan;
 /// What a pass saw and did.
 #[derive(Debug)]
 pub(crate) struct Observed {
-    /// The group before the pass touched it.
-    pub before: Option<GroupState>,
-    /// The group after it.
-    pub group: Option<GroupState>,
+    /// Whether the group existed before the pass.
+    pub group_existed: bool,
+    /// The group's members after the pass; `None` when there is no group.
+    pub members: Option<Vec<ManagedInstance>>,
     /// The load balancer's URLs once it is complete; `Some(vec![])` for an
     /// app that is not exposed; `None` while pieces are missing.
     pub endpoints: Option<Vec<String>>,
@@ -59,7 +59,9 @@ pub(crate) async fn apply<C: Cloud>(
             )?;
         }
     }
-    let before = cloud.get_group(&plan.group.id()).await?;
+    // Members, not the whole group: one read each, and what they show (idle,
+    // on which template, healthy) is what readiness is judged on.
+    let group_existed = cloud.group_members(&plan.group.id()).await?.is_some();
     note(cloud.apply_group(&plan.group).await, &mut drift)?;
     let mut removed_load_balancer = false;
     let wanted_lb = plan.load_balancer.as_ref().map(|lb| lb.id());
@@ -69,7 +71,7 @@ pub(crate) async fn apply<C: Cloud>(
             name: app.to_owned(),
             internal,
         };
-        if wanted_lb.as_ref() != Some(&id) && !cloud.get_load_balancer(&id).await?.absent() {
+        if wanted_lb.as_ref() != Some(&id) && cloud.has_load_balancer(&id).await? {
             removed_load_balancer |=
                 note(cloud.delete_load_balancer(&id).await, &mut drift)?.is_some();
         }
@@ -80,10 +82,10 @@ pub(crate) async fn apply<C: Cloud>(
             .filter(|state| state.complete())
             .map(|state| endpoints(spec, &state)),
     };
-    let group = cloud.get_group(&plan.group.id()).await?;
+    let members = cloud.group_members(&plan.group.id()).await?;
     Ok(Observed {
-        before,
-        group,
+        group_existed,
+        members,
         endpoints,
         removed_load_balancer,
         drift: drift.lines,

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use ccd_cloud::model::{
-    GroupState, InstanceAction, InstanceHealth, InstanceStatus, ManagedInstance,
-};
+use ccd_cloud::model::{InstanceAction, InstanceHealth, InstanceStatus, ManagedInstance};
 
 use crate::status::{Condition, InstanceView, Phase};
 
@@ -195,10 +193,6 @@ pub(crate) fn instance_views(members: &[ManagedInstance]) -> Vec<InstanceView> {
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
-}
-
-pub(crate) fn members_of(group: Option<&GroupState>) -> &[ManagedInstance] {
-    group.map_or(&[], |g| g.instances.as_slice())
 }
 
 #[cfg(test)]

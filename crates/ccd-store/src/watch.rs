@@ -9,17 +9,23 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::names::{self, SPECS_DIR};
 
 /// Raw events buffered between notify's thread and the stream's reader.
 const EVENT_BUFFER: usize = 1024;
+/// How long the folder must be quiet before hints go out.
+const SETTLE: Duration = Duration::from_millis(20);
+/// The longest hints wait for quiet, however busy the folder.
+const SETTLE_AT_MOST: Duration = Duration::from_millis(200);
 
 pub(crate) fn watch_specs(root: PathBuf) -> notify::Result<BoxStream<'static, String>> {
     let specs = root.join(SPECS_DIR);
@@ -64,14 +70,28 @@ impl Watch {
             }
             // `None` only once the watcher is gone, which ends the stream.
             let event = self.events.recv().await?;
-            if self.lost.swap(false, Ordering::Relaxed) {
-                debug!("filesystem events were dropped; hinting every spec");
-                self.rescan().await;
+            self.take(event).await;
+            // One save is several events (create or truncate, writes, close): wait for a
+            // quiet moment, so that a half-written file is not read as the new spec.
+            let deadline = Instant::now() + SETTLE_AT_MOST;
+            loop {
+                let quiet = SETTLE.min(deadline.saturating_duration_since(Instant::now()));
+                match tokio::time::timeout(quiet, self.events.recv()).await {
+                    Ok(Some(event)) => self.take(event).await,
+                    Ok(None) | Err(_) => break,
+                }
             }
-            match event {
-                Ok(event) => self.handle(event).await,
-                Err(e) => warn!(error = %e, "spec folder watch reported an error"),
-            }
+        }
+    }
+
+    async fn take(&mut self, event: notify::Result<Event>) {
+        if self.lost.swap(false, Ordering::Relaxed) {
+            debug!("filesystem events were dropped; hinting every spec");
+            self.rescan().await;
+        }
+        match event {
+            Ok(event) => self.handle(event).await,
+            Err(e) => warn!(error = %e, "spec folder watch reported an error"),
         }
     }
 

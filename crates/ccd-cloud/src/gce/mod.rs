@@ -287,6 +287,10 @@ impl Cloud for GceCloud {
         Ok(self.get_load_balancer_impl(id).await?)
     }
 
+    async fn has_load_balancer(&self, id: &LbId) -> Result<bool, CloudError> {
+        Ok(self.has_load_balancer_impl(id).await?)
+    }
+
     async fn delete_load_balancer(&self, id: &LbId) -> Result<(), CloudError> {
         Ok(self.delete_load_balancer_impl(id).await?)
     }

@@ -33,9 +33,14 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let name = &app.metadata.name;
         let version = &app.spec.version;
         let want = wanted_template(ctx.applied);
-        let members = report::members_of(observed.group.as_ref());
+        let members = observed.members.as_deref().unwrap_or_default();
         let standing = Members::of(members, &want);
-        let converged = observed.group.as_ref().is_some_and(|g| g.converged());
+        // At rest on the wanted template: what a stable group on its target looks like.
+        let converged = observed.members.is_some()
+            && report::idle(members)
+            && members
+                .iter()
+                .all(|i| i.template.as_deref() == Some(want.as_str()));
         let whole = converged && standing.whole(ctx.applied.group.target_size.unwrap_or(1));
         let ready = whole && observed.endpoints.is_some();
         let rolled_back = ctx.applied != ctx.planned;
@@ -179,7 +184,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             return Ok(());
         };
         let old = group_id(app, old);
-        if self.cloud.get_group(&old).await?.is_some() {
+        if self.cloud.group_members(&old).await?.is_some() {
             self.cloud.delete_group(&old).await?;
             self.events.record(
                 app,

@@ -186,7 +186,6 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             }
         }
         let observed = apply(&*self.cloud, &applied, &self.endpoints, false).await?;
-        self.record_changes(app, &applied, &observed);
         let ctx = Ctx {
             app,
             spec_version,
@@ -194,37 +193,40 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             applied: &applied,
             recorded: &recorded,
         };
+        self.record_changes(&ctx, &observed);
         self.finish(&ctx, observed, &[], Pass::Applied).await
     }
 
-    fn record_changes(&self, app: &ccd_spec::App, applied: &Plan, observed: &Observed) {
-        let name = &app.metadata.name;
-        let want = wanted_template(applied);
+    /// Events for what a deployment pass changed. A rollout starts when the
+    /// group existed and the status did not target this template yet.
+    fn record_changes(&self, ctx: &Ctx<'_>, observed: &Observed) {
+        let (app, name) = (ctx.app, &ctx.app.metadata.name);
+        let template = ctx.planned.template.name();
         let version = Some(app.spec.version.as_str());
-        match &observed.before {
-            None if observed.group.is_some() => self.events.record(
+        if !observed.group_existed && observed.members.is_some() {
+            self.events.record(
                 name,
                 false,
                 "GroupCreated",
                 &format!(
                     "created group {} for version {}",
-                    applied.group.name, app.spec.version
+                    ctx.applied.group.name, app.spec.version
                 ),
                 version,
-            ),
-            Some(before) if before.versions.iter().all(|v| v.template != want) => {
-                self.events.record(
-                    name,
-                    false,
-                    "RolloutStarted",
-                    &format!(
-                        "rolling out template {want} (spec version {})",
-                        app.spec.version
-                    ),
-                    version,
-                );
-            }
-            _ => {}
+            );
+        } else if observed.group_existed
+            && ctx.recorded.target_template.as_deref() != Some(template.as_str())
+        {
+            self.events.record(
+                name,
+                false,
+                "RolloutStarted",
+                &format!(
+                    "rolling out template {template} (spec version {})",
+                    app.spec.version
+                ),
+                version,
+            );
         }
         if observed.removed_load_balancer {
             self.events.record(

@@ -22,9 +22,9 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let recorded = self.recorded(app).await?;
         let group = self
             .cloud
-            .get_group(&group_id(app, recorded.group_location().flatten()))
+            .group_members(&group_id(app, recorded.group_location().flatten()))
             .await?;
-        let members = report::members_of(group.as_ref());
+        let members = group.as_deref().unwrap_or_default();
         let message = problems.join("\n");
         let status = Status {
             app: app.to_owned(),
@@ -66,7 +66,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .await?;
         }
         let id = group_id(app, self.recorded(app).await?.group_location().flatten());
-        let existed = self.cloud.get_group(&id).await?.is_some();
+        let existed = self.cloud.group_members(&id).await?.is_some();
         self.cloud.delete_group(&id).await?;
         self.cloud
             .delete_health_check(app, &format!("{app}-autoheal"))

@@ -425,7 +425,6 @@ impl GceCloud {
             .set_backend_service(&n.bs);
         let resource = format!("global/backendServices/{}", n.bs);
         self.remove(&resource, idempotent!(bs)).await?;
-        self.delete_global_health_check(&n.hc).await?;
         let ip = self
             .c
             .global_addresses
@@ -433,6 +432,8 @@ impl GceCloud {
             .set_project(p)
             .set_address(&n.ip);
         self.remove(&format!("global/addresses/{}", n.ip), idempotent!(ip))
-            .await
+            .await?;
+        // Last, as it was first: while any piece exists, so does the check.
+        self.delete_global_health_check(&n.hc).await
     }
 }

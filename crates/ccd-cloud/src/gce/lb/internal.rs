@@ -24,7 +24,7 @@ impl GceCloud {
             .unwrap_or_else(|| format!("regions/{}/subnetworks/default", self.region()))
     }
 
-    fn regional(&self, collection: &str, name: &str) -> String {
+    pub(super) fn regional(&self, collection: &str, name: &str) -> String {
         format!("regions/{}/{collection}/{name}", self.region())
     }
 
@@ -362,7 +362,6 @@ impl GceCloud {
         let poller = idempotent!(bs);
         self.remove(&self.regional("backendServices", &n.bs), poller)
             .await?;
-        self.delete_region_health_check(&n.hc).await?;
         let ip = self
             .c
             .addresses
@@ -372,6 +371,8 @@ impl GceCloud {
             .set_address(&n.ip);
         let poller = idempotent!(ip);
         self.remove(&self.regional("addresses", &n.ip), poller)
-            .await
+            .await?;
+        // Last, as it was first: while any piece exists, so does the check.
+        self.delete_region_health_check(&n.hc).await
     }
 }

@@ -158,6 +158,26 @@ impl GceCloud {
         }
     }
 
+    /// Whether any piece exists, in one read: the health check is created
+    /// first and deleted last, so it exists while any other piece does.
+    pub(crate) async fn has_load_balancer_impl(&self, id: &LbId) -> Outcome<bool> {
+        let names = Names::of(&id.name);
+        let (p, r) = (self.project(), self.region());
+        let found = if id.internal {
+            let get = self.c.rhealth_checks.get().set_project(p).set_region(r);
+            let get = get.set_health_check(&names.hc).send();
+            self.find(&self.regional("healthChecks", &names.hc), get)
+                .await?
+                .is_some()
+        } else {
+            let get = self.c.health_checks.get().set_project(p);
+            let get = get.set_health_check(&names.hc).send();
+            let resource = format!("global/healthChecks/{}", names.hc);
+            self.find(&resource, get).await?.is_some()
+        };
+        Ok(found)
+    }
+
     #[tracing::instrument(skip_all, fields(app = %id.app, lb = %id.name))]
     pub(crate) async fn delete_load_balancer_impl(&self, id: &LbId) -> Outcome<()> {
         let names = Names::of(&id.name);
