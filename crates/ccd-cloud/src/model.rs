@@ -16,6 +16,10 @@ pub const MANAGED_LABEL: &str = "ccd-managed";
 pub const APP_LABEL: &str = "ccd-app";
 /// Source ranges of Google's health checkers and external load balancer front ends.
 pub const HEALTH_CHECK_RANGES: [&str; 2] = ["35.191.0.0/16", "130.211.0.0/22"];
+/// A firewall source that stands for the addresses the cloud's internal
+/// load balancer proxies connect from (on Compute Engine, the region's
+/// proxy-only subnets); the adapter puts the real ranges in its place.
+pub const LB_PROXIES: &str = "lb-proxies";
 
 /// The network tag every instance of `app` carries; firewall rules target it.
 pub fn instance_tag(app: &str) -> String {
@@ -387,6 +391,16 @@ impl FirewallSpec {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+        }
+    }
+
+    /// The internal load balancer's proxies to the app's port ([`LB_PROXIES`]).
+    pub fn load_balancer_proxies(app: &str, port: u16) -> Self {
+        FirewallSpec {
+            app: app.to_owned(),
+            name: format!("{app}-allow-proxies"),
+            port,
+            sources: vec![LB_PROXIES.to_owned()],
         }
     }
 

@@ -138,6 +138,9 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
                     .collect(),
             ));
         }
+        // The internal load balancer's proxies do not come from the
+        // health-check ranges (on Compute Engine: the proxy-only subnet).
+        firewalls.push(FirewallSpec::load_balancer_proxies(&name, s.port));
         Some(LbKind::Internal {
             port: internal.port.unwrap_or(s.port),
         })
@@ -245,6 +248,17 @@ mod tests {
         let p = plan(&worker, None);
         assert!(p.load_balancer.is_none(), "nothing exposed unless asked");
         assert_eq!(p.firewalls.len(), 1);
+        let internal =
+            ccd_spec::parse(include_str!("../../../specs/examples/orders-api.yaml")).unwrap();
+        let names: Vec<String> = plan(&internal, None)
+            .firewalls
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert!(
+            names.contains(&"orders-api-allow-proxies".to_owned()),
+            "the internal load balancer's proxies are admitted: {names:?}"
+        );
     }
 
     #[test]

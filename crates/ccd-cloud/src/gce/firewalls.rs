@@ -5,9 +5,27 @@ use google_cloud_compute_v1::model::{Firewall, firewall};
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::GceCloud;
-use super::call::Outcome;
-use super::marker;
-use crate::model::{FirewallSpec, instance_tag};
+use super::call::{Kind, Outcome};
+use super::marker::{self, name_of};
+use crate::model::{FirewallSpec, LB_PROXIES, instance_tag};
+
+/// `sources` with [`LB_PROXIES`] replaced by the proxies' ranges, in order.
+fn expand(sources: &[String], proxies: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in sources {
+        let add = if s == LB_PROXIES {
+            proxies
+        } else {
+            std::slice::from_ref(s)
+        };
+        for a in add {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    out
+}
 
 impl GceCloud {
     fn render_firewall(&self, spec: &FirewallSpec) -> Firewall {
@@ -22,6 +40,54 @@ impl GceCloud {
             .set_allowed([firewall::Allowed::new()
                 .set_ip_protocol("tcp")
                 .set_ports([spec.port.to_string()])])
+    }
+
+    /// The region's proxy-only subnet ranges, when `spec` asks for them.
+    /// Found once; none found (or a cloud without subnetworks, like the
+    /// local cloud, whose proxies come from the health-check ranges) is asked
+    /// again next time, as the subnet may be created later.
+    async fn lb_proxy_ranges(&self, spec: &FirewallSpec) -> Outcome<Vec<String>> {
+        if !spec.sources.iter().any(|s| s == LB_PROXIES) {
+            return Ok(Vec::new());
+        }
+        if let Some(ranges) = self.proxy_ranges.get() {
+            return Ok(ranges.clone());
+        }
+        let resource = format!("regions/{}/subnetworks", self.region());
+        let network = name_of(&self.config.network).to_owned();
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let list = self
+                .c
+                .subnetworks
+                .list()
+                .set_project(self.project())
+                .set_region(self.region())
+                .set_filter("purpose = \"REGIONAL_MANAGED_PROXY\"")
+                .set_page_token(&token)
+                .send();
+            let page = match self.read(&resource, list).await {
+                Ok(page) => page,
+                Err(f) if f.kind == Kind::NotFound => return Ok(Vec::new()),
+                Err(f) => return Err(f),
+            };
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter(|s| s.network.as_deref().map(name_of) == Some(network.as_str()))
+                    .filter_map(|s| s.ip_cidr_range),
+            );
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => break,
+            }
+        }
+        out.sort();
+        if !out.is_empty() {
+            let _ = self.proxy_ranges.set(out.clone());
+        }
+        Ok(out)
     }
 
     /// The rule in ccd's terms, when it is one ccd made for `app`.
@@ -83,8 +149,20 @@ impl GceCloud {
             .set_project(self.project())
             .set_firewall(&spec.name)
             .send();
+        let spec = &FirewallSpec {
+            sources: expand(&spec.sources, &self.lb_proxy_ranges(spec).await?),
+            ..spec.clone()
+        };
+        let current = self.find(&resource, get).await?;
+        if spec.sources.is_empty() {
+            // A rule without sources would admit everyone: have none instead.
+            return match current {
+                Some(_) => self.delete_firewall_impl(&spec.app, &spec.name).await,
+                None => Ok(()),
+            };
+        }
         let want = self.render_firewall(spec);
-        match self.find(&resource, get).await? {
+        match current {
             None => {
                 let insert = self
                     .c
@@ -132,5 +210,22 @@ impl GceCloud {
         let poller = idempotent!(delete);
         self.remove(&format!("global/firewalls/{name}"), poller)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_placeholder_becomes_ranges_or_nothing() {
+        let ask = vec![LB_PROXIES.to_owned()];
+        assert_eq!(expand(&ask, &["10.129.0.0/23".into()]), ["10.129.0.0/23"]);
+        assert!(
+            expand(&ask, &[]).is_empty(),
+            "no proxy-only subnet: no sources, so no rule (never an open one)"
+        );
+        let plain = vec!["10.0.0.0/8".to_owned()];
+        assert_eq!(expand(&plain, &["10.129.0.0/23".into()]), plain);
     }
 }

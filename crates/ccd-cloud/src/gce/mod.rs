@@ -36,7 +36,8 @@ use google_cloud_compute_v1::client::{
     Addresses, BackendServices, Firewalls, ForwardingRules, GlobalAddresses, GlobalForwardingRules,
     HealthChecks, InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances,
     RegionBackendServices, RegionHealthChecks, RegionInstanceGroupManagers, RegionInstanceGroups,
-    RegionTargetHttpProxies, RegionUrlMaps, Regions, SslCertificates, TargetHttpsProxies, UrlMaps,
+    RegionTargetHttpProxies, RegionUrlMaps, Regions, SslCertificates, Subnetworks,
+    TargetHttpsProxies, UrlMaps,
 };
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt as _;
@@ -111,6 +112,7 @@ struct Clients {
     rules: ForwardingRules,
     firewalls: Firewalls,
     regions: Regions,
+    subnetworks: Subnetworks,
 }
 
 /// [`Cloud`] on Compute Engine (or the local cloud).
@@ -122,6 +124,8 @@ pub struct GceCloud {
     counters: Arc<counters::Counters>,
     /// The region's zone count, once asked.
     region_zones: Arc<tokio::sync::OnceCell<u32>>,
+    /// The region's proxy-only subnet ranges, once found.
+    proxy_ranges: Arc<tokio::sync::OnceCell<Vec<String>>>,
     /// Mutations are refused ([`Cloud::read_only`]).
     read_only: bool,
 }
@@ -194,6 +198,7 @@ impl GceCloud {
             rules: client!(ForwardingRules, config, creds),
             firewalls: client!(Firewalls, config, creds),
             regions: client!(Regions, config, creds),
+            subnetworks: client!(Subnetworks, config, creds),
         };
         let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
         Ok(GceCloud {
@@ -202,6 +207,7 @@ impl GceCloud {
             limiter: Arc::new(limiter),
             counters: Default::default(),
             region_zones: Default::default(),
+            proxy_ranges: Default::default(),
             read_only: false,
         })
     }
@@ -228,6 +234,7 @@ impl Cloud for GceCloud {
             limiter: self.limiter.clone(),
             counters: self.counters.clone(),
             region_zones: self.region_zones.clone(),
+            proxy_ranges: self.proxy_ranges.clone(),
             read_only: true,
         }
     }
