@@ -10,9 +10,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use ccd_cloud::model::LbKind;
 use ccd_cloud::{GceCloud, GceConfig};
-use ccd_controller::{DeployReconciler, EventSink, SpecSource};
+use ccd_controller::{DeployReconciler, SpecSource};
 use ccd_store::{AnyStore, StoreUrl};
 use serde::Deserialize;
+
+use crate::events::Events;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -126,7 +128,10 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
         cloud.clone(),
         store.clone(),
         None,
-        Arc::new(LogEvents { log }),
+        Arc::new(Events {
+            log,
+            print_ready: false,
+        }),
         endpoints,
     )
     .with_drift_check(std::time::Duration::from_secs(
@@ -150,32 +155,6 @@ pub fn deploy_runtime() -> ccd_runtime::Config {
         name: "deploy".to_owned(),
         concurrency: 32,
         ..ccd_runtime::Config::default()
-    }
-}
-
-#[derive(Debug)]
-struct LogEvents {
-    log: ccd_events::EventLog,
-}
-
-impl EventSink for LogEvents {
-    fn record(
-        &self,
-        app: &str,
-        warning: bool,
-        reason: &str,
-        message: &str,
-        revision: Option<&str>,
-    ) {
-        let kind = if warning {
-            ccd_events::Kind::Warning
-        } else {
-            ccd_events::Kind::Normal
-        };
-        if let Err(e) = self.log.record(app, kind, reason, message, revision) {
-            tracing::warn!(error = %e, "cannot record an event");
-        }
-        tracing::info!(app, reason, revision, "{message}");
     }
 }
 

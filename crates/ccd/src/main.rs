@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod controller;
+mod events;
 mod localcloud;
 mod logging;
 mod metrics;

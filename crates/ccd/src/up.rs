@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ccd_cloud::{GceCloud, GceConfig};
-use ccd_controller::{DeployReconciler, EventSink, LocalTarget, SpecSource};
+use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
 use ccd_localcloud::{Config, LocalCloud};
 use ccd_store::FolderStore;
+
+use crate::events::Events;
 
 /// The project name the embedded local cloud uses.
 const PROJECT: &str = "local";
@@ -94,6 +96,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         Arc::new(Events {
             log: ccd_events::EventLog::open(args.data.join("events.redb"))
                 .context("cannot open the event log")?,
+            print_ready: true,
         }),
         endpoints,
     )
@@ -174,42 +177,4 @@ fn seed_secrets(cloud: &Path, app: &ccd_spec::App) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Events go to the event log (`ccd events`) and the log, and readiness to
-/// stdout: `ready: APP URL`.
-#[derive(Debug)]
-struct Events {
-    log: ccd_events::EventLog,
-}
-
-impl EventSink for Events {
-    fn record(
-        &self,
-        app: &str,
-        warning: bool,
-        reason: &str,
-        message: &str,
-        revision: Option<&str>,
-    ) {
-        let kind = if warning {
-            ccd_events::Kind::Warning
-        } else {
-            ccd_events::Kind::Normal
-        };
-        if let Err(e) = self.log.record(app, kind, reason, message, revision) {
-            tracing::warn!(error = %e, "cannot record an event");
-        }
-        if warning {
-            tracing::warn!(app, reason, revision, "{message}");
-        } else {
-            tracing::info!(app, reason, revision, "{message}");
-        }
-        if reason == "Ready" {
-            #[allow(clippy::print_stdout)] // the line users and scripts wait for
-            {
-                println!("ready: {app} {message}");
-            }
-        }
-    }
 }
