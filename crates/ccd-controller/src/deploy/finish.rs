@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{
     Ctx, DeployReconciler, Known, Pass, ReconcileError, WHEN_READY, WHILE_PROGRESSING, group_id,
-    wanted_template,
+    open_version, wanted_template,
 };
 use crate::apply::Observed;
 use crate::report::{self, Facts, Members};
@@ -76,13 +76,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             None
         };
         // After a rollback, what serves is the last good version, not the spec's.
-        let serving_version = ctx
-            .applied
-            .group
-            .versions
-            .iter()
-            .find(|v| v.target.is_none())
-            .map_or(version.as_str(), |v| v.name.as_str());
+        let serving_version =
+            open_version(ctx.applied).map_or(version.as_str(), |v| v.name.as_str());
         let (phase, conditions) = report::conditions(&Facts {
             version: serving_version,
             ready: ready && !roll_back,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ccd_cloud::model::GroupVersion;
 use ccd_cloud::{Cloud, CloudError};
 use ccd_runtime::{Action, Reconciler};
 use ccd_spec::DriftMode;
@@ -155,6 +156,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .last_good
                 .as_ref()
                 .is_some_and(|g| g.spec == spec_version && g.template == planned.template.name());
+        let ctx = Ctx {
+            app,
+            spec_version,
+            planned: &planned,
+            applied: &applied,
+            recorded: &recorded,
+        };
         if deployed {
             let view = self.cloud.read_only();
             let observed = apply(&view, &applied, &self.endpoints, true).await?;
@@ -174,25 +182,11 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                     } else {
                         Vec::new()
                     };
-                    let ctx = Ctx {
-                        app,
-                        spec_version,
-                        planned: &planned,
-                        applied: &applied,
-                        recorded: &recorded,
-                    };
                     return self.finish(&ctx, observed, &drift, Pass::Checked).await;
                 }
             }
         }
         let observed = apply(&*self.cloud, &applied, &self.endpoints, false).await?;
-        let ctx = Ctx {
-            app,
-            spec_version,
-            planned: &planned,
-            applied: &applied,
-            recorded: &recorded,
-        };
         self.record_changes(&ctx, &observed);
         self.finish(&ctx, observed, &[], Pass::Applied).await
     }
@@ -315,13 +309,15 @@ fn rollback_plan(planned: &Plan, recorded: &Recorded) -> Plan {
     applied
 }
 
-/// The template the group's open version (the one without a target size) runs.
+/// The group's open version: the one without a target size, which gets
+/// every instance the others do not.
+fn open_version(plan: &Plan) -> Option<&GroupVersion> {
+    plan.group.versions.iter().find(|v| v.target.is_none())
+}
+
+/// The template the group's open version runs.
 fn wanted_template(plan: &Plan) -> String {
-    plan.group
-        .versions
-        .iter()
-        .find(|v| v.target.is_none())
-        .map_or_else(|| plan.template.name(), |v| v.template.clone())
+    open_version(plan).map_or_else(|| plan.template.name(), |v| v.template.clone())
 }
 
 /// The app's group, in the zone its last status recorded (regional without one).
