@@ -227,7 +227,12 @@ impl GceCloud {
         if !created {
             with_fresh_fingerprint(|| self.patch_group(spec, &id, &resource)).await?;
             if let Some(size) = spec.target_size {
-                let current = self.find_group(&id).await?.and_then(|g| g.target_size);
+                // A patch leaves the size alone: the first read still tells it,
+                // unless the group was created concurrently after that read.
+                let current = match &existing {
+                    Some(g) => g.target_size,
+                    None => self.find_group(&id).await?.and_then(|g| g.target_size),
+                };
                 if current != i32::try_from(size).ok() {
                     self.resize_group_impl(&id, size).await?;
                 }
