@@ -14,12 +14,13 @@ mod gce;
 pub mod model;
 
 use std::future::Future;
+use std::time::SystemTime;
 
 pub use error::CloudError;
 pub use gce::{ApiCalls, GceCloud, GceConfig};
 use model::{
-    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
-    ManagedInstance, TemplateInfo, TemplateSpec,
+    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LbTraffic,
+    LoadBalancerSpec, ManagedInstance, TemplateInfo, TemplateSpec,
 };
 
 /// A cloud ccd deploys to. Deleting follows dependency order in reverse:
@@ -120,6 +121,15 @@ pub trait Cloud: Send + Sync + 'static {
         &self,
         id: &LbId,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Requests and server errors per backend group between `since` and now,
+    /// as the load balancer saw them (Cloud Monitoring's load-balancer
+    /// metrics): what a canary is judged on against the stable group.
+    fn lb_traffic(
+        &self,
+        id: &LbId,
+        since: SystemTime,
+    ) -> impl Future<Output = Result<LbTraffic, CloudError>> + Send;
 
     /// The app's firewall rules.
     fn list_firewalls(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -256,7 +256,10 @@ pub enum InstanceStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceHealth {
     Healthy,
+    /// Reachable, but its answer fails the check (Compute's `UNHEALTHY`).
     Unhealthy,
+    /// No connection, or no answer within the check's timeout (Compute's `TIMEOUT`).
+    Unreachable,
     Draining,
     /// Not probed (no autohealing check) or not yet known.
     Unknown,
@@ -297,12 +300,26 @@ pub enum LbKind {
     Internal { port: u16 },
 }
 
-/// A load balancer in front of one group. Every piece is named `{name}-{piece}`.
+/// One group behind a load balancer and its share of the requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbBackend {
+    pub group: GroupId,
+    /// Relative share, 0 to 1000 (Compute's `weightedBackendServices`): a group
+    /// gets `weight / sum of weights` of the requests. A group with weight 0
+    /// gets none but stays ready to take traffic in one step.
+    pub weight: u32,
+}
+
+/// A load balancer in front of one or more groups. Every piece is named
+/// `{name}-{piece}`, except each backend group's backend service:
+/// `{group name}-bs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadBalancerSpec {
     pub app: String,
     pub name: String,
-    pub group: GroupId,
+    /// The groups requests go to, each with its weight; at least one, with a
+    /// weight above 0. Backend services of groups no longer listed are removed.
+    pub backends: Vec<LbBackend>,
     /// The group's named port traffic goes to.
     pub port_name: String,
     /// The balancer's own health check (kept apart from autohealing's, which
@@ -368,6 +385,25 @@ impl LbState {
     pub fn absent(&self) -> bool {
         self.pieces.iter().all(|p| !p.exists)
     }
+}
+
+/// What a load balancer's backend groups answered over a window of time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LbTraffic {
+    pub backends: Vec<BackendTraffic>,
+    /// The counts are complete up to this time. Cloud Monitoring publishes
+    /// load-balancer metrics minutes late; `None` when nothing is known yet.
+    pub complete_until: Option<SystemTime>,
+}
+
+/// Requests one backend group received, and how many its answers or the
+/// load balancer turned into a server error (5xx).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTraffic {
+    /// The group's name.
+    pub group: String,
+    pub requests: u64,
+    pub server_errors: u64,
 }
 
 /// An ingress rule: `sources` may reach the app's instances on `port`.

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ccd_cloud::model::{FirewallSpec, HealthCheckSpec, LbKind, LoadBalancerSpec};
+use ccd_cloud::model::{FirewallSpec, HealthCheckSpec, LbBackend, LbKind, LoadBalancerSpec};
 use ccd_cloud::{Cloud, CloudError, GceCloud};
 use ccd_localcloud::FaultConfig;
 use common::{converge, group, http_health, per_template, template};
@@ -75,7 +75,10 @@ async fn throttling_and_outages_neither_stop_convergence_nor_duplicate_anything(
     let ext = LoadBalancerSpec {
         app: app.into(),
         name: format!("{app}-ext"),
-        group: spec.id(),
+        backends: vec![LbBackend {
+            group: spec.id(),
+            weight: 1,
+        }],
         port_name: "http".into(),
         health: http_health(),
         drain: Duration::from_secs(10),

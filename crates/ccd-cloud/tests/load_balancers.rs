@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ccd_cloud::model::{
-    Autohealing, FirewallSpec, HealthCheckSpec, LbKind, LbPieceKind, LoadBalancerSpec, Probe,
+    Autohealing, FirewallSpec, HealthCheckSpec, LbBackend, LbKind, LbPieceKind, LoadBalancerSpec,
+    Probe,
 };
 use ccd_cloud::{Cloud, CloudError};
 use ccd_localcloud::FaultConfig;
@@ -19,7 +20,10 @@ fn lb(app: &str, kind: LbKind) -> LoadBalancerSpec {
     LoadBalancerSpec {
         app: app.to_owned(),
         name: format!("{app}-ext"),
-        group: group(app, "unused", 1).id(),
+        backends: vec![LbBackend {
+            group: group(app, "unused", 1).id(),
+            weight: 1,
+        }],
         port_name: "http".to_owned(),
         health: http_health(),
         drain: Duration::from_secs(30),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ccd_cloud::model::{
-    Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition, LbKind,
-    LoadBalancerSpec, LocalRun, NamedPort, Probe, SecretRef, Share, TemplateSpec, UpdatePolicy,
+    Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition,
+    LbBackend, LbKind, LoadBalancerSpec, LocalRun, NamedPort, Probe, SecretRef, Share,
+    TemplateSpec, UpdatePolicy,
 };
 use ccd_spec::{App, FixedOrPercent, ProbeKind};
 
@@ -150,7 +151,10 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
     .map(|kind| LoadBalancerSpec {
         app: name.clone(),
         name: name.clone(),
-        group: group.id(),
+        backends: vec![LbBackend {
+            group: group.id(),
+            weight: 1,
+        }],
         port_name: PORT_NAME.to_owned(),
         health: health.clone(),
         drain: s.rollout.drain_time.as_std(),

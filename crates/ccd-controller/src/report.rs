@@ -40,7 +40,10 @@ impl Members {
 
 fn is_good(i: &ManagedInstance, template: &str) -> bool {
     i.status == InstanceStatus::Running
-        && i.health != InstanceHealth::Unhealthy
+        && !matches!(
+            i.health,
+            InstanceHealth::Unhealthy | InstanceHealth::Unreachable
+        )
         && i.template.as_deref() == Some(template)
 }
 

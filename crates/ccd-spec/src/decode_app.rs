@@ -173,6 +173,17 @@ fn cross_checks(cx: &mut Ctx, spec: &AppSpec, at: crate::problem::Location, path
             format!("{name} is both in env and in secrets; keep one"),
         );
     }
+    if spec.rollout.strategy == crate::model::Strategy::Canary
+        && spec.expose.external.is_none()
+        && spec.expose.internal.is_none()
+    {
+        cx.report(
+            at,
+            &join(path, "rollout.strategy"),
+            "canary shifts a share of the requests through the load balancer, and this app has none; \
+             add `expose` or use `strategy: blueGreen`",
+        );
+    }
     if spec.autoscaling.is_some() && spec.replicas.min == spec.replicas.max {
         cx.report(
             at,

@@ -169,6 +169,18 @@ pub fn rollout(cx: &mut Ctx, node: &Node, path: &str) -> Option<Rollout> {
         }
         Some(t)
     });
+    let keep_warm = f.or(cx, "keepWarm", d.keep_warm, |cx, n, p| {
+        let t = cx.duration(n, p)?;
+        if t > Duration::from_secs(24 * 3600) {
+            cx.report(
+                n.at,
+                p,
+                format!("{t} is longer than a day; use at most 24h"),
+            );
+            return None;
+        }
+        Some(t)
+    });
     let at = f.at;
     f.finish(
         cx,
@@ -179,6 +191,7 @@ pub fn rollout(cx: &mut Ctx, node: &Node, path: &str) -> Option<Rollout> {
             "steps",
             "deadline",
             "drainTime",
+            "keepWarm",
         ],
     );
 
@@ -211,6 +224,7 @@ pub fn rollout(cx: &mut Ctx, node: &Node, path: &str) -> Option<Rollout> {
         steps,
         deadline: deadline?,
         drain_time: drain_time?,
+        keep_warm: keep_warm?,
     })
 }
 

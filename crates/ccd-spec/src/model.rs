@@ -268,7 +268,7 @@ pub enum Strategy {
     /// Replace instances a few at a time behind the load balancer.
     #[default]
     Rolling,
-    /// Bring up a full new ("cold") group, switch traffic at once, keep the old one until the deadline.
+    /// Bring up a full new ("cold") group, switch traffic in one step, keep the old one warm for `keepWarm`.
     BlueGreen,
     /// Shift traffic to the new revision in weighted steps.
     Canary,
@@ -293,6 +293,10 @@ pub struct Rollout {
     /// How long a leaving instance keeps finishing in-flight requests.
     #[serde(default = "default_drain")]
     pub drain_time: Duration,
+    /// After a blue/green or canary switch, how long the previous group keeps running so
+    /// that a rollback is instant; then it is removed.
+    #[serde(default = "default_keep_warm")]
+    pub keep_warm: Duration,
 }
 
 fn default_surge() -> FixedOrPercent {
@@ -307,6 +311,9 @@ fn default_deadline() -> Duration {
 fn default_drain() -> Duration {
     Duration::from_secs(30)
 }
+fn default_keep_warm() -> Duration {
+    Duration::from_secs(300)
+}
 
 impl Default for Rollout {
     fn default() -> Self {
@@ -317,6 +324,7 @@ impl Default for Rollout {
             steps: vec![],
             deadline: default_deadline(),
             drain_time: default_drain(),
+            keep_warm: default_keep_warm(),
         }
     }
 }

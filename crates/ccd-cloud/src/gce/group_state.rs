@@ -46,7 +46,8 @@ fn health(i: &GceInstance) -> InstanceHealth {
         .and_then(|s| s.name());
     match state {
         Some("HEALTHY") => InstanceHealth::Healthy,
-        Some("UNHEALTHY" | "TIMEOUT") => InstanceHealth::Unhealthy,
+        Some("UNHEALTHY") => InstanceHealth::Unhealthy,
+        Some("TIMEOUT") => InstanceHealth::Unreachable,
         Some("DRAINING") => InstanceHealth::Draining,
         _ => InstanceHealth::Unknown,
     }

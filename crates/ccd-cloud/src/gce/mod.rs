@@ -302,6 +302,18 @@ impl Cloud for GceCloud {
         Ok(self.delete_load_balancer_impl(id).await?)
     }
 
+    async fn lb_traffic(
+        &self,
+        id: &LbId,
+        _since: std::time::SystemTime,
+    ) -> Result<crate::model::LbTraffic, CloudError> {
+        // Work in progress (issue 8): Cloud Monitoring's load-balancer metrics.
+        Err(CloudError::Other {
+            resource: format!("load balancer {}", id.name),
+            message: "traffic counts are not read yet".to_owned(),
+        })
+    }
+
     async fn list_firewalls(&self, app: &str) -> Result<Vec<FirewallSpec>, CloudError> {
         Ok(self.list_firewalls_impl(app).await?)
     }

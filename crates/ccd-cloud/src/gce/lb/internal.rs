@@ -34,7 +34,7 @@ impl GceCloud {
         n: &Names,
         port: u16,
     ) -> Outcome<()> {
-        let group = self.group_link(&spec.group).await?;
+        let group = self.group_link(&spec.backends[0].group).await?; // WIP: one backend service per group
         self.ensure_region_health_check(health::render(&spec.app, &n.hc, &spec.health))
             .await?;
         let scheme = backend_service::LoadBalancingScheme::InternalManaged;
