@@ -23,7 +23,7 @@ const DEFAULT_APP: &str = "sample";
 ///
 /// Environment: PORT, HOST, CCD_APP, CCD_VERSION, CCD_INSTANCE,
 /// SAMPLE_FAIL_HEALTH=1, SAMPLE_START_DELAY=5s, SAMPLE_CRASH_AFTER=10s,
-/// SAMPLE_BURN_MS=50, SAMPLE_EXPOSE_ENV=1, RUST_LOG.
+/// SAMPLE_BURN_MS=50, SAMPLE_ERROR_PERCENT=20, SAMPLE_EXPOSE_ENV=1, RUST_LOG.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -56,6 +56,8 @@ pub struct Config {
     pub crash_after: Option<Duration>,
     /// CPU milliseconds every `GET /` burns before answering.
     pub burn_ms: u64,
+    /// Percent of `GET /` requests answered 500 (evenly spread, not random).
+    pub error_percent: u8,
     /// Serve `GET /env/NAME` (whether NAME is set, and its value's SHA-256).
     pub expose_env: bool,
 }
@@ -143,6 +145,20 @@ impl Config {
             },
         };
 
+        let error_percent = match var("SAMPLE_ERROR_PERCENT") {
+            None => 0,
+            Some(v) => match v.parse::<u8>() {
+                Ok(p) if p <= 100 => p,
+                _ => {
+                    return Err(invalid(
+                        "SAMPLE_ERROR_PERCENT",
+                        v,
+                        "a whole percentage from 0 to 100",
+                    ));
+                }
+            },
+        };
+
         Ok(Self {
             addr: SocketAddr::new(host, port),
             identity,
@@ -150,6 +166,7 @@ impl Config {
             start_delay,
             crash_after,
             burn_ms,
+            error_percent,
             expose_env,
         })
     }
@@ -187,6 +204,7 @@ mod tests {
         assert_eq!(config.start_delay, None);
         assert_eq!(config.crash_after, None);
         assert_eq!(config.burn_ms, 0);
+        assert_eq!(config.error_percent, 0);
         assert!(!config.expose_env);
     }
 

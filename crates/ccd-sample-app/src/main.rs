@@ -95,9 +95,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let app = server::router(
         config.identity,
-        !config.fail_health,
-        config.burn_ms,
-        config.expose_env,
+        server::Behaviour {
+            healthy: !config.fail_health,
+            burn_ms: config.burn_ms,
+            error_percent: config.error_percent,
+            expose_env: config.expose_env,
+        },
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

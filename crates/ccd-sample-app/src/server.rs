@@ -2,7 +2,7 @@
 //! into 400s by axum's `Query` extractor or by the range checks here.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -24,15 +24,33 @@ struct AppState {
     identity: Identity,
     healthy: AtomicBool,
     burn_ms: u64,
+    /// Percent of `GET /` answered 500, and how many requests came so far.
+    error_percent: AtomicU8,
+    requests: AtomicU64,
 }
 
-/// Builds the router; `healthy` is the starting health, `burn_ms` the CPU
-/// time every `GET /` burns, `expose_env` adds `GET /env/NAME`.
-pub fn router(identity: Identity, healthy: bool, burn_ms: u64, expose_env: bool) -> Router {
+/// How an instance behaves from the start.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// `/healthz` answers 200.
+    pub healthy: bool,
+    /// CPU milliseconds every `GET /` burns.
+    pub burn_ms: u64,
+    /// Percent of `GET /` answered 500.
+    pub error_percent: u8,
+    /// Serve `GET /env/NAME`.
+    pub expose_env: bool,
+}
+
+/// Builds the router.
+pub fn router(identity: Identity, behaviour: Behaviour) -> Router {
+    let expose_env = behaviour.expose_env;
     let state = Arc::new(AppState {
         identity,
-        healthy: AtomicBool::new(healthy),
-        burn_ms,
+        healthy: AtomicBool::new(behaviour.healthy),
+        burn_ms: behaviour.burn_ms,
+        error_percent: AtomicU8::new(behaviour.error_percent),
+        requests: AtomicU64::new(0),
     });
     let router = Router::new();
     // Off unless asked: even a hash tells a guessable value apart.
@@ -47,11 +65,15 @@ pub fn router(identity: Identity, healthy: bool, burn_ms: u64, expose_env: bool)
         .route("/burn", get(burn))
         .route("/slow", get(slow))
         .route("/admin/health", post(set_health))
+        .route("/admin/errors", post(set_errors))
         .route("/admin/crash", post(crash))
         .with_state(state)
 }
 
 async fn root(State(state): State<Arc<AppState>>) -> Response {
+    if fails_now(&state) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "failing on purpose").into_response();
+    }
     if state.burn_ms > 0
         && let Err(resp) = burn_cpu(state.burn_ms).await
     {
@@ -69,6 +91,18 @@ async fn root(State(state): State<Arc<AppState>>) -> Response {
         "pid": std::process::id(),
     }))
     .into_response()
+}
+
+/// Whether this request is one of the `error_percent` in a hundred that
+/// fail: spread evenly (request k fails when k·p/100 steps up), so a share
+/// is exact over any hundred requests rather than only on average.
+fn fails_now(state: &AppState) -> bool {
+    let percent = u64::from(state.error_percent.load(Ordering::Relaxed));
+    if percent == 0 {
+        return false;
+    }
+    let k = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    k * percent / 100 != (k - 1) * percent / 100
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
@@ -130,6 +164,27 @@ async fn set_health(
     state.healthy.store(!fail, Ordering::Relaxed);
     tracing::warn!(healthy = !fail, "health switched by request");
     Json(json!({ "healthy": !fail }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorSwitch {
+    percent: u8,
+}
+
+async fn set_errors(
+    State(state): State<Arc<AppState>>,
+    Query(ErrorSwitch { percent }): Query<ErrorSwitch>,
+) -> Response {
+    if percent > 100 {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("percent={percent} is more than 100"),
+        )
+            .into_response();
+    }
+    state.error_percent.store(percent, Ordering::Relaxed);
+    tracing::warn!(percent, "error rate switched by request");
+    Json(json!({ "errorPercent": percent })).into_response()
 }
 
 async fn crash() -> (StatusCode, &'static str) {

@@ -54,6 +54,19 @@ fn health_can_be_failed_and_restored_at_run_time() {
 }
 
 #[test]
+fn a_share_of_requests_fails_as_asked() {
+    let app = App::start(&[("SAMPLE_ERROR_PERCENT", "20")]);
+    let failed = (0..100).filter(|_| app.get("/").status == 500).count();
+    assert_eq!(failed, 20, "exactly 20 of 100");
+    assert_eq!(app.get("/healthz").status, 200, "health is separate");
+    assert_eq!(app.post("/admin/errors?percent=0").status, 200);
+    assert!((0..20).all(|_| app.get("/").status == 200));
+    assert_eq!(app.post("/admin/errors?percent=100").status, 200);
+    assert!((0..20).all(|_| app.get("/").status == 500));
+    assert_eq!(app.post("/admin/errors?percent=101").status, 400);
+}
+
+#[test]
 fn sample_fail_health_fails_from_the_start() {
     let app = App::start(&[("SAMPLE_FAIL_HEALTH", "1")]);
     assert_eq!(app.get("/healthz").status, 503);
