@@ -1,30 +1,26 @@
-//! One pass over every piece of a plan, in dependency order: template,
-//! health check, firewall rules, group, load balancer. Through the cloud
-//! itself it creates and corrects; through a [read-only](Cloud::read_only)
-//! view the same pass changes nothing and lists what it would have changed:
-//! the drift.
+//! One pass over every piece of a shape, in dependency order: template,
+//! health check, firewall rules, groups, load balancer, then the groups it
+//! no longer sends requests to. Through the cloud itself it creates and
+//! corrects; through a [read-only](Cloud::read_only) view the same pass
+//! changes nothing and lists what it would have changed: the drift.
 
 use std::collections::BTreeSet;
 
-use ccd_cloud::model::{LbId, ManagedInstance};
+use ccd_cloud::model::LbId;
 use ccd_cloud::{Cloud, CloudError};
 
 use crate::deploy::Endpoints;
-use crate::plan::Plan;
+use crate::shape::Shape;
 
-/// What a pass saw and did.
-#[derive(Debug)]
-pub(crate) struct Observed {
-    /// Whether the group existed before the pass.
-    pub group_existed: bool,
-    /// The group's members after the pass; `None` when there is no group.
-    pub members: Option<Vec<ManagedInstance>>,
+/// What a pass did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
     /// The load balancer's URLs once it is complete; `Some(vec![])` for an
     /// app that is not exposed; `None` while pieces are missing.
     pub endpoints: Option<Vec<String>>,
     /// A load balancer of the kind the spec no longer asks for was deleted.
     pub removed_load_balancer: bool,
-    /// What differs from the plan (a read-only pass only): one line each.
+    /// What differs from the shape (a read-only pass only): one line each.
     pub drift: Vec<String>,
 }
 
@@ -34,23 +30,23 @@ pub(crate) struct Observed {
 /// deleted); any other error ends it.
 pub(crate) async fn apply<C: Cloud>(
     cloud: &C,
-    plan: &Plan,
+    shape: &Shape,
     endpoints: &Endpoints,
     looking: bool,
-) -> Result<Observed, CloudError> {
+) -> Result<Applied, CloudError> {
     let mut drift = Drift {
         lines: Vec::new(),
         looking,
     };
-    let app = plan.template.app.as_str();
-    note(cloud.ensure_template(&plan.template).await, &mut drift)?;
-    if let Some(hc) = &plan.health_check {
+    let app = shape.template.app.as_str();
+    note(cloud.ensure_template(&shape.template).await, &mut drift)?;
+    if let Some(hc) = &shape.health_check {
         note(cloud.apply_health_check(hc).await, &mut drift)?;
     }
-    for rule in &plan.firewalls {
+    for rule in &shape.firewalls {
         note(cloud.apply_firewall(rule).await, &mut drift)?;
     }
-    let wanted: BTreeSet<&str> = plan.firewalls.iter().map(|f| f.name.as_str()).collect();
+    let wanted: BTreeSet<&str> = shape.firewalls.iter().map(|f| f.name.as_str()).collect();
     for rule in cloud.list_firewalls(app).await? {
         if !wanted.contains(rule.name.as_str()) {
             note(
@@ -59,12 +55,11 @@ pub(crate) async fn apply<C: Cloud>(
             )?;
         }
     }
-    // Members, not the whole group: one read each, and what they show (idle,
-    // on which template, healthy) is what readiness is judged on.
-    let group_existed = cloud.group_members(&plan.group.id()).await?.is_some();
-    note(cloud.apply_group(&plan.group).await, &mut drift)?;
+    for group in &shape.groups {
+        note(cloud.apply_group(group).await, &mut drift)?;
+    }
     let mut removed_load_balancer = false;
-    let wanted_lb = plan.load_balancer.as_ref().map(|lb| lb.id());
+    let wanted_lb = shape.load_balancer.as_ref().map(|lb| lb.id());
     for internal in [false, true] {
         let id = LbId {
             app: app.to_owned(),
@@ -76,16 +71,22 @@ pub(crate) async fn apply<C: Cloud>(
                 note(cloud.delete_load_balancer(&id).await, &mut drift)?.is_some();
         }
     }
-    let endpoints = match &plan.load_balancer {
+    let endpoints = match &shape.load_balancer {
         None => Some(Vec::new()),
         Some(spec) => note(cloud.apply_load_balancer(spec).await, &mut drift)?
             .filter(|state| state.complete())
             .map(|state| endpoints(spec, &state)),
     };
-    let members = cloud.group_members(&plan.group.id()).await?;
-    Ok(Observed {
-        group_existed,
-        members,
+    for id in &shape.retire {
+        match cloud.delete_group(id).await {
+            // Still named by the load balancer (a read-only look): next time.
+            Err(CloudError::InUse { .. } | CloudError::WouldChange { .. }) if looking => {}
+            other => {
+                note(other, &mut drift)?;
+            }
+        }
+    }
+    Ok(Applied {
         endpoints,
         removed_load_balancer,
         drift: drift.lines,

@@ -1,15 +1,28 @@
 //! ccd's controller: reads each app's spec from the store, converges the
 //! cloud to it through the [`ccd_cloud::Cloud`] port, and writes what it
 //! sees to `status/<app>.yaml`.
+//!
+//! A pass observes, then [`decide`]s (a pure function of what it observed,
+//! what the status recorded, the spec and the time), then applies the
+//! [`shape`] the new status projects. Rollouts (rolling, blue/green,
+//! canary) are records in the status that the decision moves step by step.
 
 mod apply;
+pub mod control;
+pub mod decide;
 mod deploy;
 mod plan;
+pub mod probes;
+pub mod record;
 mod report;
+pub mod shape;
 mod source;
-mod status;
+pub mod status;
+pub mod steps;
+#[cfg(test)]
+mod testing;
 
 pub use deploy::{DRIFT_CHECK, DeployReconciler, Endpoints, EventSink, ReconcileError};
-pub use plan::{LocalTarget, Plan, plan};
+pub use plan::{LocalTarget, PORT_NAME, Plan, plan};
 pub use source::{Desired, SpecSource, desired};
-pub use status::{Condition, InstanceView, LastGood, Phase, Recorded, Status};
+pub use status::{Condition, GroupRecord, GroupRole, InstanceView, LastGood, Phase, Status};

@@ -12,8 +12,6 @@ use crate::status::{Condition, InstanceView, Phase};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Members {
     pub total: usize,
-    /// Running, not unhealthy, on the wanted template.
-    pub good: usize,
     /// Names of the members that are not good, for messages.
     pub not_good: Vec<String>,
 }
@@ -27,7 +25,6 @@ impl Members {
             .collect();
         Members {
             total: members.len(),
-            good: members.len() - not_good.len(),
             not_good,
         }
     }
@@ -38,18 +35,44 @@ impl Members {
     }
 }
 
-fn is_good(i: &ManagedInstance, template: &str) -> bool {
+/// Running, not failing its health check, on `template`.
+pub(crate) fn is_good(i: &ManagedInstance, template: &str) -> bool {
     i.status == InstanceStatus::Running
-        && !matches!(
-            i.health,
-            InstanceHealth::Unhealthy | InstanceHealth::Unreachable
-        )
+        && !is_failing(i.health)
         && i.template.as_deref() == Some(template)
+}
+
+pub(crate) fn is_failing(health: InstanceHealth) -> bool {
+    matches!(
+        health,
+        InstanceHealth::Unhealthy | InstanceHealth::Unreachable
+    )
 }
 
 /// A group at rest: nothing being created, replaced or verified.
 pub(crate) fn idle(members: &[ManagedInstance]) -> bool {
     members.iter().all(|i| i.action == InstanceAction::None)
+}
+
+/// A group at rest with at least `target` good members on `template`.
+pub(crate) fn whole(members: &[ManagedInstance], template: &str, target: u32) -> bool {
+    idle(members) && Members::of(members, template).whole(target)
+}
+
+/// What an instance's last health answer was, in words.
+pub(crate) fn health_answer(i: &ManagedInstance) -> String {
+    match (&i.action, i.health) {
+        (InstanceAction::Recreating, _) => {
+            "recreated by autohealing after failing its health check".to_owned()
+        }
+        (_, InstanceHealth::Unhealthy) => {
+            "answered, but the answer failed the health check".to_owned()
+        }
+        (_, InstanceHealth::Unreachable) => {
+            "not reachable: no connection, or no answer within the check's timeout".to_owned()
+        }
+        (_, h) => format!("{h:?}").to_lowercase(),
+    }
 }
 
 /// Why an app is Degraded, if it is.
@@ -62,8 +85,11 @@ pub(crate) struct Degraded {
 /// What the conditions are built from.
 #[derive(Debug, Clone)]
 pub(crate) struct Facts<'a> {
+    /// The version that serves.
     pub version: &'a str,
     pub ready: bool,
+    /// A rollout under way: its reason and message.
+    pub progressing: Option<(&'static str, String)>,
     pub degraded: Option<Degraded>,
 }
 
@@ -74,72 +100,62 @@ pub(crate) fn conditions(f: &Facts) -> (Phase, Vec<Condition>) {
         (None, true) => Phase::Ready,
         (None, false) => Phase::Progressing,
     };
-    let (reason, message) = if f.ready {
-        (
-            "Converged",
-            format!("version {} serves on every instance", f.version),
-        )
-    } else {
-        ("RollingOut", format!("rolling out version {}", f.version))
+    let ready_message = format!("version {} serves on every instance", f.version);
+    let (p_reason, p_message) = match (&f.progressing, f.ready) {
+        (Some((reason, message)), _) => (*reason, message.clone()),
+        (None, true) => ("Converged", ready_message.clone()),
+        (None, false) => ("Converging", format!("converging on version {}", f.version)),
     };
-    let rolled_back = f.degraded.as_ref().is_some_and(|d| d.reason == ROLLED_BACK);
     let degraded = f.degraded.clone().unwrap_or(Degraded {
         reason: "AsSpecified",
         message: "nothing is degraded".to_owned(),
     });
+    let (r_reason, r_message) = if f.ready {
+        ("Converged", ready_message)
+    } else {
+        ("NotReady", p_message.clone())
+    };
     let conditions = vec![
-        Condition {
-            kind: "Degraded",
-            status: f.degraded.is_some(),
-            reason: degraded.reason.to_owned(),
-            message: degraded.message,
-        },
-        Condition {
-            kind: "Progressing",
-            status: !f.ready && !rolled_back,
-            reason: reason.to_owned(),
-            message: message.clone(),
-        },
-        Condition {
-            kind: "Ready",
-            status: f.ready,
-            reason: reason.to_owned(),
-            message,
-        },
-        Condition {
-            kind: "Stalled",
-            status: false,
-            reason: "SpecValid".to_owned(),
-            message: "the spec is valid".to_owned(),
-        },
+        condition("Degraded", f.degraded.is_some(), degraded.reason, degraded.message),
+        condition(
+            "Progressing",
+            f.progressing.is_some() || (!f.ready && f.degraded.is_none()),
+            p_reason,
+            p_message,
+        ),
+        condition("Ready", f.ready, r_reason, r_message),
+        condition("Stalled", false, "SpecValid", "the spec is valid".to_owned()),
     ];
     (phase, conditions)
 }
 
+pub(crate) fn condition(kind: &str, status: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        kind: kind.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
 pub(crate) const ROLLED_BACK: &str = "RolledBack";
 
-pub(crate) fn rolled_back(version: &str, good: &str, deadline: Duration) -> Degraded {
+pub(crate) fn rolled_back(version: &str, good: &str, why: &str) -> Degraded {
     Degraded {
         reason: ROLLED_BACK,
         message: format!(
-            "version {version} was not healthy within the rollout deadline ({}) and was rolled \
-             back; version {good} serves. Fix the app and change the spec (e.g. a new version) \
-             to try again",
-            humantime(deadline)
+            "version {version} was rolled back: {why}; version {good} serves. Fix the app and \
+             change the spec (e.g. a new version) to try again"
         ),
     }
 }
 
-pub(crate) fn stuck(version: &str, deadline: Duration, m: &Members) -> Degraded {
+pub(crate) fn stuck(version: &str, why: &str) -> Degraded {
     Degraded {
         reason: "RolloutStuck",
         message: format!(
-            "version {version} is not healthy after the rollout deadline ({}): {} of {} \
-             instances are not ({}); there is no earlier version to roll back to",
-            humantime(deadline),
-            m.not_good.len(),
-            m.total,
-            m.not_good.join(", ")
+            "version {version} failed: {why}; there is no earlier version to roll back to, so \
+             its instances keep being retried"
         ),
     }
 }
@@ -166,32 +182,26 @@ pub(crate) fn drifted(drift: &[String]) -> Degraded {
     }
 }
 
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
+pub(crate) fn humantime(d: Duration) -> String {
+    ccd_spec::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).to_string()
 }
 
-pub(crate) fn serving(members: &[ManagedInstance]) -> Vec<String> {
+pub(crate) fn serving(members: &[&ManagedInstance]) -> Vec<String> {
     let mut versions: Vec<String> = members.iter().filter_map(|i| i.version.clone()).collect();
     versions.sort();
     versions.dedup();
     versions
 }
 
-pub(crate) fn instance_views(members: &[ManagedInstance]) -> Vec<InstanceView> {
+pub(crate) fn instance_views(members: &[(&str, &ManagedInstance)], named: bool) -> Vec<InstanceView> {
     let mut out: Vec<InstanceView> = members
         .iter()
-        .map(|i| InstanceView {
+        .map(|(group, i)| InstanceView {
             name: i.name.clone(),
             version: i.version.clone().unwrap_or_default(),
             status: format!("{:?}", i.status),
             health: format!("{:?}", i.health),
+            group: if named { (*group).to_owned() } else { String::new() },
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -225,12 +235,13 @@ mod tests {
         assert!(!Members::of(&m, "t2").whole(2), "wrong template");
         let sick = [
             member("a", "t1", InstanceHealth::Healthy),
-            member("b", "t1", InstanceHealth::Unhealthy),
+            member("b", "t1", InstanceHealth::Unreachable),
         ];
         let s = Members::of(&sick, "t1");
         assert!(!s.whole(2));
         assert_eq!(s.not_good, vec!["b".to_owned()]);
         assert!(unhealthy(&s).message.contains("1 of 2 instances"));
+        assert!(health_answer(&sick[1]).contains("not reachable"));
     }
 
     #[test]
@@ -238,32 +249,28 @@ mod tests {
         let ready = Facts {
             version: "1",
             ready: true,
+            progressing: None,
             degraded: None,
         };
         assert_eq!(conditions(&ready).0, Phase::Ready);
         let rolling = Facts {
             ready: false,
+            progressing: Some(("RollingOut", "step 1".into())),
             ..ready.clone()
         };
         let (phase, c) = conditions(&rolling);
         assert_eq!(phase, Phase::Progressing);
         assert!(c.iter().any(|c| c.kind == "Progressing" && c.status));
         let back = Facts {
-            version: "2",
+            version: "1",
             ready: true,
-            degraded: Some(rolled_back("2", "1", Duration::from_secs(600))),
+            progressing: None,
+            degraded: Some(rolled_back("2", "1", "not healthy within 10m")),
         };
         let (phase, c) = conditions(&back);
         assert_eq!(phase, Phase::Degraded);
-        assert!(
-            c.iter()
-                .any(|c| c.kind == "Degraded" && c.status && c.message.contains("(10m)"))
-        );
-        assert!(
-            c.iter().all(|c| c.kind != "Progressing" || !c.status),
-            "a rollback is not progress"
-        );
-        let kinds: Vec<&str> = c.iter().map(|c| c.kind).collect();
+        assert!(c.iter().all(|c| c.kind != "Progressing" || !c.status), "a rollback is not progress");
+        let kinds: Vec<&str> = c.iter().map(|c| c.kind.as_str()).collect();
         assert_eq!(kinds, ["Degraded", "Progressing", "Ready", "Stalled"]);
     }
 

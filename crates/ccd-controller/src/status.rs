@@ -1,13 +1,21 @@
 //! The status object written beside each spec (`status/<app>.yaml`): what
-//! the controller saw and did, in words a user acts on. It holds nothing
-//! that changes when nothing happened (no timestamps), so it is rewritten
-//! only when something did.
+//! the controller saw and did, in words a user acts on, and what it needs
+//! back after a restart (the groups it runs, the last good revision, the
+//! rollout record). Defined once here, with serde, for the controller that
+//! writes it and the command line that reads it.
+//!
+//! An app at rest writes nothing that changes by itself (times appear only
+//! in rollout records), so its status is rewritten only when something
+//! happened.
 
-use std::fmt::Write as _;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::record::{Rollout, RolloutSummary, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Phase {
     /// The new revision is being rolled out.
+    #[default]
     Progressing,
     /// Every instance runs the spec's revision and is healthy.
     Ready,
@@ -16,55 +24,6 @@ pub enum Phase {
     Degraded,
     /// The spec cannot be deployed; the last good revision keeps serving.
     Stalled,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
-    pub kind: &'static str,
-    pub status: bool,
-    pub reason: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceView {
-    pub name: String,
-    pub version: String,
-    pub status: String,
-    pub health: String,
-}
-
-/// A revision that was Ready: its version, template and spec file hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastGood {
-    pub version: String,
-    pub template: String,
-    pub spec: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub app: String,
-    /// The spec file's content hash this status answers.
-    pub observed_spec: String,
-    pub phase: Phase,
-    /// The version the spec asks for, and its template.
-    pub target: Option<(String, String)>,
-    /// The last revision that was Ready: what a failed rollout goes back to.
-    pub last_good: Option<LastGood>,
-    /// The target's rollout failed its deadline and the group went back to
-    /// `last_good`; it stays there until the spec changes.
-    pub rolled_back: bool,
-    /// Versions the instances run now.
-    pub serving: Vec<String>,
-    pub conditions: Vec<Condition>,
-    pub instances: Vec<InstanceView>,
-    pub endpoints: Vec<String>,
-    /// Where the app's group is: its zone, or for a regional group its
-    /// region; read back when the spec can no longer say (it was deleted,
-    /// broken or moved the group).
-    pub zone: Option<String>,
-    pub region: Option<String>,
 }
 
 impl Phase {
@@ -78,186 +37,198 @@ impl Phase {
     }
 }
 
-/// A YAML double-quoted scalar (JSON string escaping is valid YAML).
-fn q(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(with = "true_false")]
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// `"True"`/`"False"`, as Kubernetes conditions write it.
+mod true_false {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if *v { "True" } else { "False" })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(String::deserialize(d)? == "True")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub health: String,
+    /// The group it belongs to, when the app has more than one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+}
+
+/// A revision that was Ready: its version, template and spec file hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastGood {
+    pub version: String,
+    pub template: String,
+    pub spec: String,
+}
+
+/// What a group is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupRole {
+    /// Runs the last good revision (or, before there is one, the first).
+    Stable,
+    /// Brought up by the rollout under way for its target revision.
+    Next,
+    /// No longer wanted: deleted once the load balancer lets go of it.
+    Retired,
+}
+
+/// One of the app's instance groups: zonal (`zone`) or regional (`region`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub role: GroupRole,
+}
+
+impl GroupRecord {
+    pub fn id(&self, app: &str) -> ccd_cloud::model::GroupId {
+        ccd_cloud::model::GroupId {
+            app: app.to_owned(),
+            name: self.name.clone(),
+            zone: self.zone.clone(),
         }
     }
-    out.push('"');
-    out
+
+    /// The same group (name and place), whatever its role.
+    pub fn same(&self, other: &GroupRecord) -> bool {
+        self.name == other.name && self.zone == other.zone
+    }
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub app: String,
+    /// The spec file's content hash this status answers.
+    #[serde(default)]
+    pub observed_spec: String,
+    #[serde(default)]
+    pub phase: Phase,
+    /// The revision the spec asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::record::Revision>,
+    /// The last revision that was Ready: what a failed rollout goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good: Option<LastGood>,
+    /// The spec's revision was rolled back to `lastGood`; it stays there
+    /// until the spec changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_back: bool,
+    /// Versions the instances run now.
+    #[serde(default)]
+    pub serving: Vec<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The rollout under way, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Earlier rollouts, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RolloutSummary>,
+    #[serde(default)]
+    pub instances: Vec<InstanceView>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// The app's groups; read back when the spec can no longer say where
+    /// they are (it was deleted, broken or moved them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupRecord>,
+    /// Where the one group was, in statuses written before `groups`.
+    #[serde(default, skip_serializing)]
+    zone: Option<String>,
+    #[serde(default, skip_serializing)]
+    region: Option<String>,
+}
+
+const HEADER: &str = "Written by ccd; edits are overwritten.";
 
 impl Status {
     pub fn to_yaml(&self) -> String {
-        let mut y = String::new();
-        let _ = writeln!(
-            y,
-            "# Written by ccd for specs/{}.yaml; edits are overwritten.",
-            self.app
-        );
-        let _ = writeln!(y, "app: {}", q(&self.app));
-        let _ = writeln!(y, "observedSpec: {}", q(&self.observed_spec));
-        let _ = writeln!(y, "phase: {}", self.phase.as_str());
-        if let Some((version, template)) = &self.target {
-            let _ = writeln!(
-                y,
-                "revision:\n  version: {}\n  template: {}",
-                q(version),
-                q(template)
-            );
-        }
-        if let Some(good) = &self.last_good {
-            let _ = writeln!(
-                y,
-                "lastGood:\n  version: {}\n  template: {}\n  spec: {}",
-                q(&good.version),
-                q(&good.template),
-                q(&good.spec)
-            );
-        }
-        if self.rolled_back {
-            let _ = writeln!(y, "rolledBack: true");
-        }
-        list(&mut y, "serving", self.serving.iter().map(|v| q(v)));
-        let _ = writeln!(y, "conditions:");
-        for c in &self.conditions {
-            let status = if c.status { "True" } else { "False" };
-            let _ = writeln!(
-                y,
-                "  - type: {}\n    status: \"{status}\"\n    reason: {}\n    message: {}",
-                c.kind,
-                c.reason,
-                q(&c.message)
-            );
-        }
-        if self.instances.is_empty() {
-            let _ = writeln!(y, "instances: []");
-        } else {
-            let _ = writeln!(y, "instances:");
-            for i in &self.instances {
-                let _ = writeln!(
-                    y,
-                    "  - name: {}\n    version: {}\n    status: {}\n    health: {}",
-                    q(&i.name),
-                    q(&i.version),
-                    i.status,
-                    i.health
-                );
-            }
-        }
-        list(&mut y, "endpoints", self.endpoints.iter().map(|e| q(e)));
-        if let Some(zone) = &self.zone {
-            let _ = writeln!(y, "zone: {}", q(zone));
-        } else if let Some(region) = &self.region {
-            let _ = writeln!(y, "region: {}", q(region));
-        }
-        y
-    }
-}
-
-/// What an earlier status object recorded that the controller needs back:
-/// where the group is, what was last good, whether the target was rolled back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
-    pub observed_spec: Option<String>,
-    pub phase: Option<String>,
-    pub target_template: Option<String>,
-    pub last_good: Option<LastGood>,
-    pub rolled_back: bool,
-    pub zone: Option<String>,
-    pub region: Option<String>,
-}
-
-impl Recorded {
-    /// Where the group was: `Some(Some(zone))` zonal, `Some(None)` regional,
-    /// `None` unknown.
-    pub fn group_location(&self) -> Option<Option<String>> {
-        match (&self.zone, &self.region) {
-            (Some(zone), _) => Some(Some(zone.clone())),
-            (None, Some(_)) => Some(None),
-            (None, None) => None,
-        }
+        let value = serde_json::to_value(self).unwrap_or_default();
+        ccd_spec::document::to_yaml(
+            &format!("{HEADER} Spec: specs/{}.yaml", self.app),
+            &value,
+        )
     }
 
-    /// Reads the lines ccd wrote; anything unreadable is simply not recorded.
-    pub fn parse(yaml: &[u8]) -> Recorded {
-        let Ok(text) = std::str::from_utf8(yaml) else {
-            return Recorded::default();
-        };
-        let mut out = Recorded::default();
-        let mut section = "";
-        let mut good = (None, None, None);
-        for line in text.lines() {
-            if !line.starts_with(' ') {
-                section = line.split(':').next().unwrap_or_default();
-            }
-            let (key, value) = match line.trim_start().split_once(": ") {
-                Some((k, v)) => (k, unquote(v)),
-                None => continue,
-            };
-            match (section, key, line.starts_with(' ')) {
-                ("observedSpec", _, false) => out.observed_spec = value,
-                ("phase", _, false) => out.phase = value,
-                ("rolledBack", _, false) => out.rolled_back = value.as_deref() == Some("true"),
-                ("zone", _, false) => out.zone = value.filter(|z| is_name(z)),
-                ("region", _, false) => out.region = value.filter(|r| is_name(r)),
-                ("revision", "template", true) => out.target_template = value,
-                ("lastGood", "version", true) => good.0 = value,
-                ("lastGood", "template", true) => good.1 = value,
-                ("lastGood", "spec", true) => good.2 = value,
-                _ => {}
-            }
-        }
-        if let (Some(version), Some(template), Some(spec)) = good {
-            out.last_good = Some(LastGood {
-                version,
-                template,
-                spec,
+    /// Reads a status object back; `None` when it is not one (a person
+    /// broke it, or it is from a future ccd): it is then treated as absent.
+    pub fn parse(bytes: &[u8]) -> Option<Status> {
+        let value = ccd_spec::document::from_yaml(bytes).ok()?;
+        let mut status: Status = serde_json::from_value(value).ok()?;
+        if status.groups.is_empty() && (status.zone.is_some() || status.region.is_some()) {
+            // Written before `groups`: one group, named after the app.
+            status.groups.push(GroupRecord {
+                name: status.app.clone(),
+                zone: status.zone.take().filter(|z| is_name(z)),
+                region: status.region.take().filter(|r| is_name(r)),
+                role: GroupRole::Stable,
             });
         }
-        out
+        status.groups.retain(|g| is_name(&g.name));
+        Some(status)
+    }
+
+    /// The group serving the last good revision (or the first one).
+    pub fn stable(&self) -> Option<&GroupRecord> {
+        self.groups.iter().find(|g| g.role == GroupRole::Stable)
+    }
+
+    pub fn next(&self) -> Option<&GroupRecord> {
+        self.groups.iter().find(|g| g.role == GroupRole::Next)
+    }
+
+    /// Whether the rollout of the spec's revision ended rolled back.
+    pub fn target_rolled_back(&self) -> bool {
+        self.rollout.as_ref().is_some_and(|r| {
+            r.state.rolled_back()
+                && self
+                    .revision
+                    .as_ref()
+                    .is_some_and(|t| t.template == r.to.template)
+        })
+    }
+
+    /// When the status last changed in a way worth a time: the rollout's.
+    pub fn rollout_started(&self) -> Option<Timestamp> {
+        self.rollout.as_ref().map(|r| r.started)
     }
 }
 
-/// A double-quoted scalar as [`q`] writes it (only the escapes names use).
-fn unquote(v: &str) -> Option<String> {
-    let v = v.trim();
-    let inner = v
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(v);
-    (!inner.is_empty()).then(|| inner.replace("\\\"", "\"").replace("\\\\", "\\"))
-}
-
+/// Group names and places come back from a file anyone can edit: only
+/// cloud resource names are taken.
 fn is_name(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn list(y: &mut String, key: &str, items: impl Iterator<Item = String>) {
-    let items: Vec<String> = items.collect();
-    if items.is_empty() {
-        let _ = writeln!(y, "{key}: []");
-    } else {
-        let _ = writeln!(y, "{key}:");
-        for i in items {
-            let _ = writeln!(y, "  - {i}");
-        }
-    }
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn good() -> LastGood {
@@ -269,65 +240,73 @@ mod tests {
     }
 
     #[test]
-    fn renders_stable_yaml() {
+    fn renders_stable_yaml_and_reads_it_back() {
         let s = Status {
             app: "hello".into(),
             observed_spec: "sha256:ab".into(),
             phase: Phase::Stalled,
-            target: None,
             last_good: Some(good()),
-            rolled_back: false,
             serving: vec!["1.2.0".into()],
             conditions: vec![Condition {
-                kind: "Stalled",
+                kind: "Stalled".into(),
                 status: true,
                 reason: "InvalidSpec".into(),
                 message: "specs/hello.yaml:7:9: spec.port: \"x\"".into(),
             }],
-            instances: vec![],
-            endpoints: vec![],
-            zone: Some("europe-west1-b".into()),
-            region: None,
+            groups: vec![GroupRecord {
+                name: "hello".into(),
+                zone: Some("europe-west1-b".into()),
+                region: None,
+                role: GroupRole::Stable,
+            }],
+            ..Status::default()
         };
         let y = s.to_yaml();
         assert_eq!(y, s.clone().to_yaml(), "no churn");
-        assert!(y.contains("phase: Stalled\n"));
+        assert!(y.contains("phase: Stalled\n"), "{y}");
+        assert!(y.contains("status: \"True\"\n"), "{y}");
         assert!(
             y.contains(r#"message: "specs/hello.yaml:7:9: spec.port: \"x\"""#),
             "{y}"
         );
-        assert!(y.contains("instances: []\n"));
-        let r = Recorded::parse(y.as_bytes());
-        assert_eq!(r.zone.as_deref(), Some("europe-west1-b"));
-        assert_eq!(r.phase.as_deref(), Some("Stalled"));
-        assert_eq!(r.observed_spec.as_deref(), Some("sha256:ab"));
-        assert_eq!(r.last_good, Some(good()));
-        assert!(!r.rolled_back);
-        assert_eq!(r.target_template, None);
+        assert!(y.contains("instances: []\n"), "{y}");
+        assert_eq!(Status::parse(y.as_bytes()), Some(s));
+        assert_eq!(Status::parse(b"\xff not yaml"), None);
+        assert_eq!(Status::parse(b"app: [1]"), None);
     }
 
     #[test]
-    fn reads_back_a_rolled_back_target() {
-        let s = Status {
-            app: "hello".into(),
-            observed_spec: "sha256:cd".into(),
-            phase: Phase::Degraded,
-            target: Some(("2.0.0".into(), "hello-9f9f".into())),
-            last_good: Some(good()),
-            rolled_back: true,
-            serving: vec!["1.2.0".into()],
-            conditions: vec![],
-            instances: vec![],
-            endpoints: vec![],
-            zone: None,
-            region: Some("europe-west1".into()),
-        };
-        let r = Recorded::parse(s.to_yaml().as_bytes());
-        assert_eq!(r.group_location(), Some(None), "regional");
-        assert_eq!(r.target_template.as_deref(), Some("hello-9f9f"));
-        assert_eq!(r.last_good, Some(good()));
-        assert!(r.rolled_back);
-        assert_eq!(r.zone, None);
-        assert_eq!(Recorded::parse(b"\xff not yaml"), Recorded::default());
+    fn reads_a_status_written_before_groups_and_rollout_records() {
+        let old = "# Written by ccd for specs/hello.yaml; edits are overwritten.
+app: \"hello\"
+observedSpec: \"sha256:cd\"
+phase: Degraded
+revision:
+  version: \"2.0.0\"
+  template: \"hello-9f9f\"
+lastGood:
+  version: \"1.2.0\"
+  template: \"hello-1a2b\"
+  spec: \"sha256:ab\"
+rolledBack: true
+serving:
+  - \"1.2.0\"
+conditions:
+  - type: Degraded
+    status: \"True\"
+    reason: RolledBack
+    message: \"version 2.0.0 ...\"
+instances: []
+endpoints: []
+region: \"europe-west1\"
+";
+        let s = Status::parse(old.as_bytes()).unwrap();
+        assert_eq!(s.last_good, Some(good()));
+        assert!(s.rolled_back);
+        assert_eq!(s.revision.as_ref().unwrap().template, "hello-9f9f");
+        let stable = s.stable().unwrap();
+        assert_eq!((stable.name.as_str(), stable.zone.as_deref()), ("hello", None));
+        assert_eq!(stable.region.as_deref(), Some("europe-west1"));
+        assert!(!s.to_yaml().contains("\nregion: "), "the old field is not written back");
     }
 }

@@ -7,6 +7,7 @@
 mod decode;
 mod decode_app;
 mod decode_policy;
+pub mod document;
 mod model;
 mod names;
 mod problem;

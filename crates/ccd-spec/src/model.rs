@@ -262,7 +262,7 @@ pub enum ProbeKind<'a> {
     Exec { command: &'a [String] },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Strategy {
     /// Replace instances a few at a time behind the load balancer.

@@ -1,52 +1,31 @@
-//! The deploy reconciler: for one app, observe what exists, create or
-//! correct what differs, remove what the spec no longer asks for, write
-//! status. Every step is idempotent, so a crash at any line is repaired by
-//! the next pass; an invalid spec changes nothing in the cloud.
-//!
-//! A revision that was applied once is not applied blindly again: a look at
-//! the group's members tells whether it is still whole, and every 10 minutes
-//! a read-only pass tells whether the cloud drifted from the spec, which the
-//! spec's `drift` mode then corrects, reports or ignores.
+//! The deploy reconciler: for one app, observe (the members of its groups,
+//! a canary's traffic, the rollout probe), decide (`decide`, pure), act
+//! (apply the shape the decision's status projects), write status. Every
+//! step is idempotent, so a crash at any line is repaired by the next pass;
+//! a group is recorded in the status before it is created, so none is
+//! ever lost track of; an invalid spec changes nothing in the cloud.
+
+mod pass;
+mod remove;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ccd_cloud::model::GroupVersion;
 use ccd_cloud::{Cloud, CloudError};
 use ccd_runtime::{Action, Reconciler};
-use ccd_spec::DriftMode;
 use ccd_store::{SpecStore, StoreError};
-use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
-use crate::apply::{Observed, apply};
-mod finish;
-mod remove;
-
-use crate::plan::{LocalTarget, Plan, plan};
-use crate::report::{self, Members};
+use crate::decide::Known;
+use crate::plan::LocalTarget;
+use crate::probes::{NoProbes, Probes, WallClock};
 use crate::source::Desired;
-use crate::status::{Recorded, Status};
+use crate::status::Status;
 
-/// How long to wait before looking again while a rollout moves.
-const WHILE_PROGRESSING: Duration = Duration::from_secs(2);
-/// How often a converged app is looked at.
-const WHEN_READY: Duration = Duration::from_secs(30);
 /// How often a converged app gets a full (read-only) look for drift by
 /// default; in between, a look at its group's members is enough.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(600);
-
-/// What the last pass applied when it found the app whole.
-#[derive(Debug, Clone)]
-struct Known {
-    /// The plan made from the spec, and the plan applied (they differ after a rollback).
-    planned: Plan,
-    applied: Plan,
-    spec_version: String,
-    status: Status,
-    at: Instant,
-}
 
 /// Where the controller tells what it did and why (`ccd events`).
 pub trait EventSink: Send + Sync + 'static {
@@ -68,15 +47,23 @@ pub type Endpoints = Arc<
         + Sync,
 >;
 
+/// What the reconciler keeps of an app between passes.
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    /// The status as last written (the store is only read after a restart).
+    status: Option<Status>,
+    known: Option<Known>,
+}
+
 pub struct DeployReconciler<C, S> {
     cloud: Arc<C>,
     store: Arc<S>,
     local: Option<LocalTarget>,
     events: Arc<dyn EventSink>,
     endpoints: Endpoints,
-    known: Mutex<HashMap<String, Known>>,
-    /// Since when each app's rollout of a template has been under way.
-    rollouts: Mutex<HashMap<String, (String, Instant)>>,
+    probes: Arc<dyn Probes>,
+    clock: WallClock,
+    memory: Mutex<HashMap<String, Memory>>,
     drift_check: Duration,
 }
 
@@ -86,13 +73,6 @@ impl<C, S> std::fmt::Debug for DeployReconciler<C, S> {
             .field("local", &self.local)
             .finish()
     }
-}
-
-/// Whether a pass applied the plan or only looked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    Applied,
-    Checked,
 }
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
@@ -106,9 +86,10 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         endpoints: Endpoints,
     ) -> Self {
         DeployReconciler {
-            known: Default::default(),
-            rollouts: Default::default(),
+            memory: Default::default(),
             drift_check: DRIFT_CHECK,
+            probes: Arc::new(NoProbes),
+            clock: WallClock::new(),
             cloud,
             store,
             local,
@@ -123,209 +104,60 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         self
     }
 
-    async fn deploy(
-        &self,
-        app: &ccd_spec::App,
-        path: &str,
-        spec_version: &str,
-    ) -> Result<Action, ReconcileError> {
-        let name = &app.metadata.name;
-        let region = &app.spec.machine.region;
-        if region != self.cloud.region() {
-            let problem = format!(
-                "{path}: spec.machine.region: {region} is not the region this controller deploys to \
-                 ({}); write `region: {}` or run a controller for {region}",
-                self.cloud.region(),
-                self.cloud.region()
-            );
-            return self.stall(name, spec_version, &[problem]).await;
-        }
-        let planned = plan(app, self.local.as_ref());
-        let known = self.known(name, &planned, spec_version);
-        if let Some(k) = &known {
-            let fresh = k.at.elapsed() < self.drift_check || app.spec.drift == DriftMode::Off;
-            if fresh && let Some(action) = self.light_pass(name, k).await? {
-                return Ok(action);
-            }
-        }
-        let recorded = self.recorded(name).await?;
-        let applied = rollback_plan(&planned, &recorded);
-        // Applied once already (it was Ready): what differs now is drift.
-        let deployed = known.is_some()
-            || recorded
-                .last_good
-                .as_ref()
-                .is_some_and(|g| g.spec == spec_version && g.template == planned.template.name());
-        let ctx = Ctx {
-            app,
-            spec_version,
-            planned: &planned,
-            applied: &applied,
-            recorded: &recorded,
-        };
-        if deployed {
-            let view = self.cloud.read_only();
-            let observed = apply(&view, &applied, &self.endpoints, true).await?;
-            match app.spec.drift {
-                DriftMode::Correct if !observed.drift.is_empty() => {
-                    self.events.record(
-                        name,
-                        true,
-                        "DriftCorrected",
-                        &observed.drift.join("; "),
-                        Some(&app.spec.version),
-                    );
-                }
-                mode => {
-                    let drift = if mode == DriftMode::Warn {
-                        observed.drift.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    return self.finish(&ctx, observed, &drift, Pass::Checked).await;
-                }
-            }
-        }
-        let observed = apply(&*self.cloud, &applied, &self.endpoints, false).await?;
-        self.record_changes(&ctx, &observed);
-        self.finish(&ctx, observed, &[], Pass::Applied).await
+    /// The synthetic probe run through each app's load balancer during rollouts.
+    pub fn with_probes(mut self, probes: Arc<dyn Probes>) -> Self {
+        self.probes = probes;
+        self
     }
 
-    /// Events for what a deployment pass changed. A rollout starts when the
-    /// group existed and the status did not target this template yet.
-    fn record_changes(&self, ctx: &Ctx<'_>, observed: &Observed) {
-        let (app, name) = (ctx.app, &ctx.app.metadata.name);
-        let template = ctx.planned.template.name();
-        let version = Some(app.spec.version.as_str());
-        if !observed.group_existed && observed.members.is_some() {
-            self.events.record(
-                name,
-                false,
-                "GroupCreated",
-                &format!(
-                    "created group {} for version {}",
-                    ctx.applied.group.name, app.spec.version
-                ),
-                version,
-            );
-        } else if observed.group_existed
-            && ctx.recorded.target_template.as_deref() != Some(template.as_str())
-        {
-            self.events.record(
-                name,
-                false,
-                "RolloutStarted",
-                &format!(
-                    "rolling out template {template} (spec version {})",
-                    app.spec.version
-                ),
-                version,
-            );
-        }
-        if observed.removed_load_balancer {
-            self.events.record(
-                name,
-                false,
-                "LoadBalancerDeleted",
-                "removed a load balancer the spec no longer asks for",
-                None,
-            );
-        }
+    /// The clock rollout records are kept by.
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
-    fn known(&self, app: &str, planned: &Plan, spec_version: &str) -> Option<Known> {
-        let map = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(app)
-            .filter(|k| k.planned == *planned && k.spec_version == spec_version)
-            .cloned()
+    fn memory(&self, app: &str) -> Memory {
+        let map = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(app).cloned().unwrap_or_default()
     }
 
-    /// For an app the last pass found whole with this very plan: one read
-    /// (its group's members). Still whole → status is refreshed and nothing
-    /// else is touched; anything else → `None`, and a full pass runs.
-    async fn light_pass(&self, app: &str, known: &Known) -> Result<Option<Action>, ReconcileError> {
-        let Some(members) = self.cloud.group_members(&known.applied.group.id()).await? else {
-            self.remember(app, None);
-            return Ok(None);
-        };
-        let want = wanted_template(&known.applied);
-        let target = known.applied.group.target_size.unwrap_or(1);
-        if !(report::idle(&members) && Members::of(&members, &want).whole(target)) {
-            self.remember(app, None);
-            return Ok(None);
-        }
-        let mut status = known.status.clone();
-        status.instances = report::instance_views(&members);
-        status.serving = report::serving(&members);
-        self.write_status(&status).await?;
-        Ok(Some(Action::Requeue(WHEN_READY)))
-    }
-
-    fn remember(&self, app: &str, known: Option<Known>) {
-        let mut map = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        match known {
-            Some(k) => map.insert(app.to_owned(), k),
+    fn remember(&self, app: &str, memory: Option<Memory>) {
+        let mut map = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        match memory {
+            Some(m) => map.insert(app.to_owned(), m),
             None => map.remove(app),
         };
     }
 
-    async fn recorded(&self, app: &str) -> Result<Recorded, StoreError> {
+    /// The status last written for `app`: from memory, else from the store.
+    async fn recorded(&self, app: &str) -> Result<Status, StoreError> {
+        if let Some(status) = self.memory(app).status {
+            return Ok(status);
+        }
         Ok(self
             .store
             .read_status(app)
             .await?
-            .map(|s| Recorded::parse(&s))
+            .and_then(|s| Status::parse(&s))
             .unwrap_or_default())
     }
 
     async fn write_status(&self, status: &Status) -> Result<bool, StoreError> {
-        self.store
+        let written = self
+            .store
             .write_status(&status.app, status.to_yaml().as_bytes())
-            .await
+            .await?;
+        let mut memory = self.memory(&status.app);
+        memory.status = Some(status.clone());
+        self.remember(&status.app, Some(memory));
+        Ok(written)
     }
-}
 
-/// What one deploy pass works from.
-struct Ctx<'a> {
-    app: &'a ccd_spec::App,
-    spec_version: &'a str,
-    planned: &'a Plan,
-    applied: &'a Plan,
-    recorded: &'a Recorded,
-}
-
-/// The plan, or after a failed rollout of this very revision, the plan with
-/// its group back on the last good template.
-fn rollback_plan(planned: &Plan, recorded: &Recorded) -> Plan {
-    let mut applied = planned.clone();
-    let failed = recorded.rolled_back
-        && recorded.target_template.as_deref() == Some(planned.template.name().as_str());
-    if let (true, Some(good)) = (failed, &recorded.last_good) {
-        for v in &mut applied.group.versions {
-            v.name = good.version.clone();
-            v.template = good.template.clone();
+    fn record_events(&self, app: &str, revision: Option<&str>, events: &[crate::decide::Event]) {
+        for e in events {
+            self.events
+                .record(app, e.warning, e.reason, &e.message, revision);
         }
-    }
-    applied
-}
-
-/// The group's open version: the one without a target size, which gets
-/// every instance the others do not.
-fn open_version(plan: &Plan) -> Option<&GroupVersion> {
-    plan.group.versions.iter().find(|v| v.target.is_none())
-}
-
-/// The template the group's open version runs.
-fn wanted_template(plan: &Plan) -> String {
-    open_version(plan).map_or_else(|| plan.template.name(), |v| v.template.clone())
-}
-
-/// The app's group, in the zone its last status recorded (regional without one).
-fn group_id(app: &str, zone: Option<String>) -> ccd_cloud::model::GroupId {
-    ccd_cloud::model::GroupId {
-        app: app.to_owned(),
-        name: app.to_owned(),
-        zone,
     }
 }
 
@@ -359,43 +191,4 @@ impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::status::LastGood;
-
-    const SPEC: &str = include_str!("../../../../specs/examples/hello.yaml");
-
-    #[test]
-    fn a_rolled_back_revision_runs_the_last_good_template_until_the_spec_changes() {
-        let planned = plan(&ccd_spec::parse(SPEC).unwrap(), None);
-        let good = LastGood {
-            version: "0.9.0".into(),
-            template: "hello-0000000000".into(),
-            spec: "sha256:old".into(),
-        };
-        let mut recorded = Recorded {
-            target_template: Some(planned.template.name()),
-            last_good: Some(good.clone()),
-            rolled_back: true,
-            ..Recorded::default()
-        };
-        let applied = rollback_plan(&planned, &recorded);
-        assert_eq!(wanted_template(&applied), good.template);
-        assert_eq!(applied.group.versions[0].name, "0.9.0");
-        assert_eq!(
-            applied.template, planned.template,
-            "the spec's template is kept"
-        );
-
-        recorded.target_template = Some("hello-another".into());
-        assert_eq!(
-            rollback_plan(&planned, &recorded),
-            planned,
-            "a new revision is tried again"
-        );
-        recorded.rolled_back = false;
-        recorded.target_template = Some(planned.template.name());
-        assert_eq!(rollback_plan(&planned, &recorded), planned);
-        assert_eq!(wanted_template(&planned), planned.template.name());
-    }
-}
+mod tests;

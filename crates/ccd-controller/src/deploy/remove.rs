@@ -2,72 +2,63 @@
 //! the cloud is left alone) and a removed one (every resource goes).
 
 use ccd_cloud::Cloud;
-use ccd_cloud::model::LbId;
 use ccd_runtime::Action;
 use ccd_store::SpecStore;
 
-use super::{DeployReconciler, ReconcileError, WHEN_READY, group_id};
+use super::pass::{legacy_group, lb_ids};
+use super::{DeployReconciler, ReconcileError};
+use crate::decide::{self, WHEN_SETTLED};
 use crate::report;
-use crate::status::{Condition, Phase, Status};
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
-    /// An invalid spec: nothing in the cloud changes; status says why.
+    /// An invalid spec: nothing in the cloud changes; status says why and
+    /// still shows what serves.
     pub(super) async fn stall(
         &self,
         app: &str,
         version: &str,
         problems: &[String],
     ) -> Result<Action, ReconcileError> {
-        self.remember(app, None);
         let recorded = self.recorded(app).await?;
-        let group = self
-            .cloud
-            .group_members(&group_id(app, recorded.group_location().flatten()))
-            .await?;
-        let members = group.as_deref().unwrap_or_default();
+        let mut status = decide::stalled(&recorded, app, version, problems);
+        let mut members = Vec::new();
+        for g in &recorded.groups {
+            if let Some(m) = self.cloud.group_members(&g.id(app)).await? {
+                members.extend(m.into_iter().map(|m| (g.name.clone(), m)));
+            }
+        }
+        let refs: Vec<(&str, &ccd_cloud::model::ManagedInstance)> =
+            members.iter().map(|(g, m)| (g.as_str(), m)).collect();
+        status.instances = report::instance_views(&refs, recorded.groups.len() > 1);
+        status.serving =
+            report::serving(&refs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
         let message = problems.join("\n");
-        let status = Status {
-            app: app.to_owned(),
-            observed_spec: version.to_owned(),
-            phase: Phase::Stalled,
-            target: None,
-            last_good: recorded.last_good,
-            rolled_back: false,
-            serving: report::serving(members),
-            conditions: vec![Condition {
-                kind: "Stalled",
-                status: true,
-                reason: "InvalidSpec".to_owned(),
-                message: message.clone(),
-            }],
-            instances: report::instance_views(members),
-            endpoints: Vec::new(),
-            zone: recorded.zone,
-            region: recorded.region,
-        };
         if self.write_status(&status).await? {
             self.events
                 .record(app, true, "SpecRejected", &message, None);
         }
-        Ok(Action::Requeue(WHEN_READY))
+        let mut memory = self.memory(app);
+        memory.known = None;
+        self.remember(app, Some(memory));
+        Ok(Action::Requeue(WHEN_SETTLED))
     }
 
     /// The spec is gone: every resource of the app goes, in reverse dependency order.
     pub(super) async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
-        self.remember(app, None);
-        self.forget_rollout(app);
-        for internal in [false, true] {
-            self.cloud
-                .delete_load_balancer(&LbId {
-                    app: app.to_owned(),
-                    name: app.to_owned(),
-                    internal,
-                })
-                .await?;
+        self.probes.stop(app);
+        let recorded = self.recorded(app).await?;
+        for id in lb_ids(app) {
+            self.cloud.delete_load_balancer(&id).await?;
         }
-        let id = group_id(app, self.recorded(app).await?.group_location().flatten());
-        let existed = self.cloud.group_members(&id).await?.is_some();
-        self.cloud.delete_group(&id).await?;
+        let mut groups: Vec<_> = recorded.groups.iter().map(|g| g.id(app)).collect();
+        if groups.is_empty() {
+            groups.push(legacy_group(app));
+        }
+        let mut existed = false;
+        for id in &groups {
+            existed |= self.cloud.group_members(id).await?.is_some();
+            self.cloud.delete_group(id).await?;
+        }
         self.cloud
             .delete_health_check(app, &format!("{app}-autoheal"))
             .await?;
@@ -78,6 +69,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             self.cloud.delete_firewall(app, &rule.name).await?;
         }
         self.store.delete_status(app).await?;
+        self.remember(app, None);
         if existed {
             self.events.record(
                 app,

@@ -1,0 +1,246 @@
+//! One deploy pass: observe, decide, act, write status.
+
+use ccd_cloud::model::{GroupId, LbId};
+use ccd_cloud::{Cloud, CloudError};
+use ccd_runtime::Action;
+use ccd_store::SpecStore;
+
+use super::{DeployReconciler, Memory, ReconcileError};
+use crate::apply::apply;
+use crate::control::Control;
+use crate::decide::{self, Decision, Input, Known, Observed, Work};
+use crate::plan::{Plan, plan};
+use crate::shape::{Shape, shape, traffic_share};
+use crate::status::{GroupRecord, GroupRole, Status};
+use crate::steps::target_size;
+
+impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
+    pub(super) async fn deploy(
+        &self,
+        app: &ccd_spec::App,
+        path: &str,
+        spec_version: &str,
+    ) -> Result<Action, ReconcileError> {
+        let name = &app.metadata.name;
+        let region = &app.spec.machine.region;
+        if region != self.cloud.region() {
+            let problem = format!(
+                "{path}: spec.machine.region: {region} is not the region this controller deploys to \
+                 ({}); write `region: {}` or run a controller for {region}",
+                self.cloud.region(),
+                self.cloud.region()
+            );
+            return self.stall(name, spec_version, &[problem]).await;
+        }
+        let plan = plan(app, self.local.as_ref());
+        let recorded = self.recorded(name).await?;
+        let control = self.control(name, &recorded).await;
+        let now = self.clock.now();
+        let observed = self.observe(name, &plan, &recorded).await?;
+        let input = Input {
+            app,
+            spec_version,
+            plan: &plan,
+            recorded: &recorded,
+            observed: &observed,
+            control: control.as_ref(),
+            now,
+        };
+        let mut decision = decide::decide(&input);
+        let shape = shape(&plan, &decision.status, target_size(app));
+        let memory = self.memory(name);
+        let work = decide::work(&input, &decision, &shape, memory.known.as_ref(), self.drift_check);
+        // A group is recorded before it is created: a crash in between
+        // leaves a record of it, never a group nobody knows of.
+        let new_group = decision
+            .status
+            .groups
+            .iter()
+            .any(|g| !recorded.groups.iter().any(|r| r.same(g)));
+        if new_group {
+            self.write_status(&decision.status).await?;
+        }
+        let outcome = self.act(&input, &mut decision, &shape, work).await;
+        let error = outcome.as_ref().err().cloned();
+        decide::finalize(&input, &mut decision, outcome.as_ref().map(|e| e.clone()));
+        if error.is_none() && work != Work::Nothing && decision.settled {
+            self.collect_templates(name, &decision.status, &plan).await;
+        }
+        match &decision.probe {
+            Some(order) => self.probes.ensure(name, order),
+            None => self.probes.stop(name),
+        }
+        self.write_status(&decision.status).await?;
+        self.record_events(name, Some(app.spec.version.as_str()), &decision.events);
+        if error.is_none() {
+            self.record_created(name, &observed, &shape);
+        }
+        let known = match work {
+            _ if error.is_some() || !decision.settled => None,
+            Work::Nothing => memory.known,
+            Work::Look | Work::Apply => Some(Known {
+                shape,
+                spec_version: spec_version.to_owned(),
+                checked: now,
+            }),
+        };
+        self.remember(
+            name,
+            Some(Memory {
+                status: Some(decision.status.clone()),
+                known,
+            }),
+        );
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(Action::Requeue(decision.requeue)),
+        }
+    }
+
+    /// The operator's control, read only while a rollout is open.
+    async fn control(&self, app: &str, recorded: &Status) -> Option<Control> {
+        recorded.rollout.as_ref().filter(|r| r.state.is_open())?;
+        // MERGE: read_control lands with the store's controls (branch probe).
+        let read: Result<Option<ccd_store::Bytes>, ccd_store::StoreError> = Ok(None);
+        let _ = app;
+        match read {
+            Ok(bytes) => bytes.and_then(|b| Control::parse(&b)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the rollout controls; going on without them");
+                None
+            }
+        }
+    }
+
+    async fn observe(
+        &self,
+        app: &str,
+        plan: &Plan,
+        recorded: &Status,
+    ) -> Result<Observed, CloudError> {
+        let mut groups: Vec<GroupRecord> = recorded.groups.clone();
+        if !groups.iter().any(|g| g.role == GroupRole::Stable) {
+            // Nothing recorded: the group the spec would have, if it exists.
+            let id = plan.group.id();
+            groups.push(GroupRecord {
+                name: id.name.clone(),
+                region: id.zone.is_none().then(|| self.cloud.region().to_owned()),
+                zone: id.zone,
+                role: GroupRole::Stable,
+            });
+        }
+        let mut observed = Observed::default();
+        for g in groups {
+            let members = self.cloud.group_members(&g.id(app)).await?;
+            observed.groups.push((g, members));
+        }
+        observed.probes = self.probes.counts(app);
+        if let (Some(r), Some(lb)) = (&recorded.rollout, &plan.load_balancer) {
+            let shifting = r.state.is_open()
+                && r.strategy == ccd_spec::Strategy::Canary
+                && traffic_share(r) > 0;
+            if shifting {
+                let since = r.step.ready.unwrap_or(r.step.started);
+                match self.cloud.lb_traffic(&lb.id(), since.system()).await {
+                    Ok(t) => observed.traffic = Some(t),
+                    Err(e) => tracing::warn!(error = %e, "no request counts from the load balancer; the canary is judged on health alone"),
+                }
+            }
+        }
+        Ok(observed)
+    }
+
+    /// Does what `work` says; the endpoints (when the load balancer is
+    /// complete) or the cloud's error.
+    async fn act(
+        &self,
+        input: &Input<'_>,
+        decision: &mut Decision,
+        shape: &Shape,
+        work: Work,
+    ) -> Result<Option<Vec<String>>, CloudError> {
+        let apply_now = match work {
+            Work::Nothing => return Ok(None),
+            Work::Apply => true,
+            Work::Look => {
+                let view = self.cloud.read_only();
+                let looked = apply(&view, shape, &self.endpoints, true).await?;
+                if !decide::conclude_look(input, decision, &looked.drift) {
+                    return Ok(looked.endpoints);
+                }
+                true
+            }
+        };
+        debug_assert!(apply_now);
+        let applied = apply(&*self.cloud, shape, &self.endpoints, false).await?;
+        if applied.removed_load_balancer {
+            decision.events.push(decide::Event {
+                warning: false,
+                reason: "LoadBalancerDeleted",
+                message: "removed a load balancer the spec no longer asks for".to_owned(),
+            });
+        }
+        Ok(applied.endpoints)
+    }
+
+    /// Events for groups this pass created.
+    fn record_created(&self, app: &str, observed: &Observed, shape: &Shape) {
+        for g in &shape.groups {
+            let existed = observed
+                .groups
+                .iter()
+                .any(|(r, m)| r.id(app) == g.id() && m.is_some());
+            if !existed {
+                let version = g.versions.first().map_or("", |v| v.name.as_str());
+                self.events.record(
+                    app,
+                    false,
+                    "GroupCreated",
+                    &format!("created group {} for version {version}", g.name),
+                    Some(version),
+                );
+            }
+        }
+    }
+
+    /// Templates no group of the app uses, except the spec's and the last good one.
+    async fn collect_templates(&self, app: &str, status: &Status, plan: &Plan) {
+        let mut keep = vec![plan.template.name()];
+        keep.extend(status.last_good.iter().map(|g| g.template.clone()));
+        let Ok(templates) = self.cloud.list_templates(app).await else {
+            return;
+        };
+        for t in templates.into_iter().filter(|t| !keep.contains(&t.name)) {
+            match self.cloud.delete_template(app, &t.name).await {
+                Ok(()) => self.events.record(
+                    app,
+                    false,
+                    "TemplateDeleted",
+                    &format!("removed unused template {}", t.name),
+                    t.revision.as_deref(),
+                ),
+                Err(CloudError::InUse { .. }) => {}
+                Err(e) => tracing::debug!(template = %t.name, error = %e, "template not collected"),
+            }
+        }
+    }
+}
+
+/// The app's load balancer, of either kind.
+pub(super) fn lb_ids(app: &str) -> [LbId; 2] {
+    [false, true].map(|internal| LbId {
+        app: app.to_owned(),
+        name: app.to_owned(),
+        internal,
+    })
+}
+
+/// The group an app had before groups were recorded: named after the app,
+/// regional unless a zone is known.
+pub(super) fn legacy_group(app: &str) -> GroupId {
+    GroupId {
+        app: app.to_owned(),
+        name: app.to_owned(),
+        zone: None,
+    }
+}

@@ -1,0 +1,295 @@
+//! Test doubles for the deploy reconciler's ports, and a harness that runs
+//! its passes on Tokio's paused clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod fake_cloud;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ccd_runtime::{Action, Reconciler};
+use ccd_store::{Bytes, SpecFile, SpecListing, SpecStore, StoreError};
+use futures_core::Stream;
+
+type Changes = std::pin::Pin<Box<dyn Stream<Item = String> + Send>>;
+
+use crate::decide::ProbeOrder;
+use crate::probes::{Probes, WallClock};
+use crate::record::ProbeTotals;
+use crate::source::Desired;
+use crate::status::Status;
+use crate::{DeployReconciler, EventSink};
+pub use fake_cloud::{Behaviour, FakeCloud};
+
+/// Specs and status objects in memory.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    pub status: Mutex<HashMap<String, Vec<u8>>>,
+    pub controls: Mutex<HashMap<String, Vec<u8>>>,
+    pub writes: Mutex<usize>,
+}
+
+impl SpecStore for MemStore {
+    fn location(&self) -> &str {
+        "memory"
+    }
+
+    async fn list_specs(&self) -> Result<SpecListing, StoreError> {
+        Ok(SpecListing::default())
+    }
+
+    async fn get_spec(&self, _name: &str) -> Result<Option<SpecFile>, StoreError> {
+        Ok(None)
+    }
+
+    fn changes(&self) -> Option<Changes> {
+        None
+    }
+
+    async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        let map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(app).map(|b| Bytes::from(b.clone())))
+    }
+
+    async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let mut map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(app).is_some_and(|b| b == bytes) {
+            return Ok(false);
+        }
+        map.insert(app.to_owned(), bytes.to_vec());
+        *self.writes.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Ok(true)
+    }
+
+    async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
+        let mut map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(app);
+        Ok(())
+    }
+}
+
+/// Events as the reconciler recorded them: (app, warning, reason, message).
+#[derive(Debug, Default)]
+pub struct EventLog(pub Mutex<Vec<(String, bool, String, String)>>);
+
+impl EventSink for EventLog {
+    fn record(&self, app: &str, warning: bool, reason: &str, message: &str, _rev: Option<&str>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((
+            app.to_owned(),
+            warning,
+            reason.to_owned(),
+            message.to_owned(),
+        ));
+    }
+}
+
+/// A probe whose counts the test sets.
+#[derive(Debug, Default)]
+pub struct FakeProbes {
+    pub running: Mutex<HashMap<String, (ProbeOrder, ProbeTotals)>>,
+}
+
+impl FakeProbes {
+    /// Adds to the running probe's counts.
+    pub fn count(&self, app: &str, sent: u64, failed: u64) {
+        let mut map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, c)) = map.get_mut(app) {
+            c.sent += sent;
+            c.failed += failed;
+        }
+    }
+
+    pub fn is_running(&self, app: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(app)
+    }
+}
+
+impl Probes for FakeProbes {
+    fn ensure(&self, app: &str, order: &ProbeOrder) {
+        let mut map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = map
+            .get(app)
+            .is_some_and(|(o, _)| o.key == order.key && o.url == order.url);
+        if !same {
+            map.insert(app.to_owned(), (order.clone(), order.initial));
+        }
+    }
+
+    fn counts(&self, app: &str) -> Option<(String, ProbeTotals)> {
+        let map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(app).map(|(o, c)| (o.key.clone(), *c))
+    }
+
+    fn stop(&self, app: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(app);
+    }
+}
+
+/// A reconciler on fakes, and the spec it deploys.
+pub struct Harness {
+    pub cloud: Arc<FakeCloud>,
+    pub store: Arc<MemStore>,
+    pub events: Arc<EventLog>,
+    pub probes: Arc<FakeProbes>,
+    pub reconciler: DeployReconciler<FakeCloud, MemStore>,
+    pub spec: String,
+}
+
+/// 2026-11-30T00:00:00Z: where the test clock starts.
+pub fn epoch() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_796_083_200)
+}
+
+impl Harness {
+    pub fn new(spec: &str) -> Harness {
+        Harness::with(spec, Arc::new(FakeCloud::default()), Arc::new(MemStore::default()))
+    }
+
+    /// A harness on an existing cloud and store: a restarted controller.
+    pub fn with(spec: &str, cloud: Arc<FakeCloud>, store: Arc<MemStore>) -> Harness {
+        let events = Arc::new(EventLog::default());
+        let probes = Arc::new(FakeProbes::default());
+        let endpoints: crate::Endpoints = Arc::new(|_, state| {
+            state
+                .address
+                .map(|a| vec![format!("http://{a}")])
+                .unwrap_or_default()
+        });
+        let reconciler = DeployReconciler::new(
+            cloud.clone(),
+            store.clone(),
+            None,
+            events.clone(),
+            endpoints,
+        )
+        .with_probes(probes.clone())
+        .with_clock(WallClock::starting_at(
+            epoch() + tokio::time::Instant::now().elapsed(),
+        ));
+        Harness {
+            cloud,
+            store,
+            events,
+            probes,
+            reconciler,
+            spec: spec.to_owned(),
+        }
+    }
+
+    pub fn set_spec(&mut self, spec: &str) {
+        self.spec = spec.to_owned();
+    }
+
+    /// One pass over the current spec; the requeue it asked for.
+    pub async fn pass(&self) -> Duration {
+        let file = SpecFile {
+            name: "web".into(),
+            path: "specs/web.yaml".into(),
+            bytes: Bytes::from(self.spec.clone().into_bytes()),
+            version: format!("sha256:{:x}", fxhash(&self.spec)),
+        };
+        let desired = crate::source::desired(&file);
+        match self
+            .reconciler
+            .reconcile("web", Some(Arc::new(desired)))
+            .await
+        {
+            Ok(Action::Requeue(d)) => d,
+            Ok(Action::AwaitChange) => Duration::from_secs(3600),
+            Err(e) => {
+                tracing::info!(error = %e, "pass failed");
+                Duration::from_secs(5)
+            }
+        }
+    }
+
+    /// The spec deleted: one removing pass.
+    pub async fn remove(&self) {
+        let _ = self.reconciler.reconcile("web", None::<Arc<Desired>>).await;
+    }
+
+    /// Passes as the runtime would run them, for `total` of paused time.
+    pub async fn run_for(&self, total: Duration) {
+        let end = tokio::time::Instant::now() + total;
+        while tokio::time::Instant::now() < end {
+            let wait = self.pass().await;
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::advance(wait.min(left).max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// Passes until `check` holds, within `limit` of paused time.
+    pub async fn until(&self, what: &str, limit: Duration, check: impl Fn(&Status) -> bool) -> Status {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let wait = self.pass().await;
+            let status = self.status();
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "gave up waiting for {what}; status:\n{}\nevents: {:#?}",
+                status.to_yaml(),
+                self.event_reasons()
+            );
+            tokio::time::advance(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let map = self.store.status.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get("web")
+            .and_then(|b| Status::parse(b))
+            .unwrap_or_default()
+    }
+
+    pub fn status_yaml(&self) -> String {
+        let map = self.store.status.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get("web")
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn event_reasons(&self) -> Vec<String> {
+        self.events
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|e| e.2.clone())
+            .collect()
+    }
+
+    pub fn event(&self, reason: &str) -> Option<String> {
+        self.events
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .rev()
+            .find(|e| e.2 == reason)
+            .map(|e| e.3.clone())
+    }
+
+    pub fn write_control(&self, control: &crate::control::Control) {
+        self.store
+            .controls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert("web".into(), control.to_yaml("web").into_bytes());
+    }
+}
+
+/// A stable stand-in for the spec's content hash.
+fn fxhash(s: &str) -> u64 {
+    s.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
