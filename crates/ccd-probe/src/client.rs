@@ -69,6 +69,8 @@ impl ProbeClient {
         let mut builder = reqwest::Client::builder()
             // The probe goes straight to the load balancer, whatever HTTP_PROXY says.
             .no_proxy()
+            // Keep-alive connections are reused only once an answer was read in full; one that
+            // failed, timed out or was cut off is closed by hyper's pool, never handed out again.
             .http1_only()
             .user_agent(USER_AGENT)
             // A redirect is an answer from the app; following it would probe something else.
