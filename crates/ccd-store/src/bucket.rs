@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::emulator::FakeGcsConnector;
 use crate::names;
-use crate::objects::{Lister, Objects, UpdateCheck, spec_stamps};
+use crate::objects::{Lister, Objects, Record, UpdateCheck, spec_stamps};
 use crate::{SpecFile, SpecListing, SpecStore, StoreError};
 
 /// How the bucket store authenticates.
@@ -94,10 +94,12 @@ impl BucketConfig {
     }
 }
 
-/// Specs and status in a GCS bucket: `<prefix>/specs/<app>.yaml`, `<prefix>/status/<app>.yaml`.
+/// Specs and status in a GCS bucket: `<prefix>/specs/<app>.yaml`, `<prefix>/status/<app>.yaml`,
+/// and operators' controls at `<prefix>/controls/<app>.yaml`.
 ///
-/// Status writes are conditional on the generation just read (`x-goog-if-generation-match`,
-/// or `0` to create), so a second writer makes the loser re-read instead of overwriting.
+/// Status and control writes are conditional on the generation just read
+/// (`x-goog-if-generation-match`, or `0` to create), so a second writer makes the loser re-read
+/// instead of overwriting.
 #[derive(Debug)]
 pub struct BucketStore {
     objects: Arc<Objects>,
@@ -201,15 +203,30 @@ impl SpecStore for BucketStore {
     }
 
     async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
-        self.objects.read_status(app).await
+        self.objects.read_record(Record::Status, app).await
     }
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
-        self.objects.write_status(app, bytes).await
+        self.objects.write_record(Record::Status, app, bytes).await
     }
 
     async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
-        self.objects.delete_status(app).await
+        self.objects.delete_record(Record::Status, app).await
+    }
+
+    async fn read_control(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        self.objects.read_record(Record::Control, app).await
+    }
+
+    async fn write_control(&self, app: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.objects
+            .write_record(Record::Control, app, bytes)
+            .await
+            .map(drop)
+    }
+
+    async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
+        self.objects.delete_record(Record::Control, app).await
     }
 }
 

@@ -18,7 +18,7 @@ use object_store::{
 };
 
 use crate::StoreError;
-use crate::objects::{Lister, Objects, UpdateCheck};
+use crate::objects::{Lister, Objects, Record, UpdateCheck};
 
 /// Before each of the next `meddles` puts, another writer rewrites the target.
 #[derive(Debug)]
@@ -105,25 +105,49 @@ fn objects(meddles: u32) -> (Arc<Meddler>, Objects) {
 #[tokio::test]
 async fn a_create_race_is_retried_against_the_winner() {
     let (store, objects) = objects(1);
-    assert!(objects.write_status("app", b"ours\n").await.unwrap());
+    assert!(
+        objects
+            .write_record(Record::Status, "app", b"ours\n")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.puts.load(Ordering::SeqCst), 2);
-    let status = objects.read_status("app").await.unwrap().unwrap();
+    let status = objects
+        .read_record(Record::Status, "app")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.as_ref(), b"ours\n");
 }
 
 #[tokio::test]
 async fn an_update_race_is_retried_and_never_overwrites_blindly() {
     let (store, objects) = objects(0);
-    assert!(objects.write_status("app", b"v1\n").await.unwrap());
+    assert!(
+        objects
+            .write_record(Record::Status, "app", b"v1\n")
+            .await
+            .unwrap()
+    );
     // Another writer strikes before our next put.
     store.meddles.store(1, Ordering::SeqCst);
     store.puts.store(0, Ordering::SeqCst);
-    assert!(objects.write_status("app", b"v2\n").await.unwrap());
+    assert!(
+        objects
+            .write_record(Record::Status, "app", b"v2\n")
+            .await
+            .unwrap()
+    );
     // First put: conditional on v1's etag, refused because the other writer got in; second:
     // conditional on the other writer's etag, accepted.
     assert_eq!(store.puts.load(Ordering::SeqCst), 2);
     assert_eq!(
-        objects.read_status("app").await.unwrap().unwrap().as_ref(),
+        objects
+            .read_record(Record::Status, "app")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
         b"v2\n"
     );
 }
@@ -131,7 +155,10 @@ async fn an_update_race_is_retried_and_never_overwrites_blindly() {
 #[tokio::test]
 async fn a_writer_that_always_loses_reports_a_conflict() {
     let (store, objects) = objects(u32::MAX);
-    let err = objects.write_status("app", b"ours\n").await.unwrap_err();
+    let err = objects
+        .write_record(Record::Status, "app", b"ours\n")
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { attempts: 3, .. }),
         "{err}"
@@ -151,6 +178,11 @@ async fn the_other_writers_identical_status_is_left_alone() {
         .put(&Path::from("status/app.yaml"), b"same\n".to_vec().into())
         .await
         .unwrap();
-    assert!(!objects.write_status("app", b"same\n").await.unwrap());
+    assert!(
+        !objects
+            .write_record(Record::Status, "app", b"same\n")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.puts.load(Ordering::SeqCst), 0);
 }

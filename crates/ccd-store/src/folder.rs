@@ -10,14 +10,15 @@ use object_store::local::LocalFileSystem;
 use tracing::{info, warn};
 
 use crate::names::{SPECS_DIR, STATUS_DIR};
-use crate::objects::{Lister, Objects, UpdateCheck};
+use crate::objects::{Lister, Objects, Record, UpdateCheck};
 use crate::{SpecFile, SpecListing, SpecStore, StoreError, watch};
 
-/// Specs and status in a local folder: `<root>/specs/<app>.yaml`, `<root>/status/<app>.yaml`.
+/// Specs and status in a local folder: `<root>/specs/<app>.yaml`, `<root>/status/<app>.yaml`,
+/// and operators' controls in `<root>/controls/<app>.yaml` (created with the first one).
 ///
-/// Status writes go to a temporary `status/<app>.yaml#<n>` in the same folder and are renamed
-/// into place (that is how `LocalFileSystem` writes), so readers never see half a file; a
-/// crash mid-write can leave such a temporary file behind, which listings ignore.
+/// Status and control writes go to a temporary `<dir>/<app>.yaml#<n>` in the same folder and
+/// are renamed into place (that is how `LocalFileSystem` writes), so readers never see half a
+/// file; a crash mid-write can leave such a temporary file behind, which listings ignore.
 #[derive(Debug)]
 pub struct FolderStore {
     root: PathBuf,
@@ -90,14 +91,29 @@ impl SpecStore for FolderStore {
     }
 
     async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
-        self.objects.read_status(app).await
+        self.objects.read_record(Record::Status, app).await
     }
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
-        self.objects.write_status(app, bytes).await
+        self.objects.write_record(Record::Status, app, bytes).await
     }
 
     async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
-        self.objects.delete_status(app).await
+        self.objects.delete_record(Record::Status, app).await
+    }
+
+    async fn read_control(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        self.objects.read_record(Record::Control, app).await
+    }
+
+    async fn write_control(&self, app: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.objects
+            .write_record(Record::Control, app, bytes)
+            .await
+            .map(drop)
+    }
+
+    async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
+        self.objects.delete_record(Record::Control, app).await
     }
 }

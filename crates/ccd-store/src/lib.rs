@@ -1,5 +1,6 @@
-//! ccd's spec and status store: where users drop `specs/<app>.yaml` and where the controller
-//! writes `status/<app>.yaml` beside them.
+//! ccd's spec and status store: where users drop `specs/<app>.yaml`, where the controller
+//! writes `status/<app>.yaml` beside them, and where operators leave `controls/<app>.yaml`
+//! (pause, resume, promote, abort a rollout) for the controller to read.
 //!
 //! One port, [`SpecStore`], and two adapters built on Apache Arrow's `object_store`:
 //! [`FolderStore`] (a local folder, the embedded default; change hints from filesystem events)
@@ -34,7 +35,7 @@ pub use url::StoreUrl;
 /// Largest spec file the store reads; bigger ones are reported, never loaded.
 pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 
-/// Largest status object the store reads or writes.
+/// Largest status or control object the store reads or writes.
 pub const MAX_STATUS_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One spec file as read from the store.
@@ -112,6 +113,24 @@ pub trait SpecStore: Send + Sync + 'static {
 
     /// Removes `status/<app>.yaml`; succeeds when there is none.
     fn delete_status(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The bytes of `controls/<app>.yaml`, `None` when there is none. Controls are an
+    /// operator's requests about an app's rollout; they are never listed or hinted as specs.
+    fn read_control(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Writes `controls/<app>.yaml`, atomically and conditionally as `write_status` does (and,
+    /// like it, not at all when the bytes are already there). The same size cap as status.
+    fn write_control(
+        &self,
+        app: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes `controls/<app>.yaml`; succeeds when there is none.
+    fn delete_control(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Either store, chosen at run time from a [`StoreUrl`].
@@ -182,6 +201,27 @@ impl SpecStore for AnyStore {
         match self {
             Self::Folder(s) => s.delete_status(app).await,
             Self::Bucket(s) => s.delete_status(app).await,
+        }
+    }
+
+    async fn read_control(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Self::Folder(s) => s.read_control(app).await,
+            Self::Bucket(s) => s.read_control(app).await,
+        }
+    }
+
+    async fn write_control(&self, app: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.write_control(app, bytes).await,
+            Self::Bucket(s) => s.write_control(app, bytes).await,
+        }
+    }
+
+    async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.delete_control(app).await,
+            Self::Bucket(s) => s.delete_control(app).await,
         }
     }
 }

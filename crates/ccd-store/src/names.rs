@@ -8,6 +8,8 @@ use crate::StoreError;
 pub(crate) const SPECS_DIR: &str = "specs";
 /// Folder (or key prefix) of the status files.
 pub(crate) const STATUS_DIR: &str = "status";
+/// Folder (or key prefix) of the operators' control files.
+pub(crate) const CONTROLS_DIR: &str = "controls";
 
 /// Longest app name in bytes; far above the spec's own limit, it only keeps paths sane.
 const MAX_NAME_BYTES: usize = 128;

@@ -1,5 +1,8 @@
 //! The behaviour both stores share, written once over `object_store` so the folder and the
-//! bucket cannot drift: spec listing and loading, size limits, and change-only status writes.
+//! bucket cannot drift: spec listing and loading, size limits, and (in `records`) change-only
+//! writes of the status and control records.
+
+mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,19 +11,14 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use object_store::path::Path;
-use object_store::{
-    GetOptions, ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion,
-};
-use tracing::{debug, warn};
+use object_store::{GetOptions, ObjectMeta, ObjectStore};
 
-use crate::names::{self, SPECS_DIR, STATUS_DIR, SpecName};
-use crate::{MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec};
+pub(crate) use self::records::Record;
+use crate::names::{self, SPECS_DIR, SpecName};
+use crate::{MAX_SPEC_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec};
 
 /// Spec reads in flight at once during a listing (a bucket pays one round trip per new spec).
 const PARALLEL_READS: usize = 8;
-
-/// Read-compare-write rounds before a status write gives up on a busy object.
-const WRITE_ATTEMPTS: u32 = 3;
 
 /// How the files directly under `specs/` are enumerated.
 #[derive(Debug)]
@@ -336,105 +334,6 @@ impl Objects {
             Ok(len) => Err(too_large(len)),
             Err(_) => Err(too_large(u64::MAX)),
         }
-    }
-
-    pub(crate) async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
-        names::app_name(app)?;
-        let file = format!("{app}.yaml");
-        Ok(self
-            .read(STATUS_DIR, &file, MAX_STATUS_BYTES)
-            .await?
-            .map(|(bytes, _)| bytes))
-    }
-
-    pub(crate) async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
-        names::app_name(app)?;
-        let file = format!("{app}.yaml");
-        let location = self.display(STATUS_DIR, &file);
-        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if size > MAX_STATUS_BYTES {
-            return Err(StoreError::TooLarge {
-                location,
-                size,
-                limit: MAX_STATUS_BYTES,
-            });
-        }
-        let key = self.key(STATUS_DIR, &file);
-        let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
-        for attempt in 1..=WRITE_ATTEMPTS {
-            let current = self.read(STATUS_DIR, &file, MAX_STATUS_BYTES).await;
-            let mode = match current {
-                Ok(Some((old, _))) if old.as_ref() == bytes => return Ok(false),
-                Ok(Some((_, meta))) => self.update_mode(meta),
-                Ok(None) => PutMode::Create,
-                // An oversized leftover cannot be compared; replacing it is the fix.
-                Err(StoreError::TooLarge { .. }) => PutMode::Overwrite,
-                Err(e) => return Err(e),
-            };
-            let options = PutOptions {
-                mode,
-                ..PutOptions::default()
-            };
-            match self.store.put_opts(&key, payload.clone(), options).await {
-                Ok(_) => {
-                    debug!(%location, "status written");
-                    return Ok(true);
-                }
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ) => {
-                    debug!(%location, attempt, "status changed under us; reading it again");
-                }
-                Err(source) => return Err(StoreError::Write { location, source }),
-            }
-        }
-        warn!(%location, "status write lost {WRITE_ATTEMPTS} races in a row");
-        Err(StoreError::Conflict {
-            location,
-            attempts: WRITE_ATTEMPTS,
-        })
-    }
-
-    /// Replace exactly the version just read where the backend can check it; a local folder
-    /// cannot, and its atomic rename is the best it offers.
-    fn update_mode(&self, meta: ObjectMeta) -> PutMode {
-        let checkable = match self.update_check {
-            UpdateCheck::Unsupported => false,
-            UpdateCheck::Version => meta.version.is_some(),
-            UpdateCheck::ETag => meta.e_tag.is_some(),
-        };
-        if !checkable {
-            if self.update_check != UpdateCheck::Unsupported {
-                debug!(path = %meta.location, "no version to condition on; overwriting");
-            }
-            return PutMode::Overwrite;
-        }
-        PutMode::Update(UpdateVersion {
-            e_tag: meta.e_tag,
-            version: meta.version,
-        })
-    }
-
-    pub(crate) async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
-        names::app_name(app)?;
-        let file = format!("{app}.yaml");
-        let key = self.key(STATUS_DIR, &file);
-        let mut results = self
-            .store
-            .delete_stream(stream::once(async move { Ok(key) }).boxed());
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(source) => {
-                    return Err(StoreError::Delete {
-                        location: self.display(STATUS_DIR, &file),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -201,3 +201,25 @@ async fn a_missing_bucket_is_a_clear_listing_error() {
     let err = store.list_specs().await.unwrap_err().to_string();
     assert!(err.contains("gs://nope/specs/"), "{err}");
 }
+
+#[tokio::test]
+async fn controls_written_by_one_store_are_seen_by_another() {
+    // `ccd rollout pause` and the controller are separate processes, each with its own store.
+    let s = bucket_subject().await;
+    let controller = BucketStore::new(config(&s.raw.fake)).unwrap();
+    s.store
+        .write_control("app", b"pause: true\n")
+        .await
+        .unwrap();
+    let read = controller.read_control("app").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"pause: true\n"[..]));
+    assert!(s.raw.stamp("controls/app.yaml").await.is_some());
+    s.store
+        .write_control("app", b"resume: true\n")
+        .await
+        .unwrap();
+    let read = controller.read_control("app").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"resume: true\n"[..]));
+    controller.delete_control("app").await.unwrap();
+    assert_eq!(s.store.read_control("app").await.unwrap(), None);
+}

@@ -143,3 +143,32 @@ async fn relative_and_file_urls_open_the_same_folder() {
         std::fs::canonicalize(dir.path()).unwrap()
     );
 }
+
+#[tokio::test]
+async fn the_controls_folder_comes_with_the_first_control_and_keeps_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let url: StoreUrl = dir.path().display().to_string().parse().unwrap();
+    let store = AnyStore::open(&url).unwrap();
+    assert!(!dir.path().join("controls").exists());
+    for control in ["pause: true\n", "resume: true\n", "abort: true\n"] {
+        store
+            .write_control("app", control.as_bytes())
+            .await
+            .unwrap();
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("controls"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["app.yaml"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("controls/app.yaml")).unwrap(),
+        b"abort: true\n"
+    );
+    // Another process (a restarted controller, `ccd rollout`) opening the folder sees it.
+    let again = FolderStore::new(dir.path()).unwrap();
+    let read = again.read_control("app").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"abort: true\n"[..]));
+    store.delete_control("app").await.unwrap();
+    assert_eq!(again.read_control("app").await.unwrap(), None);
+}

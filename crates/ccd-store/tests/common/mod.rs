@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ccd_store::{MAX_SPEC_BYTES, SpecStore, StoreError};
+use ccd_store::{MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecStore, StoreError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -45,6 +45,8 @@ macro_rules! behaviour_suite {
             ambiguous_and_misnamed_specs_are_reported,
             status_is_written_only_when_changed,
             status_delete_is_idempotent,
+            controls_are_written_read_and_deleted_beside_status,
+            controls_are_never_specs,
             bad_app_names_are_refused,
             changes_hint_created_edited_and_deleted_specs,
         );
@@ -264,6 +266,106 @@ pub async fn status_delete_is_idempotent<S: SpecStore, B: Backdoor>(s: Subject<S
     assert!(s.store.write_status("app", b"x: 1\n").await.unwrap());
 }
 
+pub async fn controls_are_written_read_and_deleted_beside_status<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    assert_eq!(s.store.read_control("web").await.unwrap(), None);
+    s.store.delete_control("web").await.unwrap();
+
+    s.store
+        .write_control("web", b"pause: true\n")
+        .await
+        .unwrap();
+    let read = s.store.read_control("web").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"pause: true\n"[..]));
+    let stamp = s.raw.stamp("controls/web.yaml").await;
+    assert!(stamp.is_some(), "no controls/web.yaml in the store");
+    // A control is not a status, nor another app's control.
+    assert_eq!(s.store.read_status("web").await.unwrap(), None);
+    assert_eq!(s.store.read_control("api").await.unwrap(), None);
+
+    s.store
+        .write_control("web", b"pause: true\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.raw.stamp("controls/web.yaml").await,
+        stamp,
+        "identical write touched the file"
+    );
+    s.store
+        .write_control("web", b"promote: true\n")
+        .await
+        .unwrap();
+    assert_ne!(s.raw.stamp("controls/web.yaml").await, stamp);
+    let read = s.store.read_control("web").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"promote: true\n"[..]));
+
+    // What an operator's tool wrote by itself is read as is.
+    s.raw.put("controls/api.yaml", b"abort: true\n").await;
+    let read = s.store.read_control("api").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"abort: true\n"[..]));
+
+    // Deleting a control leaves the status alone, and deleting twice is fine.
+    assert!(
+        s.store
+            .write_status("web", b"phase: Ready\n")
+            .await
+            .unwrap()
+    );
+    s.store.delete_control("web").await.unwrap();
+    assert_eq!(s.store.read_control("web").await.unwrap(), None);
+    assert_eq!(s.raw.stamp("controls/web.yaml").await, None);
+    s.store.delete_control("web").await.unwrap();
+    let status = s.store.read_status("web").await.unwrap();
+    assert_eq!(status.as_deref(), Some(&b"phase: Ready\n"[..]));
+
+    let too_large = vec![b'#'; usize::try_from(MAX_STATUS_BYTES).unwrap() + 1];
+    let err = s.store.write_control("web", &too_large).await.unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("controls/web.yaml"), "{err}");
+    assert_eq!(s.raw.stamp("controls/web.yaml").await, None);
+}
+
+pub async fn controls_are_never_specs<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
+    s.raw.put("specs/web.yaml", b"v: 1\n").await;
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["web"]);
+    let mut hints = s.store.changes().expect("this store reports changes");
+
+    s.store
+        .write_control("web", b"pause: true\n")
+        .await
+        .unwrap();
+    s.store
+        .write_control("ctl", b"pause: true\n")
+        .await
+        .unwrap();
+    s.raw.put("controls/raw.yaml", b"abort: true\n").await;
+    s.raw.put("specs/later.yaml", b"v: 1\n").await;
+    // Hints come in order of the changes seen: none for the controls before the spec's.
+    let seen = hints_until(&mut hints, "later").await;
+    assert!(
+        !seen.iter().any(|h| h == "ctl" || h == "raw"),
+        "controls were hinted as specs: {seen:?}"
+    );
+
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["later", "web"]);
+    assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+    assert_eq!(s.store.get_spec("ctl").await.unwrap(), None);
+    assert_eq!(
+        s.store
+            .get_spec("web")
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes
+            .as_ref(),
+        b"v: 1\n"
+    );
+}
+
 pub async fn bad_app_names_are_refused<S: SpecStore, B: Backdoor>(s: Subject<S, B>) {
     for bad in ["", "../escape", "a/b", ".hidden", "sp ace", "per%cent"] {
         let invalid =
@@ -278,6 +380,12 @@ pub async fn bad_app_names_are_refused<S: SpecStore, B: Backdoor>(s: Subject<S, 
             "{bad:?}"
         );
         assert!(invalid(s.store.delete_status(bad).await), "{bad:?}");
+        assert!(
+            invalid(s.store.read_control(bad).await.map(|_| ())),
+            "{bad:?}"
+        );
+        assert!(invalid(s.store.write_control(bad, b"x").await), "{bad:?}");
+        assert!(invalid(s.store.delete_control(bad).await), "{bad:?}");
     }
     assert_eq!(s.raw.stamp("escape.yaml").await, None);
 }
@@ -302,6 +410,11 @@ pub async fn changes_hint_created_edited_and_deleted_specs<S: SpecStore, B: Back
 
 /// Waits for a hint naming `app`, skipping others (hints may repeat or be spurious).
 pub async fn expect_hint(hints: &mut BoxStream<'static, String>, app: &str) {
+    hints_until(hints, app).await;
+}
+
+/// Waits for a hint naming `app`; returns the other hints that came before it.
+pub async fn hints_until(hints: &mut BoxStream<'static, String>, app: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let found = tokio::time::timeout(HINT_TIMEOUT, async {
         while let Some(hint) = hints.next().await {
@@ -314,4 +427,5 @@ pub async fn expect_hint(hints: &mut BoxStream<'static, String>, app: &str) {
     })
     .await;
     assert_eq!(found, Ok(true), "no hint for {app:?}; saw {seen:?}");
+    seen
 }
