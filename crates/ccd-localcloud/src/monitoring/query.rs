@@ -122,15 +122,16 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
             "interval.startTime" => start = Some(parse_time("interval.startTime", &value)?),
             "interval.endTime" => end = Some(parse_time("interval.endTime", &value)?),
             "aggregation.alignmentPeriod" => alignment = Some(parse_duration(&value)?),
-            "aggregation.perSeriesAligner" => aligner = Some(value),
-            "aggregation.crossSeriesReducer" => reducer = Some(value),
+            // Enums come by name or by number, as Google's front end takes them.
+            "aggregation.perSeriesAligner" => aligner = Some(enum_name(value, &ALIGNERS)),
+            "aggregation.crossSeriesReducer" => reducer = Some(enum_name(value, &REDUCERS)),
             "aggregation.groupByFields" => group_by.push(
                 Field::parse(&value)
                     .ok_or_else(|| MonitoringError::invalid(format!("Invalid groupByFields: {value}")))?,
             ),
             "view" => match value.as_str() {
-                "FULL" | "" => headers_only = false,
-                "HEADERS" => headers_only = true,
+                "FULL" | "0" | "" => headers_only = false,
+                "HEADERS" | "1" => headers_only = true,
                 other => return Err(invalid_enum("view", other)),
             },
             "pageSize" => {
@@ -210,6 +211,17 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
         group_by,
         headers_only,
     })
+}
+
+/// The aligners and reducers the local cloud knows, with their numbers.
+const ALIGNERS: [(&str, &str); 3] = [("0", "ALIGN_NONE"), ("1", "ALIGN_DELTA"), ("14", "ALIGN_SUM")];
+const REDUCERS: [(&str, &str); 2] = [("0", "REDUCE_NONE"), ("4", "REDUCE_SUM")];
+
+fn enum_name(value: String, known: &[(&str, &str)]) -> String {
+    known
+        .iter()
+        .find(|(number, _)| *number == value)
+        .map_or(value, |(_, name)| (*name).to_owned())
 }
 
 fn unsupported(what: &str) -> MonitoringError {

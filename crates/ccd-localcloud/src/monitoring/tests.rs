@@ -143,6 +143,14 @@ fn the_clients_query_is_read() {
     assert_eq!(q.end.duration_since(q.start).unwrap(), Duration::from_millis(90_250));
     assert_eq!(q.alignment, Duration::from_secs(120));
     assert_eq!(q.reducer, Reducer::Sum);
+    assert!(!q.headers_only);
+    // Enums by number, as the client sends `view`.
+    let numbered = sdk_query(FILTER, "2027-01-15T08:00:00Z", "2027-01-15T08:01:00Z")
+        .replace("ALIGN_DELTA", "14")
+        .replace("REDUCE_SUM", "4")
+        .replace("view=FULL", "view=1");
+    let q2 = query::parse(&numbered).unwrap();
+    assert_eq!((q2.reducer, q2.headers_only), (Reducer::Sum, true));
     assert_eq!(
         q.group_by,
         vec![
