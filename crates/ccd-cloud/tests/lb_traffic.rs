@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use ccd_cloud::model::{
-    BackendTraffic, FirewallSpec, HealthDefinition, LbBackend, LbKind, LbTraffic, LocalRun,
-    LoadBalancerSpec, Probe, TemplateSpec,
+    BackendTraffic, FirewallSpec, HealthDefinition, LbBackend, LbKind, LbTraffic, LoadBalancerSpec,
+    LocalRun, Probe, TemplateSpec,
 };
 use ccd_cloud::{Cloud, GceCloud};
 use ccd_localcloud::{Config, LocalCloud};

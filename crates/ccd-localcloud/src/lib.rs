@@ -150,7 +150,10 @@ impl LocalCloud {
             stop.clone(),
         )));
 
-        tasks.push(tokio::spawn(monitoring::sample(cloud.clone(), stop.clone())));
+        tasks.push(tokio::spawn(monitoring::sample(
+            cloud.clone(),
+            stop.clone(),
+        )));
         let app = axum::Router::new()
             .route("/compute/v1/{*path}", axum::routing::any(api::handle))
             .with_state(cloud.clone())

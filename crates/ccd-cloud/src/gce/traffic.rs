@@ -18,8 +18,8 @@ use google_cloud_monitoring_v3::client::MetricService;
 use google_cloud_monitoring_v3::model::aggregation::{Aligner, Reducer};
 use google_cloud_monitoring_v3::model::{Aggregation, TimeInterval, TimeSeries};
 
-use super::GceConfig;
 use super::GceCloud;
+use super::GceConfig;
 use super::call::{ComputeRetry, Failure, Kind, Outcome};
 use crate::CloudError;
 use crate::model::{BackendTraffic, LbId, LbTraffic};
@@ -78,9 +78,10 @@ pub(crate) fn aggregation(window: Duration) -> Aggregation {
     let secs = window.as_secs() + u64::from(window.subsec_nanos() > 0);
     let period = Duration::from_secs(secs).max(MIN_ALIGNMENT);
     Aggregation::new()
-        .set_alignment_period(
-            google_cloud_wkt::Duration::clamp(i64::try_from(period.as_secs()).unwrap_or(i64::MAX), 0),
-        )
+        .set_alignment_period(google_cloud_wkt::Duration::clamp(
+            i64::try_from(period.as_secs()).unwrap_or(i64::MAX),
+            0,
+        ))
         .set_per_series_aligner(Aligner::AlignDelta)
         .set_cross_series_reducer(Reducer::ReduceSum)
         .set_group_by_fields([BACKEND_SERVICE_LABEL, RESPONSE_CLASS_LABEL])
@@ -106,7 +107,10 @@ pub(crate) fn backends_of(series: &[TimeSeries]) -> Vec<BackendTraffic> {
             .map(String::as_str)
             .unwrap_or_default();
         let Some(group) = group_of(service) else {
-            tracing::debug!(backend_service = service, "traffic of a backend service ccd does not name; ignored");
+            tracing::debug!(
+                backend_service = service,
+                "traffic of a backend service ccd does not name; ignored"
+            );
             continue;
         };
         let class = s
@@ -174,7 +178,11 @@ impl GceCloud {
         let now = SystemTime::now();
         let local = self.config.endpoint.is_some();
         let complete_until = now.checked_sub(publication_delay(local, id.internal));
-        let resource = format!("projects/{}/timeSeries of load balancer {}", self.project(), id.name);
+        let resource = format!(
+            "projects/{}/timeSeries of load balancer {}",
+            self.project(),
+            id.name
+        );
         let Ok(window) = now.duration_since(since) else {
             // A window that has not begun holds nothing yet.
             return Ok(LbTraffic {
@@ -305,7 +313,10 @@ mod tests {
         let a = aggregation(Duration::from_secs(300));
         assert_eq!(a.per_series_aligner, Aligner::AlignDelta);
         assert_eq!(a.cross_series_reducer, Reducer::ReduceSum);
-        assert_eq!(a.group_by_fields, [BACKEND_SERVICE_LABEL, RESPONSE_CLASS_LABEL]);
+        assert_eq!(
+            a.group_by_fields,
+            [BACKEND_SERVICE_LABEL, RESPONSE_CLASS_LABEL]
+        );
     }
 
     #[test]

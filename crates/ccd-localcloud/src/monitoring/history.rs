@@ -85,7 +85,10 @@ pub struct History {
 impl Default for History {
     fn default() -> Self {
         let per_period = RETENTION.as_secs() / SAMPLE_PERIOD.as_secs().max(1);
-        History::new(RETENTION, usize::try_from(per_period * 2).unwrap_or(usize::MAX))
+        History::new(
+            RETENTION,
+            usize::try_from(per_period * 2).unwrap_or(usize::MAX),
+        )
     }
 }
 
@@ -108,11 +111,9 @@ impl History {
             .or_else(|| now.checked_sub(SAMPLE_PERIOD))
             .unwrap_or(now);
         for (key, backends) in services {
-            let history = self.services.entry(key).or_insert_with(|| {
-                ServiceHistory {
-                    samples: VecDeque::from([(born, Totals::default())]),
-                    ..ServiceHistory::default()
-                }
+            let history = self.services.entry(key).or_insert_with(|| ServiceHistory {
+                samples: VecDeque::from([(born, Totals::default())]),
+                ..ServiceHistory::default()
             });
             let mut seen = HashMap::with_capacity(backends.len());
             for b in backends {
@@ -131,12 +132,12 @@ impl History {
     }
 
     fn evict(&mut self, now: SystemTime) {
-        let horizon = now.checked_sub(self.retention).unwrap_or(SystemTime::UNIX_EPOCH);
+        let horizon = now
+            .checked_sub(self.retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let max = self.max_samples;
         self.services.retain(|_, h| {
-            while h.samples.len() > max
-                || h.samples.front().is_some_and(|(at, _)| *at < horizon)
-            {
+            while h.samples.len() > max || h.samples.front().is_some_and(|(at, _)| *at < horizon) {
                 h.samples.pop_front();
             }
             !h.samples.is_empty()
@@ -155,9 +156,17 @@ impl History {
 
     /// Like [`History::window`], but ending at the last sample at or before
     /// `end`: windows that follow each other this way count each request once.
-    pub fn window_before(&self, service: &str, start: SystemTime, end: SystemTime) -> Option<Totals> {
+    pub fn window_before(
+        &self,
+        service: &str,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Option<Totals> {
         let h = self.services.get(service)?;
-        Some(h.counted_before(end.max(start)).minus(h.counted_before(start)))
+        Some(
+            h.counted_before(end.max(start))
+                .minus(h.counted_before(start)),
+        )
     }
 
     /// Samples kept, over all services (for the memory bound).

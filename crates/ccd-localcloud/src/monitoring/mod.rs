@@ -90,7 +90,10 @@ pub struct Source {
 fn sources(cloud: &Cloud, project: &str) -> Vec<Source> {
     let prefix = format!("projects/{project}/");
     let mut out = Vec::new();
-    for key in cloud.store.keys(&prefix, |k| k.contains("/forwardingRules/")) {
+    for key in cloud
+        .store
+        .keys(&prefix, |k| k.contains("/forwardingRules/"))
+    {
         let Some(rule) = cloud.store.get(&key) else {
             continue;
         };
@@ -117,15 +120,30 @@ fn sources(cloud: &Cloud, project: &str) -> Vec<Source> {
         let mut labels = BTreeMap::from([
             ("project_id".to_owned(), project.to_owned()),
             ("region".to_owned(), region.to_owned()),
-            ("forwarding_rule_name".to_owned(), paths::name_of(&key).to_owned()),
-            ("target_proxy_name".to_owned(), paths::name_of(&proxy_key).to_owned()),
-            ("url_map_name".to_owned(), paths::name_of(&map_key).to_owned()),
-            ("backend_target_type".to_owned(), "BACKEND_SERVICE".to_owned()),
+            (
+                "forwarding_rule_name".to_owned(),
+                paths::name_of(&key).to_owned(),
+            ),
+            (
+                "target_proxy_name".to_owned(),
+                paths::name_of(&proxy_key).to_owned(),
+            ),
+            (
+                "url_map_name".to_owned(),
+                paths::name_of(&map_key).to_owned(),
+            ),
+            (
+                "backend_target_type".to_owned(),
+                "BACKEND_SERVICE".to_owned(),
+            ),
         ]);
         if resource_type == INTERNAL_RESOURCE
             && let Some(network) = rule["network"].as_str()
         {
-            labels.insert("network_name".to_owned(), paths::name_of(network).to_owned());
+            labels.insert(
+                "network_name".to_owned(),
+                paths::name_of(network).to_owned(),
+            );
         }
         let mut services = Vec::new();
         service_links(&map, &mut services);
@@ -224,7 +242,11 @@ fn periods(q: &Query) -> Vec<(SystemTime, SystemTime, SystemTime)> {
 }
 
 /// The answer to `q` over `sources`: Monitoring's `ListTimeSeriesResponse`.
-pub fn time_series(q: &Query, sources: &[Source], history: &History) -> Result<Value, MonitoringError> {
+pub fn time_series(
+    q: &Query,
+    sources: &[Source],
+    history: &History,
+) -> Result<Value, MonitoringError> {
     if q.metric_type != INTERNAL_METRIC && q.metric_type != EXTERNAL_METRIC {
         return Err(MonitoringError::invalid(format!(
             "The local cloud serves the metrics {INTERNAL_METRIC} and {EXTERNAL_METRIC}, not {}",
@@ -235,13 +257,21 @@ pub fn time_series(q: &Query, sources: &[Source], history: &History) -> Result<V
         .iter()
         .filter(|s| metric_of(s.resource_type) == q.metric_type)
         .flat_map(|source| CLASSES.map(|class| Raw { source, class }))
-        .filter(|r| q.conditions.iter().all(|(f, v)| r.value_of(f).as_ref() == Some(v)))
+        .filter(|r| {
+            q.conditions
+                .iter()
+                .all(|(f, v)| r.value_of(f).as_ref() == Some(v))
+        })
         .collect();
     // The series after reduction, keyed by the labels they keep.
     let mut groups: BTreeMap<Vec<(String, Option<String>)>, Vec<&Raw<'_>>> = BTreeMap::new();
     for raw in &raws {
         let key = match q.reducer {
-            Reducer::Sum => q.group_by.iter().map(|f| (field_name(f), raw.value_of(f))).collect(),
+            Reducer::Sum => q
+                .group_by
+                .iter()
+                .map(|f| (field_name(f), raw.value_of(f)))
+                .collect(),
             Reducer::None => {
                 let mut all: Vec<(String, Option<String>)> = raw
                     .source
@@ -249,8 +279,14 @@ pub fn time_series(q: &Query, sources: &[Source], history: &History) -> Result<V
                     .iter()
                     .map(|(k, v)| (format!("resource.label.{k}"), Some(v.clone())))
                     .collect();
-                all.push(("metric.label.response_code_class".to_owned(), Some(raw.class.to_string())));
-                all.push(("resource.type".to_owned(), Some(raw.source.resource_type.to_owned())));
+                all.push((
+                    "metric.label.response_code_class".to_owned(),
+                    Some(raw.class.to_string()),
+                ));
+                all.push((
+                    "resource.type".to_owned(),
+                    Some(raw.source.resource_type.to_owned()),
+                ));
                 all
             }
         };

@@ -125,10 +125,11 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
             // Enums come by name or by number, as Google's front end takes them.
             "aggregation.perSeriesAligner" => aligner = Some(enum_name(value, &ALIGNERS)),
             "aggregation.crossSeriesReducer" => reducer = Some(enum_name(value, &REDUCERS)),
-            "aggregation.groupByFields" => group_by.push(
-                Field::parse(&value)
-                    .ok_or_else(|| MonitoringError::invalid(format!("Invalid groupByFields: {value}")))?,
-            ),
+            "aggregation.groupByFields" => {
+                group_by.push(Field::parse(&value).ok_or_else(|| {
+                    MonitoringError::invalid(format!("Invalid groupByFields: {value}"))
+                })?)
+            }
             "view" => match value.as_str() {
                 "FULL" | "0" | "" => headers_only = false,
                 "HEADERS" | "1" => headers_only = true,
@@ -136,7 +137,9 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
             },
             "pageSize" => {
                 value.parse::<u32>().map_err(|_| {
-                    MonitoringError::invalid(format!("Invalid value at 'page_size' (TYPE_INT32), \"{value}\""))
+                    MonitoringError::invalid(format!(
+                        "Invalid value at 'page_size' (TYPE_INT32), \"{value}\""
+                    ))
                 })?;
             }
             // Everything fits one page here, so there is never a token to come back with.
@@ -152,9 +155,9 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
             }
         }
     }
-    let filter = filter
-        .filter(|f| !f.trim().is_empty())
-        .ok_or_else(|| MonitoringError::invalid("Field filter had an invalid value: must be specified"))?;
+    let filter = filter.filter(|f| !f.trim().is_empty()).ok_or_else(|| {
+        MonitoringError::invalid("Field filter had an invalid value: must be specified")
+    })?;
     let mut conditions = parse_filter(&filter)?;
     let metric_types: Vec<String> = conditions
         .iter()
@@ -214,7 +217,11 @@ pub fn parse(raw: &str) -> Result<Query, MonitoringError> {
 }
 
 /// The aligners and reducers the local cloud knows, with their numbers.
-const ALIGNERS: [(&str, &str); 3] = [("0", "ALIGN_NONE"), ("1", "ALIGN_DELTA"), ("14", "ALIGN_SUM")];
+const ALIGNERS: [(&str, &str); 3] = [
+    ("0", "ALIGN_NONE"),
+    ("1", "ALIGN_DELTA"),
+    ("14", "ALIGN_SUM"),
+];
 const REDUCERS: [(&str, &str); 2] = [("0", "REDUCE_NONE"), ("4", "REDUCE_SUM")];
 
 fn enum_name(value: String, known: &[(&str, &str)]) -> String {
@@ -225,7 +232,9 @@ fn enum_name(value: String, known: &[(&str, &str)]) -> String {
 }
 
 fn unsupported(what: &str) -> MonitoringError {
-    MonitoringError::invalid(format!("The local cloud does not support {what}; leave it out"))
+    MonitoringError::invalid(format!(
+        "The local cloud does not support {what}; leave it out"
+    ))
 }
 
 fn invalid_enum(field: &str, value: &str) -> MonitoringError {
@@ -261,7 +270,9 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(Field, String)>, MonitoringErro
             .ok_or_else(|| bad("the local cloud supports only the = operator"))?
             .trim_start();
         let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
-            let close = quoted.find('"').ok_or_else(|| bad("a quoted value is not closed"))?;
+            let close = quoted
+                .find('"')
+                .ok_or_else(|| bad("a quoted value is not closed"))?;
             (&quoted[..close], &quoted[close + 1..])
         } else {
             let end = after.find(char::is_whitespace).unwrap_or(after.len());
@@ -293,7 +304,13 @@ pub fn parse_time(field: &str, text: &str) -> Result<SystemTime, MonitoringError
         ))
     };
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let num = |from: usize, to: usize| -> Result<i64, MonitoringError> {
@@ -304,7 +321,12 @@ pub fn parse_time(field: &str, text: &str) -> Result<SystemTime, MonitoringError
     };
     let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let mut rest = &text[19..];

@@ -144,7 +144,10 @@ impl Balancers {
     }
 
     /// Reads the traffic history.
-    pub fn with_traffic<T>(&self, read: impl FnOnce(&crate::monitoring::history::History) -> T) -> T {
+    pub fn with_traffic<T>(
+        &self,
+        read: impl FnOnce(&crate::monitoring::history::History) -> T,
+    ) -> T {
         read(&self.traffic.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
