@@ -23,6 +23,7 @@ mod local_run;
 mod managed;
 mod metadata;
 mod migs;
+mod monitoring;
 mod ops;
 mod paths;
 mod refs;
@@ -149,10 +150,15 @@ impl LocalCloud {
             stop.clone(),
         )));
 
+        tasks.push(tokio::spawn(monitoring::sample(
+            cloud.clone(),
+            stop.clone(),
+        )));
         let app = axum::Router::new()
             .route("/compute/v1/{*path}", axum::routing::any(api::handle))
             .with_state(cloud.clone())
             .merge(metadata::router(cloud.clone()))
+            .merge(monitoring::router(cloud.clone()))
             .merge(admin::router(admin::AdminState { cloud, instances }));
         let stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {

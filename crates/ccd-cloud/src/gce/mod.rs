@@ -25,6 +25,7 @@ mod marker;
 mod rollout_policy;
 mod secrets;
 mod templates;
+mod traffic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +114,8 @@ struct Clients {
     firewalls: Firewalls,
     regions: Regions,
     subnetworks: Subnetworks,
+    /// Cloud Monitoring, for the load balancers' traffic.
+    metrics: google_cloud_monitoring_v3::client::MetricService,
 }
 
 /// [`Cloud`] on Compute Engine (or the local cloud).
@@ -199,6 +202,7 @@ impl GceCloud {
             firewalls: client!(Firewalls, config, creds),
             regions: client!(Regions, config, creds),
             subnetworks: client!(Subnetworks, config, creds),
+            metrics: traffic::metric_client(&config, &creds).await?,
         };
         let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
         Ok(GceCloud {
@@ -305,13 +309,9 @@ impl Cloud for GceCloud {
     async fn lb_traffic(
         &self,
         id: &LbId,
-        _since: std::time::SystemTime,
+        since: std::time::SystemTime,
     ) -> Result<crate::model::LbTraffic, CloudError> {
-        // Work in progress (issue 8): Cloud Monitoring's load-balancer metrics.
-        Err(CloudError::Other {
-            resource: format!("load balancer {}", id.name),
-            message: "traffic counts are not read yet".to_owned(),
-        })
+        Ok(self.lb_traffic_impl(id, since).await?)
     }
 
     async fn list_firewalls(&self, app: &str) -> Result<Vec<FirewallSpec>, CloudError> {

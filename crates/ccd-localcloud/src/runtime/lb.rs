@@ -30,6 +30,8 @@ pub const DEFAULT_UNPRIVILEGED_OFFSET: u16 = 8000;
 #[derive(Debug, Clone, Default)]
 pub struct Balancers {
     state: Arc<Mutex<State>>,
+    /// What the backend services answered over the last hour (Cloud Monitoring's view).
+    traffic: Arc<Mutex<crate::monitoring::history::History>>,
 }
 
 struct State {
@@ -125,6 +127,28 @@ impl Balancers {
             .get(service)
             .map(|(s, _)| s.health())
             .unwrap_or_default()
+    }
+
+    /// Records every running backend service's counters as of `now`.
+    pub fn sample_traffic(&self, now: std::time::SystemTime) {
+        let stats: Vec<(String, Vec<ccd_lb::BackendStats>)> = self
+            .lock()
+            .services
+            .iter()
+            .map(|(key, (service, _))| (key.clone(), service.stats()))
+            .collect();
+        self.traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(now, stats);
+    }
+
+    /// Reads the traffic history.
+    pub fn with_traffic<T>(
+        &self,
+        read: impl FnOnce(&crate::monitoring::history::History) -> T,
+    ) -> T {
+        read(&self.traffic.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub async fn reconcile(&self, cloud: &Arc<Cloud>) {
