@@ -16,6 +16,51 @@ pub trait Probes: Send + Sync + 'static {
     fn stop(&self, app: &str);
 }
 
+/// Real requests through the load balancer (`ccd-probe`), five a second.
+#[derive(Debug, Clone, Default)]
+pub struct HttpProbes {
+    inner: ccd_probe::Probes,
+}
+
+/// How often a rollout probe is sent, and how long it may take.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Probes for HttpProbes {
+    fn ensure(&self, app: &str, order: &ProbeOrder) {
+        let target = ccd_probe::ProbeTarget {
+            url: order.url.clone(),
+            path: order.path.clone(),
+            host: None,
+            interval: PROBE_INTERVAL,
+            timeout: PROBE_TIMEOUT,
+        };
+        let initial = ccd_probe::ProbeCounts {
+            sent: order.initial.sent,
+            failed: order.initial.failed,
+        };
+        if let Err(e) = self.inner.ensure(app, &order.key, target, initial) {
+            tracing::warn!(app, error = %e, "cannot probe the rollout; it is judged on health alone");
+        }
+    }
+
+    fn counts(&self, app: &str) -> Option<(String, ProbeTotals)> {
+        self.inner.counts(app).map(|(key, c)| {
+            (
+                key,
+                ProbeTotals {
+                    sent: c.sent,
+                    failed: c.failed,
+                },
+            )
+        })
+    }
+
+    fn stop(&self, app: &str) {
+        self.inner.stop(app);
+    }
+}
+
 /// No probe at all: rollouts record no probe counts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoProbes;

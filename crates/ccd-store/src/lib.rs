@@ -32,6 +32,11 @@ pub use folder::FolderStore;
 use futures::stream::BoxStream;
 pub use url::StoreUrl;
 
+/// A spec's version as the store reports it: `sha256:<hex>` of its bytes.
+pub fn spec_version(bytes: &[u8]) -> String {
+    names::version_of(bytes)
+}
+
 /// Largest spec file the store reads; bigger ones are reported, never loaded.
 pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 

@@ -26,14 +26,14 @@ pub struct Args {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ControllerConfig {
+pub struct ControllerConfig {
     /// `gs://bucket/prefix` or a folder holding specs/ and status/.
-    store: String,
-    project: String,
-    region: String,
+    pub store: String,
+    pub project: String,
+    pub region: String,
     /// Another endpoint speaking the Compute API (a local cloud); Compute Engine when absent.
     #[serde(default)]
-    endpoint: Option<String>,
+    pub endpoint: Option<String>,
     /// Where events are kept.
     #[serde(default = "default_events")]
     events: PathBuf,
@@ -65,7 +65,7 @@ fn default_events() -> PathBuf {
     PathBuf::from("ccd-events.redb")
 }
 
-fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
+pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let config: ControllerConfig = serde_json::from_str(&text).with_context(|| {
@@ -134,6 +134,7 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
         }),
         endpoints,
     )
+    .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
     .with_drift_check(std::time::Duration::from_secs(
         config.drift_check_seconds.max(1),
     ));

@@ -52,3 +52,15 @@ pub fn run_async(
         }
     }
 }
+
+/// Runs a command's work on a runtime and hands back its result (for
+/// commands that word their own errors).
+pub fn block_on<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(work)
+}

@@ -11,6 +11,9 @@ mod localcloud;
 mod logging;
 mod metrics;
 mod observe;
+mod plan;
+mod rollout;
+mod target;
 mod up;
 mod validate;
 
@@ -45,6 +48,10 @@ enum Command {
     Events(observe::EventsArgs),
     /// Each app's status, as a table or as data.
     Status(observe::StatusArgs),
+    /// An app's rollout (status), or an operator's say over it (pause, resume, promote, abort).
+    Rollout(rollout::Args),
+    /// What a spec would change, resource by resource, and its rollout schedule. Changes nothing.
+    Plan(plan::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,5 +70,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Events(args) => observe::events(args),
         Command::Status(args) => observe::status(args),
+        Command::Rollout(args) => rollout::run(args),
+        Command::Plan(args) => plan::run(args),
     }
 }

@@ -62,15 +62,25 @@ async fn up(args: Args) -> anyhow::Result<()> {
     {
         println!("compute api: {}", local.compute_url());
     }
-    let cloud = GceCloud::new(GceConfig {
+    let cloud_config = GceConfig {
         project: PROJECT.to_owned(),
         endpoint: Some(local.endpoint()),
         anonymous: true,
         rate_limit_per_sec: LOCAL_API_RATE,
         ..GceConfig::default()
-    })
-    .await
-    .context("cannot reach the local cloud")?;
+    };
+    crate::target::write_up_file(
+        &args.data,
+        &crate::target::UpFile {
+            endpoint: local.endpoint(),
+            project: PROJECT.to_owned(),
+            region: cloud_config.region.clone(),
+            pid: std::process::id(),
+        },
+    )?;
+    let cloud = GceCloud::new(cloud_config)
+        .await
+        .context("cannot reach the local cloud")?;
     let cloud = Arc::new(cloud);
     let store = Arc::new(FolderStore::new(&args.data).context("cannot open the spec folder")?);
     let listeners = local.listener_view();
@@ -100,6 +110,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         }),
         endpoints,
     )
+    .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
     .with_drift_check(args.drift_check);
     let config = crate::controller::deploy_runtime();
     let controller = ccd_runtime::Controller::new(SpecSource::new(store), reconciler, config);
@@ -111,6 +122,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     tracing::info!(specs = %args.data.join("specs").display(), "controller running; drop spec files there");
     controller.run(crate::logging::until_signal()).await;
     tracing::info!("stopping: the local cloud stops its instances");
+    let _ = std::fs::remove_file(args.data.join(crate::target::UP_FILE));
     tokio::time::timeout(Duration::from_secs(90), local.shutdown())
         .await
         .ok();

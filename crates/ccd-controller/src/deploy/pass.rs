@@ -10,8 +10,8 @@ use crate::apply::apply;
 use crate::control::Control;
 use crate::decide::{self, Decision, Input, Known, Observed, Work};
 use crate::plan::{Plan, plan};
-use crate::shape::{Shape, shape, traffic_share};
-use crate::status::{GroupRecord, GroupRole, Status};
+use crate::shape::{Shape, shape};
+use crate::status::Status;
 use crate::steps::target_size;
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
@@ -36,7 +36,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let recorded = self.recorded(name).await?;
         let control = self.control(name, &recorded).await;
         let now = self.clock.now();
-        let observed = self.observe(name, &plan, &recorded).await?;
+        let mut observed = crate::observe::observe(&*self.cloud, name, &plan, &recorded).await?;
+        observed.probes = self.probes.counts(name);
         let input = Input {
             app,
             spec_version,
@@ -100,54 +101,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// The operator's control, read only while a rollout is open.
     async fn control(&self, app: &str, recorded: &Status) -> Option<Control> {
         recorded.rollout.as_ref().filter(|r| r.state.is_open())?;
-        // MERGE: read_control lands with the store's controls (branch probe).
-        let read: Result<Option<ccd_store::Bytes>, ccd_store::StoreError> = Ok(None);
-        let _ = app;
-        match read {
+        match self.store.read_control(app).await {
             Ok(bytes) => bytes.and_then(|b| Control::parse(&b)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the rollout controls; going on without them");
                 None
             }
         }
-    }
-
-    async fn observe(
-        &self,
-        app: &str,
-        plan: &Plan,
-        recorded: &Status,
-    ) -> Result<Observed, CloudError> {
-        let mut groups: Vec<GroupRecord> = recorded.groups.clone();
-        if !groups.iter().any(|g| g.role == GroupRole::Stable) {
-            // Nothing recorded: the group the spec would have, if it exists.
-            let id = plan.group.id();
-            groups.push(GroupRecord {
-                name: id.name.clone(),
-                region: id.zone.is_none().then(|| self.cloud.region().to_owned()),
-                zone: id.zone,
-                role: GroupRole::Stable,
-            });
-        }
-        let mut observed = Observed::default();
-        for g in groups {
-            let members = self.cloud.group_members(&g.id(app)).await?;
-            observed.groups.push((g, members));
-        }
-        observed.probes = self.probes.counts(app);
-        if let (Some(r), Some(lb)) = (&recorded.rollout, &plan.load_balancer) {
-            let shifting = r.state.is_open()
-                && r.strategy == ccd_spec::Strategy::Canary
-                && traffic_share(r) > 0;
-            if shifting {
-                let since = r.step.ready.unwrap_or(r.step.started);
-                match self.cloud.lb_traffic(&lb.id(), since.system()).await {
-                    Ok(t) => observed.traffic = Some(t),
-                    Err(e) => tracing::warn!(error = %e, "no request counts from the load balancer; the canary is judged on health alone"),
-                }
-            }
-        }
-        Ok(observed)
     }
 
     /// Does what `work` says; the endpoints (when the load balancer is

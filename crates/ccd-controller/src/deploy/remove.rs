@@ -69,6 +69,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             self.cloud.delete_firewall(app, &rule.name).await?;
         }
         self.store.delete_status(app).await?;
+        self.store.delete_control(app).await?;
         self.remember(app, None);
         if existed {
             self.events.record(

@@ -67,6 +67,23 @@ impl SpecStore for MemStore {
         map.remove(app);
         Ok(())
     }
+
+    async fn read_control(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        let map = self.controls.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(app).map(|b| Bytes::from(b.clone())))
+    }
+
+    async fn write_control(&self, app: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut map = self.controls.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(app.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
+        let mut map = self.controls.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(app);
+        Ok(())
+    }
 }
 
 /// Events as the reconciler recorded them: (app, warning, reason, message).
