@@ -12,7 +12,7 @@ use google_cloud_compute_v1::model::{
 
 use crate::gce::call::{Failure, Kind, Outcome};
 use crate::gce::marker::{self, name_of};
-use crate::model::{GroupId, LoadBalancerSpec};
+use crate::model::{APP_LABEL, GroupId, LoadBalancerSpec};
 
 /// The description word naming the load balancer a backend service serves.
 const LB_WORD: &str = "ccd-lb";
@@ -92,6 +92,30 @@ pub(super) fn belongs_to(service: &BackendService, app: &str, lb: &str) -> bool 
         Some(owner) => owner == lb,
         None => service.name.as_deref() == Some(legacy_service_name(lb).as_str()),
     }
+}
+
+/// Refuses to take over a group's backend service that another load
+/// balancer (or another app) has marked as its own: the name is the
+/// group's, so two balancers of one kind on one group would share it.
+pub(super) fn check_owner(current: &BackendService, spec: &LoadBalancerSpec) -> Outcome<()> {
+    let description = current.description.as_deref();
+    let app = marker::word(description, APP_LABEL);
+    let lb = marker::word(description, LB_WORD);
+    let other = match (app, lb) {
+        (Some(app), _) if app != spec.app => format!("app {app}"),
+        (_, Some(lb)) if lb != spec.name => format!("load balancer {lb}"),
+        _ => return Ok(()),
+    };
+    let name = current.name.as_deref().unwrap_or_default();
+    Err(Failure::new(
+        Kind::Invalid,
+        &format!("load balancer {}", spec.name),
+        format!(
+            "backend service {name} already serves {other}: a group can be behind one load \
+             balancer of each kind (external, internal); take the group out of the other's \
+             backends first"
+        ),
+    ))
 }
 
 /// The backend service ccd wants for one group: the group behind the named
@@ -237,6 +261,30 @@ mod tests {
         assert!(belongs_to(&named("web-bs", &old), "web", "web"));
         assert!(!belongs_to(&named("web-green-bs", &old), "web", "web"));
         assert!(!belongs_to(&named("web-bs", "made by hand"), "web", "web"));
+    }
+
+    #[test]
+    fn another_balancers_backend_service_is_not_taken_over() {
+        let s = spec(&[("web", 1)]);
+        let with = |description: String| {
+            BackendService::new()
+                .set_name("web-bs")
+                .set_description(description)
+        };
+        let ours = with(marker::description("web", &[(LB_WORD, "web")]));
+        assert!(check_owner(&ours, &s).is_ok());
+        assert!(check_owner(&with(marker::description("web", &[])), &s).is_ok());
+        assert!(check_owner(&BackendService::new(), &s).is_ok());
+        for (description, other) in [
+            (
+                marker::description("web", &[(LB_WORD, "web-2")]),
+                "load balancer web-2",
+            ),
+            (marker::description("shop", &[(LB_WORD, "web")]), "app shop"),
+        ] {
+            let f = check_owner(&with(description), &s).err().map(|f| f.message);
+            assert!(f.as_deref().is_some_and(|m| m.contains(other)), "{f:?}");
+        }
     }
 
     #[test]

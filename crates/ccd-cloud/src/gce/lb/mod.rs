@@ -112,7 +112,8 @@ impl GceCloud {
         let mut keep = Vec::with_capacity(groups.len());
         for (name, group, weight) in groups {
             let want = backends::desired(spec, &name, scheme.clone(), hc.clone(), group);
-            with_fresh_fingerprint(|| self.ensure_backend_service(internal, want.clone())).await?;
+            with_fresh_fingerprint(|| self.ensure_backend_service(spec, internal, want.clone()))
+                .await?;
             let link = self.link(&self.lb_resource(internal, "backendServices", &name));
             routes.push((link, weight));
             keep.push(name);

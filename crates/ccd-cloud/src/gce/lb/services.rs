@@ -7,11 +7,14 @@ use google_cloud_gax::options::RequestOptionsBuilder as _;
 use super::backends;
 use crate::gce::GceCloud;
 use crate::gce::call::Outcome;
+use crate::model::LoadBalancerSpec;
 
 impl GceCloud {
-    /// Creates the backend service, or patches it when it differs.
+    /// Creates the backend service, or patches it when it differs (unless
+    /// another balancer owns it).
     pub(super) async fn ensure_backend_service(
         &self,
+        spec: &LoadBalancerSpec,
         internal: bool,
         want: BackendService,
     ) -> Outcome<()> {
@@ -38,9 +41,12 @@ impl GceCloud {
                 let insert = self.c.backends.insert().set_project(p).set_body(want);
                 return self.create(&resource, idempotent!(insert)).await;
             }
-            Some(current) if backends::matches(&current, &want) => return Ok(()),
             Some(current) => current,
         };
+        backends::check_owner(&current, spec)?;
+        if backends::matches(&current, &want) {
+            return Ok(());
+        }
         let body = want.set_or_clear_fingerprint(current.fingerprint);
         if internal {
             let patch = self.c.rbackends.patch().set_project(p).set_region(r);
