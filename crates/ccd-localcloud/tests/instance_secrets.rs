@@ -228,10 +228,12 @@ async fn secrets_reach_the_process_and_a_missing_one_keeps_the_app_down() {
     assert_eq!(env("MISSING").await["set"], false);
 
     // A missing file: the instance runs (a VM boots) but its app never
-    // starts, so it is unhealthy, and its log says what to create.
-    let (m, _) = eventually("the broken group's instance is unhealthy", || async {
+    // starts, so nothing answers its health check (TIMEOUT, Compute's
+    // unhealthy state for an instance it cannot reach), and its log says
+    // what to create.
+    let (m, _) = eventually("the broken group's instance is unreachable", || async {
         let (m, ip) = rest.member("broken").await?;
-        (health(&m) == "UNHEALTHY").then_some((m, ip))
+        (health(&m) == "TIMEOUT").then_some((m, ip))
     })
     .await;
     let broken = m["name"].as_str().unwrap().to_owned();

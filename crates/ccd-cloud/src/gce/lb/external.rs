@@ -1,19 +1,18 @@
-//! The global external HTTPS load balancer: health check → backend service
-//! → URL map → managed certificate → target HTTPS proxy → global address →
-//! global forwarding rule on 443.
+//! The global external HTTPS load balancer: health check → a backend
+//! service per group → URL map (weights) → managed certificate → target
+//! HTTPS proxy → global address → global forwarding rule on 443.
 
 use google_cloud_compute_v1::model::{
-    Address, BackendService, ForwardingRule, SslCertificate, SslCertificateManagedSslCertificate,
-    TargetHttpsProxy, UrlMap, backend_service, forwarding_rule, ssl_certificate,
+    Address, ForwardingRule, SslCertificate, SslCertificateManagedSslCertificate, TargetHttpsProxy,
+    forwarding_rule, ssl_certificate,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
-use super::{Names, backend_matches, desired_backend, piece};
+use super::{Names, piece};
 use crate::gce::GceCloud;
 use crate::gce::call::{Outcome, with_fresh_fingerprint};
-use crate::gce::health;
 use crate::gce::marker::{self, name_of};
-use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
+use crate::model::{LbId, LbPieceKind as P, LbState, LoadBalancerSpec};
 
 impl GceCloud {
     pub(super) async fn apply_external(
@@ -22,15 +21,7 @@ impl GceCloud {
         n: &Names,
         domains: &[String],
     ) -> Outcome<()> {
-        let group = self.group_link(&spec.backends[0].group).await?; // WIP: one backend service per group
-        self.ensure_global_health_check(health::render(&spec.app, &n.hc, &spec.health))
-            .await?;
-        let scheme = backend_service::LoadBalancingScheme::ExternalManaged;
-        let hc = self.link(&format!("global/healthChecks/{}", n.hc));
-        let want = desired_backend(spec, &n.bs, scheme, hc, group);
-        with_fresh_fingerprint(|| self.ensure_backend(want.clone())).await?;
-        let bs = self.link(&format!("global/backendServices/{}", n.bs));
-        with_fresh_fingerprint(|| self.ensure_url_map(&spec.app, &n.um, &bs)).await?;
+        self.apply_routing(spec, n, false).await?;
         let cert = n.cert(domains);
         self.ensure_certificate(&spec.app, &cert, domains).await?;
         let (um, cert_link) = (
@@ -51,88 +42,6 @@ impl GceCloud {
         let ip = self.ensure_global_address(spec, &n.ip).await?;
         let proxy = self.link(&format!("global/targetHttpsProxies/{}", n.proxy));
         self.ensure_global_rule(spec, &n.fr, &ip, &proxy).await
-    }
-
-    async fn ensure_backend(&self, want: BackendService) -> Outcome<()> {
-        let name = want.name.clone().unwrap_or_default();
-        let resource = format!("global/backendServices/{name}");
-        let get = self
-            .c
-            .backends
-            .get()
-            .set_project(self.project())
-            .set_backend_service(&name)
-            .send();
-        match self.find(&resource, get).await? {
-            None => {
-                let insert = self
-                    .c
-                    .backends
-                    .insert()
-                    .set_project(self.project())
-                    .set_body(want);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current) if backend_matches(&current, &want) => Ok(()),
-            Some(current) => {
-                let body = want.set_or_clear_fingerprint(current.fingerprint);
-                let patch = self
-                    .c
-                    .backends
-                    .patch()
-                    .set_project(self.project())
-                    .set_backend_service(&name)
-                    .set_body(body);
-                self.mutate(&resource, idempotent!(patch)).await?;
-                tracing::info!(resource, "backend service updated");
-                Ok(())
-            }
-        }
-    }
-
-    async fn ensure_url_map(&self, app: &str, name: &str, service: &str) -> Outcome<()> {
-        let resource = format!("global/urlMaps/{name}");
-        let get = self
-            .c
-            .url_maps
-            .get()
-            .set_project(self.project())
-            .set_url_map(name)
-            .send();
-        match self.find(&resource, get).await? {
-            None => {
-                let body = UrlMap::new()
-                    .set_name(name)
-                    .set_description(marker::description(app, &[]))
-                    .set_default_service(service);
-                let insert = self
-                    .c
-                    .url_maps
-                    .insert()
-                    .set_project(self.project())
-                    .set_body(body);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current)
-                if current.default_service.as_deref().map(name_of) == Some(name_of(service)) =>
-            {
-                Ok(())
-            }
-            Some(current) => {
-                let body = UrlMap::new()
-                    .set_default_service(service)
-                    .set_or_clear_fingerprint(current.fingerprint);
-                let patch = self
-                    .c
-                    .url_maps
-                    .patch()
-                    .set_project(self.project())
-                    .set_url_map(name)
-                    .set_body(body);
-                self.mutate(&resource, idempotent!(patch)).await?;
-                Ok(())
-            }
-        }
     }
 
     async fn ensure_certificate(&self, app: &str, name: &str, domains: &[String]) -> Outcome<()> {
@@ -329,7 +238,7 @@ impl GceCloud {
         self.create(&resource, idempotent!(insert)).await
     }
 
-    pub(super) async fn external_state(&self, app: &str, n: &Names) -> Outcome<LbState> {
+    pub(super) async fn external_state(&self, id: &LbId, n: &Names) -> Outcome<LbState> {
         let p = self.project();
         let at = |collection: &str, name: &str| format!("global/{collection}/{name}");
         let hc = self
@@ -339,16 +248,10 @@ impl GceCloud {
             .set_project(p)
             .set_health_check(&n.hc);
         let hc = self.find(&at("healthChecks", &n.hc), hc.send()).await?;
-        let bs = self
-            .c
-            .backends
-            .get()
-            .set_project(p)
-            .set_backend_service(&n.bs);
-        let bs = self.find(&at("backendServices", &n.bs), bs.send()).await?;
+        let services = self.backend_pieces(false, &id.app, &id.name).await?;
         let um = self.c.url_maps.get().set_project(p).set_url_map(&n.um);
         let um = self.find(&at("urlMaps", &n.um), um.send()).await?;
-        let certs = self.app_certificates(app, &n.cert_prefix).await?;
+        let certs = self.app_certificates(&id.app, &n.cert_prefix).await?;
         let proxy = self
             .c
             .https_proxies
@@ -381,19 +284,20 @@ impl GceCloud {
                 .as_ref()
                 .and_then(|a| a.address.as_deref())
                 .and_then(|a| a.parse().ok()),
-            pieces: vec![
-                piece(P::HealthCheck, &n.hc, hc.is_some()),
-                piece(P::BackendService, &n.bs, bs.is_some()),
-                piece(P::UrlMap, &n.um, um.is_some()),
-                piece(P::Certificate, &cert_name, !certs.is_empty()),
-                piece(P::TargetProxy, &n.proxy, proxy.is_some()),
-                piece(P::Address, &n.ip, ip.is_some()),
-                piece(P::ForwardingRule, &n.fr, fr.is_some()),
-            ],
+            pieces: std::iter::once(piece(P::HealthCheck, &n.hc, hc.is_some()))
+                .chain(services)
+                .chain([
+                    piece(P::UrlMap, &n.um, um.is_some()),
+                    piece(P::Certificate, &cert_name, !certs.is_empty()),
+                    piece(P::TargetProxy, &n.proxy, proxy.is_some()),
+                    piece(P::Address, &n.ip, ip.is_some()),
+                    piece(P::ForwardingRule, &n.fr, fr.is_some()),
+                ])
+                .collect(),
         })
     }
 
-    pub(super) async fn delete_external(&self, app: &str, n: &Names) -> Outcome<()> {
+    pub(super) async fn delete_external(&self, id: &LbId, n: &Names) -> Outcome<()> {
         let p = self.project();
         let fr = self
             .c
@@ -411,20 +315,14 @@ impl GceCloud {
             .set_target_https_proxy(&n.proxy);
         let resource = format!("global/targetHttpsProxies/{}", n.proxy);
         self.remove(&resource, idempotent!(proxy)).await?;
-        for cert in self.app_certificates(app, &n.cert_prefix).await? {
+        for cert in self.app_certificates(&id.app, &n.cert_prefix).await? {
             self.delete_certificate(&cert).await?;
         }
         let um = self.c.url_maps.delete().set_project(p).set_url_map(&n.um);
         self.remove(&format!("global/urlMaps/{}", n.um), idempotent!(um))
             .await?;
-        let bs = self
-            .c
-            .backends
-            .delete()
-            .set_project(p)
-            .set_backend_service(&n.bs);
-        let resource = format!("global/backendServices/{}", n.bs);
-        self.remove(&resource, idempotent!(bs)).await?;
+        self.delete_backend_services_except(false, &id.app, &id.name, &[])
+            .await?;
         let ip = self
             .c
             .global_addresses

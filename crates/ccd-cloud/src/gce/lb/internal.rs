@@ -1,20 +1,19 @@
 //! The regional internal HTTP load balancer (INTERNAL_MANAGED): regional
-//! health check → regional backend service → regional URL map → regional
+//! health check → a regional backend service per group → regional URL map
+//! (weights) → regional
 //! target HTTP proxy → internal address → regional forwarding rule on the
 //! app's port, in the configured network and subnetwork.
 
 use google_cloud_compute_v1::model::{
-    Address, BackendService, ForwardingRule, TargetHttpProxy, UrlMap, address, backend_service,
-    forwarding_rule,
+    Address, ForwardingRule, TargetHttpProxy, address, forwarding_rule,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
-use super::{Names, backend_matches, desired_backend, piece};
+use super::{Names, piece};
 use crate::gce::GceCloud;
-use crate::gce::call::{Outcome, with_fresh_fingerprint};
-use crate::gce::health;
+use crate::gce::call::Outcome;
 use crate::gce::marker::{self, name_of};
-use crate::model::{LbPieceKind as P, LbState, LoadBalancerSpec};
+use crate::model::{LbId, LbPieceKind as P, LbState, LoadBalancerSpec};
 
 impl GceCloud {
     fn subnetwork(&self) -> String {
@@ -34,97 +33,13 @@ impl GceCloud {
         n: &Names,
         port: u16,
     ) -> Outcome<()> {
-        let group = self.group_link(&spec.backends[0].group).await?; // WIP: one backend service per group
-        self.ensure_region_health_check(health::render(&spec.app, &n.hc, &spec.health))
-            .await?;
-        let scheme = backend_service::LoadBalancingScheme::InternalManaged;
-        let hc = self.link(&self.regional("healthChecks", &n.hc));
-        let want = desired_backend(spec, &n.bs, scheme, hc, group);
-        with_fresh_fingerprint(|| self.ensure_region_backend(want.clone())).await?;
-        let bs = self.link(&self.regional("backendServices", &n.bs));
-        self.ensure_region_url_map(&spec.app, &n.um, &bs).await?;
+        self.apply_routing(spec, n, true).await?;
         let um = self.link(&self.regional("urlMaps", &n.um));
         self.ensure_http_proxy(&spec.app, &n.proxy, &um).await?;
         let ip = self.ensure_internal_address(spec, &n.ip).await?;
         let proxy = self.link(&self.regional("targetHttpProxies", &n.proxy));
         self.ensure_region_rule(spec, &n.fr, &ip, &proxy, port)
             .await
-    }
-
-    async fn ensure_region_backend(&self, want: BackendService) -> Outcome<()> {
-        let name = want.name.clone().unwrap_or_default();
-        let (p, r) = (self.project(), self.region());
-        let resource = self.regional("backendServices", &name);
-        let get = self
-            .c
-            .rbackends
-            .get()
-            .set_project(p)
-            .set_region(r)
-            .set_backend_service(&name)
-            .send();
-        match self.find(&resource, get).await? {
-            None => {
-                let insert = self
-                    .c
-                    .rbackends
-                    .insert()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_body(want);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current) if backend_matches(&current, &want) => Ok(()),
-            Some(current) => {
-                let body = want.set_or_clear_fingerprint(current.fingerprint);
-                let patch = self
-                    .c
-                    .rbackends
-                    .patch()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_backend_service(&name)
-                    .set_body(body);
-                self.mutate(&resource, idempotent!(patch)).await?;
-                tracing::info!(resource, "backend service updated");
-                Ok(())
-            }
-        }
-    }
-
-    /// The URL map and proxy never change: their only reference is to the
-    /// next piece, whose name is fixed.
-    async fn ensure_region_url_map(&self, app: &str, name: &str, service: &str) -> Outcome<()> {
-        let (p, r) = (self.project(), self.region());
-        let resource = self.regional("urlMaps", name);
-        if self
-            .find(
-                &resource,
-                self.c
-                    .rurl_maps
-                    .get()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_url_map(name)
-                    .send(),
-            )
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let body = UrlMap::new()
-            .set_name(name)
-            .set_description(marker::description(app, &[]))
-            .set_default_service(service);
-        let insert = self
-            .c
-            .rurl_maps
-            .insert()
-            .set_project(p)
-            .set_region(r)
-            .set_body(body);
-        self.create(&resource, idempotent!(insert)).await
     }
 
     async fn ensure_http_proxy(&self, app: &str, name: &str, url_map: &str) -> Outcome<()> {
@@ -242,7 +157,7 @@ impl GceCloud {
         self.create(&resource, idempotent!(insert)).await
     }
 
-    pub(super) async fn internal_state(&self, _app: &str, n: &Names) -> Outcome<LbState> {
+    pub(super) async fn internal_state(&self, id: &LbId, n: &Names) -> Outcome<LbState> {
         let (p, r) = (self.project(), self.region());
         let hc = self
             .c
@@ -253,17 +168,7 @@ impl GceCloud {
             .set_health_check(&n.hc)
             .send();
         let hc = self.find(&self.regional("healthChecks", &n.hc), hc).await?;
-        let bs = self
-            .c
-            .rbackends
-            .get()
-            .set_project(p)
-            .set_region(r)
-            .set_backend_service(&n.bs)
-            .send();
-        let bs = self
-            .find(&self.regional("backendServices", &n.bs), bs)
-            .await?;
+        let services = self.backend_pieces(true, &id.app, &id.name).await?;
         let um = self
             .c
             .rurl_maps
@@ -309,18 +214,19 @@ impl GceCloud {
                 .as_ref()
                 .and_then(|a| a.address.as_deref())
                 .and_then(|a| a.parse().ok()),
-            pieces: vec![
-                piece(P::HealthCheck, &n.hc, hc.is_some()),
-                piece(P::BackendService, &n.bs, bs.is_some()),
-                piece(P::UrlMap, &n.um, um.is_some()),
-                piece(P::TargetProxy, &n.proxy, proxy.is_some()),
-                piece(P::Address, &n.ip, ip.is_some()),
-                piece(P::ForwardingRule, &n.fr, fr.is_some()),
-            ],
+            pieces: std::iter::once(piece(P::HealthCheck, &n.hc, hc.is_some()))
+                .chain(services)
+                .chain([
+                    piece(P::UrlMap, &n.um, um.is_some()),
+                    piece(P::TargetProxy, &n.proxy, proxy.is_some()),
+                    piece(P::Address, &n.ip, ip.is_some()),
+                    piece(P::ForwardingRule, &n.fr, fr.is_some()),
+                ])
+                .collect(),
         })
     }
 
-    pub(super) async fn delete_internal(&self, n: &Names) -> Outcome<()> {
+    pub(super) async fn delete_internal(&self, id: &LbId, n: &Names) -> Outcome<()> {
         let (p, r) = (self.project(), self.region());
         let fr = self
             .c
@@ -352,15 +258,7 @@ impl GceCloud {
         let poller = idempotent!(um);
         self.remove(&self.regional("urlMaps", &n.um), poller)
             .await?;
-        let bs = self
-            .c
-            .rbackends
-            .delete()
-            .set_project(p)
-            .set_region(r)
-            .set_backend_service(&n.bs);
-        let poller = idempotent!(bs);
-        self.remove(&self.regional("backendServices", &n.bs), poller)
+        self.delete_backend_services_except(true, &id.app, &id.name, &[])
             .await?;
         let ip = self
             .c

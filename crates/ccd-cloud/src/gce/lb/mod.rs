@@ -5,25 +5,24 @@
 //! region's proxy-only subnet to exist (a network prerequisite ccd does not
 //! own, as every internal load balancer of the region shares it).
 
+mod backends;
 mod external;
 mod internal;
+mod services;
+mod url_map;
 
-use std::time::Duration;
-
-use google_cloud_compute_v1::model::{
-    Backend, BackendService, ConnectionDraining, backend, backend_service,
-};
+use google_cloud_compute_v1::model::backend_service;
 use sha2::{Digest, Sha256};
 
 use super::GceCloud;
-use super::call::{Failure, Kind, Outcome};
-use super::marker::{self, name_of};
+use super::call::{Failure, Kind, Outcome, with_fresh_fingerprint};
+use super::health;
 use crate::model::{GroupId, LbId, LbKind, LbPiece, LbPieceKind, LbState, LoadBalancerSpec};
 
-/// The names of a load balancer's pieces: `{name}-{piece}`.
+/// The names of a load balancer's own pieces: `{name}-{piece}` (its backend
+/// services are named after their groups: [`backends::service_name`]).
 struct Names {
     hc: String,
-    bs: String,
     um: String,
     proxy: String,
     ip: String,
@@ -36,7 +35,6 @@ impl Names {
     fn of(name: &str) -> Self {
         Names {
             hc: format!("{name}-hc"),
-            bs: format!("{name}-bs"),
             um: format!("{name}-um"),
             proxy: format!("{name}-proxy"),
             ip: format!("{name}-ip"),
@@ -62,66 +60,16 @@ fn piece(kind: LbPieceKind, name: &str, exists: bool) -> LbPiece {
     }
 }
 
-/// The backend service ccd wants: the group behind the named port, probed
-/// by the balancer's check, draining leaving instances for `drain`.
-fn desired_backend(
-    spec: &LoadBalancerSpec,
-    name: &str,
-    scheme: backend_service::LoadBalancingScheme,
-    health_check: String,
-    group: String,
-) -> BackendService {
-    BackendService::new()
-        .set_name(name)
-        .set_description(marker::description(&spec.app, &[]))
-        .set_load_balancing_scheme(scheme)
-        .set_protocol(backend_service::Protocol::Http)
-        .set_port_name(&spec.port_name)
-        .set_timeout_sec(30)
-        .set_health_checks([health_check])
-        .set_connection_draining(
-            ConnectionDraining::new().set_draining_timeout_sec(secs(spec.drain)),
-        )
-        .set_backends([Backend::new()
-            .set_group(group)
-            .set_balancing_mode(backend::BalancingMode::Utilization)
-            .set_capacity_scaler(1.0)])
-}
-
-fn secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
-}
-
-/// Whether a backend service serves the same group, port and check, with the same drain.
-fn backend_matches(current: &BackendService, want: &BackendService) -> bool {
-    let groups = |b: &BackendService| -> Vec<String> {
-        b.backends
-            .iter()
-            .filter_map(|x| {
-                x.group
-                    .as_deref()
-                    .map(|g| g.split("/projects/").nth(1).unwrap_or(g).to_owned())
-            })
-            .collect()
-    };
-    let checks = |b: &BackendService| -> Vec<String> {
-        b.health_checks
-            .iter()
-            .map(|h| name_of(h).to_owned())
-            .collect()
-    };
-    let drain = |b: &BackendService| {
-        b.connection_draining
-            .as_ref()
-            .and_then(|d| d.draining_timeout_sec)
-    };
-    groups(current) == groups(want)
-        && checks(current) == checks(want)
-        && current.port_name == want.port_name
-        && drain(current) == drain(want)
-}
-
 impl GceCloud {
+    /// Where a piece lives: the region for an internal balancer, global otherwise.
+    fn lb_resource(&self, internal: bool, collection: &str, name: &str) -> String {
+        if internal {
+            format!("regions/{}/{collection}/{name}", self.region())
+        } else {
+            format!("global/{collection}/{name}")
+        }
+    }
+
     /// The group's instance group link, which backends name.
     async fn group_link(&self, id: &GroupId) -> Outcome<String> {
         let resource = self.group_resource(id);
@@ -135,11 +83,67 @@ impl GceCloud {
         })
     }
 
+    /// The health check, a backend service per group and the URL map
+    /// routing to them by weight; then the balancer's backend services the
+    /// map no longer names are deleted. Every backend service the map names
+    /// exists before the map is written, so its one write moves traffic.
+    async fn apply_routing(
+        &self,
+        spec: &LoadBalancerSpec,
+        n: &Names,
+        internal: bool,
+    ) -> Outcome<()> {
+        // Every group first: a missing one stops the call before anything changes.
+        let mut groups = Vec::with_capacity(spec.backends.len());
+        for b in &spec.backends {
+            let link = self.group_link(&b.group).await?;
+            groups.push((backends::service_name(&b.group), link, b.weight));
+        }
+        let check = health::render(&spec.app, &n.hc, &spec.health);
+        let scheme = if internal {
+            self.ensure_region_health_check(check).await?;
+            backend_service::LoadBalancingScheme::InternalManaged
+        } else {
+            self.ensure_global_health_check(check).await?;
+            backend_service::LoadBalancingScheme::ExternalManaged
+        };
+        let hc = self.link(&self.lb_resource(internal, "healthChecks", &n.hc));
+        let mut routes = Vec::with_capacity(groups.len());
+        let mut keep = Vec::with_capacity(groups.len());
+        for (name, group, weight) in groups {
+            let want = backends::desired(spec, &name, scheme.clone(), hc.clone(), group);
+            with_fresh_fingerprint(|| self.ensure_backend_service(spec, internal, want.clone()))
+                .await?;
+            let link = self.link(&self.lb_resource(internal, "backendServices", &name));
+            routes.push((link, weight));
+            keep.push(name);
+        }
+        let want = url_map::desired(&spec.app, &n.um, &routes);
+        with_fresh_fingerprint(|| self.ensure_url_map(internal, want.clone())).await?;
+        self.delete_backend_services_except(internal, &spec.app, &spec.name, &keep)
+            .await
+    }
+
+    /// The balancer's backend services as pieces; one missing piece when it
+    /// has none, so that a balancer without any is not complete.
+    async fn backend_pieces(&self, internal: bool, app: &str, lb: &str) -> Outcome<Vec<LbPiece>> {
+        let names = self.lb_backend_services(internal, app, lb).await?;
+        if names.is_empty() {
+            let name = backends::legacy_service_name(lb);
+            return Ok(vec![piece(LbPieceKind::BackendService, &name, false)]);
+        }
+        Ok(names
+            .iter()
+            .map(|name| piece(LbPieceKind::BackendService, name, true))
+            .collect())
+    }
+
     #[tracing::instrument(skip_all, fields(app = %spec.app, lb = %spec.name))]
     pub(crate) async fn apply_load_balancer_impl(
         &self,
         spec: &LoadBalancerSpec,
     ) -> Outcome<LbState> {
+        backends::validate(spec)?;
         let names = Names::of(&spec.name);
         match &spec.kind {
             LbKind::External { domains } => self.apply_external(spec, &names, domains).await?,
@@ -152,9 +156,9 @@ impl GceCloud {
     pub(crate) async fn get_load_balancer_impl(&self, id: &LbId) -> Outcome<LbState> {
         let names = Names::of(&id.name);
         if id.internal {
-            self.internal_state(&id.app, &names).await
+            self.internal_state(id, &names).await
         } else {
-            self.external_state(&id.app, &names).await
+            self.external_state(id, &names).await
         }
     }
 
@@ -163,16 +167,14 @@ impl GceCloud {
     pub(crate) async fn has_load_balancer_impl(&self, id: &LbId) -> Outcome<bool> {
         let names = Names::of(&id.name);
         let (p, r) = (self.project(), self.region());
+        let resource = self.lb_resource(id.internal, "healthChecks", &names.hc);
         let found = if id.internal {
             let get = self.c.rhealth_checks.get().set_project(p).set_region(r);
             let get = get.set_health_check(&names.hc).send();
-            self.find(&self.regional("healthChecks", &names.hc), get)
-                .await?
-                .is_some()
+            self.find(&resource, get).await?.is_some()
         } else {
             let get = self.c.health_checks.get().set_project(p);
             let get = get.set_health_check(&names.hc).send();
-            let resource = format!("global/healthChecks/{}", names.hc);
             self.find(&resource, get).await?.is_some()
         };
         Ok(found)
@@ -182,9 +184,9 @@ impl GceCloud {
     pub(crate) async fn delete_load_balancer_impl(&self, id: &LbId) -> Outcome<()> {
         let names = Names::of(&id.name);
         if id.internal {
-            self.delete_internal(&names).await
+            self.delete_internal(id, &names).await
         } else {
-            self.delete_external(&id.app, &names).await
+            self.delete_external(id, &names).await
         }
     }
 }
