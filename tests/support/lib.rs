@@ -19,6 +19,7 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod load;
 pub mod up;
 
 /// A workspace binary, brought up to date once per test process: this

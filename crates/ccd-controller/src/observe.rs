@@ -38,7 +38,9 @@ pub async fn observe<C: Cloud>(
             let since = r.step.ready.unwrap_or(r.step.started);
             match cloud.lb_traffic(&lb.id(), since.system()).await {
                 Ok(t) => observed.traffic = Some(t),
-                Err(e) => tracing::warn!(error = %e, "no request counts from the load balancer; the canary is judged on health alone"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no request counts from the load balancer; the canary is judged on health alone")
+                }
             }
         }
     }

@@ -61,7 +61,10 @@ pub struct ScheduledStep {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -92,11 +95,10 @@ pub async fn preview<C: Cloud>(
     let decision = decide::decide(&input);
     let shape = shape(&plan, &decision.status, target_size(app));
     let applied = apply(&view, &shape, endpoints, true).await?;
-    let started = decision
-        .status
-        .rollout
-        .clone()
-        .filter(|r| r.state.is_open() && recorded.rollout.as_ref().map(|o| &o.id) != Some(&r.id));
+    let started =
+        decision.status.rollout.clone().filter(|r| {
+            r.state.is_open() && recorded.rollout.as_ref().map(|o| &o.id) != Some(&r.id)
+        });
     let schedule = started.as_ref().map(|r| schedule(app, r));
     Ok(Preview {
         app: name,

@@ -17,7 +17,10 @@ pub struct Timestamp(SystemTime);
 impl Timestamp {
     /// `at`, truncated to the millisecond.
     pub fn new(at: SystemTime) -> Timestamp {
-        let ms = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let ms = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
         let ms = u64::try_from(ms).unwrap_or(u64::MAX);
         Timestamp(UNIX_EPOCH + Duration::from_millis(ms))
     }
@@ -31,7 +34,7 @@ impl Timestamp {
         self.0.duration_since(earlier.0).unwrap_or_default()
     }
 
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp::new(self.0.checked_add(d).unwrap_or(self.0))
     }
 }
@@ -266,8 +269,11 @@ mod tests {
         assert_eq!(text, "\"2025-11-30T02:29:23.123Z\"");
         let back: Timestamp = serde_json::from_str(&text).unwrap();
         assert_eq!(back, t);
-        assert_eq!(t.add(Duration::from_secs(2)).since(t), Duration::from_secs(2));
-        assert_eq!(t.since(t.add(Duration::from_secs(2))), Duration::ZERO);
+        assert_eq!(
+            t.plus(Duration::from_secs(2)).since(t),
+            Duration::from_secs(2)
+        );
+        assert_eq!(t.since(t.plus(Duration::from_secs(2))), Duration::ZERO);
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 }

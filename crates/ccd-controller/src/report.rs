@@ -116,7 +116,12 @@ pub(crate) fn conditions(f: &Facts) -> (Phase, Vec<Condition>) {
         ("NotReady", p_message.clone())
     };
     let conditions = vec![
-        condition("Degraded", f.degraded.is_some(), degraded.reason, degraded.message),
+        condition(
+            "Degraded",
+            f.degraded.is_some(),
+            degraded.reason,
+            degraded.message,
+        ),
         condition(
             "Progressing",
             f.progressing.is_some() || (!f.ready && f.degraded.is_none()),
@@ -124,7 +129,12 @@ pub(crate) fn conditions(f: &Facts) -> (Phase, Vec<Condition>) {
             p_message,
         ),
         condition("Ready", f.ready, r_reason, r_message),
-        condition("Stalled", false, "SpecValid", "the spec is valid".to_owned()),
+        condition(
+            "Stalled",
+            false,
+            "SpecValid",
+            "the spec is valid".to_owned(),
+        ),
     ];
     (phase, conditions)
 }
@@ -193,7 +203,10 @@ pub(crate) fn serving(members: &[&ManagedInstance]) -> Vec<String> {
     versions
 }
 
-pub(crate) fn instance_views(members: &[(&str, &ManagedInstance)], named: bool) -> Vec<InstanceView> {
+pub(crate) fn instance_views(
+    members: &[(&str, &ManagedInstance)],
+    named: bool,
+) -> Vec<InstanceView> {
     let mut out: Vec<InstanceView> = members
         .iter()
         .map(|(group, i)| InstanceView {
@@ -201,7 +214,11 @@ pub(crate) fn instance_views(members: &[(&str, &ManagedInstance)], named: bool) 
             version: i.version.clone().unwrap_or_default(),
             status: format!("{:?}", i.status),
             health: format!("{:?}", i.health),
-            group: if named { (*group).to_owned() } else { String::new() },
+            group: if named {
+                (*group).to_owned()
+            } else {
+                String::new()
+            },
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -269,7 +286,10 @@ mod tests {
         };
         let (phase, c) = conditions(&back);
         assert_eq!(phase, Phase::Degraded);
-        assert!(c.iter().all(|c| c.kind != "Progressing" || !c.status), "a rollback is not progress");
+        assert!(
+            c.iter().all(|c| c.kind != "Progressing" || !c.status),
+            "a rollback is not progress"
+        );
         let kinds: Vec<&str> = c.iter().map(|c| c.kind.as_str()).collect();
         assert_eq!(kinds, ["Degraded", "Progressing", "Ready", "Stalled"]);
     }

@@ -167,10 +167,7 @@ const HEADER: &str = "Written by ccd; edits are overwritten.";
 impl Status {
     pub fn to_yaml(&self) -> String {
         let value = serde_json::to_value(self).unwrap_or_default();
-        ccd_spec::document::to_yaml(
-            &format!("{HEADER} Spec: specs/{}.yaml", self.app),
-            &value,
-        )
+        ccd_spec::document::to_yaml(&format!("{HEADER} Spec: specs/{}.yaml", self.app), &value)
     }
 
     /// Reads a status object back; `None` when it is not one (a person
@@ -204,6 +201,7 @@ impl Status {
     pub fn target_rolled_back(&self) -> bool {
         self.rollout.as_ref().is_some_and(|r| {
             r.state.rolled_back()
+                && r.from.is_some()
                 && self
                     .revision
                     .as_ref()
@@ -305,8 +303,14 @@ region: \"europe-west1\"
         assert!(s.rolled_back);
         assert_eq!(s.revision.as_ref().unwrap().template, "hello-9f9f");
         let stable = s.stable().unwrap();
-        assert_eq!((stable.name.as_str(), stable.zone.as_deref()), ("hello", None));
+        assert_eq!(
+            (stable.name.as_str(), stable.zone.as_deref()),
+            ("hello", None)
+        );
         assert_eq!(stable.region.as_deref(), Some("europe-west1"));
-        assert!(!s.to_yaml().contains("\nregion: "), "the old field is not written back");
+        assert!(
+            !s.to_yaml().contains("\nregion: "),
+            "the old field is not written back"
+        );
     }
 }

@@ -135,14 +135,26 @@ mod tests {
     #[test]
     fn each_strategy_lays_out_its_steps() {
         let rolling = app("{strategy: rolling}");
-        assert_eq!(plan_steps(&rolling, Occasion::Update)[0].kind, StepKind::InPlace);
-        assert_eq!(plan_steps(&rolling, Occasion::FirstDeploy)[0].name, "create");
+        assert_eq!(
+            plan_steps(&rolling, Occasion::Update)[0].kind,
+            StepKind::InPlace
+        );
+        assert_eq!(
+            plan_steps(&rolling, Occasion::FirstDeploy)[0].name,
+            "create"
+        );
         let moved = plan_steps(&rolling, Occasion::Move);
         assert_eq!((moved.len(), moved[0].weight), (1, Some(100)));
 
-        let bg = plan_steps(&app("{strategy: blueGreen, keepWarm: 1m}"), Occasion::Update);
+        let bg = plan_steps(
+            &app("{strategy: blueGreen, keepWarm: 1m}"),
+            Occasion::Update,
+        );
         assert_eq!(bg.len(), 1);
-        assert_eq!((bg[0].instances, bg[0].hold()), (Some(3), Duration::from_secs(60)));
+        assert_eq!(
+            (bg[0].instances, bg[0].hold()),
+            (Some(3), Duration::from_secs(60))
+        );
 
         let canary = app(
             "{strategy: canary, keepWarm: 30s, steps: [{weight: 10, pause: 2m}, {weight: 50, pause: 1m}]}",

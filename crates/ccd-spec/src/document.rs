@@ -234,9 +234,15 @@ mod tests {
         let y = to_yaml("Written by a test.", &v);
         assert!(y.starts_with("# Written by a test.\n"), "{y}");
         assert!(y.contains("phase: Ready\n"), "{y}");
-        assert!(y.contains("status: \"True\"\n"), "a word YAML reads as a bool is quoted: {y}");
+        assert!(
+            y.contains("status: \"True\"\n"),
+            "a word YAML reads as a bool is quoted: {y}"
+        );
         assert!(y.contains("version: \"1.10\"\n"), "{y}");
-        assert!(y.contains("items:\n  - name: \"x\"\n    tags:\n      - \"p\"\n"), "{y}");
+        assert!(
+            y.contains("items:\n  - name: \"x\"\n    tags:\n      - \"p\"\n"),
+            "{y}"
+        );
         assert_eq!(from_yaml(y.as_bytes()).unwrap(), v, "{y}");
         assert_eq!(y, to_yaml("Written by a test.", &v), "deterministic");
     }

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ccd_controller::LocalTarget;
 use ccd_controller::preview::{Preview, preview};
 use ccd_controller::status::Status;
-use ccd_controller::LocalTarget;
 use ccd_store::SpecStore;
 
 use crate::target::Target;
@@ -119,10 +119,10 @@ fn render(p: &Preview, target: &Target) -> String {
         s += "no rollout: the spec's version is what runs (or was rolled back)\n";
         return s;
     };
-    let from = r
-        .from
-        .as_ref()
-        .map_or_else(|| "first deploy".to_owned(), |f| format!("from {}", f.version));
+    let from = r.from.as_ref().map_or_else(
+        || "first deploy".to_owned(),
+        |f| format!("from {}", f.version),
+    );
     s += &format!(
         "rollout: version {} ({from}), {:?}, each step healthy within its deadline\n",
         r.to.version, r.strategy

@@ -95,11 +95,14 @@ async fn control(op: &Operator, change: impl Fn(&mut Control), verb: &str) -> an
         bail!(
             "{} has no rollout under way (the last one {}); `ccd rollout {verb}` acts on a rollout in progress",
             op.app,
-            status.rollout.as_ref().map_or("never happened".to_owned(), |r| format!(
-                "{} for version {}",
-                state_word(r.state),
-                r.to.version
-            ))
+            status
+                .rollout
+                .as_ref()
+                .map_or("never happened".to_owned(), |r| format!(
+                    "{} for version {}",
+                    state_word(r.state),
+                    r.to.version
+                ))
         );
     };
     if verb == "abort" && rollout.from.is_none() {
@@ -109,7 +112,10 @@ async fn control(op: &Operator, change: impl Fn(&mut Control), verb: &str) -> an
         );
     }
     if verb == "resume" && rollout.state != RolloutState::Paused {
-        println!("the rollout of version {} is not paused", rollout.to.version);
+        println!(
+            "the rollout of version {} is not paused",
+            rollout.to.version
+        );
     }
     let existing = store
         .read_control(&op.app)
@@ -163,7 +169,11 @@ async fn status(app: &str, target: &Target, output: Output) -> anyhow::Result<()
         }
         Output::Yaml => {
             let value = serde_json::json!({"rollout": status.rollout, "history": status.history});
-            let _ = write!(out, "{}", ccd_spec::document::to_yaml(&format!("rollout of {app}"), &value));
+            let _ = write!(
+                out,
+                "{}",
+                ccd_spec::document::to_yaml(&format!("rollout of {app}"), &value)
+            );
         }
         Output::Table => {
             let _ = write!(out, "{}", render(app, &status));
@@ -178,10 +188,10 @@ fn render(app: &str, status: &Status) -> String {
     let Some(r) = &status.rollout else {
         return format!("{app}: no rollout yet\n");
     };
-    let from = r
-        .from
-        .as_ref()
-        .map_or_else(|| "first deploy".to_owned(), |f| format!("from {}", f.version));
+    let from = r.from.as_ref().map_or_else(
+        || "first deploy".to_owned(),
+        |f| format!("from {}", f.version),
+    );
     s += &format!(
         "{app}: version {} ({from}), {:?}, {}\n",
         r.to.version,
@@ -192,7 +202,11 @@ fn render(app: &str, status: &Status) -> String {
     if let Some(ended) = r.ended {
         s += &format!("  ended:    {ended}\n");
     } else {
-        let what = if r.step.ready.is_some() { "holds until" } else { "healthy by" };
+        let what = if r.step.ready.is_some() {
+            "holds until"
+        } else {
+            "healthy by"
+        };
         s += &format!(
             "  step:     {} of {} ({}), {what} {}\n",
             r.step.index + 1,

@@ -21,6 +21,8 @@ pub struct Known {
     pub spec_version: String,
     /// When the shape was last applied, or looked at in full.
     pub checked: Timestamp,
+    /// What that look found and the drift mode left alone.
+    pub drift: Vec<String>,
 }
 
 /// What a pass does after deciding.
@@ -73,11 +75,7 @@ pub fn work(
 }
 
 /// What a look found, as the spec's drift mode takes it: `true` to apply.
-pub fn conclude_look(
-    input: &Input<'_>,
-    decision: &mut Decision,
-    drift: &[String],
-) -> bool {
+pub fn conclude_look(input: &Input<'_>, decision: &mut Decision, drift: &[String]) -> bool {
     if drift.is_empty() {
         return false;
     }
@@ -125,9 +123,15 @@ pub fn finalize(
         Ok(None) => {}
         Err(e) => {
             let (reason, words) = if e.is_transient() {
-                ("CloudUnavailable", "the cloud did not take the change yet (ccd retries)")
+                (
+                    "CloudUnavailable",
+                    "the cloud did not take the change yet (ccd retries)",
+                )
             } else {
-                ("CloudRejected", "the cloud refused the change; fix the spec")
+                (
+                    "CloudRejected",
+                    "the cloud refused the change; fix the spec",
+                )
             };
             let message = format!("{words}: {e}");
             let s = &mut decision.status;

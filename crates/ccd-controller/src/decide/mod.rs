@@ -173,7 +173,11 @@ impl Decider<'_> {
             !deleted
         });
         for name in gone {
-            self.event(false, "GroupDeleted", format!("deleted group {name}, no longer used"));
+            self.event(
+                false,
+                "GroupDeleted",
+                format!("deleted group {name}, no longer used"),
+            );
         }
     }
 
@@ -223,8 +227,16 @@ impl Decider<'_> {
     /// Whether the app is at rest; records the last good revision when the
     /// spec's own revision is what rests.
     fn settle(&mut self) -> bool {
-        let open = self.status.rollout.as_ref().is_some_and(|r| r.state.is_open());
-        let moving = self.status.groups.iter().any(|g| g.role != GroupRole::Stable);
+        let open = self
+            .status
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.state.is_open());
+        let moving = self
+            .status
+            .groups
+            .iter()
+            .any(|g| g.role != GroupRole::Stable);
         let template = self.stable_template();
         let whole = self
             .stable_members()
@@ -232,8 +244,7 @@ impl Decider<'_> {
         let exposed_ok =
             self.input.plan.load_balancer.is_none() || !self.status.endpoints.is_empty();
         let target = self.input.plan.template.name();
-        if !open && whole && exposed_ok && template == target && !self.status.target_rolled_back()
-        {
+        if !open && whole && exposed_ok && template == target && !self.status.target_rolled_back() {
             self.status.last_good = Some(LastGood {
                 version: self.input.plan.template.revision.clone(),
                 template,
@@ -285,9 +296,10 @@ impl Decider<'_> {
             .map_or(spec_version.clone(), |g| g.version.clone());
         let degraded = if self.status.rolled_back {
             Some(report::rolled_back(&spec_version, &good_version, &reason))
-        } else if r.as_ref().is_some_and(|r| {
-            r.state == RolloutState::Failed && r.from.is_none() && !settled
-        }) {
+        } else if r
+            .as_ref()
+            .is_some_and(|r| r.state == RolloutState::Failed && r.from.is_none() && !settled)
+        {
             Some(report::stuck(&spec_version, &reason))
         } else if open.is_none() && report::idle(stable) && !standing.whole(self.target_size()) {
             Some(report::unhealthy(&standing))

@@ -5,8 +5,8 @@ use ccd_cloud::model::{InstanceStatus, ManagedInstance};
 
 use super::{Decider, verdict};
 use crate::record::{
-    NewInstance, Revision, Rollout, RolloutState, StepRecord, StepState, Timestamp, Verdict,
-    VerdictResult, HISTORY,
+    HISTORY, NewInstance, Revision, Rollout, RolloutState, StepRecord, StepState, Timestamp,
+    Verdict, VerdictResult,
 };
 use crate::report::{self, humantime};
 use crate::shape::traffic_share;
@@ -19,13 +19,10 @@ impl Decider<'_> {
     }
 
     fn target(&self) -> Revision {
-        self.status
-            .revision
-            .clone()
-            .unwrap_or_else(|| Revision {
-                version: self.input.plan.template.revision.clone(),
-                template: self.input.plan.template.name(),
-            })
+        self.status.revision.clone().unwrap_or_else(|| Revision {
+            version: self.input.plan.template.revision.clone(),
+            template: self.input.plan.template.name(),
+        })
     }
 
     /// Whether the stable group is somewhere other than where the spec puts it.
@@ -57,9 +54,7 @@ impl Decider<'_> {
                 // This revision was rolled out already (it succeeded, or it failed
                 // and stays rolled back until the spec changes).
                 Some(r) if r.to.template == target.template => false,
-                _ => {
-                    self.status.last_good.as_ref().map(|g| &g.template) != Some(&target.template)
-                }
+                _ => self.status.last_good.as_ref().map(|g| &g.template) != Some(&target.template),
             };
         if needed {
             self.start(target, moved);
@@ -82,7 +77,11 @@ impl Decider<'_> {
             return;
         };
         if first.kind == StepKind::Shift {
-            let stable_name = self.status.stable().map(|g| g.name.clone()).unwrap_or_default();
+            let stable_name = self
+                .status
+                .stable()
+                .map(|g| g.name.clone())
+                .unwrap_or_default();
             // The next group takes the template's name, or the app's when the
             // stable group already has the template's (a move).
             let name = if stable_name == to.template {
@@ -129,7 +128,7 @@ impl Decider<'_> {
                 name: first.name.clone(),
                 started: now,
                 ready: None,
-                due: now.add(app.spec.rollout.deadline.as_std()),
+                due: now.plus(app.spec.rollout.deadline.as_std()),
                 held_instances: None,
             },
             steps: steps.into_iter().map(StepRecord::new).collect(),
@@ -166,7 +165,10 @@ impl Decider<'_> {
         self.event(
             false,
             "RolloutSuperseded",
-            format!("the rollout of version {} gave way to a newer spec", r.to.version),
+            format!(
+                "the rollout of version {} gave way to a newer spec",
+                r.to.version
+            ),
         );
         self.status.rollout = Some(r);
     }
@@ -195,7 +197,9 @@ impl Decider<'_> {
                 };
             }
             // Stable first, as the shape lists it.
-            self.status.groups.sort_by_key(|g| g.role != GroupRole::Stable);
+            self.status
+                .groups
+                .sort_by_key(|g| g.role != GroupRole::Stable);
         }
         self.status.last_good = Some(crate::status::LastGood {
             version: r.to.version.clone(),
@@ -285,16 +289,27 @@ impl Decider<'_> {
                         .count();
                     r.step.held_instances = Some(u32::try_from(on_new).unwrap_or(u32::MAX));
                 }
-                self.event(false, "RolloutPaused", format!("an operator paused the rollout of version {}", r.to.version));
+                self.event(
+                    false,
+                    "RolloutPaused",
+                    format!("an operator paused the rollout of version {}", r.to.version),
+                );
             }
             (RolloutState::Paused, false) => {
                 // The time spent paused does not count against the step.
                 let held = r.paused.map_or_else(Default::default, |p| now.since(p));
-                r.step.due = r.step.due.add(held);
+                r.step.due = r.step.due.plus(held);
                 r.state = RolloutState::Progressing;
                 r.paused = None;
                 r.step.held_instances = None;
-                self.event(false, "RolloutResumed", format!("an operator resumed the rollout of version {}", r.to.version));
+                self.event(
+                    false,
+                    "RolloutResumed",
+                    format!(
+                        "an operator resumed the rollout of version {}",
+                        r.to.version
+                    ),
+                );
             }
             _ => {}
         }
@@ -342,7 +357,7 @@ impl Decider<'_> {
         };
         if ready && r.step.ready.is_none() {
             r.step.ready = Some(now);
-            r.step.due = now.add(step.hold());
+            r.step.due = now.plus(step.hold());
             if step.kind == StepKind::Shift {
                 self.event(
                     false,
@@ -408,7 +423,7 @@ impl Decider<'_> {
             name,
             started: now,
             ready: None,
-            due: now.add(self.input.app.spec.rollout.deadline.as_std()),
+            due: now.plus(self.input.app.spec.rollout.deadline.as_std()),
             held_instances: None,
         };
         self.status.rollout = Some(r);
@@ -527,7 +542,10 @@ pub(super) fn progress_words(r: &Rollout, warm_hold: bool) -> (&'static str, Str
         ),
         (_, Some(_), false) => (
             "Holding",
-            format!("version {} holds at {step} until {}", r.to.version, r.step.due),
+            format!(
+                "version {} holds at {step} until {}",
+                r.to.version, r.step.due
+            ),
         ),
         (_, None, _) => (
             "RollingOut",

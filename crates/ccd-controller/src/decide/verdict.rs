@@ -115,8 +115,9 @@ pub(super) fn error_rate(traffic: &LbTraffic, stable: &str, next: &str) -> Optio
         }
     };
     let canary_rate = rate(canary.server_errors, canary.requests);
-    let (stable_rate, stable_requests) =
-        find(stable).map_or((0.0, 0), |s| (rate(s.server_errors, s.requests), s.requests));
+    let (stable_rate, stable_requests) = find(stable).map_or((0.0, 0), |s| {
+        (rate(s.server_errors, s.requests), s.requests)
+    });
     let worse = canary_rate > stable_rate + MARGIN_POINTS && canary_rate >= stable_rate * FACTOR;
     worse.then(|| {
         format!(
@@ -163,8 +164,10 @@ mod tests {
             error_rate(&traffic((900, 0), (100, 4)), "web", "web-next").is_none(),
             "too few errors to judge"
         );
-        assert!(error_rate(&traffic((0, 0), (1000, 5)), "web", "web-next").is_none(),
-            "0.5% is within the margin");
+        assert!(
+            error_rate(&traffic((0, 0), (1000, 5)), "web", "web-next").is_none(),
+            "0.5% is within the margin"
+        );
         assert!(error_rate(&traffic((10, 0), (0, 0)), "web", "web-next").is_none());
     }
 }

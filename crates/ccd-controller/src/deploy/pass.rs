@@ -50,7 +50,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let mut decision = decide::decide(&input);
         let shape = shape(&plan, &decision.status, target_size(app));
         let memory = self.memory(name);
-        let work = decide::work(&input, &decision, &shape, memory.known.as_ref(), self.drift_check);
+        let work = decide::work(
+            &input,
+            &decision,
+            &shape,
+            memory.known.as_ref(),
+            self.drift_check,
+        );
         // A group is recorded before it is created: a crash in between
         // leaves a record of it, never a group nobody knows of.
         let new_group = decision
@@ -61,9 +67,18 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         if new_group {
             self.write_status(&decision.status).await?;
         }
-        let outcome = self.act(&input, &mut decision, &shape, work).await;
-        let error = outcome.as_ref().err().cloned();
-        decide::finalize(&input, &mut decision, outcome.as_ref().map(|e| e.clone()));
+        let outcome = self
+            .act(&input, &mut decision, &shape, work, memory.known.as_ref())
+            .await;
+        let (endpoints, drift, error) = match outcome {
+            Ok((endpoints, drift)) => (endpoints, drift, None),
+            Err(e) => (None, Vec::new(), Some(e)),
+        };
+        let result = match &error {
+            Some(e) => Err(e),
+            None => Ok(endpoints),
+        };
+        decide::finalize(&input, &mut decision, result);
         if error.is_none() && work != Work::Nothing && decision.settled {
             self.collect_templates(name, &decision.status, &plan).await;
         }
@@ -83,6 +98,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 shape,
                 spec_version: spec_version.to_owned(),
                 checked: now,
+                drift,
             }),
         };
         self.remember(
@@ -110,28 +126,33 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
     }
 
-    /// Does what `work` says; the endpoints (when the load balancer is
-    /// complete) or the cloud's error.
+    /// Does what `work` says: the endpoints (when the load balancer is
+    /// complete) and the drift a look found and left alone, or the cloud's
+    /// error.
     async fn act(
         &self,
         input: &Input<'_>,
         decision: &mut Decision,
         shape: &Shape,
         work: Work,
-    ) -> Result<Option<Vec<String>>, CloudError> {
-        let apply_now = match work {
-            Work::Nothing => return Ok(None),
-            Work::Apply => true,
+        known: Option<&Known>,
+    ) -> Result<(Option<Vec<String>>, Vec<String>), CloudError> {
+        match work {
+            Work::Nothing => {
+                // What the last look found still stands until the next one.
+                let drift = known.map(|k| k.drift.clone()).unwrap_or_default();
+                decide::conclude_look(input, decision, &drift);
+                return Ok((None, drift));
+            }
+            Work::Apply => {}
             Work::Look => {
                 let view = self.cloud.read_only();
                 let looked = apply(&view, shape, &self.endpoints, true).await?;
                 if !decide::conclude_look(input, decision, &looked.drift) {
-                    return Ok(looked.endpoints);
+                    return Ok((looked.endpoints, looked.drift));
                 }
-                true
             }
-        };
-        debug_assert!(apply_now);
+        }
         let applied = apply(&*self.cloud, shape, &self.endpoints, false).await?;
         if applied.removed_load_balancer {
             decision.events.push(decide::Event {
@@ -140,7 +161,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 message: "removed a load balancer the spec no longer asks for".to_owned(),
             });
         }
-        Ok(applied.endpoints)
+        Ok((applied.endpoints, Vec::new()))
     }
 
     /// Events for groups this pass created.

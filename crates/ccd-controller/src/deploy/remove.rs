@@ -5,7 +5,7 @@ use ccd_cloud::Cloud;
 use ccd_runtime::Action;
 use ccd_store::SpecStore;
 
-use super::pass::{legacy_group, lb_ids};
+use super::pass::{lb_ids, legacy_group};
 use super::{DeployReconciler, ReconcileError};
 use crate::decide::{self, WHEN_SETTLED};
 use crate::report;
@@ -30,8 +30,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let refs: Vec<(&str, &ccd_cloud::model::ManagedInstance)> =
             members.iter().map(|(g, m)| (g.as_str(), m)).collect();
         status.instances = report::instance_views(&refs, recorded.groups.len() > 1);
-        status.serving =
-            report::serving(&refs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
+        status.serving = report::serving(&refs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
         let message = problems.join("\n");
         if self.write_status(&status).await? {
             self.events

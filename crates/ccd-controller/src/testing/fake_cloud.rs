@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use ccd_cloud::model::{
-    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, InstanceAction,
-    InstanceHealth, InstanceStatus, LbId, LbPiece, LbPieceKind, LbState, LbTraffic,
-    LoadBalancerSpec, ManagedInstance, Share, TemplateInfo, TemplateSpec,
+    FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, InstanceAction, InstanceHealth,
+    InstanceStatus, LbId, LbPiece, LbPieceKind, LbState, LbTraffic, LoadBalancerSpec,
+    ManagedInstance, Share, TemplateInfo, TemplateSpec,
 };
 use ccd_cloud::{Cloud, CloudError};
 
@@ -158,7 +158,11 @@ fn settle(s: &mut State, k: &str) -> Vec<ManagedInstance> {
                 address: None,
             });
         }
-        let b = s.behaviour.get(&template).copied().unwrap_or(Behaviour::Healthy);
+        let b = s
+            .behaviour
+            .get(&template)
+            .copied()
+            .unwrap_or(Behaviour::Healthy);
         for m in &mut have {
             (m.action, m.health) = match b {
                 Behaviour::Healthy => (InstanceAction::None, InstanceHealth::Healthy),
@@ -390,7 +394,11 @@ impl Cloud for FakeCloud {
     }
 
     async fn delete_load_balancer(&self, id: &LbId) -> Result<(), CloudError> {
-        let present = self.state().lbs.get(&id.name).is_some_and(|lb| lb.id() == *id);
+        let present = self
+            .state()
+            .lbs
+            .get(&id.name)
+            .is_some_and(|lb| lb.id() == *id);
         if !present {
             return Ok(());
         }
@@ -400,7 +408,13 @@ impl Cloud for FakeCloud {
     }
 
     async fn lb_traffic(&self, _id: &LbId, _since: SystemTime) -> Result<LbTraffic, CloudError> {
-        Ok(self.state().traffic.clone())
+        let mut t = self.state().traffic.clone();
+        // Unless a test says otherwise, the counts are complete (as the
+        // local cloud's are): nothing waits for them.
+        t.complete_until = t.complete_until.or(Some(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1 << 40),
+        ));
+        Ok(t)
     }
 
     async fn list_firewalls(&self, app: &str) -> Result<Vec<FirewallSpec>, CloudError> {
@@ -418,7 +432,9 @@ impl Cloud for FakeCloud {
             return Ok(());
         }
         self.mutate("applied", &format!("global/firewalls/{}", spec.name))?;
-        self.state().firewalls.insert(spec.name.clone(), spec.clone());
+        self.state()
+            .firewalls
+            .insert(spec.name.clone(), spec.clone());
         Ok(())
     }
 

@@ -156,21 +156,38 @@ pub struct Harness {
     pub events: Arc<EventLog>,
     pub probes: Arc<FakeProbes>,
     pub reconciler: DeployReconciler<FakeCloud, MemStore>,
+    pub clock: WallClock,
     pub spec: String,
 }
 
 /// 2026-11-30T00:00:00Z: where the test clock starts.
 pub fn epoch() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_796_083_200)
+    UNIX_EPOCH + Duration::from_secs(1_795_996_800)
 }
 
 impl Harness {
     pub fn new(spec: &str) -> Harness {
-        Harness::with(spec, Arc::new(FakeCloud::default()), Arc::new(MemStore::default()))
+        Harness::with(
+            spec,
+            Arc::new(FakeCloud::default()),
+            Arc::new(MemStore::default()),
+            epoch(),
+        )
     }
 
-    /// A harness on an existing cloud and store: a restarted controller.
-    pub fn with(spec: &str, cloud: Arc<FakeCloud>, store: Arc<MemStore>) -> Harness {
+    /// A new controller process on the same cloud and store, at the same
+    /// wall-clock time: nothing of the old one's memory survives.
+    pub fn restart(&self) -> Harness {
+        Harness::with(
+            &self.spec,
+            self.cloud.clone(),
+            self.store.clone(),
+            self.clock.now().system(),
+        )
+    }
+
+    fn with(spec: &str, cloud: Arc<FakeCloud>, store: Arc<MemStore>, now: SystemTime) -> Harness {
+        let clock = WallClock::starting_at(now);
         let events = Arc::new(EventLog::default());
         let probes = Arc::new(FakeProbes::default());
         let endpoints: crate::Endpoints = Arc::new(|_, state| {
@@ -187,15 +204,14 @@ impl Harness {
             endpoints,
         )
         .with_probes(probes.clone())
-        .with_clock(WallClock::starting_at(
-            epoch() + tokio::time::Instant::now().elapsed(),
-        ));
+        .with_clock(clock);
         Harness {
             cloud,
             store,
             events,
             probes,
             reconciler,
+            clock,
             spec: spec.to_owned(),
         }
     }
@@ -243,7 +259,12 @@ impl Harness {
     }
 
     /// Passes until `check` holds, within `limit` of paused time.
-    pub async fn until(&self, what: &str, limit: Duration, check: impl Fn(&Status) -> bool) -> Status {
+    pub async fn until(
+        &self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Status) -> bool,
+    ) -> Status {
         let end = tokio::time::Instant::now() + limit;
         loop {
             let wait = self.pass().await;
@@ -262,16 +283,13 @@ impl Harness {
     }
 
     pub fn status(&self) -> Status {
-        let map = self.store.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .store
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.get("web")
             .and_then(|b| Status::parse(b))
-            .unwrap_or_default()
-    }
-
-    pub fn status_yaml(&self) -> String {
-        let map = self.store.status.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get("web")
-            .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default()
     }
 
@@ -307,6 +325,7 @@ impl Harness {
 
 /// A stable stand-in for the spec's content hash.
 fn fxhash(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }

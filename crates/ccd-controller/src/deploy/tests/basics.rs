@@ -18,29 +18,50 @@ async fn a_first_deploy_becomes_ready_with_one_group_behind_the_load_balancer() 
     assert_eq!(s.instances.len(), 3);
     assert_eq!(h.cloud.weights(), [("web".to_owned(), 100)]);
     let r = s.rollout.as_ref().unwrap();
-    assert_eq!((r.state, r.step.name.as_str()), (RolloutState::Succeeded, "create"));
+    assert_eq!(
+        (r.state, r.step.name.as_str()),
+        (RolloutState::Succeeded, "create")
+    );
     assert_eq!(r.verdict.as_ref().unwrap().result, VerdictResult::Passed);
     assert_eq!(s.last_good.as_ref().unwrap().version, "1");
-    for reason in ["RolloutStarted", "GroupCreated", "RolloutSucceeded", "Ready"] {
-        assert!(h.event(reason).is_some(), "{reason} in {:?}", h.event_reasons());
+    for reason in [
+        "RolloutStarted",
+        "GroupCreated",
+        "RolloutSucceeded",
+        "Ready",
+    ] {
+        assert!(
+            h.event(reason).is_some(),
+            "{reason} in {:?}",
+            h.event_reasons()
+        );
     }
-    assert!(!h.probes.is_running("web"), "nothing served before: nothing to probe");
+    assert!(
+        !h.probes.is_running("web"),
+        "nothing served before: nothing to probe"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_converged_app_costs_one_read_and_no_write() {
     let h = ready(ROLLING).await;
     h.pass().await;
-    let (reads, mutations, writes) = (
-        h.cloud.state().reads,
-        h.cloud.mutations(),
-        *h.store.writes.lock().unwrap(),
-    );
+    let reads = h.cloud.state().reads;
+    let mutations = h.cloud.mutations();
+    let writes = *h.store.writes.lock().unwrap();
     let wait = h.pass().await;
     assert_eq!(wait, Duration::from_secs(30));
-    assert_eq!(h.cloud.state().reads, reads + 1, "one look at the group's members");
+    assert_eq!(
+        h.cloud.state().reads,
+        reads + 1,
+        "one look at the group's members"
+    );
     assert_eq!(h.cloud.mutations(), mutations);
-    assert_eq!(*h.store.writes.lock().unwrap(), writes, "an unchanged status is not rewritten");
+    assert_eq!(
+        *h.store.writes.lock().unwrap(),
+        writes,
+        "an unchanged status is not rewritten"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -62,7 +83,12 @@ async fn drift_is_corrected_reported_or_ignored_as_the_spec_says() {
             restored,
             "{mode}"
         );
-        assert_eq!(reason.and_then(|r| h.event(r)).is_some(), reason.is_some(), "{mode}: {:?}", h.event_reasons());
+        assert_eq!(
+            reason.and_then(|r| h.event(r)).is_some(),
+            reason.is_some(),
+            "{mode}: {:?}",
+            h.event_reasons()
+        );
         let s = h.status();
         if mode == "warn" {
             assert_eq!(s.phase, Phase::Degraded);
@@ -78,16 +104,29 @@ async fn drift_is_corrected_reported_or_ignored_as_the_spec_says() {
 #[tokio::test(start_paused = true)]
 async fn a_plan_the_cloud_refuses_is_a_condition_with_the_clouds_message() {
     let mut h = ready(ROLLING).await;
-    h.cloud.state().refused_machine_types.push("e2-nonsense".into());
+    h.cloud
+        .state()
+        .refused_machine_types
+        .push("e2-nonsense".into());
     h.set_spec(&spec("2", ROLLING).replace("machine: {", "machine: {type: e2-nonsense, "));
     let s = h
-        .until("the refusal in the status", MINUTE, |s| s.phase == Phase::Stalled)
+        .until("the refusal in the status", MINUTE, |s| {
+            s.phase == Phase::Stalled
+        })
         .await;
     let c = s.conditions.iter().find(|c| c.kind == "Stalled").unwrap();
     assert_eq!(c.reason, "CloudRejected");
-    assert!(c.message.contains("e2-nonsense") && c.message.contains("does not exist"), "{}", c.message);
+    assert!(
+        c.message.contains("e2-nonsense") && c.message.contains("does not exist"),
+        "{}",
+        c.message
+    );
     assert!(h.event("CloudRejected").is_some());
-    assert_eq!(versions(&h, "web"), ["1", "1", "1"], "the last good revision keeps serving");
+    assert_eq!(
+        versions(&h, "web"),
+        ["1", "1", "1"],
+        "the last good revision keeps serving"
+    );
     assert_eq!(s.endpoints, ["http://10.0.0.9"]);
 }
 
@@ -99,8 +138,16 @@ async fn an_invalid_spec_changes_nothing_and_still_shows_what_serves() {
     h.pass().await;
     let s = h.status();
     assert_eq!(s.phase, Phase::Stalled);
-    assert!(s.conditions[0].message.contains("spec.port"), "{:?}", s.conditions);
-    assert_eq!(s.endpoints, ["http://10.0.0.9"], "what serves is still shown");
+    assert!(
+        s.conditions[0].message.contains("spec.port"),
+        "{:?}",
+        s.conditions
+    );
+    assert_eq!(
+        s.endpoints,
+        ["http://10.0.0.9"],
+        "what serves is still shown"
+    );
     assert_eq!(s.serving, ["1"]);
     assert_eq!(s.instances.len(), 3);
     assert_eq!(h.cloud.mutations(), mutations);
@@ -110,7 +157,8 @@ async fn an_invalid_spec_changes_nothing_and_still_shows_what_serves() {
 async fn a_deleted_spec_deletes_every_group_and_resource() {
     let mut h = ready(BLUE_GREEN).await;
     h.set_spec(&spec("2", BLUE_GREEN));
-    h.until("a second group", MINUTE, |s| s.groups.len() == 2).await;
+    h.until("a second group", MINUTE, |s| s.groups.len() == 2)
+        .await;
     h.pass().await;
     assert_eq!(h.cloud.group_names().len(), 2);
     h.remove().await;
@@ -132,14 +180,22 @@ async fn days_later_a_busy_group_is_not_a_stuck_rollout() {
     h.run_for(Duration::from_secs(30)).await;
     let s = h.status();
     assert!(
-        s.conditions.iter().all(|c| c.reason != "RolloutStuck" && c.reason != "RolledBack"),
+        s.conditions
+            .iter()
+            .all(|c| c.reason != "RolloutStuck" && c.reason != "RolledBack"),
         "{}",
         s.to_yaml()
     );
     assert_eq!(rollout_state(&s), Some(RolloutState::Succeeded));
     h.cloud.behave(&t1, Behaviour::Healthy);
-    h.until("Ready again", MINUTE, |s| s.phase == Phase::Ready).await;
-    assert!(h.cloud.members("web").iter().all(|m| m.action == InstanceAction::None));
+    h.until("Ready again", MINUTE, |s| s.phase == Phase::Ready)
+        .await;
+    assert!(
+        h.cloud
+            .members("web")
+            .iter()
+            .all(|m| m.action == InstanceAction::None)
+    );
 }
 
 /// Review defect 2: templates were collected while members were unhealthy,
@@ -153,9 +209,18 @@ async fn the_last_good_template_is_never_collected() {
     let t2 = template_of(&h, "2");
     h.cloud.behave(&t2, Behaviour::Unhealthy);
     h.until("the rollback", MINUTE, |s| s.rolled_back).await;
-    h.until("back on 1", MINUTE, |s| s.phase == Phase::Degraded && s.serving == ["1"]).await;
+    h.until("back on 1", MINUTE, |s| {
+        s.phase == Phase::Degraded && s.serving == ["1"]
+    })
+    .await;
     h.run_for(Duration::from_secs(15 * 60)).await;
     let templates: Vec<String> = h.cloud.state().templates.keys().cloned().collect();
-    assert!(templates.contains(&t1), "the last good template stays: {templates:?}");
-    assert!(templates.contains(&t2), "the spec's template stays: {templates:?}");
+    assert!(
+        templates.contains(&t1),
+        "the last good template stays: {templates:?}"
+    );
+    assert!(
+        templates.contains(&t2),
+        "the spec's template stays: {templates:?}"
+    );
 }

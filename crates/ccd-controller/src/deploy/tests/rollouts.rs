@@ -28,7 +28,10 @@ async fn a_rolling_update_moves_every_instance_and_collects_the_old_template() {
     assert_eq!(r.steps[0].plan.name, "rolling");
     assert_eq!(s.history.len(), 1, "the first deploy went to the history");
     h.run_for(Duration::from_secs(5)).await;
-    assert!(!h.cloud.state().templates.contains_key(&t1), "the old template is collected");
+    assert!(
+        !h.cloud.state().templates.contains_key(&t1),
+        "the old template is collected"
+    );
     assert!(h.event("TemplateDeleted").is_some());
 }
 
@@ -44,20 +47,31 @@ async fn a_version_that_fails_its_health_check_is_rolled_back_after_its_grace_no
     h.run_for(Duration::from_secs(4)).await;
     assert_eq!(rollout_state(&h.status()), Some(RolloutState::Progressing));
     let s = h
-        .until("the early verdict", Duration::from_secs(10), |s| s.rolled_back)
+        .until("the early verdict", Duration::from_secs(10), |s| {
+            s.rolled_back
+        })
         .await;
     let r = s.rollout.as_ref().unwrap();
     assert_eq!(r.state, RolloutState::Failed);
     let verdict = r.verdict.as_ref().unwrap();
     assert_eq!(verdict.result, VerdictResult::Failed);
-    assert!(verdict.reason.contains("failed their health check 2 times"), "{}", verdict.reason);
-    assert!(r.failing.iter().all(|f| f.health.contains("not reachable")), "{:?}", r.failing);
+    assert!(
+        verdict.reason.contains("failed their health check 2 times"),
+        "{}",
+        verdict.reason
+    );
+    assert!(
+        r.failing.iter().all(|f| f.health.contains("not reachable")),
+        "{:?}",
+        r.failing
+    );
     assert!(!r.failing.is_empty());
     // The whole fleet goes back at once: no batches on the way back.
     let (group, _) = h.cloud.state().groups.values().next().cloned().unwrap();
     assert_eq!(group.versions[0].template, template_of(&h, "1"));
     assert_eq!(group.update.max_surge, Share::Fixed(3));
-    h.until("only version 1", MINUTE, |s| s.serving == ["1"]).await;
+    h.until("only version 1", MINUTE, |s| s.serving == ["1"])
+        .await;
     let s = h.status();
     assert_eq!(s.phase, Phase::Degraded);
     let c = s.conditions.iter().find(|c| c.kind == "Degraded").unwrap();
@@ -70,8 +84,10 @@ async fn a_version_that_fails_its_health_check_is_rolled_back_after_its_grace_no
     assert_eq!(versions(&h, "web"), ["1", "1", "1"]);
     h.cloud.behave(&t2, Behaviour::Healthy);
     h.set_spec(&spec("3", ROLLING));
-    h.until("version 3 Ready", MINUTE, |s| s.phase == Phase::Ready && s.serving == ["3"])
-        .await;
+    h.until("version 3 Ready", MINUTE, |s| {
+        s.phase == Phase::Ready && s.serving == ["3"]
+    })
+    .await;
     assert!(!h.status().rolled_back);
 }
 
@@ -82,12 +98,19 @@ async fn a_version_that_never_turns_healthy_is_rolled_back_at_its_deadline_not_b
     h.pass().await;
     h.cloud.behave(&template_of(&h, "2"), Behaviour::Starting);
     h.run_for(Duration::from_secs(115)).await;
-    assert_eq!(rollout_state(&h.status()), Some(RolloutState::Progressing), "not before 2m");
+    assert_eq!(
+        rollout_state(&h.status()),
+        Some(RolloutState::Progressing),
+        "not before 2m"
+    );
     let s = h
         .until("the deadline", Duration::from_secs(10), |s| s.rolled_back)
         .await;
     let reason = &s.rollout.as_ref().unwrap().verdict.as_ref().unwrap().reason;
-    assert!(reason.contains("within the rollout deadline (2m)"), "{reason}");
+    assert!(
+        reason.contains("within the rollout deadline (2m)"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,7 +129,8 @@ async fn a_first_deploy_that_never_turns_healthy_is_stuck_not_rolled_back() {
     assert!(c.message.contains("no earlier version"), "{}", c.message);
     assert_eq!(versions(&h, "web"), ["1", "1", "1"], "it keeps trying");
     h.cloud.behave(&template_of(&h, "1"), Behaviour::Healthy);
-    h.until("Ready at last", MINUTE, |s| s.phase == Phase::Ready).await;
+    h.until("Ready at last", MINUTE, |s| s.phase == Phase::Ready)
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,7 +149,10 @@ async fn two_spec_changes_in_quick_succession_end_on_the_newest_alone() {
     assert_eq!(versions(&h, "web"), ["3", "3", "3"]);
     assert_eq!(s.history[0].state, RolloutState::Superseded);
     assert_eq!(s.history[0].version, "2");
-    assert_eq!(s.rollout.as_ref().unwrap().from.as_ref().unwrap().version, "1");
+    assert_eq!(
+        s.rollout.as_ref().unwrap().from.as_ref().unwrap().version,
+        "1"
+    );
     assert!(h.event("RolloutSuperseded").is_some());
 }
 
@@ -137,15 +164,19 @@ async fn a_restarted_controller_keeps_the_deadline_it_recorded() {
     h.cloud.behave(&template_of(&h, "2"), Behaviour::Starting);
     h.run_for(Duration::from_secs(90)).await;
     // A new controller process: same cloud, same store, nothing in memory.
-    let h2 = Harness::with(&spec("2", ROLLING), h.cloud.clone(), h.store.clone());
+    let h2 = h.restart();
     h2.run_for(Duration::from_secs(25)).await;
     assert_eq!(
         rollout_state(&h2.status()),
         Some(RolloutState::Progressing),
         "never early"
     );
-    h2.until("the deadline 2m after the start", Duration::from_secs(10), |s| s.rolled_back)
-        .await;
+    h2.until(
+        "the deadline 2m after the start",
+        Duration::from_secs(10),
+        |s| s.rolled_back,
+    )
+    .await;
     drop(h);
 }
 
@@ -198,9 +229,12 @@ async fn abort_rolls_back_now_and_a_stale_control_is_ignored() {
         abort: true,
         ..Control::default()
     });
-    let s = h.until("the abort", Duration::from_secs(5), |s| s.rolled_back).await;
+    let s = h
+        .until("the abort", Duration::from_secs(5), |s| s.rolled_back)
+        .await;
     assert_eq!(rollout_state(&s), Some(RolloutState::Aborted));
-    h.until("only version 1", MINUTE, |s| s.serving == ["1"]).await;
+    h.until("only version 1", MINUTE, |s| s.serving == ["1"])
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -210,7 +244,10 @@ async fn probe_counts_are_kept_per_step_and_the_probe_stops_with_the_rollout() {
     h.pass().await;
     h.cloud.behave(&template_of(&h, "2"), Behaviour::Starting);
     h.pass().await;
-    assert!(h.probes.is_running("web"), "a rollout of a serving app is probed");
+    assert!(
+        h.probes.is_running("web"),
+        "a rollout of a serving app is probed"
+    );
     h.probes.count("web", 50, 2);
     h.pass().await;
     let r = h.status().rollout.unwrap();
@@ -219,10 +256,16 @@ async fn probe_counts_are_kept_per_step_and_the_probe_stops_with_the_rollout() {
     h.cloud.behave(&template_of(&h, "2"), Behaviour::Healthy);
     h.probes.count("web", 10, 0);
     let s = h
-        .until("success", MINUTE, |s| rollout_state(s) == Some(RolloutState::Succeeded))
+        .until("success", MINUTE, |s| {
+            rollout_state(s) == Some(RolloutState::Succeeded)
+        })
         .await;
     assert_eq!(s.rollout.as_ref().unwrap().probes.sent, 60);
     h.pass().await;
     assert!(!h.probes.is_running("web"));
-    assert!(h.event("RolloutSucceeded").unwrap().contains("2 of 60 probes failed"));
+    assert!(
+        h.event("RolloutSucceeded")
+            .unwrap()
+            .contains("2 of 60 probes failed")
+    );
 }

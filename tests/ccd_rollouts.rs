@@ -1,0 +1,188 @@
+//! Rollouts as a user sees them through `ccd up`, each under a steady client
+//! load through the app's load balancer that counts every failure: a rolling
+//! update, a blue/green switch, a canary promoted step by step (the share of
+//! the new version close to each weight), and a version that never turns
+//! healthy rolled back. No client request fails, and the status's rollout
+//! record agrees with the client's count.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use ccd_controller::record::RolloutState;
+use ccd_controller::status::Status;
+use ccd_e2e::load::{Load, LoadStats};
+use ccd_e2e::up::Up;
+use ccd_e2e::{binary, eventually, temp_dir};
+
+fn spec(version: &str, rollout: &str, env: &str) -> String {
+    format!(
+        "apiVersion: ccd/v1
+kind: App
+metadata: {{name: web}}
+spec:
+  image: example/web:{version}
+  version: \"{version}\"
+  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}}
+  port: 8080
+  env: {{GREETING: hello{env}}}
+  machine: {{zones: [europe-west1-b]}}
+  replicas: {{min: 3, max: 3}}
+  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 2, initialDelay: 3s}}
+  rollout: {rollout}
+  expose: {{internal: {{port: 80, allowFrom: [10.0.0.0/8]}}}}
+"
+    )
+}
+
+const ROLLING: &str = "{maxSurge: 1, maxUnavailable: 0, drainTime: 2s, deadline: 2m}";
+const BLUE_GREEN: &str = "{strategy: blueGreen, drainTime: 2s, deadline: 2m, keepWarm: 5s}";
+const CANARY: &str = "{strategy: canary, drainTime: 2s, deadline: 2m, keepWarm: 5s, steps: [{weight: 20, pause: 12s}, {weight: 50, pause: 12s}]}";
+
+fn status(data: &std::path::Path) -> Status {
+    std::fs::read(data.join("status/web.yaml"))
+        .ok()
+        .and_then(|b| Status::parse(&b))
+        .unwrap_or_default()
+}
+
+async fn deploy(data: &std::path::Path, spec: &str) {
+    std::fs::write(data.join("specs/web.yaml"), spec).unwrap();
+}
+
+/// Waits for the rollout of `version` to end; its record.
+async fn rollout_of(data: &std::path::Path, version: &str) -> Status {
+    eventually(
+        &format!("the rollout of {version} to end"),
+        Duration::from_secs(180),
+        || async {
+            let s = status(data);
+            let r = s.rollout.as_ref()?;
+            (r.to.version == version && !r.state.is_open()).then_some(s)
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn assert_no_failure(what: &str, client: &LoadStats, s: &Status) {
+    let r = s.rollout.as_ref().unwrap();
+    assert_eq!(
+        client.failed, 0,
+        "{what}: the client saw failures: {:#?}",
+        client.failures
+    );
+    assert!(
+        client.sent > 100,
+        "{what}: the client sent {} requests",
+        client.sent
+    );
+    assert!(
+        r.probes.sent > 10,
+        "{what}: the rollout probe sent {}",
+        r.probes.sent
+    );
+    assert_eq!(
+        r.probes.failed, 0,
+        "{what}: the rollout record counts failed probes, the client none"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_under_load_fail_no_request() {
+    let data = temp_dir("rollouts");
+    std::fs::create_dir_all(data.join("specs")).unwrap();
+    let mut up = Up::start(&data, &[]).await.unwrap();
+    deploy(&data, &spec("1.0.0", ROLLING, "")).await;
+    let url = up.ready("web").await.unwrap();
+    let load = Load::start(&url, 4, Duration::from_millis(5));
+
+    // Rolling.
+    let before = load.snapshot();
+    deploy(&data, &spec("1.1.0", ROLLING, "")).await;
+    let s = rollout_of(&data, "1.1.0").await;
+    assert_eq!(s.rollout.as_ref().unwrap().state, RolloutState::Succeeded);
+    assert_no_failure("rolling", &load.snapshot().since(&before), &s);
+
+    // Blue/green: a second group, one switch, the old one warm, then gone.
+    let before = load.snapshot();
+    deploy(&data, &spec("1.2.0", BLUE_GREEN, "")).await;
+    let s = rollout_of(&data, "1.2.0").await;
+    assert_eq!(s.rollout.as_ref().unwrap().state, RolloutState::Succeeded);
+    let during = load.snapshot().since(&before);
+    assert_no_failure("blue/green", &during, &s);
+    eventually("one group left", Duration::from_secs(60), || async {
+        (status(&data).groups.len() == 1).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Canary: the served share follows each weight.
+    deploy(&data, &spec("1.3.0", CANARY, "")).await;
+    let before = load.snapshot();
+    for (step, weight) in [("20%", 20.0), ("50%", 50.0)] {
+        eventually(
+            &format!("step {step} to take traffic"),
+            Duration::from_secs(120),
+            || async {
+                let s = status(&data);
+                let r = s.rollout.as_ref()?;
+                (r.step.name == step && r.step.ready.is_some()).then_some(())
+            },
+        )
+        .await
+        .unwrap();
+        // Traffic moved once the URL map changed; measure well inside the hold.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = load.snapshot();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let window = load.snapshot().since(&start);
+        let share = window.share("1.3.0");
+        let answers: u64 = window.versions.values().sum();
+        assert!(answers > 200, "{step}: only {answers} answers measured");
+        assert!(
+            (share - weight).abs() < 10.0,
+            "{step}: version 1.3.0 served {share:.1}% of {answers} requests, the weight is {weight}%"
+        );
+    }
+    let s = rollout_of(&data, "1.3.0").await;
+    assert_eq!(s.rollout.as_ref().unwrap().state, RolloutState::Succeeded);
+    assert_no_failure("canary", &load.snapshot().since(&before), &s);
+
+    // A version that never turns healthy: rolled back, 1.3.0 serves throughout.
+    let before = load.snapshot();
+    deploy(
+        &data,
+        &spec("2.0.0", ROLLING, ", SAMPLE_FAIL_HEALTH: \"1\""),
+    )
+    .await;
+    let s = rollout_of(&data, "2.0.0").await;
+    let r = s.rollout.as_ref().unwrap();
+    assert_eq!(r.state, RolloutState::Failed, "{}", s.to_yaml());
+    assert!(s.rolled_back);
+    eventually("only 1.3.0 left", Duration::from_secs(60), || async {
+        (status(&data).serving == ["1.3.0"]).then_some(())
+    })
+    .await
+    .unwrap();
+    let during = load.snapshot().since(&before);
+    assert_no_failure("bad version", &during, &s);
+    assert_eq!(
+        during.versions.keys().collect::<Vec<_>>(),
+        ["1.3.0"],
+        "2.0.0 never served"
+    );
+
+    let total = load.stop().await;
+    assert_eq!(total.failed, 0, "{:#?}", total.failures);
+    let events = tokio::process::Command::new(binary("ccd"))
+        .args(["rollout", "status", "web", "--data"])
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&events.stdout);
+    assert!(text.contains("version 2.0.0 (from 1.3.0)"), "{text}");
+    up.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(60), up.child.wait()).await;
+    let _ = std::fs::remove_dir_all(&data);
+}
