@@ -25,7 +25,12 @@ pub struct Up {
 impl Up {
     /// `ccd up --data DATA` plus `extra` arguments; its log goes to `DATA/up.log`.
     pub async fn start(data: &Path, extra: &[&str]) -> Result<Up> {
-        let mut child = Command::new(binary("ccd"))
+        Up::start_with(&binary("ccd"), data, extra).await
+    }
+
+    /// The same with a given `ccd` binary (a release build, for benchmarks).
+    pub async fn start_with(ccd: &Path, data: &Path, extra: &[&str]) -> Result<Up> {
+        let mut child = Command::new(ccd)
             .args(["up", "--data"])
             .arg(data)
             .args(["--seed", "/nonexistent", "--cloud-listen", "127.0.0.1:0"])

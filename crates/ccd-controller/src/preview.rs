@@ -91,6 +91,7 @@ pub async fn preview<C: Cloud>(
         observed: &observed,
         control: None,
         now: Timestamp::new(SystemTime::now()),
+        poll: decide::WHILE_MOVING,
     };
     let decision = decide::decide(&input);
     let shape = shape(&plan, &decision.status, target_size(app));

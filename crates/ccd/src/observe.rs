@@ -80,13 +80,8 @@ struct Row {
     version: String,
     instances: usize,
     endpoint: String,
+    rollout: String,
     text: String,
-}
-
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .map(|v| v.trim().trim_matches('"'))
 }
 
 fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<Row>> {
@@ -102,17 +97,27 @@ fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<R
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
+        let status = ccd_controller::Status::parse(text.as_bytes()).unwrap_or_default();
+        let rollout = status.rollout.as_ref().map_or_else(
+            || "-".to_owned(),
+            |r| match r.state {
+                s if s.is_open() => format!("{} {}", r.to.version, r.step.name),
+                s => format!("{} {s:?}", r.to.version),
+            },
+        );
         rows.push(Row {
-            phase: field(&text, "phase: ").unwrap_or("?").to_owned(),
-            version: field(&text, "  version: ").unwrap_or("-").to_owned(),
-            instances: text.lines().filter(|l| l.starts_with("  - name: ")).count(),
-            endpoint: text
-                .split("endpoints:")
-                .nth(1)
-                .and_then(|e| e.lines().nth(1))
-                .and_then(|l| l.strip_prefix("  - "))
-                .map_or("-", |e| e.trim_matches('"'))
-                .to_owned(),
+            phase: status.phase.as_str().to_owned(),
+            version: status
+                .revision
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |r| r.version.clone()),
+            instances: status.instances.len(),
+            endpoint: status
+                .endpoints
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "-".to_owned()),
+            rollout,
             app,
             text,
         });
@@ -152,7 +157,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
         Output::Json => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|r| serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint}))
+                .map(|r| serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout}))
                 .collect();
             outln!(
                 "{}",
@@ -161,20 +166,22 @@ pub fn status(args: StatusArgs) -> ExitCode {
         }
         Output::Table => {
             outln!(
-                "{:<20} {:<12} {:<12} {:>9}  ENDPOINT",
+                "{:<20} {:<12} {:<12} {:>9}  {:<24} ROLLOUT",
                 "APP",
                 "PHASE",
                 "VERSION",
-                "INSTANCES"
+                "INSTANCES",
+                "ENDPOINT"
             );
             for r in &rows {
                 outln!(
-                    "{:<20} {:<12} {:<12} {:>9}  {}",
+                    "{:<20} {:<12} {:<12} {:>9}  {:<24} {}",
                     r.app,
                     r.phase,
                     r.version,
                     r.instances,
-                    r.endpoint
+                    r.endpoint,
+                    r.rollout
                 );
             }
         }

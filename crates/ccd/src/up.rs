@@ -111,6 +111,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
         endpoints,
     )
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
+    // The local cloud has no quota and its instances start in milliseconds.
+    .with_poll(Duration::from_millis(250))
     .with_drift_check(args.drift_check);
     let config = crate::controller::deploy_runtime();
     let controller = ccd_runtime::Controller::new(SpecSource::new(store), reconciler, config);

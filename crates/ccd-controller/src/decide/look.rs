@@ -23,6 +23,9 @@ pub struct Known {
     pub checked: Timestamp,
     /// What that look found and the drift mode left alone.
     pub drift: Vec<String>,
+    /// The app was at rest then (a rollout that just ended gets one full
+    /// pass at rest: a look, and the templates it no longer needs collected).
+    pub settled: bool,
 }
 
 /// What a pass does after deciding.
@@ -55,15 +58,18 @@ pub fn work(
             .groups
             .iter()
             .any(|g| g.role != GroupRole::Stable);
-    if moving {
-        return Work::Apply;
-    }
-    let fresh = known.is_some_and(|k| {
+    // This very shape was applied (found whole, when at rest) a short while ago.
+    let same = known.is_some_and(|k| {
         k.shape == *shape
             && k.spec_version == input.spec_version
             && (input.now.since(k.checked) < drift_check || input.app.spec.drift == DriftMode::Off)
     });
-    if decision.settled && fresh {
+    if moving {
+        // A rollout changes the cloud only when its step does; in between,
+        // the members it observed are all it needs.
+        return if same { Work::Nothing } else { Work::Apply };
+    }
+    if decision.settled && same && known.is_some_and(|k| k.settled) {
         return Work::Nothing;
     }
     let deployed = input

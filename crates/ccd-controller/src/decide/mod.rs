@@ -22,8 +22,9 @@ use crate::report::{self, Facts, Members};
 use crate::status::{GroupRecord, GroupRole, LastGood, Status};
 use crate::steps::{self, StepKind};
 
-/// How long to wait before looking again while something moves.
-pub const WHILE_MOVING: Duration = Duration::from_secs(2);
+/// How long to wait before looking again while something moves, unless
+/// the executor says otherwise (`Input::poll`).
+pub const WHILE_MOVING: Duration = Duration::from_secs(1);
 /// How often a converged app is looked at.
 pub const WHEN_SETTLED: Duration = Duration::from_secs(30);
 
@@ -68,6 +69,8 @@ pub struct Input<'a> {
     pub observed: &'a Observed,
     pub control: Option<&'a Control>,
     pub now: Timestamp,
+    /// How often to look while something moves.
+    pub poll: Duration,
 }
 
 /// Something worth telling a user (`ccd events`).
@@ -106,7 +109,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
         input,
         status: input.recorded.clone(),
         events: Vec::new(),
-        requeue: WHILE_MOVING,
+        requeue: input.poll,
     };
     d.identify();
     d.forget_deleted_groups();

@@ -65,6 +65,7 @@ pub struct DeployReconciler<C, S> {
     clock: WallClock,
     memory: Mutex<HashMap<String, Memory>>,
     drift_check: Duration,
+    poll: Duration,
 }
 
 impl<C, S> std::fmt::Debug for DeployReconciler<C, S> {
@@ -88,6 +89,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         DeployReconciler {
             memory: Default::default(),
             drift_check: DRIFT_CHECK,
+            poll: crate::decide::WHILE_MOVING,
             probes: Arc::new(NoProbes),
             clock: WallClock::new(),
             cloud,
@@ -101,6 +103,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// How often a converged app is checked for drift (default [`DRIFT_CHECK`]).
     pub fn with_drift_check(mut self, every: Duration) -> Self {
         self.drift_check = every;
+        self
+    }
+
+    /// How often an app whose rollout moves is looked at (default one
+    /// second; one read of each of its groups per look).
+    pub fn with_poll(mut self, every: Duration) -> Self {
+        self.poll = every;
         self
     }
 

@@ -46,6 +46,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             observed: &observed,
             control: control.as_ref(),
             now,
+            poll: self.poll,
         };
         let mut decision = decide::decide(&input);
         let shape = shape(&plan, &decision.status, target_size(app));
@@ -91,14 +92,25 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         if error.is_none() {
             self.record_created(name, &observed, &shape);
         }
+        let moving = decision
+            .status
+            .groups
+            .iter()
+            .any(|g| g.role != crate::status::GroupRole::Stable)
+            || decision
+                .status
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.state.is_open());
         let known = match work {
-            _ if error.is_some() || !decision.settled => None,
+            _ if error.is_some() || !(decision.settled || moving) => None,
             Work::Nothing => memory.known,
             Work::Look | Work::Apply => Some(Known {
                 shape,
                 spec_version: spec_version.to_owned(),
                 checked: now,
                 drift,
+                settled: decision.settled,
             }),
         };
         self.remember(

@@ -231,6 +231,7 @@ fn create(cloud: &Cloud, mig: &Value, mig_key: &str, version: &Value) {
     managed::put(&cloud.store, mig_key, &m);
     let instance = instance_resource(cloud, mig_key, &key, &template);
     cloud.store.put(&key, instance);
+    tracing::info!(group = mig_key, instance = %key, %template, "instance created");
 }
 
 /// RECREATE-style replacement: same name, new instance from the record's template.
@@ -241,6 +242,7 @@ fn recreate(cloud: &Cloud, mig_key: &str, m: &mut Managed) {
     m.created_ms = now_ms();
     m.healthy_once = false;
     managed::put(&cloud.store, mig_key, m);
+    tracing::info!(group = mig_key, instance = %m.instance, template = %m.template, "instance created");
 }
 
 /// Zonal groups use their zone; regional groups spread over their zones.

@@ -52,6 +52,8 @@ struct Entry {
     state: State,
     streak: u32,
     last_ok: bool,
+    /// The last probe's outcome, if any.
+    last: Option<Outcome>,
     next_due: tokio::time::Instant,
     in_flight: bool,
 }
@@ -63,6 +65,7 @@ impl Entry {
             state: State::Unknown,
             streak: 0,
             last_ok: false,
+            last: None,
             next_due: now,
             in_flight: false,
         }
@@ -77,6 +80,7 @@ impl Entry {
             1
         };
         self.last_ok = ok;
+        self.last = Some(outcome);
         if ok && self.streak >= healthy_threshold {
             self.state = State::Healthy;
         } else if !ok && self.streak >= unhealthy_threshold {
@@ -93,9 +97,16 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     entries: Arc<Mutex<HashMap<(String, String), Entry>>>,
+    /// Woken when an instance's health changes, so groups act on it at once.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Health {
+    /// Resolves when some instance's health changed since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -209,9 +220,14 @@ impl Health {
         let Some(e) = entries.get_mut(id) else { return };
         e.in_flight = false;
         let before = e.state;
+        if outcome != Outcome::Passed && e.last != Some(outcome) {
+            // A new kind of failure: when a version that starts, then fails, first shows.
+            tracing::info!(health_check = %id.0, instance = %id.1, ?outcome, "health check failed");
+        }
         e.record(outcome, healthy_threshold, unhealthy_threshold);
         if before != e.state {
             tracing::info!(health_check = %id.0, instance = %id.1, state = ?e.state, "health changed");
+            self.changed.notify_one();
         }
     }
 }

@@ -32,6 +32,9 @@ pub async fn run(cloud: Arc<Cloud>, instances: instances::Instances, stop: Cance
         tokio::select! {
             () = stop.cancelled() => break,
             _ = tick.tick() => full = true,
+            // A group waits on its instances' health (to continue a rolling
+            // update, to autoheal): act on a change at once, not at the tick.
+            () = cloud.health.changed() => full = true,
             change = changes.recv() => match change {
                 Ok(c) => {
                     if let Some(group) = group_of(&c.key) {
