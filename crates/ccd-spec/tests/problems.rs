@@ -142,6 +142,22 @@ fn rollout_rules() {
     );
     let pct = parse(&with("  rollout: {maxSurge: \"25%\"}\n")).unwrap();
     assert_eq!(pct.spec.rollout.max_surge, FixedOrPercent::Percent(25));
+    let over = problems(&with(
+        "  rollout: {strategy: canary, steps: [{weight: 10, pause: 1m}, {weight: 120, pause: 1m}]}\n",
+    ));
+    assert!(over[0].contains("spec.rollout.steps"), "{over:?}");
+    let unexposed = problems(&with(
+        "  rollout: {strategy: canary, steps: [{weight: 10, pause: 1m}]}\n",
+    ));
+    assert!(
+        unexposed[0].contains("spec.rollout.strategy: canary shifts a share of the requests")
+            && unexposed[0].contains("add `expose`"),
+        "{unexposed:?}"
+    );
+    let warm = parse(&with("  rollout: {strategy: blueGreen, keepWarm: 90s}\n")).unwrap();
+    assert_eq!(warm.spec.rollout.keep_warm.as_std().as_secs(), 90);
+    let too_warm = problems(&with("  rollout: {keepWarm: 25h}\n"));
+    assert!(too_warm[0].contains("longer than a day"), "{too_warm:?}");
 }
 
 #[test]

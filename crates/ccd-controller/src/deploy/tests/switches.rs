@@ -283,3 +283,28 @@ async fn a_new_zone_moves_the_group_behind_the_load_balancer() {
     assert_eq!(h.cloud.group_names().len(), 1);
     assert_eq!(s.phase, Phase::Ready);
 }
+
+#[tokio::test(start_paused = true)]
+async fn between_steps_a_rollout_reads_its_groups_and_changes_nothing() {
+    let mut h = ready(CANARY).await;
+    h.set_spec(&spec("2", CANARY));
+    h.until("10%", MINUTE, |_| weights(&h) == [90, 10]).await;
+    h.pass().await;
+    let reads = h.cloud.state().reads;
+    let mutations = h.cloud.mutations();
+    for _ in 0..10 {
+        h.pass().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        h.cloud.mutations(),
+        mutations,
+        "holding a step changes nothing"
+    );
+    assert_eq!(
+        h.cloud.state().reads,
+        reads + 20,
+        "one read of each of the two groups per pass"
+    );
+    assert_eq!(weights(&h), [90, 10]);
+}
