@@ -11,27 +11,12 @@ use std::time::Duration;
 use ccd_controller::record::RolloutState;
 use ccd_controller::status::Status;
 use ccd_e2e::load::{Load, LoadStats};
+use ccd_e2e::rollout::{sample_spec, status};
 use ccd_e2e::up::{Up, resources};
 use ccd_e2e::{binary, eventually, temp_dir};
 
 fn spec(version: &str, rollout: &str, env: &str) -> String {
-    format!(
-        "apiVersion: ccd/v1
-kind: App
-metadata: {{name: web}}
-spec:
-  image: example/web:{version}
-  version: \"{version}\"
-  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}}
-  port: 8080
-  env: {{GREETING: hello{env}}}
-  machine: {{zones: [europe-west1-b]}}
-  replicas: {{min: 3, max: 3}}
-  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 2, initialDelay: 3s}}
-  rollout: {rollout}
-  expose: {{internal: {{port: 80, allowFrom: [10.0.0.0/8]}}}}
-"
-    )
+    sample_spec(version, rollout, env, "3s")
 }
 
 const ROLLING: &str = "{maxSurge: 1, maxUnavailable: 0, drainTime: 2s, deadline: 2m}";
@@ -54,30 +39,12 @@ async fn ccd(args: &[&str], data: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn status(data: &std::path::Path) -> Status {
-    std::fs::read(data.join("status/web.yaml"))
-        .ok()
-        .and_then(|b| Status::parse(&b))
-        .unwrap_or_default()
-}
-
 async fn deploy(data: &std::path::Path, spec: &str) {
     std::fs::write(data.join("specs/web.yaml"), spec).unwrap();
 }
 
-/// Waits for the rollout of `version` to end; its record.
 async fn rollout_of(data: &std::path::Path, version: &str) -> Status {
-    eventually(
-        &format!("the rollout of {version} to end"),
-        Duration::from_secs(180),
-        || async {
-            let s = status(data);
-            let r = s.rollout.as_ref()?;
-            (r.to.version == version && !r.state.is_open()).then_some(s)
-        },
-    )
-    .await
-    .unwrap()
+    ccd_e2e::rollout::rollout_of(data, version).await.unwrap()
 }
 
 fn assert_no_failure(what: &str, client: &LoadStats, s: &Status) {

@@ -20,51 +20,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ccd_controller::status::Status;
 use ccd_e2e::load::{Load, LoadStats};
+use ccd_e2e::rollout::{sample_spec, status};
 use ccd_e2e::up::Up;
 use ccd_e2e::{eventually, temp_dir};
 
+/// Instances that take a second to start, as a small real app would.
 fn spec(version: &str, rollout: &str, env: &str) -> String {
-    format!(
-        "apiVersion: ccd/v1
-kind: App
-metadata: {{name: web}}
-spec:
-  image: example/web:{version}
-  version: \"{version}\"
-  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}}
-  port: 8080
-  env: {{GREETING: hello, SAMPLE_START_DELAY: 1s{env}}}
-  machine: {{zones: [europe-west1-b]}}
-  replicas: {{min: 3, max: 3}}
-  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 2, initialDelay: 2s}}
-  rollout: {rollout}
-  expose: {{internal: {{port: 80, allowFrom: [10.0.0.0/8]}}}}
-"
+    sample_spec(
+        version,
+        rollout,
+        &format!(", SAMPLE_START_DELAY: 1s{env}"),
+        "2s",
     )
 }
 
 const ROLLING: &str = "{maxSurge: 1, maxUnavailable: 0, drainTime: 1s, deadline: 2m}";
 const BLUE_GREEN: &str = "{strategy: blueGreen, drainTime: 1s, deadline: 2m, keepWarm: 0s}";
-
-fn status(data: &Path) -> Status {
-    std::fs::read(data.join("status/web.yaml"))
-        .ok()
-        .and_then(|b| Status::parse(&b))
-        .unwrap_or_default()
-}
-
-async fn rollout_of(data: &Path, version: &str) -> Result<Status> {
-    eventually(
-        &format!("the rollout of {version} to end"),
-        Duration::from_secs(300),
-        || async {
-            let s = status(data);
-            let r = s.rollout.as_ref()?;
-            (r.to.version == version && !r.state.is_open()).then_some(s)
-        },
-    )
-    .await
-}
 
 /// One line of `ccd up`'s log: when, what it says, and its `key=value` fields.
 struct LogLine {
@@ -164,7 +135,7 @@ async fn main() -> Result<()> {
     // 1. Rolling.
     let before = load.snapshot();
     std::fs::write(data.join("specs/web.yaml"), spec("2", ROLLING, ""))?;
-    let s = rollout_of(&data, "2").await?;
+    let s = ccd_e2e::rollout::rollout_of(&data, "2").await?;
     let own: Duration = start_and_health(&read_log(&log), &template_of(&s))
         .iter()
         .sum();
@@ -186,7 +157,7 @@ async fn main() -> Result<()> {
     // 2. Blue/green.
     let before = load.snapshot();
     std::fs::write(data.join("specs/web.yaml"), spec("3", BLUE_GREEN, ""))?;
-    let s = rollout_of(&data, "3").await?;
+    let s = ccd_e2e::rollout::rollout_of(&data, "3").await?;
     let slowest = start_and_health(&read_log(&log), &template_of(&s))
         .into_iter()
         .max()
@@ -222,7 +193,7 @@ async fn main() -> Result<()> {
         spec("4", ROLLING, ", SAMPLE_FAIL_HEALTH: \"1\""),
     )?;
     let back = fleet_back(&up.compute, &stable, &good).await?;
-    let s = rollout_of(&data, "4").await?;
+    let s = ccd_e2e::rollout::rollout_of(&data, "4").await?;
     let bad = template_of(&s);
     let first_failure = first_failed_check(&read_log(&log), &bad)
         .context("no failed health check of the bad version in the log")?;

@@ -20,6 +20,7 @@ fn profile_dir() -> PathBuf {
 }
 
 pub mod load;
+pub mod rollout;
 pub mod up;
 
 /// A workspace binary, brought up to date once per test process: this

@@ -5,52 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod processes;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use ccd_cloud::model::{
-    BackendTraffic, FirewallSpec, HealthDefinition, LbBackend, LbKind, LbTraffic, LoadBalancerSpec,
-    LocalRun, Probe, TemplateSpec,
+    BackendTraffic, FirewallSpec, LbBackend, LbKind, LbTraffic, LoadBalancerSpec,
 };
 use ccd_cloud::{Cloud, GceCloud};
-use ccd_localcloud::{Config, LocalCloud};
-
-/// The sample app, built once per test process (this crate does not depend
-/// on it, so cargo would not build it for us).
-fn sample_app() -> PathBuf {
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf();
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--bin", "ccd-sample-app", "-p", "ccd-sample-app"])
-            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building ccd-sample-app failed");
-    });
-    profile.join("ccd-sample-app")
-}
-
-fn fast_health() -> HealthDefinition {
-    HealthDefinition {
-        probe: Probe::Http {
-            path: "/healthz".to_owned(),
-            port: 8080,
-        },
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(1),
-        healthy_threshold: 1,
-        unhealthy_threshold: 2,
-    }
-}
+use processes::{Processes, quick_health, sample_template};
 
 fn total(t: &LbTraffic) -> (u64, u64) {
     t.backends
@@ -74,27 +38,11 @@ async fn traffic_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() {
-    let data = std::env::temp_dir().join(format!("ccd-lb-traffic-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let local = LocalCloud::start(Config {
-        data_dir: Some(data.clone()),
-        check_responses: true,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let cloud = GceCloud::new(common::config(&local)).await.unwrap();
+    let p = Processes::start("lb-traffic").await;
+    let (local, cloud) = (&p.local, &p.cloud);
     let app = "shop";
 
-    let template = TemplateSpec {
-        local_run: Some(LocalRun::Process {
-            command: vec![sample_app().display().to_string()],
-            args: vec!["--port".to_owned(), "$(PORT)".to_owned()],
-            env: BTreeMap::from([("SAMPLE_ERROR_PERCENT".to_owned(), "20".to_owned())]),
-            stop_grace: Duration::from_secs(2),
-        }),
-        ..common::template(app, "1")
-    };
+    let template = sample_template(app, "1", &[("SAMPLE_ERROR_PERCENT", "20")]);
     let tpl = cloud.ensure_template(&template).await.unwrap();
     let firewall = FirewallSpec::health_checks(app, 8080);
     cloud.apply_firewall(&firewall).await.unwrap();
@@ -110,10 +58,10 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
             weight: 1,
         }],
         port_name: "http".to_owned(),
-        health: fast_health(),
+        health: quick_health(),
         drain: Duration::from_secs(1),
         kind: LbKind::Internal { port: 8080 },
-        labels: BTreeMap::new(),
+        labels: Default::default(),
     };
     let state = cloud.apply_load_balancer(&lb).await.unwrap();
     let address = state.address.unwrap();
@@ -140,7 +88,7 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
     .await;
     // The window starts once the warm-up above is counted.
     let warmed_up = SystemTime::now();
-    traffic_until(&cloud, &lb, warmed_up, warmed_up).await;
+    traffic_until(cloud, &lb, warmed_up, warmed_up).await;
     let since = SystemTime::now();
     let reads_before = cloud.api_calls().reads;
 
@@ -155,7 +103,7 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
     let last_request = SystemTime::now();
     assert!(server_errors > 0, "the sample app answers a share with 500");
 
-    let traffic = traffic_until(&cloud, &lb, since, last_request).await;
+    let traffic = traffic_until(cloud, &lb, since, last_request).await;
     assert_eq!(
         traffic.backends,
         [BackendTraffic {
@@ -171,12 +119,11 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
 
     // A window that starts after the requests holds none of them.
     let after = SystemTime::now();
-    let later = traffic_until(&cloud, &lb, after, after).await;
+    let later = traffic_until(cloud, &lb, after, after).await;
     assert_eq!(total(&later), (0, 0), "{later:?}");
 
     cloud.delete_load_balancer(&lb.id()).await.unwrap();
     cloud.delete_group(&group.id()).await.unwrap();
     cloud.delete_firewall(app, &firewall.name).await.unwrap();
-    common::finish(local).await;
-    let _ = std::fs::remove_dir_all(&data);
+    p.finish().await;
 }

@@ -14,13 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ccd_cloud::model::{
-    FirewallSpec, GroupSpec, HealthDefinition, LbBackend, LbKind, LbPieceKind, LoadBalancerSpec,
-    Probe,
-};
+use ccd_cloud::model::{FirewallSpec, GroupSpec, LbBackend, LbKind, LbPieceKind, LoadBalancerSpec};
 use ccd_cloud::{Cloud, CloudError};
 use common::{REGION, converge, eventually, group};
-use processes::{Processes, sample_template, tally};
+use processes::{Processes, quick_health, sample_template, tally};
 
 /// The blue and green groups of `app`, two sample-app instances each, up.
 async fn blue_and_green(p: &Processes, app: &str) -> (GroupSpec, GroupSpec) {
@@ -48,20 +45,6 @@ async fn blue_and_green(p: &Processes, app: &str) -> (GroupSpec, GroupSpec) {
     }
     let green = out.pop().unwrap();
     (out.pop().unwrap(), green)
-}
-
-/// A quick check, so that the balancer sends traffic soon after instances start.
-fn quick_health() -> HealthDefinition {
-    HealthDefinition {
-        probe: Probe::Http {
-            path: "/healthz".to_owned(),
-            port: 8080,
-        },
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(1),
-        healthy_threshold: 1,
-        unhealthy_threshold: 2,
-    }
 }
 
 fn balancer(app: &str, kind: LbKind, backends: &[(&GroupSpec, u32)]) -> LoadBalancerSpec {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Rollout, RolloutSummary, Timestamp};
+use crate::record::{Rollout, RolloutSummary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Phase {
@@ -209,9 +209,20 @@ impl Status {
         })
     }
 
-    /// When the status last changed in a way worth a time: the rollout's.
-    pub fn rollout_started(&self) -> Option<Timestamp> {
-        self.rollout.as_ref().map(|r| r.started)
+    /// Whether `other` differs from this status at most in the rollout
+    /// probe's counts.
+    pub fn same_but_probe_counts(&self, other: &Status) -> bool {
+        let without = |s: &Status| {
+            let mut s = s.clone();
+            if let Some(r) = &mut s.rollout {
+                r.probes = Default::default();
+                for step in &mut r.steps {
+                    (step.probes, step.failed_probes) = (0, 0);
+                }
+            }
+            s
+        };
+        without(self) == without(other)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ccd_cloud::GceCloud;
-use ccd_cloud::model::{LocalRun, TemplateSpec};
+use ccd_cloud::model::{HealthDefinition, LocalRun, Probe, TemplateSpec};
 use ccd_localcloud::{Config, LocalCloud};
 use serde_json::{Value, json};
 
@@ -137,6 +137,20 @@ impl Processes {
                 .map(|l| l.listening)
         })
         .await
+    }
+}
+
+/// A quick check, so that a balancer sends traffic soon after instances start.
+pub fn quick_health() -> HealthDefinition {
+    HealthDefinition {
+        probe: Probe::Http {
+            path: "/healthz".to_owned(),
+            port: 8080,
+        },
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: 1,
+        unhealthy_threshold: 2,
     }
 }
 

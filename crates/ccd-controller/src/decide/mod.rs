@@ -27,6 +27,8 @@ use crate::steps::{self, StepKind};
 pub const WHILE_MOVING: Duration = Duration::from_secs(1);
 /// How often a converged app is looked at.
 pub const WHEN_SETTLED: Duration = Duration::from_secs(30);
+/// How often an app at rest but not whole is looked at.
+pub const WHEN_BROKEN: Duration = Duration::from_secs(5);
 
 /// What a pass saw before deciding.
 #[derive(Debug, Clone, Default)]
@@ -121,11 +123,16 @@ pub fn decide(input: &Input<'_>) -> Decision {
     d.report(settled);
     d.status_events();
     let probe = d.probe_order();
+    let moving = d.status.rollout.as_ref().is_some_and(|r| r.state.is_open())
+        || d.status.groups.iter().any(|g| g.role != GroupRole::Stable);
     Decision {
-        requeue: if settled && d.status.phase == crate::status::Phase::Ready {
+        requeue: if moving {
+            d.requeue
+        } else if settled {
             WHEN_SETTLED
         } else {
-            d.requeue
+            // At rest but not whole: autohealing at work, or a version stuck.
+            WHEN_BROKEN
         },
         status: d.status,
         events: d.events,

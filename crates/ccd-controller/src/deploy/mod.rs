@@ -52,8 +52,14 @@ pub type Endpoints = Arc<
 struct Memory {
     /// The status as last written (the store is only read after a restart).
     status: Option<Status>,
+    /// When it was written.
+    written: Option<tokio::time::Instant>,
     known: Option<Known>,
 }
+
+/// How often a status whose only change is the rollout probe's counts is
+/// written (a bucket takes about one write a second per object).
+const COUNTS_EVERY: Duration = Duration::from_secs(5);
 
 pub struct DeployReconciler<C, S> {
     cloud: Arc<C>,
@@ -152,12 +158,25 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     }
 
     async fn write_status(&self, status: &Status) -> Result<bool, StoreError> {
+        let mut memory = self.memory(&status.app);
+        let recent = memory.written.is_some_and(|at| at.elapsed() < COUNTS_EVERY);
+        if recent
+            && memory
+                .status
+                .as_ref()
+                .is_some_and(|s| s.same_but_probe_counts(status))
+        {
+            // The probe's counts are cumulative: the next write carries them.
+            return Ok(false);
+        }
         let written = self
             .store
             .write_status(&status.app, status.to_yaml().as_bytes())
             .await?;
-        let mut memory = self.memory(&status.app);
         memory.status = Some(status.clone());
+        if written {
+            memory.written = Some(tokio::time::Instant::now());
+        }
         self.remember(&status.app, Some(memory));
         Ok(written)
     }

@@ -5,7 +5,7 @@ use ccd_cloud::{Cloud, CloudError};
 use ccd_runtime::Action;
 use ccd_store::SpecStore;
 
-use super::{DeployReconciler, Memory, ReconcileError};
+use super::{DeployReconciler, ReconcileError};
 use crate::apply::apply;
 use crate::control::Control;
 use crate::decide::{self, Decision, Input, Known, Observed, Work};
@@ -88,6 +88,24 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             None => self.probes.stop(name),
         }
         self.write_status(&decision.status).await?;
+        // A controller that starts says once what it finds ready, as it
+        // would have had it deployed the app itself.
+        let first_here = memory.status.is_none();
+        if first_here
+            && decision.status.phase == crate::status::Phase::Ready
+            && !decision.events.iter().any(|e| e.reason == "Ready")
+        {
+            let at = if decision.status.endpoints.is_empty() {
+                "(not exposed)".to_owned()
+            } else {
+                decision.status.endpoints.join(" ")
+            };
+            decision.events.push(decide::Event {
+                warning: false,
+                reason: "Ready",
+                message: format!("{at} version {}", app.spec.version),
+            });
+        }
         self.record_events(name, Some(app.spec.version.as_str()), &decision.events);
         if error.is_none() {
             self.record_created(name, &observed, &shape);
@@ -113,13 +131,9 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 settled: decision.settled,
             }),
         };
-        self.remember(
-            name,
-            Some(Memory {
-                status: Some(decision.status.clone()),
-                known,
-            }),
-        );
+        let mut memory = self.memory(name);
+        memory.known = known;
+        self.remember(name, Some(memory));
         match error {
             Some(e) => Err(e.into()),
             None => Ok(Action::Requeue(decision.requeue)),

@@ -19,6 +19,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         version: &str,
         problems: &[String],
     ) -> Result<Action, ReconcileError> {
+        // Nothing moves while the spec is invalid: nothing to measure.
+        self.probes.stop(app);
         let recorded = self.recorded(app).await?;
         let mut status = decide::stalled(&recorded, app, version, problems);
         let mut members = Vec::new();

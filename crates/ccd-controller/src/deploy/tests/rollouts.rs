@@ -250,6 +250,10 @@ async fn probe_counts_are_kept_per_step_and_the_probe_stops_with_the_rollout() {
     );
     h.probes.count("web", 50, 2);
     h.pass().await;
+    // Counts alone are written at most every 5 s (a bucket's write rate).
+    assert_eq!(h.status().rollout.unwrap().probes.sent, 0);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    h.pass().await;
     let r = h.status().rollout.unwrap();
     assert_eq!((r.probes.sent, r.probes.failed), (50, 2));
     assert_eq!((r.steps[0].probes, r.steps[0].failed_probes), (50, 2));
