@@ -5,6 +5,7 @@
 //! shape the new status projects (`shape`).
 
 mod look;
+mod progress;
 mod rollout;
 mod verdict;
 
@@ -316,7 +317,7 @@ impl Decider<'_> {
         } else {
             None
         };
-        let progressing = open.map(|r| rollout::progress_words(r, warm_hold));
+        let progressing = open.map(|r| progress::progress_words(r, warm_hold));
         let serving_version = if warm_hold || (ready && !self.status.rolled_back) {
             spec_version
         } else {
