@@ -10,7 +10,7 @@
 //! Both count towards the same unhealthy threshold; the state says what the
 //! last failure was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,14 +97,27 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     entries: Arc<Mutex<HashMap<(String, String), Entry>>>,
-    /// Woken when an instance's health changes, so groups act on it at once.
+    /// Woken when an instance's health changes, so its group acts on it at once.
     changed: Arc<tokio::sync::Notify>,
+    /// The groups (managed group keys) whose instances' health changed since
+    /// the last `take_changed`: only those need a pass, not every group.
+    changed_groups: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Health {
     /// Resolves when some instance's health changed since the last call.
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// The groups whose instances' health changed since the last call.
+    pub fn take_changed(&self) -> BTreeSet<String> {
+        std::mem::take(
+            &mut *self
+                .changed_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
@@ -200,20 +213,20 @@ impl Health {
                     entry.next_due = now + interval;
                 }
                 if stopped {
-                    self.record(&id, Outcome::Unreachable, &hc);
+                    self.record(&id, &mig_key, Outcome::Unreachable, &hc);
                     continue;
                 }
                 let (health, cloud, hc, mig_key) =
                     (self.clone(), cloud.clone(), hc.clone(), mig_key.clone());
                 tokio::spawn(async move {
                     let outcome = probe(&cloud, &hc, &mig_key, &instance).await;
-                    health.record(&id, outcome, &hc);
+                    health.record(&id, &mig_key, outcome, &hc);
                 });
             }
         }
     }
 
-    fn record(&self, id: &(String, String), outcome: Outcome, hc: &Value) {
+    fn record(&self, id: &(String, String), mig_key: &str, outcome: Outcome, hc: &Value) {
         let healthy_threshold = hc["healthyThreshold"].as_u64().unwrap_or(2) as u32;
         let unhealthy_threshold = hc["unhealthyThreshold"].as_u64().unwrap_or(2) as u32;
         let mut entries = self.lock();
@@ -227,6 +240,11 @@ impl Health {
         e.record(outcome, healthy_threshold, unhealthy_threshold);
         if before != e.state {
             tracing::info!(health_check = %id.0, instance = %id.1, state = ?e.state, "health changed");
+            drop(entries);
+            self.changed_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(mig_key.to_owned());
             self.changed.notify_one();
         }
     }
@@ -373,8 +391,14 @@ mod tests {
         ] {
             let id = ("hc".to_owned(), instance.to_owned());
             health.lock().insert(id.clone(), Entry::new("1", now));
-            health.record(&id, outcome, &hc);
+            health.record(&id, &format!("group-{instance}"), outcome, &hc);
         }
+        assert_eq!(
+            health.take_changed(),
+            BTreeSet::from(["group-a", "group-b", "group-c"].map(String::from)),
+            "each group whose instance changed, to be looked at"
+        );
+        assert!(health.take_changed().is_empty());
         assert_eq!(health.state("hc", "a"), "TIMEOUT");
         assert_eq!(health.state("hc", "b"), "UNHEALTHY");
         assert_eq!(health.state("hc", "c"), "HEALTHY");
