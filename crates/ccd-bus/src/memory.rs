@@ -75,23 +75,30 @@ impl Acker for Redeliver {
     fn ack(&self) {}
 
     fn nack(&self) {
-        let again = Redeliver {
-            tx: self.tx.clone(),
-            payload: self.payload.clone(),
+        // Nobody left to deliver to (the consumer is gone, or the process
+        // is shutting down): nothing to do.
+        if self.tx.is_closed() {
+            return;
+        }
+        // The task holds the payload, not a delivery: a task dropped
+        // unrun (runtime shutdown) must not nack again from its drop.
+        let (tx, payload) = (self.tx.clone(), self.payload.clone());
+        let send = move || {
+            let acker = Redeliver {
+                tx: tx.clone(),
+                payload: payload.clone(),
+            };
+            let _ = tx.send(Delivery::new(payload, Box::new(acker)));
         };
-        let tx = self.tx.clone();
-        let delivery = Delivery::new(self.payload.clone(), Box::new(again));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     tokio::time::sleep(REDELIVERY_DELAY).await;
-                    let _ = tx.send(delivery);
+                    send();
                 });
             }
-            // Outside a runtime (a consumer dropped at shutdown): at once.
-            Err(_) => {
-                let _ = tx.send(delivery);
-            }
+            // Outside a runtime: at once.
+            Err(_) => send(),
         }
     }
 }

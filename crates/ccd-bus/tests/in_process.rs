@@ -183,3 +183,25 @@ async fn dedup_forgets_sources_not_heard_from() {
     // the instance it names, which no longer exists by then).
     assert_eq!(dedup.admit("vm-1", "a", 3), Admit::New);
 }
+
+#[test]
+fn a_runtime_shut_down_with_deliveries_pending_stops_quietly() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus = InProcessBus::new();
+    let subscription = runtime.block_on(async {
+        let mut s = bus.subscribe(Topic::Alerts, "health").await.unwrap();
+        for _ in 0..3 {
+            bus.publish(Topic::Alerts, Payload::default())
+                .await
+                .unwrap();
+        }
+        // One waits for redelivery on the runtime; two are queued.
+        s.next().await.unwrap().nack();
+        s
+    });
+    drop(runtime);
+    drop(subscription);
+}
