@@ -11,6 +11,7 @@ mod apply;
 pub mod control;
 pub mod decide;
 mod deploy;
+pub mod heal;
 mod observe;
 mod plan;
 pub mod preview;
