@@ -18,6 +18,7 @@ pub mod preview;
 pub mod probes;
 pub mod record;
 mod report;
+pub mod scale;
 pub mod shape;
 mod source;
 pub mod status;
