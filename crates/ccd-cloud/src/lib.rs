@@ -83,6 +83,14 @@ pub trait Cloud: Send + Sync + 'static {
         size: u32,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Recreates these members from the group's template (same names, new
+    /// IDs): what healing does when restarting the app did not help.
+    fn recreate_instances(
+        &self,
+        id: &GroupId,
+        instances: &[ManagedInstance],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// Deletes the group and its instances; [`CloudError::InUse`] while a load balancer serves it.
     fn delete_group(&self, id: &GroupId) -> impl Future<Output = Result<(), CloudError>> + Send;
 

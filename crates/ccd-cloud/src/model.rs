@@ -220,6 +220,10 @@ impl GroupState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedInstance {
     pub name: String,
+    /// The cloud's ID: an instance recreated under the same name has a new one.
+    pub id: Option<String>,
+    /// The zone the instance is in (a regional group's span several).
+    pub zone: Option<String>,
     /// Template name of the instance's version.
     pub template: Option<String>,
     pub version: Option<String>,

@@ -199,3 +199,46 @@ async fn a_regional_group_spreads_over_its_zones_and_policies_are_corrected() {
     cloud.delete_group(&id).await.unwrap();
     common::finish(local).await;
 }
+
+#[tokio::test]
+async fn recreated_instances_keep_their_names_and_get_new_ids() {
+    let (local, cloud) = common::start(FaultConfig::default()).await;
+    let tpl = cloud.ensure_template(&template("heal", "1")).await.unwrap();
+    let spec = group("heal", &tpl, 2);
+    cloud.apply_group(&spec).await.unwrap();
+    converge(&cloud, &spec.id(), "two instances", |g| {
+        g.instances.len() == 2
+    })
+    .await;
+    let before = cloud.group_members(&spec.id()).await.unwrap().unwrap();
+    assert!(
+        before.iter().all(|m| m.id.is_some() && m.zone.is_some()),
+        "{before:?}"
+    );
+    cloud
+        .recreate_instances(&spec.id(), &before[..1])
+        .await
+        .unwrap();
+    let after = common::eventually("the first instance recreated", || async {
+        let members = cloud.group_members(&spec.id()).await.ok()??;
+        let first = members.iter().find(|m| m.name == before[0].name)?;
+        (first.id.is_some() && first.id != before[0].id && first.action == InstanceAction::None)
+            .then_some(members)
+    })
+    .await;
+    let second = after.iter().find(|m| m.name == before[1].name).unwrap();
+    assert_eq!(second.id, before[1].id, "the other one untouched");
+    assert_eq!(after.len(), 2);
+    // Read-only: refused, naming what it would do.
+    let refused = cloud
+        .read_only()
+        .recreate_instances(&spec.id(), &before[1..])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, CloudError::WouldChange { .. })
+            && refused.to_string().contains(&before[1].name),
+        "{refused}"
+    );
+    common::finish(local).await;
+}

@@ -232,6 +232,8 @@ mod tests {
     fn member(name: &str, template: &str, health: InstanceHealth) -> ManagedInstance {
         ManagedInstance {
             name: name.into(),
+            id: None,
+            zone: None,
             template: Some(template.into()),
             version: Some("1".into()),
             action: InstanceAction::None,

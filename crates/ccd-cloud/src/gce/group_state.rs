@@ -60,6 +60,8 @@ fn member(m: &GceInstance) -> ManagedInstance {
         .or_else(|| m.instance.as_deref().map(|l| name_of(l).to_owned()))
         .unwrap_or_default();
     ManagedInstance {
+        id: m.id.map(|id| id.to_string()),
+        zone: m.instance.as_deref().and_then(zone_of).map(str::to_owned),
         address: None,
         template: m
             .version

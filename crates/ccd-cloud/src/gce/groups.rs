@@ -5,15 +5,17 @@
 use google_cloud_compute_v1::model::{
     DistributionPolicy, DistributionPolicyZoneConfiguration, FixedOrPercent, InstanceGroupManager,
     InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy,
-    InstanceGroupManagerVersion, InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort,
-    RegionInstanceGroupsSetNamedPortsRequest, instance_group_manager_update_policy as up,
+    InstanceGroupManagerVersion, InstanceGroupManagersRecreateInstancesRequest,
+    InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort,
+    RegionInstanceGroupManagersRecreateRequest, RegionInstanceGroupsSetNamedPortsRequest,
+    instance_group_manager_update_policy as up,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::call::{Failure, Kind, Outcome, request_id, with_fresh_fingerprint};
 use super::marker::{self, name_of};
 use super::{GceCloud, rollout_policy};
-use crate::model::{GroupId, GroupSpec, GroupVersion, NamedPort, Share};
+use crate::model::{GroupId, GroupSpec, GroupVersion, ManagedInstance, NamedPort, Share};
 
 /// Runs `$body` with `$b` bound to the zonal or the regional builder of
 /// `$method`, scoped to the group: the two APIs differ only in zone/region.
@@ -413,6 +415,64 @@ impl GceCloud {
             self.mutate(&resource, resize).await
         })?;
         tracing::info!(resource, size, "group resized");
+        Ok(())
+    }
+
+    /// Compute's `recreateInstances`: each instance is deleted and created
+    /// again from the group's template, under the same name.
+    #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name))]
+    pub(crate) async fn recreate_instances_impl(
+        &self,
+        id: &GroupId,
+        instances: &[ManagedInstance],
+    ) -> Outcome<()> {
+        let resource = self.group_resource(id);
+        let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+        self.refuse_if_read_only(&resource, &format!("would recreate {}", names.join(", ")))?;
+        // Partial URLs name the instance's own zone (a regional group spans several).
+        let urls: Vec<String> = instances
+            .iter()
+            .filter_map(|i| {
+                let zone = i.zone.as_deref().or(id.zone.as_deref())?;
+                Some(format!("zones/{zone}/instances/{}", i.name))
+            })
+            .collect();
+        if urls.is_empty() {
+            return Ok(());
+        }
+        match &id.zone {
+            Some(zone) => {
+                let b = self
+                    .c
+                    .igm
+                    .recreate_instances()
+                    .set_project(self.project())
+                    .set_zone(zone)
+                    .set_instance_group_manager(&id.name)
+                    .set_body(
+                        InstanceGroupManagersRecreateInstancesRequest::new().set_instances(urls),
+                    )
+                    .set_request_id(request_id())
+                    .with_idempotency(true)
+                    .poller();
+                self.mutate(&resource, b).await?;
+            }
+            None => {
+                let b = self
+                    .c
+                    .rigm
+                    .recreate_instances()
+                    .set_project(self.project())
+                    .set_region(self.region())
+                    .set_instance_group_manager(&id.name)
+                    .set_body(RegionInstanceGroupManagersRecreateRequest::new().set_instances(urls))
+                    .set_request_id(request_id())
+                    .with_idempotency(true)
+                    .poller();
+                self.mutate(&resource, b).await?;
+            }
+        }
+        tracing::info!(resource, instances = ?names, "instances recreated");
         Ok(())
     }
 

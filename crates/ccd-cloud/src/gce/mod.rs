@@ -278,6 +278,14 @@ impl Cloud for GceCloud {
         Ok(self.resize_group_impl(id, size).await?)
     }
 
+    async fn recreate_instances(
+        &self,
+        id: &GroupId,
+        instances: &[ManagedInstance],
+    ) -> Result<(), CloudError> {
+        Ok(self.recreate_instances_impl(id, instances).await?)
+    }
+
     async fn delete_group(&self, id: &GroupId) -> Result<(), CloudError> {
         Ok(self.delete_group_impl(id).await?)
     }

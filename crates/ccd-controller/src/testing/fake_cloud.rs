@@ -150,6 +150,8 @@ fn settle(s: &mut State, k: &str) -> Vec<ManagedInstance> {
             s.next_instance += 1;
             have.push(ManagedInstance {
                 name: format!("{}-{}", spec.name, s.next_instance),
+                id: Some(s.next_instance.to_string()),
+                zone: None,
                 template: Some(template.clone()),
                 version: Some(version.clone()),
                 action: InstanceAction::None,
@@ -309,6 +311,30 @@ impl Cloud for FakeCloud {
         self.mutate("resized", &key(id))?;
         if let Some(g) = self.state().groups.get_mut(&key(id)) {
             g.0.target_size = Some(size);
+        }
+        Ok(())
+    }
+
+    async fn recreate_instances(
+        &self,
+        id: &GroupId,
+        instances: &[ManagedInstance],
+    ) -> Result<(), CloudError> {
+        self.mutate("recreated", &key(id))?;
+        let mut s = self.state();
+        let Some(g) = s.groups.get(&key(id)) else {
+            return Ok(());
+        };
+        let mut members = g.1.clone();
+        for m in members.iter_mut() {
+            if instances.iter().any(|i| i.name == m.name) {
+                s.next_instance += 1;
+                m.id = Some(s.next_instance.to_string());
+                m.health = InstanceHealth::Unknown;
+            }
+        }
+        if let Some(g) = s.groups.get_mut(&key(id)) {
+            g.1 = members;
         }
         Ok(())
     }
