@@ -47,26 +47,28 @@ fn reports(list: &[(&str, Health, u32)], at: Instant) -> BTreeMap<String, Heard>
         .collect()
 }
 
-fn no_rollout() -> BTreeSet<String> {
-    BTreeSet::new()
+/// A pass now, with these fresh reports and no rollout.
+fn pass(group: &[Member], heard: &[(&str, Health, u32)], healings: &Healings) -> HealDecision {
+    let now = Instant::now();
+    decide(
+        now,
+        &POLICY,
+        group,
+        &reports(heard, now),
+        &BTreeSet::new(),
+        healings,
+    )
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_app_is_restarted_then_its_instance_recreated_if_that_did_not_help() {
     let group = members(4);
-    let now = Instant::now();
-    let first = decide(
-        now,
-        &POLICY,
+    let first = pass(
         &group,
-        &reports(
-            &[
-                ("web-1", Health::Unhealthy, 0),
-                ("web-2", Health::Healthy, 0),
-            ],
-            now,
-        ),
-        &no_rollout(),
+        &[
+            ("web-1", Health::Unhealthy, 0),
+            ("web-2", Health::Healthy, 0),
+        ],
         &Healings::new(),
     );
     assert_eq!(
@@ -78,14 +80,7 @@ async fn an_unhealthy_app_is_restarted_then_its_instance_recreated_if_that_did_n
         }]
     );
     // The same report again (at-least-once, or the next pass): once is enough.
-    let again = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 0)], now),
-        &no_rollout(),
-        &first.healings,
-    );
+    let again = pass(&group, &[("web-1", Health::Unhealthy, 0)], &first.healings);
     assert!(again.actions.is_empty());
     assert_eq!(
         again.seen[0].held.as_deref(),
@@ -94,37 +89,14 @@ async fn an_unhealthy_app_is_restarted_then_its_instance_recreated_if_that_did_n
 
     // Unhealthy again after the restart, but before its grace: wait.
     tokio::time::advance(POLICY.restart_grace() - Duration::from_secs(1)).await;
-    let now = Instant::now();
-    let early = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 1)], now),
-        &no_rollout(),
-        &first.healings,
-    );
+    let early = pass(&group, &[("web-1", Health::Unhealthy, 1)], &first.healings);
     assert!(early.actions.is_empty());
 
     tokio::time::advance(Duration::from_secs(1)).await;
-    let now = Instant::now();
     // A report from before the restart says nothing about it.
-    let before = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 0)], now),
-        &no_rollout(),
-        &first.healings,
-    );
+    let before = pass(&group, &[("web-1", Health::Unhealthy, 0)], &first.healings);
     assert!(before.actions.is_empty());
-    let late = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 1)], now),
-        &no_rollout(),
-        &first.healings,
-    );
+    let late = pass(&group, &[("web-1", Health::Unhealthy, 1)], &first.healings);
     assert_eq!(
         late.actions,
         [HealAction::Recreate {
@@ -135,14 +107,7 @@ async fn an_unhealthy_app_is_restarted_then_its_instance_recreated_if_that_did_n
     // The recreated instance has a new ID: the memory of the old one goes.
     let mut recreated = group.clone();
     recreated[0].id = "web-1-new".into();
-    let after = decide(
-        now,
-        &POLICY,
-        &recreated,
-        &BTreeMap::new(),
-        &no_rollout(),
-        &late.healings,
-    );
+    let after = pass(&recreated, &[], &late.healings);
     assert!(after.healings.is_empty() && after.actions.is_empty());
     assert_eq!(after.seen[0].health, Health::Unknown);
 }
@@ -151,32 +116,11 @@ async fn an_unhealthy_app_is_restarted_then_its_instance_recreated_if_that_did_n
 async fn a_restart_that_helped_is_forgotten() {
     let group = members(2);
     let now = Instant::now();
-    let restart = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 0)], now),
-        &no_rollout(),
-        &Healings::new(),
-    );
-    let healed = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Healthy, 1)], now),
-        &no_rollout(),
-        &restart.healings,
-    );
+    let restart = pass(&group, &[("web-1", Health::Unhealthy, 0)], &Healings::new());
+    let healed = pass(&group, &[("web-1", Health::Healthy, 1)], &restart.healings);
     assert!(healed.healings.is_empty());
     // Failing again later starts the ladder again, counting from this restart.
-    let again = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&[("web-1", Health::Unhealthy, 1)], now),
-        &no_rollout(),
-        &healed.healings,
-    );
+    let again = pass(&group, &[("web-1", Health::Unhealthy, 1)], &healed.healings);
     assert!(matches!(again.actions[..], [HealAction::Restart { .. }]));
     assert_eq!(
         again.healings.values().next(),
@@ -190,7 +134,6 @@ async fn a_restart_that_helped_is_forgotten() {
 #[tokio::test(start_paused = true)]
 async fn at_most_a_quarter_of_the_group_heals_at_once() {
     let group = members(8);
-    let now = Instant::now();
     let all_failing: Vec<(String, Health, u32)> = group
         .iter()
         .map(|m| (m.name.clone(), Health::Unhealthy, 0))
@@ -199,14 +142,7 @@ async fn at_most_a_quarter_of_the_group_heals_at_once() {
         .iter()
         .map(|(n, h, r)| (n.as_str(), *h, *r))
         .collect();
-    let d = decide(
-        now,
-        &POLICY,
-        &group,
-        &reports(&list, now),
-        &no_rollout(),
-        &Healings::new(),
-    );
+    let d = pass(&group, &list, &Healings::new());
     assert_eq!(d.actions.len(), 2);
     assert_eq!(
         d.seen[2].held.as_deref(),
@@ -214,14 +150,7 @@ async fn at_most_a_quarter_of_the_group_heals_at_once() {
     );
     // A group of one may still heal its one instance.
     let one = members(1);
-    let d = decide(
-        now,
-        &POLICY,
-        &one,
-        &reports(&[("web-1", Health::Unhealthy, 0)], now),
-        &no_rollout(),
-        &Healings::new(),
-    );
+    let d = pass(&one, &[("web-1", Health::Unhealthy, 0)], &Healings::new());
     assert_eq!(d.actions.len(), 1);
 }
 
@@ -268,7 +197,7 @@ async fn a_quiet_agent_or_a_report_about_another_instance_is_unknown_never_healt
         &POLICY,
         &group,
         &heard,
-        &no_rollout(),
+        &BTreeSet::new(),
         &Healings::new(),
     );
     assert_eq!(
@@ -288,7 +217,7 @@ async fn a_quiet_agent_or_a_report_about_another_instance_is_unknown_never_healt
         &POLICY,
         &group,
         &heard,
-        &no_rollout(),
+        &BTreeSet::new(),
         &Healings::new(),
     );
     assert_eq!(
