@@ -18,6 +18,7 @@ mod envelope;
 mod inbox;
 mod memory;
 pub mod messages;
+mod pubsub;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use std::future::Future;
 pub use envelope::{Envelope, Message, Outbox};
 pub use inbox::{Admit, Dedup, DropReason, Drops, Inbox};
 pub use memory::InProcessBus;
+pub use pubsub::{PubSubBus, PubSubConfig};
 
 /// What the bus carries. Each topic has one kind of [`Message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,444 @@
+//! The Pub/Sub bus against Google's Pub/Sub emulator: what `in_process.rs`
+//! checks of the in-process bus, on real time. One emulator serves the whole
+//! file (tests/scripts/pubsub-emulator.sh); each test has a project of its
+//! own in it, so they run side by side.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use ccd_bus::messages::{Alert, AlertKind, Health, InstanceRef, Report};
+use ccd_bus::{
+    Bus, BusError, Delivery, DropReason, Drops, Envelope, Inbox, Message, Outbox, Payload,
+    PubSubBus, PubSubConfig, Subscription, Topic,
+};
+use google_cloud_auth::credentials::anonymous;
+use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
+
+/// `host:port` of the emulator, started on first use. The process is spawned
+/// by a thread of its own that lives as long as it does: the script has the
+/// emulator killed when the thread that spawned it ends (a parent-death
+/// signal), so when this test binary exits, panicked or not, and never while
+/// it still runs (as it would if a test's thread spawned it).
+fn emulator() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts/pubsub-emulator.sh");
+        let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pubsub-emulator.log");
+        let log = File::create(&log_path).unwrap();
+        let (port_tx, port_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut child = Command::new("bash")
+                .arg(script)
+                .arg("start")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log)
+                .spawn()
+                .expect("bash runs tests/scripts/pubsub-emulator.sh");
+            let mut line = String::new();
+            let stdout = child.stdout.take().unwrap();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = port_tx.send(line.trim().parse::<u16>().ok());
+            let _ = child.wait();
+        });
+        let failed = |why: &str| -> ! {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!(
+                "the Pub/Sub emulator {why}; its output ({}):\n{log}",
+                log_path.display()
+            )
+        };
+        let Ok(Some(port)) = port_rx.recv_timeout(Duration::from_secs(60)) else {
+            failed("did not start")
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                failed(&format!("is not listening on port {port} after 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        format!("127.0.0.1:{port}")
+    })
+}
+
+/// The emulator's config for `project`, as `PUBSUB_EMULATOR_HOST` gives it.
+fn config(project: &str) -> PubSubConfig {
+    PubSubConfig::with_emulator_host(project, Some(emulator()))
+}
+
+async fn bus(project: &str) -> PubSubBus {
+    PubSubBus::new(config(project)).await.unwrap()
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn next(sub: &mut Subscription) -> Delivery {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the subscription is open")
+}
+
+/// Nothing arrives for `quiet`.
+async fn assert_quiet(sub: &mut Subscription, quiet: Duration, why: &str) {
+    if let Ok(got) = tokio::time::timeout(quiet, sub.next()).await {
+        panic!("{why}: got {:?}", got.map(|d| d.payload.clone()));
+    }
+}
+
+fn instance(name: &str) -> InstanceRef {
+    InstanceRef {
+        app: "web".into(),
+        version: "1".into(),
+        instance: name.into(),
+        instance_id: "42".into(),
+    }
+}
+
+fn report(name: &str, health: Health) -> Report {
+    Report {
+        instance: instance(name),
+        health,
+        failure: None,
+        cpu: Some(0.25),
+        memory_bytes: Some(1 << 20),
+        memory: Some(0.01),
+        requests_per_second: None,
+        restarts: 0,
+        interval_ms: 1000,
+    }
+}
+
+fn envelope(source: &str, run: &str, seq: u64, body: Report) -> Envelope<Report> {
+    Envelope {
+        schema: Report::SCHEMA.into(),
+        source: source.into(),
+        run: run.into(),
+        seq,
+        sent_ms: 0,
+        body,
+    }
+}
+
+fn raw(data: &[u8]) -> Payload {
+    Payload {
+        data: data.to_vec(),
+        ..Payload::default()
+    }
+}
+
+async fn admins(project: &str) -> (TopicAdmin, SubscriptionAdmin) {
+    let endpoint = config(project).endpoint.unwrap();
+    let topics = TopicAdmin::builder()
+        .with_endpoint(&endpoint)
+        .with_credentials(anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    let subscriptions = SubscriptionAdmin::builder()
+        .with_endpoint(&endpoint)
+        .with_credentials(anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    (topics, subscriptions)
+}
+
+#[tokio::test]
+async fn every_subscription_gets_every_message_published_after_it_exists() {
+    let bus = Arc::new(bus("ccd-test-fan-out").await);
+    let outbox = Outbox::new(bus.clone(), "vm-1");
+    outbox
+        .publish(report("vm-1", Health::Unknown))
+        .await
+        .unwrap();
+    let drops = Arc::new(Drops::default());
+    let subscribe = async |name: &str| {
+        let subscription = bus.subscribe(Topic::Reports, name).await.unwrap();
+        Inbox::<Report>::new(subscription, name, drops.clone())
+    };
+    let mut health = subscribe("health").await;
+    let mut scaling = subscribe("scaling").await;
+    outbox
+        .publish(report("vm-1", Health::Healthy))
+        .await
+        .unwrap();
+    for inbox in [&mut health, &mut scaling] {
+        let got = tokio::time::timeout(WAIT, inbox.next())
+            .await
+            .expect("a report within 10 s")
+            .unwrap();
+        assert_eq!(got.body.health, Health::Healthy, "not the one sent before");
+        assert_eq!((got.source.as_str(), got.seq), ("vm-1", 2));
+    }
+    // Alerts travel on their own topic: no report inbox sees them.
+    Outbox::new(bus.clone(), "vm-1")
+        .publish(Alert {
+            instance: instance("vm-1"),
+            kind: AlertKind::Unhealthy,
+            detail: "HTTP 500".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), health.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(drops.get(DropReason::Duplicate), 0);
+}
+
+#[tokio::test]
+async fn a_delivery_not_acknowledged_comes_again_and_an_acknowledged_one_never() {
+    let bus = bus("ccd-test-redelivery").await;
+    let mut sub = bus.subscribe(Topic::Alerts, "health").await.unwrap();
+    let payload = Payload {
+        data: b"x".to_vec(),
+        attributes: [("schema".to_owned(), "test/v1".to_owned())].into(),
+    };
+    bus.publish(Topic::Alerts, payload.clone()).await.unwrap();
+    let first = next(&mut sub).await;
+    assert_eq!(first.payload, payload, "data and attributes travel");
+    first.nack();
+    let again = next(&mut sub).await;
+    assert_eq!(again.payload, payload);
+    drop(again); // neither acknowledged nor refused: as if the consumer died
+    let third = next(&mut sub).await;
+    assert_eq!(third.payload, payload);
+    third.ack();
+    // Past the ack deadline (10 s): an acknowledgement lost on the way would
+    // have the message sent again by then.
+    assert_quiet(
+        &mut sub,
+        Duration::from_secs(13),
+        "acknowledged: never again",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_consumer_per_subscription_in_a_process() {
+    let bus = bus("ccd-test-one-consumer").await;
+    let first = bus.subscribe(Topic::Reports, "health").await.unwrap();
+    assert!(matches!(
+        bus.subscribe(Topic::Reports, "health").await,
+        Err(BusError::AlreadySubscribed(name)) if name == "health"
+    ));
+    // The same name on another topic is another subscription.
+    bus.subscribe(Topic::Alerts, "health").await.unwrap();
+    drop(first);
+    bus.subscribe(Topic::Reports, "health").await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_unknown_duplicated_and_stale_messages_are_dropped_and_counted() {
+    let bus = bus("ccd-test-inbox").await;
+    let drops = Arc::new(Drops::default());
+    let subscription = bus.subscribe(Topic::Reports, "health").await.unwrap();
+    let mut inbox = Inbox::<Report>::new(subscription, "health", drops.clone());
+    let send = |p: Payload| bus.publish(Topic::Reports, p);
+    let healthy = |seq| envelope("vm-1", "a", seq, report("vm-1", Health::Healthy));
+    let next = async |inbox: &mut Inbox<Report>| {
+        tokio::time::timeout(WAIT, inbox.next())
+            .await
+            .expect("a report within 10 s")
+            .unwrap()
+    };
+
+    // Pub/Sub may reorder messages, so each lot is judged once it is all
+    // there: the bad ones and #2, then a duplicate and an older one of #2
+    // (however they come), and a new run.
+    send(raw(b"{not json")).await.unwrap();
+    let mut v2 = serde_json::to_value(healthy(1)).unwrap();
+    v2["schema"] = "ccd.agent.report/v2".into();
+    send(raw(&serde_json::to_vec(&v2).unwrap())).await.unwrap();
+    let mut broken = serde_json::to_value(healthy(1)).unwrap();
+    broken["body"]["health"] = "sparkling".into();
+    send(raw(&serde_json::to_vec(&broken).unwrap()))
+        .await
+        .unwrap();
+    send(healthy(2).encode().unwrap()).await.unwrap();
+    let first = next(&mut inbox).await;
+    assert_eq!((first.run.as_str(), first.seq), ("a", 2));
+
+    send(healthy(2).encode().unwrap()).await.unwrap(); // redelivered
+    send(healthy(1).encode().unwrap()).await.unwrap(); // overtaken by #2
+    // The source restarted: a new run counts from 1 again.
+    send(
+        envelope("vm-1", "b", 1, report("vm-1", Health::Unhealthy))
+            .encode()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let second = next(&mut inbox).await;
+    assert_eq!((second.run.as_str(), second.seq), ("b", 1));
+    assert_eq!(second.body.health, Health::Unhealthy);
+    // Whatever came after the new run is judged meanwhile; nothing else passes.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), inbox.next())
+            .await
+            .is_err(),
+        "nothing else is worth handling"
+    );
+    let counted: Vec<(DropReason, u64)> =
+        DropReason::ALL.iter().map(|&r| (r, drops.get(r))).collect();
+    assert_eq!(
+        counted,
+        [
+            (DropReason::Malformed, 2),
+            (DropReason::UnknownSchema, 1),
+            (DropReason::Duplicate, 1),
+            (DropReason::Stale, 1),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn topics_and_subscriptions_are_created_when_missing_and_reused() {
+    let project = "ccd-test-create";
+    let (topics, subscriptions) = admins(project).await;
+    let first = bus(project).await;
+    let topic = first.topic_path(Topic::Reports);
+    let subscription = first.subscription_path(Topic::Reports, "health");
+    assert_eq!(topic, "projects/ccd-test-create/topics/ccd-agent-reports");
+    assert_eq!(
+        subscription,
+        "projects/ccd-test-create/subscriptions/ccd-agent-reports-health"
+    );
+    let missing = topics.get_topic().set_topic(&topic).send().await;
+    assert!(missing.is_err(), "no topic before: {missing:?}");
+
+    let mut sub = first.subscribe(Topic::Reports, "health").await.unwrap();
+    topics.get_topic().set_topic(&topic).send().await.unwrap();
+    let made = subscriptions
+        .get_subscription()
+        .set_subscription(&subscription)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.topic, topic);
+    assert_eq!(made.ack_deadline_seconds, 10);
+    assert_eq!(
+        made.labels.get("managed-by").map(String::as_str),
+        Some("ccd")
+    );
+    first.publish(Topic::Reports, raw(b"one")).await.unwrap();
+    let got = next(&mut sub).await;
+    assert_eq!(got.payload.data, b"one");
+    got.ack();
+
+    // Another bus (another process) on the same project finds them there.
+    let second = bus(project).await;
+    second.publish(Topic::Reports, raw(b"two")).await.unwrap();
+    let got = next(&mut sub).await;
+    assert_eq!(got.payload.data, b"two", "the same topic");
+    got.ack();
+    // Its consumer of the subscription is a second one of the same: each
+    // message goes to one of them. (The first is not dropped before: the
+    // emulator keeps sending to a streaming pull its client cancelled, and
+    // what it sent there comes back some 20 s later, if at all.)
+    let mut again = second.subscribe(Topic::Reports, "health").await.unwrap();
+    second.publish(Topic::Reports, raw(b"three")).await.unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        tokio::select! {
+            got = sub.next() => got,
+            got = again.next() => got,
+        }
+    })
+    .await
+    .expect("a delivery within 10 s")
+    .unwrap();
+    assert_eq!(got.payload.data, b"three", "the same subscription");
+    got.ack();
+    let either = async {
+        tokio::select! {
+            got = sub.next() => got,
+            got = again.next() => got,
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), either)
+            .await
+            .is_err(),
+        "one consumer only"
+    );
+
+    let mut listed = topics
+        .list_topics()
+        .set_project(format!("projects/{project}"))
+        .send()
+        .await
+        .unwrap()
+        .topics
+        .into_iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>();
+    listed.sort();
+    assert_eq!(listed, [topic]);
+    let listed = subscriptions
+        .list_subscriptions()
+        .set_project(format!("projects/{project}"))
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .into_iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>();
+    assert_eq!(listed, [subscription]);
+}
+
+#[tokio::test]
+async fn errors_name_the_subscription_and_what_to_do() {
+    let bus = bus("ccd-test-errors").await;
+    let err = bus
+        .subscribe(Topic::Alerts, "no spaces allowed")
+        .await
+        .unwrap_err();
+    let BusError::Transport { context, message } = &err else {
+        panic!("not a transport error: {err:?}");
+    };
+    assert!(
+        context
+            .contains("projects/ccd-test-errors/subscriptions/ccd-agent-alerts-no spaces allowed"),
+        "{context}"
+    );
+    assert!(message.contains("subscription IDs are"), "{message}");
+    // Refused, it is not taken: the name is free for a good consumer.
+    assert!(!matches!(
+        bus.subscribe(Topic::Alerts, "no spaces allowed").await,
+        Err(BusError::AlreadySubscribed(_))
+    ));
+}
+
+#[test]
+fn from_env_reads_pubsub_emulator_host_as_google_libraries_do() {
+    // `from_env` reads the variable and hands it to `with_emulator_host`,
+    // tested here without touching the process's environment.
+    let emulator = PubSubConfig::with_emulator_host("proj", Some("localhost:8085"));
+    assert_eq!(
+        emulator,
+        PubSubConfig {
+            project: "proj".into(),
+            prefix: "ccd-".into(),
+            endpoint: Some("http://localhost:8085".into()),
+        }
+    );
+    let google = PubSubConfig::with_emulator_host("proj", None);
+    assert_eq!(google, PubSubConfig::new("proj"));
+    assert_eq!(google.endpoint, None);
+    assert_eq!(
+        PubSubConfig::with_emulator_host("proj", Some("")).endpoint,
+        None,
+        "set but empty: no emulator"
+    );
+}
