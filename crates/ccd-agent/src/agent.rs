@@ -178,7 +178,7 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
         memory: Option<f64>,
     ) {
         if let Some(cpu) = cpu {
-            if cpu > self.config.cpu_pressure {
+            if cpu > self.config.cpu_pressure() {
                 state.cpu_high += 1;
             } else {
                 state.cpu_high = 0;
@@ -190,23 +190,23 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
                     "CPU at {:.0}% of the instance for {} checks (level {:.0}%)",
                     cpu * 100.0,
                     state.cpu_high,
-                    self.config.cpu_pressure * 100.0
+                    self.config.cpu_pressure() * 100.0
                 );
                 tracing::warn!(%detail, "resource pressure");
                 self.alert(outbox, AlertKind::CpuPressure, detail).await;
             }
         }
         if let Some(memory) = memory {
-            if memory > self.config.memory_pressure && !state.memory_alerted {
+            if memory > self.config.memory_pressure() && !state.memory_alerted {
                 state.memory_alerted = true;
                 let detail = format!(
                     "memory at {:.0}% of the instance (level {:.0}%)",
                     memory * 100.0,
-                    self.config.memory_pressure * 100.0
+                    self.config.memory_pressure() * 100.0
                 );
                 tracing::warn!(%detail, "resource pressure");
                 self.alert(outbox, AlertKind::MemoryPressure, detail).await;
-            } else if memory <= self.config.memory_pressure {
+            } else if memory <= self.config.memory_pressure() {
                 state.memory_alerted = false;
             }
         }

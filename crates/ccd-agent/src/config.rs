@@ -20,7 +20,7 @@ pub enum CheckConfig {
     Exec { command: Vec<String> },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentConfig {
     pub app: String,
@@ -35,19 +35,20 @@ pub struct AgentConfig {
     /// Failures do not count this long after the app (re)starts.
     #[serde(with = "millis")]
     pub initial_delay: Duration,
-    /// CPU share (0 to 1) above which, for `pressure_checks` reports in a
-    /// row, a CPU pressure alert is raised.
+    /// CPU use, in percent of the instance's CPUs, above which for
+    /// `pressure_checks` reports in a row a CPU pressure alert is raised.
     #[serde(default = "default_pressure")]
-    pub cpu_pressure: f64,
-    /// Memory share (0 to 1) above which a memory pressure alert is raised.
+    pub cpu_pressure_percent: u32,
+    /// Memory use, in percent of the instance's, above which a memory
+    /// pressure alert is raised.
     #[serde(default = "default_pressure")]
-    pub memory_pressure: f64,
+    pub memory_pressure_percent: u32,
     #[serde(default = "default_pressure_checks")]
     pub pressure_checks: u32,
 }
 
-fn default_pressure() -> f64 {
-    0.9
+fn default_pressure() -> u32 {
+    90
 }
 
 fn default_pressure_checks() -> u32 {
@@ -63,6 +64,14 @@ pub enum ConfigError {
 }
 
 impl AgentConfig {
+    pub fn cpu_pressure(&self) -> f64 {
+        f64::from(self.cpu_pressure_percent) / 100.0
+    }
+
+    pub fn memory_pressure(&self) -> f64 {
+        f64::from(self.memory_pressure_percent) / 100.0
+    }
+
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: AgentConfig = serde_json::from_str(text)?;
         config.validate()?;
@@ -83,12 +92,12 @@ impl AgentConfig {
             return invalid("an exec check must name a command");
         }
         for (name, level) in [
-            ("cpuPressure", self.cpu_pressure),
-            ("memoryPressure", self.memory_pressure),
+            ("cpuPressurePercent", self.cpu_pressure_percent),
+            ("memoryPressurePercent", self.memory_pressure_percent),
         ] {
-            if !(level > 0.0 && level <= 1.0) {
+            if !(1..=100).contains(&level) {
                 return Err(ConfigError::Invalid(format!(
-                    "{name} must be above 0 and at most 1, not {level}"
+                    "{name} must be from 1 to 100, not {level}"
                 )));
             }
         }

@@ -69,8 +69,8 @@ fn config() -> AgentConfig {
         healthy_threshold: 2,
         unhealthy_threshold: 2,
         initial_delay: Duration::ZERO,
-        cpu_pressure: 0.9,
-        memory_pressure: 0.9,
+        cpu_pressure_percent: 90,
+        memory_pressure_percent: 90,
         pressure_checks: 3,
     }
 }

@@ -51,6 +51,11 @@ pub struct TemplateSpec {
     pub local_run: Option<LocalRun>,
     /// Extra labels for the instances (the spec's metadata labels).
     pub labels: BTreeMap<String, String>,
+    /// What the ccd agent on each instance checks and reports, written into
+    /// the instance's metadata (`ccd-agent`). Left out of the name's hash
+    /// when absent, so templates without an agent keep their names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<ccd_agent::AgentConfig>,
 }
 
 impl TemplateSpec {
@@ -470,6 +475,7 @@ mod tests {
             machine_type: "e2-small".into(),
             local_run: Some(LocalRun::Simulated),
             labels: BTreeMap::new(),
+            agent: None,
         }
     }
 

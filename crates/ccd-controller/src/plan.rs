@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ccd_agent::{AgentConfig, CheckConfig};
 use ccd_cloud::model::{
     Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition,
     LbBackend, LbKind, LoadBalancerSpec, LocalRun, NamedPort, Probe, SecretRef, Share,
@@ -75,6 +76,7 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         machine_type: s.machine.machine_type.clone(),
         local_run,
         labels: app.metadata.labels.clone(),
+        agent: Some(agent_config(app)),
     };
     let health = health_definition(app);
     // An exec probe runs on the instance (the agent's job); the cloud's
@@ -198,6 +200,35 @@ fn health_definition(app: &App) -> HealthDefinition {
     }
 }
 
+/// What the agent on each instance checks: the spec's own probe, exec
+/// included (the cloud's checks can only reach the network).
+fn agent_config(app: &App) -> AgentConfig {
+    let h = &app.spec.health;
+    let check = match app.spec.probe() {
+        ProbeKind::Http { path, port } => CheckConfig::Http {
+            port,
+            path: path.to_owned(),
+        },
+        ProbeKind::Tcp { port } => CheckConfig::Tcp { port },
+        ProbeKind::Exec { command } => CheckConfig::Exec {
+            command: command.to_vec(),
+        },
+    };
+    AgentConfig {
+        app: app.metadata.name.clone(),
+        version: app.spec.version.clone(),
+        check,
+        interval: h.interval.as_std(),
+        timeout: h.timeout.as_std(),
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+        initial_delay: h.initial_delay.as_std(),
+        cpu_pressure_percent: 90,
+        memory_pressure_percent: 90,
+        pressure_checks: 3,
+    }
+}
+
 /// A bare command name found in the search folders becomes a full path;
 /// otherwise it is left for `PATH`.
 fn resolve(command: &str, target: &LocalTarget) -> String {
@@ -231,6 +262,33 @@ mod tests {
             a.template.name(),
             "a new env is a new revision"
         );
+    }
+
+    #[test]
+    fn the_agent_checks_what_the_spec_says_exec_included() {
+        let worker = ccd_spec::parse(include_str!("../../../specs/examples/mailer.yaml")).unwrap();
+        let p = plan(&worker, None);
+        let agent = p.template.agent.as_ref().unwrap();
+        assert_eq!(
+            agent.check,
+            CheckConfig::Exec {
+                command: vec!["sh".into(), "-c".into(), "test -f /tmp/mailer-alive".into()]
+            }
+        );
+        assert_eq!(
+            (agent.app.as_str(), agent.interval, agent.timeout),
+            ("mailer", Duration::from_secs(10), Duration::from_secs(5))
+        );
+        // The cloud's autohealing cannot run a command: it probes TCP.
+        assert!(matches!(
+            p.health_check.unwrap().health.probe,
+            ccd_cloud::model::Probe::Tcp { .. }
+        ));
+        let web = plan(&ccd_spec::parse(SPEC).unwrap(), None);
+        assert!(matches!(
+            web.template.agent.unwrap().check,
+            CheckConfig::Http { .. }
+        ));
     }
 
     #[test]

@@ -140,6 +140,7 @@ mod tests {
             machine_type: "e2-small".into(),
             local_run: None,
             labels: BTreeMap::new(),
+            agent: None,
         }
     }
 

@@ -105,6 +105,13 @@ impl GceCloud {
                     .set_value(refs),
             );
         }
+        if let Some(agent) = &spec.agent {
+            items.push(
+                metadata::Items::new()
+                    .set_key(ccd_agent::METADATA_KEY)
+                    .set_value(serde_json::to_string(agent).unwrap_or_default()),
+            );
+        }
         if let Some(run) = &spec.local_run {
             items.push(
                 metadata::Items::new()
@@ -228,6 +235,7 @@ mod tests {
             machine_type: "e2-small".into(),
             local_run: None,
             labels: BTreeMap::new(),
+            agent: None,
         };
         let s = startup_script(&spec, "acme");
         assert!(s.contains(r"-e 'GREETING=it'\''s me'"), "{s}");
@@ -258,6 +266,7 @@ mod tests {
             machine_type: "e2-small".into(),
             local_run: None,
             labels: BTreeMap::new(),
+            agent: None,
         };
         let s = startup_script(&spec, "acme");
         let fetch = s

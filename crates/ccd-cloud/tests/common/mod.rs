@@ -69,6 +69,7 @@ pub fn template(app: &str, revision: &str) -> TemplateSpec {
         machine_type: "e2-small".to_owned(),
         local_run: Some(LocalRun::Simulated),
         labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        agent: None,
     }
 }
 
