@@ -1,48 +1,16 @@
 //! The in-process bus and the inbox above it, on tokio's paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixtures;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccd_bus::messages::{Alert, AlertKind, Health, InstanceRef, Report};
+use ccd_bus::messages::{Alert, AlertKind, Health, Report};
 use ccd_bus::{
-    Admit, Bus, BusError, Dedup, DropReason, Drops, Envelope, InProcessBus, Inbox, Message, Outbox,
-    Payload, Topic,
+    Admit, Bus, BusError, Dedup, DropReason, Drops, InProcessBus, Inbox, Outbox, Payload, Topic,
 };
-
-fn instance(name: &str) -> InstanceRef {
-    InstanceRef {
-        app: "web".into(),
-        version: "1".into(),
-        instance: name.into(),
-        instance_id: "42".into(),
-    }
-}
-
-fn report(name: &str, health: Health) -> Report {
-    Report {
-        instance: instance(name),
-        health,
-        failure: None,
-        cpu: Some(0.25),
-        memory_bytes: Some(1 << 20),
-        memory: Some(0.01),
-        requests_per_second: None,
-        restarts: 0,
-        interval_ms: 1000,
-    }
-}
-
-fn envelope(source: &str, run: &str, seq: u64, body: Report) -> Envelope<Report> {
-    Envelope {
-        schema: Report::SCHEMA.into(),
-        source: source.into(),
-        run: run.into(),
-        seq,
-        sent_ms: 0,
-        body,
-    }
-}
+use fixtures::{envelope, instance, report};
 
 async fn inbox(bus: &InProcessBus, name: &str, drops: &Arc<Drops>) -> Inbox<Report> {
     let subscription = bus.subscribe(Topic::Reports, name).await.unwrap();

@@ -4,6 +4,8 @@
 //! own in it, so they run side by side.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixtures;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -12,11 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use ccd_bus::messages::{Alert, AlertKind, Health, InstanceRef, Report};
+use ccd_bus::messages::{Alert, AlertKind, Health, Report};
 use ccd_bus::{
-    Bus, BusError, Delivery, DropReason, Drops, Envelope, Inbox, Message, Outbox, Payload,
-    PubSubBus, PubSubConfig, Subscription, Topic,
+    Bus, BusError, Delivery, DropReason, Drops, Inbox, Outbox, Payload, PubSubBus, PubSubConfig,
+    Subscription, Topic,
 };
+use fixtures::{envelope, instance, report};
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
 
@@ -91,40 +94,6 @@ async fn next(sub: &mut Subscription) -> Delivery {
 async fn assert_quiet(sub: &mut Subscription, quiet: Duration, why: &str) {
     if let Ok(got) = tokio::time::timeout(quiet, sub.next()).await {
         panic!("{why}: got {:?}", got.map(|d| d.payload.clone()));
-    }
-}
-
-fn instance(name: &str) -> InstanceRef {
-    InstanceRef {
-        app: "web".into(),
-        version: "1".into(),
-        instance: name.into(),
-        instance_id: "42".into(),
-    }
-}
-
-fn report(name: &str, health: Health) -> Report {
-    Report {
-        instance: instance(name),
-        health,
-        failure: None,
-        cpu: Some(0.25),
-        memory_bytes: Some(1 << 20),
-        memory: Some(0.01),
-        requests_per_second: None,
-        restarts: 0,
-        interval_ms: 1000,
-    }
-}
-
-fn envelope(source: &str, run: &str, seq: u64, body: Report) -> Envelope<Report> {
-    Envelope {
-        schema: Report::SCHEMA.into(),
-        source: source.into(),
-        run: run.into(),
-        seq,
-        sent_ms: 0,
-        body,
     }
 }
 
