@@ -6,11 +6,11 @@ mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccd_bus::messages::{Alert, AlertKind, Health, Report};
+use ccd_bus::messages::{Health, Report};
 use ccd_bus::{
-    Admit, Bus, BusError, Dedup, DropReason, Drops, InProcessBus, Inbox, Outbox, Payload, Topic,
+    Admit, Bus, BusError, Dedup, DropReason, Drops, InProcessBus, Inbox, Payload, Topic,
 };
-use fixtures::{envelope, instance, report};
+use fixtures::{envelope, report};
 
 async fn inbox(bus: &InProcessBus, name: &str, drops: &Arc<Drops>) -> Inbox<Report> {
     let subscription = bus.subscribe(Topic::Reports, name).await.unwrap();
@@ -20,37 +20,7 @@ async fn inbox(bus: &InProcessBus, name: &str, drops: &Arc<Drops>) -> Inbox<Repo
 #[tokio::test(start_paused = true)]
 async fn every_subscription_gets_every_message_published_after_it_exists() {
     let bus = Arc::new(InProcessBus::new());
-    let outbox = Outbox::new(bus.clone(), "vm-1");
-    outbox
-        .publish(report("vm-1", Health::Unknown))
-        .await
-        .unwrap();
-    let drops = Arc::new(Drops::default());
-    let mut health = inbox(&bus, "health", &drops).await;
-    let mut scaling = inbox(&bus, "scaling", &drops).await;
-    outbox
-        .publish(report("vm-1", Health::Healthy))
-        .await
-        .unwrap();
-    for inbox in [&mut health, &mut scaling] {
-        let got = inbox.next().await.unwrap();
-        assert_eq!(got.body.health, Health::Healthy, "not the one sent before");
-        assert_eq!((got.source.as_str(), got.seq), ("vm-1", 2));
-    }
-    // Alerts travel on their own topic: no report inbox sees them.
-    Outbox::new(bus.clone(), "vm-1")
-        .publish(Alert {
-            instance: instance("vm-1"),
-            kind: AlertKind::Unhealthy,
-            detail: "HTTP 500".into(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_secs(1), health.next())
-            .await
-            .is_err()
-    );
+    fixtures::fan_out(bus, Duration::from_secs(5), Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]

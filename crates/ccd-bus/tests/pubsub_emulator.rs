@@ -14,12 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use ccd_bus::messages::{Alert, AlertKind, Health, Report};
+use ccd_bus::messages::{Health, Report};
 use ccd_bus::{
-    Bus, BusError, Delivery, DropReason, Drops, Inbox, Outbox, Payload, PubSubBus, PubSubConfig,
+    Bus, BusError, Delivery, DropReason, Drops, Inbox, Payload, PubSubBus, PubSubConfig,
     Subscription, Topic,
 };
-use fixtures::{envelope, instance, report};
+use fixtures::{envelope, report};
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
 
@@ -124,45 +124,7 @@ async fn admins(project: &str) -> (TopicAdmin, SubscriptionAdmin) {
 #[tokio::test]
 async fn every_subscription_gets_every_message_published_after_it_exists() {
     let bus = Arc::new(bus("ccd-test-fan-out").await);
-    let outbox = Outbox::new(bus.clone(), "vm-1");
-    outbox
-        .publish(report("vm-1", Health::Unknown))
-        .await
-        .unwrap();
-    let drops = Arc::new(Drops::default());
-    let subscribe = async |name: &str| {
-        let subscription = bus.subscribe(Topic::Reports, name).await.unwrap();
-        Inbox::<Report>::new(subscription, name, drops.clone())
-    };
-    let mut health = subscribe("health").await;
-    let mut scaling = subscribe("scaling").await;
-    outbox
-        .publish(report("vm-1", Health::Healthy))
-        .await
-        .unwrap();
-    for inbox in [&mut health, &mut scaling] {
-        let got = tokio::time::timeout(WAIT, inbox.next())
-            .await
-            .expect("a report within 10 s")
-            .unwrap();
-        assert_eq!(got.body.health, Health::Healthy, "not the one sent before");
-        assert_eq!((got.source.as_str(), got.seq), ("vm-1", 2));
-    }
-    // Alerts travel on their own topic: no report inbox sees them.
-    Outbox::new(bus.clone(), "vm-1")
-        .publish(Alert {
-            instance: instance("vm-1"),
-            kind: AlertKind::Unhealthy,
-            detail: "HTTP 500".into(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_secs(2), health.next())
-            .await
-            .is_err()
-    );
-    assert_eq!(drops.get(DropReason::Duplicate), 0);
+    fixtures::fan_out(bus, WAIT, Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
