@@ -19,6 +19,7 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+pub mod agents;
 pub mod load;
 pub mod rollout;
 pub mod up;
@@ -61,9 +62,20 @@ pub struct LocalCloudProcess {
 
 impl LocalCloudProcess {
     pub async fn start(data: &std::path::Path) -> Result<Self> {
+        Self::start_with(data, &[], &[]).await
+    }
+
+    /// The same with extra arguments and environment variables.
+    pub async fn start_with(
+        data: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut child = Command::new(binary("ccd"))
             .args(["localcloud", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(

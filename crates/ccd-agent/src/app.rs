@@ -94,6 +94,81 @@ impl App for ProcessGroup {
     }
 }
 
+/// An app run as a container, as Compute Engine's startup script runs it
+/// (`docker run --name app --restart=always`): its processes are found by
+/// the container's init process (the agent runs with the host's process
+/// namespace), and a restart is the container runtime's.
+#[derive(Debug, Clone)]
+pub struct Container {
+    name: String,
+    /// The `docker` command (a test double in tests).
+    docker: std::path::PathBuf,
+}
+
+impl Container {
+    pub fn new(name: impl Into<String>, docker: impl Into<std::path::PathBuf>) -> Self {
+        Container {
+            name: name.into(),
+            docker: docker.into(),
+        }
+    }
+
+    /// What runs a command inside the container (for exec checks).
+    pub fn exec_prefix(&self) -> Vec<String> {
+        vec![
+            self.docker.display().to_string(),
+            "exec".to_owned(),
+            self.name.clone(),
+        ]
+    }
+
+    async fn docker(&self, args: &[&str]) -> Result<String, String> {
+        let out = tokio::process::Command::new(&self.docker)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), out)
+            .await
+            .map_err(|_| format!("docker {}: no answer within 30s", args.join(" ")))?
+            .map_err(|e| format!("{}: {e}", self.docker.display()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(format!(
+                "docker {}: {}",
+                args.join(" "),
+                stderr.lines().last().unwrap_or("failed").trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// The container's init process while it runs.
+    async fn pid(&self) -> Option<i32> {
+        let pid = self
+            .docker(&["inspect", "--format", "{{.State.Pid}}", &self.name])
+            .await
+            .ok()?;
+        pid.parse::<i32>().ok().filter(|&p| p > 1)
+    }
+}
+
+impl App for Container {
+    async fn usage(&self) -> Option<Usage> {
+        let group = self.pid().await?;
+        tokio::task::spawn_blocking(move || proc_usage(group))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn restart(&self) -> Result<(), String> {
+        self.docker(&["restart", "--time", "10", &self.name])
+            .await
+            .map(drop)
+    }
+}
+
 /// CPU time and resident memory of every process in the group, from `/proc`.
 fn proc_usage(group: i32) -> Option<Usage> {
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

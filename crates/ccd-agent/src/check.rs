@@ -1,7 +1,8 @@
 //! Running the app's health check once.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,6 +19,14 @@ pub struct Check {
     config: CheckConfig,
     timeout: Duration,
     http: reqwest::Client,
+    /// The app's address: the loopback address on a VM (the app shares
+    /// the host's network), the instance's own address in the local cloud.
+    host: IpAddr,
+    /// Put before an exec check's command to run it inside the app
+    /// (`docker exec CONTAINER` on Compute Engine).
+    exec_prefix: Vec<String>,
+    /// The environment an exec check runs with (the app's, in the local cloud).
+    exec_env: BTreeMap<String, String>,
 }
 
 impl Check {
@@ -32,7 +41,28 @@ impl Check {
             config,
             timeout,
             http,
+            host: Ipv4Addr::LOCALHOST.into(),
+            exec_prefix: Vec::new(),
+            exec_env: BTreeMap::new(),
         }
+    }
+
+    /// Checks the app at this address instead of the loopback address.
+    pub fn on(mut self, host: IpAddr) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Runs exec checks through this command (e.g. `docker exec NAME`).
+    pub fn exec_through(mut self, prefix: Vec<String>) -> Self {
+        self.exec_prefix = prefix;
+        self
+    }
+
+    /// Runs exec checks with these variables added to the agent's environment.
+    pub fn exec_env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.exec_env = env;
+        self
     }
 }
 
@@ -41,7 +71,7 @@ impl Probe for Check {
         let within = |what: String| format!("{what} within {:?}", self.timeout);
         match &self.config {
             CheckConfig::Http { port, path } => {
-                let url = format!("http://{}:{port}{path}", Ipv4Addr::LOCALHOST);
+                let url = format!("http://{}{path}", SocketAddr::from((self.host, *port)));
                 match self.http.get(&url).send().await {
                     Ok(r) if r.status().is_success() => Ok(()),
                     Ok(r) => Err(format!("GET {path}: HTTP {}", r.status().as_u16())),
@@ -53,7 +83,7 @@ impl Probe for Check {
                 }
             }
             CheckConfig::Tcp { port } => {
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
+                let addr = SocketAddr::from((self.host, *port));
                 match tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr)).await
                 {
                     Ok(Ok(_)) => Ok(()),
@@ -62,11 +92,16 @@ impl Probe for Check {
                 }
             }
             CheckConfig::Exec { command } => {
-                let Some((program, args)) = command.split_first() else {
+                let Some(program) = command.first() else {
                     return Err("no command to run".to_owned());
                 };
-                let child = tokio::process::Command::new(program)
-                    .args(args)
+                let mut full = self.exec_prefix.iter().chain(command);
+                let Some(run) = full.next() else {
+                    return Err("no command to run".to_owned());
+                };
+                let child = tokio::process::Command::new(run)
+                    .args(full)
+                    .envs(&self.exec_env)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())

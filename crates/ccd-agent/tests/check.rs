@@ -121,3 +121,25 @@ async fn exec_passes_on_exit_0_and_reports_the_last_line_of_stderr() {
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn checks_reach_the_app_at_its_own_address_and_run_inside_it() {
+    // The local cloud gives each instance a loopback address of its own.
+    let listener = TcpListener::bind("127.0.0.3:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tcp = check(CheckConfig::Tcp { port });
+    assert!(tcp.check().await.is_err(), "127.0.0.1 has nothing there");
+    let tcp = tcp.on("127.0.0.3".parse().unwrap());
+    assert_eq!(tcp.check().await, Ok(()));
+
+    // An exec check sees the app's environment, through the prefix that
+    // runs it inside the app (here `env`, standing in for `docker exec`).
+    let exec = check(CheckConfig::Exec {
+        command: vec!["sh".into(), "-c".into(), "test \"$MARK\" = here".into()],
+    });
+    assert!(exec.check().await.is_err());
+    let exec = exec
+        .exec_env([("MARK".to_owned(), "here".to_owned())].into())
+        .exec_through(vec!["env".into()]);
+    assert_eq!(exec.check().await, Ok(()));
+}

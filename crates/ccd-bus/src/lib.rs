@@ -14,6 +14,9 @@
 //! and a count ([`Drops`]), so consumers see each message once, in order
 //! per source.
 
+mod any;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 mod envelope;
 mod inbox;
 mod memory;
@@ -23,6 +26,7 @@ mod pubsub;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+pub use any::AnyBus;
 pub use envelope::{Envelope, Message, Outbox};
 pub use inbox::{Admit, Dedup, DropReason, Drops, Inbox};
 pub use memory::InProcessBus;

@@ -6,13 +6,8 @@
 
 mod fixtures;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ccd_bus::messages::{Health, Report};
 use ccd_bus::{
@@ -23,53 +18,8 @@ use fixtures::{envelope, report};
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
 
-/// `host:port` of the emulator, started on first use. The process is spawned
-/// by a thread of its own that lives as long as it does: the script has the
-/// emulator killed when the thread that spawned it ends (a parent-death
-/// signal), so when this test binary exits, panicked or not, and never while
-/// it still runs (as it would if a test's thread spawned it).
 fn emulator() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts/pubsub-emulator.sh");
-        let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pubsub-emulator.log");
-        let log = File::create(&log_path).unwrap();
-        let (port_tx, port_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut child = Command::new("bash")
-                .arg(script)
-                .arg("start")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(log)
-                .spawn()
-                .expect("bash runs tests/scripts/pubsub-emulator.sh");
-            let mut line = String::new();
-            let stdout = child.stdout.take().unwrap();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = port_tx.send(line.trim().parse::<u16>().ok());
-            let _ = child.wait();
-        });
-        let failed = |why: &str| -> ! {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!(
-                "the Pub/Sub emulator {why}; its output ({}):\n{log}",
-                log_path.display()
-            )
-        };
-        let Ok(Some(port)) = port_rx.recv_timeout(Duration::from_secs(60)) else {
-            failed("did not start")
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                failed(&format!("is not listening on port {port} after 60 s"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        format!("127.0.0.1:{port}")
-    })
+    ccd_bus::emulator::host()
 }
 
 /// The emulator's config for `project`, as `PUBSUB_EMULATOR_HOST` gives it.

@@ -182,6 +182,10 @@ pub struct GroupSpec {
     /// Required to create the group; `None` leaves an existing group's size to
     /// whoever owns scaling.
     pub target_size: Option<u32>,
+    /// `(min, max)` when a scaler owns the size: an existing group keeps the
+    /// size it has, brought within the range, and `target_size` only
+    /// creates it.
+    pub size_range: Option<(u32, u32)>,
     pub update: UpdatePolicy,
     pub autohealing: Option<Autohealing>,
     pub named_port: Option<NamedPort>,
@@ -319,6 +323,64 @@ pub struct LbBackend {
     pub weight: u32,
 }
 
+/// A failure the load balancer retries on another instance (Compute's URL
+/// map `retryConditions`; Envoy's meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RetryOn {
+    /// `5xx`: any 5xx response, and no response at all.
+    ServerError,
+    /// `gateway-error`: 502, 503 and 504, and what the proxy answers with one:
+    /// no connection, a reset, the per-try timeout.
+    GatewayError,
+    /// `connect-failure`: no connection could be made.
+    ConnectFailure,
+    /// `refused-stream`: the instance refused the request before reading it.
+    RefusedStream,
+}
+
+impl RetryOn {
+    /// Compute's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryOn::ServerError => "5xx",
+            RetryOn::GatewayError => "gateway-error",
+            RetryOn::ConnectFailure => "connect-failure",
+            RetryOn::RefusedStream => "refused-stream",
+        }
+    }
+}
+
+/// How the load balancer retries a failed request (the URL map's
+/// `defaultRouteAction.retryPolicy`). A retry goes to another instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub on: Vec<RetryOn>,
+    /// Tries after the first, at least 1.
+    pub retries: u32,
+    /// How long one try may wait for the response's headers.
+    pub per_try_timeout: Duration,
+}
+
+/// When the load balancer stops sending requests to an instance that keeps
+/// failing them (each backend service's `outlierDetection`): ejected for
+/// `base_ejection_time` × the times it was, never more than
+/// `max_ejection_percent` of the instances at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// 5xx responses (or no response) in a row that eject.
+    pub consecutive_errors: u32,
+    /// 502/503/504 (or no response) in a row that eject.
+    pub consecutive_gateway_failures: u32,
+    /// Chance in percent that `consecutive_errors` ejects.
+    pub enforcing_consecutive_errors: u32,
+    /// Chance in percent that `consecutive_gateway_failures` ejects.
+    pub enforcing_consecutive_gateway_failures: u32,
+    /// Time between the sweeps that return ejected instances.
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+    pub max_ejection_percent: u32,
+}
+
 /// A load balancer in front of one or more groups. Every piece is named
 /// `{name}-{piece}`, except each backend group's backend service:
 /// `{group name}-bs`.
@@ -339,6 +401,12 @@ pub struct LoadBalancerSpec {
     pub kind: LbKind,
     /// Extra labels, where the cloud's resources take labels.
     pub labels: BTreeMap<String, String>,
+    /// How a failed request is retried on another instance; `None` leaves
+    /// the URL map without a retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// When a failing instance stops getting requests; `None` leaves a
+    /// backend service's outlier detection as it is.
+    pub outlier: Option<OutlierDetection>,
 }
 
 impl LoadBalancerSpec {
@@ -527,6 +595,7 @@ mod tests {
             zones: vec!["europe-west1-b".into()],
             versions: vec![],
             target_size: Some(2),
+            size_range: None,
             update: UpdatePolicy::default(),
             autohealing: None,
             named_port: None,

@@ -86,6 +86,8 @@ async fn throttling_and_outages_neither_stop_convergence_nor_duplicate_anything(
             domains: vec!["flaky.example.com".into()],
         },
         labels: BTreeMap::new(),
+        retry: None,
+        outlier: None,
     };
     let state = cloud.apply_load_balancer(&ext).await.unwrap();
     assert!(state.complete(), "{state:?}");

@@ -28,6 +28,8 @@ fn lb(app: &str) -> LoadBalancerSpec {
         drain: Duration::from_secs(30),
         kind: LbKind::Internal { port: 8080 },
         labels: BTreeMap::new(),
+        retry: None,
+        outlier: None,
     }
 }
 

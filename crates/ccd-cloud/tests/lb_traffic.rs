@@ -62,6 +62,8 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
         drain: Duration::from_secs(1),
         kind: LbKind::Internal { port: 8080 },
         labels: Default::default(),
+        retry: None,
+        outlier: None,
     };
     let state = cloud.apply_load_balancer(&lb).await.unwrap();
     let address = state.address.unwrap();

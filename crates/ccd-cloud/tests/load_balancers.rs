@@ -29,6 +29,8 @@ fn lb(app: &str, kind: LbKind) -> LoadBalancerSpec {
         drain: Duration::from_secs(30),
         kind,
         labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        retry: None,
+        outlier: None,
     }
 }
 

@@ -63,6 +63,8 @@ fn balancer(app: &str, kind: LbKind, backends: &[(&GroupSpec, u32)]) -> LoadBala
         drain: Duration::from_secs(1),
         kind,
         labels: BTreeMap::new(),
+        retry: None,
+        outlier: None,
     }
 }
 

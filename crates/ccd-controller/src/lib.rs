@@ -12,6 +12,7 @@ pub mod control;
 pub mod decide;
 mod deploy;
 pub mod heal;
+pub mod heard;
 mod observe;
 mod plan;
 pub mod preview;

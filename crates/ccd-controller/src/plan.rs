@@ -8,8 +8,8 @@ use std::time::Duration;
 use ccd_agent::{AgentConfig, CheckConfig};
 use ccd_cloud::model::{
     Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition,
-    LbBackend, LbKind, LoadBalancerSpec, LocalRun, NamedPort, Probe, SecretRef, Share,
-    TemplateSpec, UpdatePolicy,
+    LbBackend, LbKind, LoadBalancerSpec, LocalRun, NamedPort, OutlierDetection, Probe, RetryOn,
+    RetryPolicy, SecretRef, Share, TemplateSpec, UpdatePolicy,
 };
 use ccd_spec::{App, FixedOrPercent, ProbeKind};
 
@@ -97,7 +97,8 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
             template: template.name(),
             target: None,
         }],
-        target_size: Some(s.replicas.min.max(1)),
+        target_size: Some(crate::steps::target_size(app)),
+        size_range: crate::steps::size_range(app),
         update: UpdatePolicy {
             max_surge: share(s.rollout.max_surge),
             max_unavailable: share(s.rollout.max_unavailable),
@@ -162,6 +163,8 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         drain: s.rollout.drain_time.as_std(),
         kind,
         labels: app.metadata.labels.clone(),
+        retry: Some(retry_policy(&health)),
+        outlier: Some(outlier_detection(&health)),
     });
     Plan {
         template,
@@ -197,6 +200,46 @@ fn health_definition(app: &App) -> HealthDefinition {
         timeout: h.timeout.as_std(),
         healthy_threshold: h.healthy_threshold,
         unhealthy_threshold: h.unhealthy_threshold,
+    }
+}
+
+/// How the load balancer retries a request that an instance failed: on
+/// another instance, after no connection, a 502/503/504 or no answer within
+/// the per-try timeout (Compute's `gateway-error` covers resets and the
+/// timeout). Not plain 5xx: an app's own error is likely the same anywhere.
+/// The per-try timeout is twice the health check's timeout, at least 5 s (a
+/// request that slow, on an instance that answers its check in a second or
+/// two, is more likely stuck than working) and at most 10 s, so that three
+/// tries fit in the backend service's 30 s, which Compute applies to all
+/// tries together. See docs/decisions.md.
+fn retry_policy(health: &HealthDefinition) -> RetryPolicy {
+    RetryPolicy {
+        on: vec![
+            RetryOn::ConnectFailure,
+            RetryOn::GatewayError,
+            RetryOn::RefusedStream,
+        ],
+        retries: 2,
+        per_try_timeout: (health.timeout * 2)
+            .clamp(Duration::from_secs(5), Duration::from_secs(10)),
+    }
+}
+
+/// When the load balancer stops sending requests to an instance: as many
+/// gateway failures (no connection, 502/503/504, per-try timeout) in a row as
+/// the health check needs to call it unhealthy. It stays out until then, at
+/// least 30 s (Compute's default); plain 5xx never eject (an app's own error
+/// is likely everywhere); never more than half the instances at once.
+fn outlier_detection(health: &HealthDefinition) -> OutlierDetection {
+    let condemned = health.interval * health.unhealthy_threshold + health.timeout;
+    OutlierDetection {
+        consecutive_errors: 5,
+        consecutive_gateway_failures: health.unhealthy_threshold.clamp(1, 10),
+        enforcing_consecutive_errors: 0,
+        enforcing_consecutive_gateway_failures: 100,
+        interval: Duration::from_secs(1),
+        base_ejection_time: condemned.max(Duration::from_secs(30)),
+        max_ejection_percent: 50,
     }
 }
 
@@ -320,6 +363,40 @@ mod tests {
         assert!(
             names.contains(&"orders-api-allow-proxies".to_owned()),
             "the internal load balancer's proxies are admitted: {names:?}"
+        );
+    }
+
+    #[test]
+    fn every_load_balancer_retries_and_ejects_as_its_health_check_suggests() {
+        let app = ccd_spec::parse(SPEC).unwrap();
+        let lb = plan(&app, None).load_balancer.unwrap();
+        // hello: timeout 1s, interval 2s, unhealthyThreshold 3.
+        let retry = lb.retry.unwrap();
+        assert_eq!(retry.per_try_timeout, Duration::from_secs(5), "the floor");
+        assert!(
+            retry.on.contains(&RetryOn::GatewayError) && !retry.on.contains(&RetryOn::ServerError)
+        );
+        let outlier = lb.outlier.unwrap();
+        assert_eq!(outlier.consecutive_gateway_failures, 3);
+        assert_eq!(outlier.base_ejection_time, Duration::from_secs(30));
+        assert_eq!(outlier.enforcing_consecutive_errors, 0);
+
+        let slow = ccd_spec::parse(
+            &SPEC
+                .replace("timeout: 1s", "timeout: 8s")
+                .replace("interval: 2s", "interval: 20s"),
+        )
+        .unwrap();
+        let lb = plan(&slow, None).load_balancer.unwrap();
+        assert_eq!(
+            lb.retry.unwrap().per_try_timeout,
+            Duration::from_secs(10),
+            "the cap"
+        );
+        assert_eq!(
+            lb.outlier.unwrap().base_ejection_time,
+            Duration::from_secs(68),
+            "as long as the health check takes to condemn it"
         );
     }
 

@@ -78,6 +78,8 @@ pub fn shape(plan: &Plan, status: &Status, target_size: u32) -> Shape {
                 }];
                 spec.target_size =
                     Some(r.current().and_then(|s| s.instances).unwrap_or(target_size));
+                // The rollout sizes the next group; the scaler only the stable one.
+                spec.size_range = None;
                 backends.push(LbBackend {
                     group: spec.id(),
                     weight: share,

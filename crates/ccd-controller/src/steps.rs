@@ -75,6 +75,16 @@ pub fn target_size(app: &App) -> u32 {
     app.spec.replicas.min.max(1)
 }
 
+/// The bounds within which the scaling reconciler sizes an autoscaled app;
+/// `None` when the app does not scale.
+pub fn size_range(app: &App) -> Option<(u32, u32)> {
+    let min = target_size(app);
+    app.spec
+        .autoscaling
+        .as_ref()
+        .map(|_| (min, app.spec.replicas.max.max(min)))
+}
+
 /// The steps of a rollout of `app`.
 pub fn plan_steps(app: &App, occasion: Occasion) -> Vec<StepPlan> {
     let r = &app.spec.rollout;

@@ -8,7 +8,11 @@
 //! - a [`UrlMap`] routes by host and path to [`RouteAction`]s, which may split traffic between
 //!   backend services by weight; frontends swap maps atomically while serving;
 //! - a [`BackendService`] is a health-checked pool of backends, balanced round-robin or by
-//!   least outstanding requests, drained gracefully;
+//!   least outstanding requests, drained gracefully; [`OutlierDetection`] ejects backends whose
+//!   requests keep failing, for a while;
+//! - a route's [`RetryPolicy`] sends a failed request again to another backend: after a
+//!   connect failure, a reset, a per-try timeout or an error response, as its conditions say,
+//!   when the request body was small enough to keep (64 KiB);
 //! - a [`ConnectionPolicy`] (the local cloud's firewall) vets every connection to a backend.
 //!
 //! Request failures become responses: 503 when no backend is healthy, 502 when the backend
@@ -45,6 +49,8 @@ mod frontend;
 mod health;
 mod policy;
 mod proxy;
+mod request_body;
+mod retry;
 mod shard;
 mod split;
 mod stats;
@@ -54,11 +60,13 @@ mod url_map;
 
 pub use crate::backend_service::{
     BackendConfig, BackendHealth, BackendService, BackendServiceConfig, LoadBalancingPolicy,
+    OutlierDetection,
 };
 pub use crate::error::LbError;
 pub use crate::frontend::{Frontend, FrontendConfig};
 pub use crate::health::{HealthCheck, HealthCheckProtocol, HealthState};
 pub use crate::policy::{AllowAll, ConnectionPolicy, UpstreamNetwork};
+pub use crate::retry::{RetryCondition, RetryPolicy};
 pub use crate::split::{RouteAction, WeightedService};
 pub use crate::stats::{BackendStats, FrontendStats};
 pub use crate::tls::{CertificatePem, certificate_names, self_signed_certificate};

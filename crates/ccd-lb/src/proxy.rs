@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::backend_service::{DispatchError, Dispatched};
 use crate::body::ProxyBody;
+use crate::request_body::{RETRY_BUFFER_CAP, RequestBody};
 use crate::stats::FrontendCounters;
 use crate::url_map::Router;
 
@@ -70,14 +71,29 @@ impl ConnectionContext {
         request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let proxy = &self.proxy;
-        let service = proxy
-            .router
-            .load()
-            .route(request_host(&request), request.uri().path())
-            .clone();
-        let request = upstream_request(request, &self);
+        let (service, retry) = {
+            let router = proxy.router.load();
+            let (service, retry) = router.route(request_host(&request), request.uri().path());
+            (service.clone(), retry.cloned())
+        };
         let active = ActiveRequest::start(Arc::clone(&self));
-        let response = match service.dispatch(request).await {
+        let (parts, body) = request.into_parts();
+        // Only a route that retries needs the body kept; others relay it as it comes.
+        let body = match &retry {
+            None => RequestBody::streamed(body),
+            Some(_) => match RequestBody::buffer(body, RETRY_BUFFER_CAP).await {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::debug!(%error, "client request body failed");
+                    return Ok(local_response(
+                        StatusCode::BAD_REQUEST,
+                        "request body could not be read\n",
+                    ));
+                }
+            },
+        };
+        let request = upstream_request(Request::from_parts(parts, body), &self);
+        let response = match service.dispatch(request, retry.as_deref()).await {
             Ok(Dispatched { response, exchange }) => {
                 if response.status().is_server_error() {
                     exchange.backend().count_5xx();
@@ -138,6 +154,11 @@ fn error_response(service: &str, error: &DispatchError) -> Response<ProxyBody> {
             (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n")
         }
     };
+    local_response(status, text)
+}
+
+/// A response the load balancer makes itself.
+fn local_response(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::local(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -160,7 +181,10 @@ fn request_host<B>(request: &Request<B>) -> Option<&str> {
 }
 
 /// Turns a client request into the HTTP/1.1 request for the backend.
-fn upstream_request(request: Request<Incoming>, client: &ConnectionContext) -> Request<Incoming> {
+fn upstream_request(
+    request: Request<RequestBody>,
+    client: &ConnectionContext,
+) -> Request<RequestBody> {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;

@@ -1,8 +1,10 @@
 //! Weighted choice among backend services (GCE's `weightedBackendServices`), used for canaries.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend_service::BackendService;
+use crate::retry::RetryPolicy;
 
 /// A backend service and its share of the traffic of a route.
 #[derive(Debug, Clone)]
@@ -13,11 +15,15 @@ pub struct WeightedService {
     pub weight: u32,
 }
 
-/// Where a route sends its requests: one backend service, or several split by weight.
+/// Where a route sends its requests: one backend service, or several split by weight; and
+/// how it retries them.
 #[derive(Debug, Clone)]
 pub struct RouteAction {
     /// The services and their weights.
     pub weighted_services: Vec<WeightedService>,
+    /// How failed requests are retried within the service picked; `None`: a request that
+    /// could not be sent is tried once more on another backend, nothing else is retried.
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 impl RouteAction {
@@ -25,6 +31,7 @@ impl RouteAction {
     pub fn service(service: BackendService) -> Self {
         Self {
             weighted_services: vec![WeightedService { service, weight: 1 }],
+            retry_policy: None,
         }
     }
 
@@ -35,6 +42,15 @@ impl RouteAction {
                 .into_iter()
                 .map(|(service, weight)| WeightedService { service, weight })
                 .collect(),
+            retry_policy: None,
+        }
+    }
+
+    /// The same route, retrying as `policy` says.
+    pub fn with_retry_policy(self, policy: RetryPolicy) -> Self {
+        Self {
+            retry_policy: Some(policy),
+            ..self
         }
     }
 }
@@ -47,6 +63,8 @@ pub(crate) struct ServiceSplit {
     cumulative: Box<[u64]>,
     total: u64,
     picks: AtomicU64,
+    /// Shared with the requests under way, which may outlive this split.
+    retry_policy: Option<Arc<RetryPolicy>>,
 }
 
 impl ServiceSplit {
@@ -72,12 +90,20 @@ impl ServiceSplit {
         if total == 0 {
             return Err("a route needs at least one backend service with weight > 0".to_owned());
         }
+        if let Some(policy) = &action.retry_policy {
+            policy.validate()?;
+        }
         Ok(Self {
             services: services.into_boxed_slice(),
             cumulative: cumulative.into_boxed_slice(),
             total,
             picks: AtomicU64::new(0),
+            retry_policy: action.retry_policy.clone().map(Arc::new),
         })
+    }
+
+    pub(crate) fn retry_policy(&self) -> Option<&Arc<RetryPolicy>> {
+        self.retry_policy.as_ref()
     }
 
     /// The service for the next request.
@@ -98,7 +124,7 @@ impl ServiceSplit {
     }
 }
 
-fn splitmix64(seed: u64) -> u64 {
+pub(crate) fn splitmix64(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -15,17 +15,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::request_body::RequestBody;
 use crate::shard::{Sharded, thread_key};
 
 /// Sends requests on one upstream connection.
-pub(crate) type UpstreamSender = http1::SendRequest<Incoming>;
+pub(crate) type UpstreamSender = http1::SendRequest<RequestBody>;
 
 /// Idle connections kept per backend and thread; more than this are closed when they come back.
 const MAX_IDLE_CONNECTIONS: usize = 1024;

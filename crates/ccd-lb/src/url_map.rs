@@ -4,9 +4,11 @@
 //! swaps in whole, so a request always sees one consistent map.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::backend_service::BackendService;
 use crate::error::LbError;
+use crate::retry::RetryPolicy;
 use crate::split::{RouteAction, ServiceSplit};
 
 /// Which backend services serve which hosts and paths.
@@ -164,13 +166,17 @@ impl Router {
     }
 
     /// The backend service for a request to `host` (as in the `Host` header or the URI
-    /// authority, port allowed) and `path`.
-    pub(crate) fn route(&self, host: Option<&str>, path: &str) -> &BackendService {
+    /// authority, port allowed) and `path`, and its route's retry policy.
+    pub(crate) fn route(
+        &self,
+        host: Option<&str>,
+        path: &str,
+    ) -> (&BackendService, Option<&Arc<RetryPolicy>>) {
         let split = match host.and_then(|host| self.matcher_for(strip_port(host))) {
             Some(matcher) => matcher.route(path),
             None => &self.default,
         };
-        split.pick()
+        (split.pick(), split.retry_policy())
     }
 
     fn matcher_for(&self, host: &str) -> Option<&CompiledMatcher> {
@@ -329,7 +335,7 @@ mod tests {
     }
 
     fn route(router: &Router, host: Option<&str>, path: &str) -> String {
-        router.route(host, path).name().to_owned()
+        router.route(host, path).0.name().to_owned()
     }
 
     #[tokio::test]

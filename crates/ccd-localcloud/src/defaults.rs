@@ -175,6 +175,67 @@ pub fn backend_service(res: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The retry conditions Compute's URL maps take (`HttpRetryPolicy.retryConditions`).
+const RETRY_CONDITIONS: [&str; 10] = [
+    "5xx",
+    "gateway-error",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// URL maps: each route's retry policy, checked as Compute documents it.
+pub fn url_map(res: &Value) -> Result<(), ApiError> {
+    let mut actions = vec![("defaultRouteAction".to_owned(), &res["defaultRouteAction"])];
+    for (i, m) in res["pathMatchers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        actions.push((
+            format!("pathMatchers[{i}].defaultRouteAction"),
+            &m["defaultRouteAction"],
+        ));
+        for rules in ["pathRules", "routeRules"] {
+            for (j, r) in m[rules].as_array().into_iter().flatten().enumerate() {
+                let field = format!("pathMatchers[{i}].{rules}[{j}].routeAction");
+                actions.push((field, &r["routeAction"]));
+            }
+        }
+    }
+    for (field, action) in actions {
+        let policy = &action["retryPolicy"];
+        let invalid = |what: &str, value: &Value| {
+            ApiError::invalid(format!(
+                "Invalid value for field 'resource.{field}.retryPolicy.{what}': '{value}'."
+            ))
+        };
+        if policy["numRetries"].as_u64() == Some(0) {
+            return Err(invalid("numRetries", &policy["numRetries"]));
+        }
+        for condition in policy["retryConditions"].as_array().into_iter().flatten() {
+            if !condition
+                .as_str()
+                .is_some_and(|c| RETRY_CONDITIONS.contains(&c))
+            {
+                return Err(invalid("retryConditions", condition));
+            }
+        }
+        let timeout = &policy["perTryTimeout"];
+        let zero = |v: &Value| v.is_null() || v == "0" || v == 0;
+        if timeout.is_object() && zero(&timeout["seconds"]) && zero(&timeout["nanos"]) {
+            return Err(invalid("perTryTimeout", timeout));
+        }
+    }
+    Ok(())
+}
+
 pub fn firewall(cloud: &Cloud, project: &str, res: &mut Value) -> Result<(), ApiError> {
     default(res, "direction", "INGRESS".into());
     default(res, "priority", 1000.into());

@@ -54,6 +54,7 @@ pub fn admit(
         "instanceGroupManagers" => migs::admit(cloud, call, key, old, res),
         "healthChecks" => defaults::health_check(res),
         "backendServices" => defaults::backend_service(res),
+        "urlMaps" => defaults::url_map(res),
         "firewalls" => defaults::firewall(cloud, &call.project, res),
         "forwardingRules" => defaults::forwarding_rule(cloud, &call.project, res),
         "sslCertificates" => defaults::ssl_certificate(res),

@@ -16,6 +16,7 @@ mod faults;
 mod firewall;
 mod generic;
 mod geo;
+mod guest;
 mod handlers;
 mod kinds;
 mod list;
@@ -37,6 +38,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::FaultConfig;
+pub use guest::{Guest, Vm};
 pub use local_run::{LocalRun, METADATA_KEY as LOCAL_RUN_METADATA_KEY};
 pub use runtime::lb::ListenerInfo;
 
@@ -71,6 +73,9 @@ pub struct Config {
     /// A load balancer on a port below 1024 that cannot be bound (not root)
     /// listens on that port plus this (443 → 8443 with the default 8000).
     pub unprivileged_port_offset: u16,
+    /// What runs beside each instance's process, as a VM's startup script
+    /// starts ccd's agent beside the app.
+    pub guest: Option<std::sync::Arc<dyn Guest>>,
 }
 
 impl Default for Config {
@@ -81,6 +86,7 @@ impl Default for Config {
             faults: FaultConfig::default(),
             check_responses: false,
             unprivileged_port_offset: runtime::lb::DEFAULT_UNPRIVILEGED_OFFSET,
+            guest: None,
         }
     }
 }
@@ -142,7 +148,7 @@ impl LocalCloud {
             .balancers
             .set_unprivileged_offset(config.unprivileged_port_offset);
         let keep = cloud.clone();
-        let instances = runtime::instances::Instances::new(supervisor, dir);
+        let instances = runtime::instances::Instances::new(supervisor, dir, config.guest.clone());
         instances.set_metadata_host(addr.to_string());
         tasks.push(tokio::spawn(runtime::run(
             cloud.clone(),

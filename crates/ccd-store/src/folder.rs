@@ -116,4 +116,16 @@ impl SpecStore for FolderStore {
     async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
         self.objects.delete_record(Record::Control, app).await
     }
+
+    async fn read_scaling(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        self.objects.read_record(Record::Scaling, app).await
+    }
+
+    async fn write_scaling(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.objects.write_record(Record::Scaling, app, bytes).await
+    }
+
+    async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
+        self.objects.delete_record(Record::Scaling, app).await
+    }
 }

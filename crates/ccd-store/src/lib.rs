@@ -136,6 +136,24 @@ pub trait SpecStore: Send + Sync + 'static {
 
     /// Removes `controls/<app>.yaml`; succeeds when there is none.
     fn delete_control(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The bytes of `scaling/<app>.yaml`, the scaling reconciler's last decision (kept apart
+    /// from the status, which the deploy reconciler writes, so that neither overwrites the
+    /// other); `None` when there is none.
+    fn read_scaling(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Writes `scaling/<app>.yaml`, as `write_status` does.
+    fn write_scaling(
+        &self,
+        app: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes `scaling/<app>.yaml`; succeeds when there is none.
+    fn delete_scaling(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Either store, chosen at run time from a [`StoreUrl`].
@@ -227,6 +245,27 @@ impl SpecStore for AnyStore {
         match self {
             Self::Folder(s) => s.delete_control(app).await,
             Self::Bucket(s) => s.delete_control(app).await,
+        }
+    }
+
+    async fn read_scaling(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Self::Folder(s) => s.read_scaling(app).await,
+            Self::Bucket(s) => s.read_scaling(app).await,
+        }
+    }
+
+    async fn write_scaling(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Self::Folder(s) => s.write_scaling(app, bytes).await,
+            Self::Bucket(s) => s.write_scaling(app, bytes).await,
+        }
+    }
+
+    async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.delete_scaling(app).await,
+            Self::Bucket(s) => s.delete_scaling(app).await,
         }
     }
 }

@@ -10,6 +10,7 @@ pub(crate) const SPECS_DIR: &str = "specs";
 pub(crate) const STATUS_DIR: &str = "status";
 /// Folder (or key prefix) of the operators' control files.
 pub(crate) const CONTROLS_DIR: &str = "controls";
+pub(crate) const SCALING_DIR: &str = "scaling";
 
 /// Longest app name in bytes; far above the spec's own limit, it only keeps paths sane.
 const MAX_NAME_BYTES: usize = 128;

@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use ccd_bus::{AnyBus, Drops, PubSubBus, PubSubConfig};
 use ccd_cloud::model::LbKind;
 use ccd_cloud::{GceCloud, GceConfig};
-use ccd_controller::{DeployReconciler, SpecSource};
+use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
 use ccd_store::{AnyStore, StoreUrl};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::Events;
 
@@ -22,6 +24,11 @@ pub struct Args {
     /// {"store": "gs://acme-ccd/prod", "project": "acme-prod", "region": "europe-west1"}
     #[arg(long)]
     config: PathBuf,
+    /// Which reconcilers this process runs, e.g. `health` or
+    /// `deploy,health,scaling`. By default the deploy reconciler, and health
+    /// and scaling too when the configuration names a `pubsub` bus.
+    #[arg(long, value_parser = crate::reconcilers::Set::parse)]
+    reconcilers: Option<crate::reconcilers::Set>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +39,8 @@ pub struct ControllerConfig {
     pub project: String,
     pub region: String,
     /// Another endpoint speaking the Compute API (a local cloud); Compute Engine when absent.
+    /// A local cloud runs each spec's `run` command (found beside this binary,
+    /// then on PATH), as under `ccd up`.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Where events are kept.
@@ -47,6 +56,33 @@ pub struct ControllerConfig {
     /// Where `/metrics` and `/healthz` are served.
     #[serde(default = "default_metrics_listen")]
     metrics_listen: SocketAddr,
+    /// The bus between agents and the health and scaling reconcilers.
+    #[serde(default)]
+    pubsub: Option<PubSubSettings>,
+    /// ccd's own image, which instances run `ccd agent` from beside the app.
+    #[serde(default)]
+    agent_image: Option<String>,
+}
+
+/// Google Pub/Sub (or its emulator, at `PUBSUB_EMULATOR_HOST`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PubSubSettings {
+    pub project: String,
+    /// Put before every topic and subscription ID (default `ccd-`), so that
+    /// several installations share a project.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+impl PubSubSettings {
+    pub fn config(&self) -> PubSubConfig {
+        let mut config = PubSubConfig::from_env(&self.project);
+        if let Some(prefix) = &self.prefix {
+            config.prefix.clone_from(prefix);
+        }
+        config
+    }
 }
 
 fn default_api_rate() -> f64 {
@@ -92,10 +128,22 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::logging::run_async(serve(config))
+    let set = args.reconcilers.unwrap_or(crate::reconcilers::Set {
+        deploy: true,
+        health: config.pubsub.is_some(),
+        scaling: config.pubsub.is_some(),
+    });
+    if set.needs_bus() && config.pubsub.is_none() {
+        tracing::error!(
+            "{}: the health and scaling reconcilers hear the agents on Pub/Sub; add \"pubsub\": {{\"project\": \"my-project\"}} to the configuration, or run --reconcilers deploy",
+            args.config.display()
+        );
+        return ExitCode::from(2);
+    }
+    crate::logging::run_async(serve(config, set))
 }
 
-async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
+async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow::Result<()> {
     let url: StoreUrl = config
         .store
         .parse()
@@ -108,12 +156,17 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
         endpoint: config.endpoint.clone(),
         anonymous,
         rate_limit_per_sec: config.api_requests_per_second,
+        agent_image: config.agent_image.clone(),
         ..GceConfig::default()
     })
     .await
     .context("cannot set up the Compute client")?;
     let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
+    let events = Arc::new(Events {
+        log,
+        print_ready: false,
+    });
     let endpoints: ccd_controller::Endpoints = Arc::new(|spec, state| {
         let Some(address) = state.address else {
             return Vec::new();
@@ -124,14 +177,19 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
             LbKind::Internal { port } => vec![format!("http://{address}:{port}")],
         }
     });
+    // A local cloud runs the spec's `run` command where a VM runs its image.
+    let local = config.endpoint.as_ref().map(|_| LocalTarget {
+        search: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .into_iter()
+            .collect(),
+    });
     let reconciler = DeployReconciler::new(
         cloud.clone(),
         store.clone(),
-        None,
-        Arc::new(Events {
-            log,
-            print_ready: false,
-        }),
+        local,
+        events.clone(),
         endpoints,
     )
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
@@ -140,11 +198,42 @@ async fn serve(config: ControllerConfig) -> anyhow::Result<()> {
     ));
     let runtime_config = deploy_runtime();
     let controller =
-        ccd_runtime::Controller::new(SpecSource::new(store), reconciler, runtime_config);
-    let metrics = crate::metrics::serve(config.metrics_listen, controller.metrics(), cloud).await?;
+        ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, runtime_config);
+    let stop = CancellationToken::new();
+    let mut metrics = Vec::new();
+    if set.deploy {
+        metrics.push(controller.metrics());
+    }
+    let mut drops = None;
+    if let Some(pubsub) = config.pubsub.as_ref().filter(|_| set.needs_bus()) {
+        let bus = PubSubBus::new(pubsub.config())
+            .await
+            .context("cannot connect to Pub/Sub")?;
+        let dropped = Arc::new(Drops::default());
+        metrics.extend(crate::reconcilers::start(
+            set,
+            cloud.clone(),
+            store,
+            Arc::new(AnyBus::PubSub(bus)),
+            events,
+            dropped.clone(),
+            stop.clone(),
+        ));
+        drops = Some(dropped);
+    }
+    let metrics = crate::metrics::serve(config.metrics_listen, metrics, cloud, drops).await?;
     tracing::info!(%metrics, "metrics served at /metrics");
-    tracing::info!(store = %config.store, project = %config.project, "controller running");
-    controller.run(crate::logging::until_signal()).await;
+    tracing::info!(store = %config.store, project = %config.project, ?set, "controller running");
+    let signalled = stop.clone();
+    tokio::spawn(async move {
+        crate::logging::until_signal().await;
+        signalled.cancel();
+    });
+    if set.deploy {
+        controller.run(stop.cancelled()).await;
+    } else {
+        stop.cancelled().await;
+    }
     Ok(())
 }
 

@@ -4,7 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use ccd_bus::{AnyBus, PubSubBus, PubSubConfig};
 use ccd_localcloud::{Config, FaultConfig, LocalCloud};
+
+use crate::guest::AgentGuest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,6 +30,14 @@ pub struct Args {
     /// How long each operation takes to be DONE, in milliseconds.
     #[arg(long, default_value_t = 0)]
     operation_latency_ms: u64,
+    /// Run ccd's agent beside each instance's process, publishing to Pub/Sub
+    /// in this project (the emulator at PUBSUB_EMULATOR_HOST when set), as
+    /// agents on Compute Engine do.
+    #[arg(long)]
+    agents_pubsub_project: Option<String>,
+    /// Topic and subscription prefix of the agents' Pub/Sub.
+    #[arg(long, default_value = "ccd-")]
+    agents_pubsub_prefix: String,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -46,12 +59,29 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let guest: Option<Arc<dyn ccd_localcloud::Guest>> = match &args.agents_pubsub_project {
+            None => None,
+            Some(project) => {
+                let mut config = PubSubConfig::from_env(project);
+                config.prefix.clone_from(&args.agents_pubsub_prefix);
+                match PubSubBus::new(config).await {
+                    Ok(bus) => Some(Arc::new(AgentGuest {
+                        bus: Arc::new(AnyBus::PubSub(bus)),
+                    })),
+                    Err(e) => {
+                        tracing::error!("the agents' bus: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        };
         let config = Config {
             listen: args.listen,
             data_dir: args.data,
             faults,
             check_responses: false,
             unprivileged_port_offset: args.unprivileged_port_offset,
+            guest,
         };
         let cloud = match LocalCloud::start(config).await {
             Ok(c) => c,

@@ -5,13 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod controller;
 mod events;
+mod guest;
 mod localcloud;
 mod logging;
 mod metrics;
 mod observe;
 mod plan;
+mod reconcilers;
 mod rollout;
 mod target;
 mod up;
@@ -44,6 +47,8 @@ enum Command {
     Up(up::Args),
     /// The production controller: specs in a bucket, apps on Compute Engine.
     Controller(controller::Args),
+    /// The agent on every instance: health checks, resource figures, restarts (started by the startup script).
+    Agent(agent::Args),
     /// What the controller did and why, newest last.
     Events(observe::EventsArgs),
     /// Each app's status, as a table or as data.
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Localcloud(args) => localcloud::run(args),
         Command::Up(args) => up::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Events(args) => observe::events(args),
         Command::Status(args) => observe::status(args),
         Command::Rollout(args) => rollout::run(args),

@@ -8,22 +8,27 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
+use ccd_bus::{DropReason, Drops};
 use ccd_cloud::{ApiCalls, GceCloud};
 use ccd_runtime::Metrics;
 
 /// Serves the metrics on `listen` until the process ends; returns the bound address.
 pub async fn serve(
     listen: SocketAddr,
-    runtime: Metrics,
+    runtime: Vec<Metrics>,
     cloud: Arc<GceCloud>,
+    drops: Option<Arc<Drops>>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen for metrics on {listen}"))?;
     let bound = listener.local_addr()?;
     let render = move || {
-        let mut out = Metrics::render_all([&runtime]);
+        let mut out = Metrics::render_all(&runtime);
         render_api_calls(&mut out, cloud.api_calls());
+        if let Some(drops) = &drops {
+            render_drops(&mut out, drops);
+        }
         out
     };
     let app = Router::new()
@@ -35,6 +40,22 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+fn render_drops(out: &mut String, drops: &Drops) {
+    let _ = writeln!(
+        out,
+        "# HELP ccd_bus_messages_dropped_total Bus messages dropped as malformed, of an unknown schema, duplicated or stale.\n\
+         # TYPE ccd_bus_messages_dropped_total counter"
+    );
+    for reason in DropReason::ALL {
+        let _ = writeln!(
+            out,
+            "ccd_bus_messages_dropped_total{{reason=\"{}\"}} {}",
+            reason.as_str(),
+            drops.get(reason)
+        );
+    }
 }
 
 fn render_api_calls(out: &mut String, calls: ApiCalls) {

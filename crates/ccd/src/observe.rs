@@ -2,8 +2,10 @@
 #![allow(clippy::print_stderr)] // these commands' messages
 
 use std::io::Write as _;
-
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ccd_controller::scale::record::ScalingRecord;
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
 macro_rules! out {
@@ -12,7 +14,6 @@ macro_rules! out {
 macro_rules! outln {
     ($($arg:tt)*) => {{ let _ = writeln!(std::io::stdout().lock(), $($arg)*); }};
 }
-use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
@@ -82,6 +83,8 @@ struct Row {
     endpoint: String,
     rollout: String,
     text: String,
+    /// The scaling reconciler's record (`scaling/<app>.yaml`), for an autoscaled app.
+    scaling: Option<ScalingRecord>,
 }
 
 fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<Row>> {
@@ -97,6 +100,11 @@ fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<R
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
+        let scaling = dir
+            .parent()
+            .map(|data| data.join("scaling").join(format!("{app}.yaml")))
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| ScalingRecord::parse(&b));
         let status = ccd_controller::Status::parse(text.as_bytes()).unwrap_or_default();
         let rollout = status.rollout.as_ref().map_or_else(
             || "-".to_owned(),
@@ -120,6 +128,7 @@ fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<R
             rollout,
             app,
             text,
+            scaling,
         });
     }
     rows.sort_by(|a, b| a.app.cmp(&b.app));
@@ -152,12 +161,16 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     outln!("---");
                 }
                 out!("{}", r.text);
+                if let Some(s) = &r.scaling {
+                    outln!("---");
+                    out!("{}", s.to_yaml(&r.app));
+                }
             }
         }
         Output::Json => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|r| serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout}))
+                .map(|r| serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout, "scaling": r.scaling}))
                 .collect();
             outln!(
                 "{}",
@@ -183,6 +196,11 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     r.endpoint,
                     r.rollout
                 );
+            }
+            for r in rows.iter().filter(|r| r.scaling.is_some()) {
+                if let Some(s) = &r.scaling {
+                    outln!("{}: scaling: {}", r.app, s.summary());
+                }
             }
         }
     }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use ccd_bus::{AnyBus, Drops, InProcessBus};
 use ccd_cloud::{GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
 use ccd_localcloud::{Config, LocalCloud};
 use ccd_store::FolderStore;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::Events;
+use crate::guest::AgentGuest;
 
 /// The project name the embedded local cloud uses.
 const PROJECT: &str = "local";
@@ -50,9 +53,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
     seed(&args.data, &args.seed)?;
+    // One daemon: agents and reconcilers talk over in-process channels.
+    let bus = Arc::new(AnyBus::InProcess(InProcessBus::new()));
     let cloud_config = Config {
         listen: args.cloud_listen,
         data_dir: Some(args.data.join("cloud")),
+        guest: Some(Arc::new(AgentGuest { bus: bus.clone() })),
         ..Config::default()
     };
     let local = LocalCloud::start(cloud_config)
@@ -99,15 +105,16 @@ async fn up(args: Args) -> anyhow::Result<()> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .into_iter()
         .collect();
+    let events: Arc<Events> = Arc::new(Events {
+        log: ccd_events::EventLog::open(args.data.join("events.redb"))
+            .context("cannot open the event log")?,
+        print_ready: true,
+    });
     let reconciler = DeployReconciler::new(
         cloud.clone(),
         store.clone(),
         Some(LocalTarget { search }),
-        Arc::new(Events {
-            log: ccd_events::EventLog::open(args.data.join("events.redb"))
-                .context("cannot open the event log")?,
-            print_ready: true,
-        }),
+        events.clone(),
         endpoints,
     )
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
@@ -115,14 +122,32 @@ async fn up(args: Args) -> anyhow::Result<()> {
     .with_poll(Duration::from_millis(250))
     .with_drift_check(args.drift_check);
     let config = crate::controller::deploy_runtime();
-    let controller = ccd_runtime::Controller::new(SpecSource::new(store), reconciler, config);
-    let metrics = crate::metrics::serve(args.metrics_listen, controller.metrics(), cloud).await?;
+    let controller =
+        ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);
+    let stop = CancellationToken::new();
+    let drops = Arc::new(Drops::default());
+    let mut metrics = vec![controller.metrics()];
+    metrics.extend(crate::reconcilers::start(
+        crate::reconcilers::Set::ALL,
+        cloud.clone(),
+        store,
+        bus,
+        events,
+        drops.clone(),
+        stop.clone(),
+    ));
+    let metrics = crate::metrics::serve(args.metrics_listen, metrics, cloud, Some(drops)).await?;
     #[allow(clippy::print_stdout)] // the command's own output
     {
         println!("metrics: http://{metrics}/metrics");
     }
     tracing::info!(specs = %args.data.join("specs").display(), "controller running; drop spec files there");
-    controller.run(crate::logging::until_signal()).await;
+    let signalled = stop.clone();
+    tokio::spawn(async move {
+        crate::logging::until_signal().await;
+        signalled.cancel();
+    });
+    controller.run(stop.cancelled()).await;
     tracing::info!("stopping: the local cloud stops its instances");
     let _ = std::fs::remove_file(args.data.join(crate::target::UP_FILE));
     tokio::time::timeout(Duration::from_secs(90), local.shutdown())

@@ -206,13 +206,16 @@ impl GceCloud {
             return Err(Failure::new(Kind::Invalid, &resource, message));
         }
         let existing = self.find_group(&id).await?;
-        let size = spec
-            .target_size
-            .or_else(|| {
-                let current = existing.as_ref().and_then(|g| g.target_size)?;
-                u32::try_from(current).ok()
-            })
-            .unwrap_or(1);
+        let current = existing
+            .as_ref()
+            .and_then(|g| g.target_size)
+            .and_then(|s| u32::try_from(s).ok());
+        // A scaler's size stands, within the spec's bounds.
+        let wanted = match (spec.size_range, current) {
+            (Some((min, max)), Some(current)) => Some(current.clamp(min, max.max(min))),
+            _ => spec.target_size,
+        };
+        let size = wanted.or(current).unwrap_or(1);
         let zones = match &id.zone {
             Some(_) => None,
             None if !spec.zones.is_empty() => u32::try_from(spec.zones.len()).ok(),
@@ -228,7 +231,7 @@ impl GceCloud {
         };
         if !created {
             with_fresh_fingerprint(|| self.patch_group(spec, &id, &resource)).await?;
-            if let Some(size) = spec.target_size {
+            if let Some(size) = wanted {
                 // A patch leaves the size alone: the first read still tells it,
                 // unless the group was created concurrently after that read.
                 let current = match &existing {

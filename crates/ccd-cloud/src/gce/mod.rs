@@ -70,6 +70,9 @@ pub struct GceConfig {
     /// Subnetwork internal load balancers take their address from; `None`
     /// means the region's `default` subnetwork.
     pub subnetwork: Option<String>,
+    /// The image of ccd itself that instances run their agent from (`ccd
+    /// agent`, beside the app's container); no agent when `None`.
+    pub agent_image: Option<String>,
 }
 
 impl Default for GceConfig {
@@ -85,6 +88,7 @@ impl Default for GceConfig {
             initial_backoff: Duration::from_secs(1),
             network: "global/networks/default".to_owned(),
             subnetwork: None,
+            agent_image: None,
         }
     }
 }

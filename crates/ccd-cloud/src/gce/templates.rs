@@ -32,7 +32,7 @@ pub(super) fn quote(s: &str) -> String {
 /// (konlet) stops working on 2026-07-31, so ccd does not use it. Pulling
 /// needs a route to the registry: Private Google Access or Cloud NAT, as the
 /// instances get no external address.
-fn startup_script(spec: &TemplateSpec, project: &str) -> String {
+fn startup_script(spec: &TemplateSpec, project: &str, agent_image: Option<&str>) -> String {
     let registry = spec.image.split('/').next().unwrap_or_default();
     let mut env = format!(" -e {}", quote(&format!("PORT={}", spec.port)));
     for (k, v) in &spec.env {
@@ -60,6 +60,18 @@ fn startup_script(spec: &TemplateSpec, project: &str) -> String {
             secrets::ENV_FILE
         )
     };
+    // Container-Optimized OS has no package manager: the agent comes as a
+    // container of ccd's own image, seeing the host's processes (to sample
+    // the app) and Docker's socket (to restart the app and run exec checks).
+    let agent = match (agent_image, &spec.agent) {
+        (Some(image), Some(_)) => format!(
+            "docker rm -f ccd-agent >/dev/null 2>&1 || true\n\
+             docker run -d --name ccd-agent --restart=always --network host --pid host \
+             -v /var/run/docker.sock:/var/run/docker.sock {} agent --container app\n",
+            quote(image)
+        ),
+        _ => String::new(),
+    };
     format!(
         "#!/bin/bash\n\
          # Written by ccd; instances of this template run one container.\n\
@@ -68,7 +80,7 @@ fn startup_script(spec: &TemplateSpec, project: &str) -> String {
          mkdir -p \"$HOME\"\n\
          docker-credential-gcr configure-docker --registries={registry} >/dev/null 2>&1 || true\n\
          docker rm -f app >/dev/null 2>&1 || true\n\
-         {secrets}{run}",
+         {secrets}{run}{agent}",
         registry = quote(registry),
     )
 }
@@ -93,11 +105,16 @@ fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
 
 impl GceCloud {
     fn render_template(&self, spec: &TemplateSpec, name: &str) -> InstanceTemplate {
-        let mut items = vec![
-            metadata::Items::new()
-                .set_key("startup-script")
-                .set_value(startup_script(spec, self.project())),
-        ];
+        let mut items =
+            vec![
+                metadata::Items::new()
+                    .set_key("startup-script")
+                    .set_value(startup_script(
+                        spec,
+                        self.project(),
+                        self.config.agent_image.as_deref(),
+                    )),
+            ];
         if let Some(refs) = secrets::metadata_value(spec, self.project()) {
             items.push(
                 metadata::Items::new()
@@ -237,7 +254,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent: None,
         };
-        let s = startup_script(&spec, "acme");
+        let s = startup_script(&spec, "acme", None);
         assert!(s.contains(r"-e 'GREETING=it'\''s me'"), "{s}");
         assert!(s.contains("--registries='europe-docker.pkg.dev'"), "{s}");
         assert!(
@@ -268,7 +285,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent: None,
         };
-        let s = startup_script(&spec, "acme");
+        let s = startup_script(&spec, "acme", None);
         let fetch = s
             .find("secret 'DB_PASSWORD' 'projects/acme/secrets/db/versions/2'\n")
             .expect("the secret is fetched");
@@ -282,5 +299,38 @@ mod tests {
         assert!(s.ends_with("rm -f /run/ccd/secrets.env\n"), "{s}");
         assert!(!s.contains("-e 'DB_PASSWORD"), "{s}");
         assert!(s.starts_with("#!/bin/bash\n"), "{s}");
+    }
+
+    #[test]
+    fn the_agent_runs_beside_the_app_when_an_image_is_given() {
+        let mut spec = TemplateSpec {
+            app: "web".into(),
+            revision: "1".into(),
+            image: "europe-docker.pkg.dev/p/r/web:1".into(),
+            port: 8080,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            machine_type: "e2-small".into(),
+            local_run: None,
+            labels: BTreeMap::new(),
+            agent: None,
+        };
+        let image = Some("europe-docker.pkg.dev/ccd/ccd:0.1");
+        assert!(!startup_script(&spec, "acme", image).contains("ccd-agent"));
+        spec.agent = Some(
+            ccd_agent::AgentConfig::parse(
+                r#"{"app": "web", "version": "1", "check": {"kind": "tcp", "port": 8080},
+                "interval": 5000, "timeout": 2000, "healthyThreshold": 2,
+                "unhealthyThreshold": 2, "initialDelay": 0}"#,
+            )
+            .expect("a configuration"),
+        );
+        assert!(!startup_script(&spec, "acme", None).contains("ccd-agent"));
+        let s = startup_script(&spec, "acme", image);
+        let app = s.find("docker run -d --name app").expect("the app");
+        let agent = s
+            .find("docker run -d --name ccd-agent --restart=always --network host --pid host -v /var/run/docker.sock:/var/run/docker.sock 'europe-docker.pkg.dev/ccd/ccd:0.1' agent --container app\n")
+            .expect("the agent, from ccd's image");
+        assert!(app < agent, "{s}");
     }
 }

@@ -80,6 +80,7 @@ pub fn group(app: &str, template: &str, size: u32) -> GroupSpec {
         zones: vec![ZONE.to_owned()],
         versions: vec![version("stable", template, None)],
         target_size: Some(size),
+        size_range: None,
         update: UpdatePolicy::default(),
         autohealing: None,
         named_port: Some(NamedPort {

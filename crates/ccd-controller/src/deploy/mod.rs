@@ -219,4 +219,4 @@ impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

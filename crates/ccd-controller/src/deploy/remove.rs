@@ -71,6 +71,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         self.store.delete_status(app).await?;
         self.store.delete_control(app).await?;
+        self.store.delete_scaling(app).await?;
         self.remember(app, None);
         if existed {
             self.events.record(

@@ -11,8 +11,11 @@
 //! its fate). An instance whose agent went quiet is unknown, never healthy,
 //! and is left to the cloud's autohealing, which sees a dead VM.
 
+mod reconciler;
 #[cfg(test)]
 mod tests;
+
+pub use reconciler::{HealError, HealthReconciler};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

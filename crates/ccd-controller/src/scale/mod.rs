@@ -9,8 +9,12 @@
 //! goes only as low as the highest recommendation over the whole
 //! `scaleInStabilization` window, and never before a whole window was seen.
 
+mod reconciler;
+pub mod record;
 #[cfg(test)]
 mod tests;
+
+pub use reconciler::{ScaleError, ScalingReconciler};
 
 use std::collections::VecDeque;
 use std::time::Duration;

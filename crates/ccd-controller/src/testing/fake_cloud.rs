@@ -290,6 +290,11 @@ impl Cloud for FakeCloud {
             }
         }
         let current = self.state().groups.get(&k).map(|(g, _)| g.clone());
+        let mut spec = spec.clone();
+        if let (Some((min, max)), Some(g)) = (spec.size_range, &current) {
+            spec.target_size = g.target_size.map(|s| s.clamp(min, max.max(min)));
+        }
+        let spec = &spec;
         match current {
             Some(g) if g == *spec => Ok(()),
             Some(_) => {

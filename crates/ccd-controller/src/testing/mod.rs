@@ -27,6 +27,7 @@ pub use fake_cloud::{Behaviour, FakeCloud};
 pub struct MemStore {
     pub status: Mutex<HashMap<String, Vec<u8>>>,
     pub controls: Mutex<HashMap<String, Vec<u8>>>,
+    pub scaling: Mutex<HashMap<String, Vec<u8>>>,
     pub writes: Mutex<usize>,
 }
 
@@ -81,6 +82,22 @@ impl SpecStore for MemStore {
 
     async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
         let mut map = self.controls.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(app);
+        Ok(())
+    }
+
+    async fn read_scaling(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
+        let map = self.scaling.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(app).map(|b| Bytes::from(b.clone())))
+    }
+
+    async fn write_scaling(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let mut map = self.scaling.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.insert(app.to_owned(), bytes.to_vec()).as_deref() != Some(bytes))
+    }
+
+    async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
+        let mut map = self.scaling.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(app);
         Ok(())
     }
@@ -220,15 +237,20 @@ impl Harness {
         self.spec = spec.to_owned();
     }
 
-    /// One pass over the current spec; the requeue it asked for.
-    pub async fn pass(&self) -> Duration {
+    /// The current spec as the store's source hands it to reconcilers.
+    pub fn desired(&self) -> Desired {
         let file = SpecFile {
             name: "web".into(),
             path: "specs/web.yaml".into(),
             bytes: Bytes::from(self.spec.clone().into_bytes()),
             version: format!("sha256:{:x}", fxhash(&self.spec)),
         };
-        let desired = crate::source::desired(&file);
+        crate::source::desired(&file)
+    }
+
+    /// One pass over the current spec; the requeue it asked for.
+    pub async fn pass(&self) -> Duration {
+        let desired = self.desired();
         match self
             .reconciler
             .reconcile("web", Some(Arc::new(desired)))

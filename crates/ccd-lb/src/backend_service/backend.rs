@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use super::outlier::OutlierState;
 use crate::health::{HealthState, HealthTracker};
 use crate::shard::Sharded;
 use crate::stats::{BackendCounters, BackendShard, BackendStats};
@@ -24,6 +25,8 @@ pub(crate) struct Backend {
     /// Only the prober touches this; the published state is `health`.
     pub(crate) tracker: Mutex<HealthTracker>,
     removed: AtomicBool,
+    /// Failures in a row and ejection, for outlier detection.
+    pub(crate) outlier: OutlierState,
     counters: BackendCounters,
     upstream: ArcSwap<UpstreamPool>,
     /// Epoch of the next pool, so that a connection from a retired pool is never checked into
@@ -40,6 +43,7 @@ impl Backend {
             health: AtomicU8::new(HealthState::Unknown.to_u8()),
             tracker: Mutex::new(HealthTracker::default()),
             removed: AtomicBool::new(false),
+            outlier: OutlierState::default(),
             counters: BackendCounters::default(),
             upstream: ArcSwap::from_pointee(UpstreamPool::new(0)),
             next_epoch: AtomicU64::new(1),
@@ -48,6 +52,11 @@ impl Backend {
 
     /// Whether new requests may go to this backend.
     pub(crate) fn is_serving(&self) -> bool {
+        self.is_available() && !self.outlier.is_ejected()
+    }
+
+    /// Whether it would serve, were it not ejected: in the pool outlier detection limits.
+    pub(crate) fn is_available(&self) -> bool {
         self.capacity_milli() > 0
             && self.health() == HealthState::Healthy
             && !self.removed.load(Ordering::Relaxed)

@@ -1,12 +1,17 @@
-//! Sending one request to a backend of a service: selection, pooled connections, one retry.
+//! Sending one request to a backend of a service: selection, pooled connections, and retries
+//! on other backends as the route's policy allows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
+use super::outlier::Outcome;
 use super::{Backend, BackendService};
+use crate::request_body::RequestBody;
+use crate::retry::{Failure, RetryPolicy};
 use crate::upstream::{ConnectError, UpstreamSender};
 
 /// How long opening a connection to a backend may take.
@@ -61,69 +66,129 @@ pub(crate) enum DispatchError {
     Timeout { backend: String, timeout: Duration },
 }
 
-/// Why one attempt on one backend failed.
-enum AttemptError {
-    /// The request never left: it may go to another backend.
+/// Why one try on one backend failed.
+enum TryError {
+    /// The request never left: it may go to another backend as it is.
     NotSent {
-        request: Box<Request<Incoming>>,
+        request: Box<Request<RequestBody>>,
         source: ConnectError,
-        backend: Arc<Backend>,
     },
+    /// It was sent and no response came.
     Failed(DispatchError),
 }
 
 impl BackendService {
-    /// Sends `request` to a serving backend. If connecting fails before the request was sent,
-    /// tries once more on another backend.
+    /// Sends `request` to a serving backend, and again to others as `policy` allows: each try
+    /// bounded by its per-try timeout, all of them by the service's timeout. Without a policy,
+    /// a request that could not be sent is tried once more on another backend.
     pub(crate) async fn dispatch(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<RequestBody>,
+        policy: Option<&RetryPolicy>,
     ) -> Result<Dispatched, DispatchError> {
-        let first = self.pick(None).ok_or(DispatchError::NoHealthyBackend)?;
-        let (request, first_error, first) = match self.attempt(first, request).await {
-            Ok(dispatched) => return Ok(dispatched),
-            Err(AttemptError::Failed(error)) => return Err(error),
-            Err(AttemptError::NotSent {
-                request,
-                source,
-                backend,
-            }) => (request, source, backend),
-        };
-        tracing::warn!(
-            service = %self.name(),
-            backend = %first.id,
-            error = %first_error,
-            "cannot reach backend; retrying on another"
-        );
-        let Some(second) = self.pick(Some(&first)) else {
-            first.count_5xx();
-            return Err(DispatchError::Connect {
-                backend: first.id.clone(),
-                source: first_error,
-            });
-        };
-        match self.attempt(second, *request).await {
-            Ok(dispatched) => Ok(dispatched),
-            Err(AttemptError::Failed(error)) => Err(error),
-            Err(AttemptError::NotSent {
-                source, backend, ..
-            }) => {
-                backend.count_5xx();
-                Err(DispatchError::Connect {
-                    backend: backend.id.clone(),
+        let timeout = self.inner.settings.load().timeout;
+        let deadline = Instant::now() + timeout;
+        let mut retries = policy.map_or(1, |p| p.num_retries);
+        // Filled only when a retry follows: the common request allocates nothing here.
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut last: Option<DispatchError> = None;
+        // A backend whose connection failed is counted only if no other try follows.
+        let mut unsent_on: Option<Arc<Backend>> = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let picked = if remaining.is_zero() {
+                None
+            } else {
+                self.pick(&tried)
+            };
+            let Some(backend) = picked else {
+                if let Some(backend) = unsent_on {
+                    backend.count_5xx();
+                }
+                return Err(last.unwrap_or(DispatchError::NoHealthyBackend));
+            };
+            unsent_on = None;
+            let per_try = policy
+                .and_then(|p| p.per_try_timeout)
+                .map_or(remaining, |t| t.min(remaining));
+            // A copy for the next try, made only when one may follow.
+            let replay = (retries > 0 && policy.is_some())
+                .then(|| replay(&request))
+                .flatten();
+            let failure = match self.try_on(Arc::clone(&backend), request, per_try).await {
+                Ok(dispatched) => {
+                    let status = dispatched.response.status();
+                    self.record(&backend, Outcome::of_status(status));
+                    let retried = policy.is_some_and(|p| p.retries(Failure::Status(status)));
+                    match replay {
+                        // Only when another backend can answer: this response is kept otherwise.
+                        Some(next) if retried && self.has_untried(&tried, &backend) => {
+                            // Discarded unread: its connection closes rather than going back.
+                            backend.count_5xx();
+                            drop(dispatched);
+                            request = next;
+                            Failure::Status(status)
+                        }
+                        _ => return Ok(dispatched),
+                    }
+                }
+                Err(TryError::NotSent {
+                    request: unsent,
                     source,
-                })
-            }
+                }) => {
+                    self.record(&backend, Outcome::GatewayFailure);
+                    let error = DispatchError::Connect {
+                        backend: backend.id.clone(),
+                        source,
+                    };
+                    if retries == 0 || policy.is_some_and(|p| !p.retries(Failure::Connect)) {
+                        backend.count_5xx();
+                        return Err(error);
+                    }
+                    request = *unsent;
+                    unsent_on = Some(Arc::clone(&backend));
+                    last = Some(error);
+                    Failure::Connect
+                }
+                Err(TryError::Failed(error)) => {
+                    self.record(&backend, Outcome::GatewayFailure);
+                    let retried = policy.is_some_and(|p| p.retries(Failure::NoResponse));
+                    match replay {
+                        Some(next) if retried => {
+                            request = next;
+                            last = Some(error);
+                            Failure::NoResponse
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            };
+            retries -= 1;
+            tried.push(Arc::clone(&backend));
+            tracing::warn!(
+                service = %self.name(),
+                backend = %backend.id,
+                ?failure,
+                retries_left = retries,
+                "try failed; retrying on another backend"
+            );
         }
     }
 
-    /// One attempt on one backend, bounded by the service's timeout.
-    async fn attempt(
+    /// Whether a serving backend is left that is neither `current` nor tried before.
+    fn has_untried(&self, tried: &[Arc<Backend>], current: &Arc<Backend>) -> bool {
+        self.inner.backends.load().iter().any(|b| {
+            b.is_serving() && !Arc::ptr_eq(b, current) && !tried.iter().any(|t| Arc::ptr_eq(b, t))
+        })
+    }
+
+    /// One try on one backend, bounded by `timeout`.
+    async fn try_on(
         &self,
         backend: Arc<Backend>,
-        request: Request<Incoming>,
-    ) -> Result<Dispatched, AttemptError> {
-        let timeout = self.inner.settings.load().timeout;
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Dispatched, TryError> {
         let in_flight = backend.start_request();
         let backend = in_flight.backend();
         match tokio::time::timeout(timeout, self.send(backend, request)).await {
@@ -135,18 +200,18 @@ impl BackendService {
                     in_flight,
                 },
             }),
-            Ok(Err(SendError::NotSent { request, source })) => Err(AttemptError::NotSent {
-                request,
-                source,
-                backend: Arc::clone(backend),
-            }),
+            Ok(Err(SendError::NotSent { request, source })) => {
+                Err(TryError::NotSent { request, source })
+            }
             Ok(Err(SendError::Failed(error))) => {
                 backend.count_5xx();
-                Err(AttemptError::Failed(error))
+                Err(TryError::Failed(error))
             }
             Err(_elapsed) => {
+                // Counted here: the send was cut short before it could count the request.
+                backend.count_request();
                 backend.count_5xx();
-                Err(AttemptError::Failed(DispatchError::Timeout {
+                Err(TryError::Failed(DispatchError::Timeout {
                     backend: backend.id.clone(),
                     timeout,
                 }))
@@ -157,7 +222,7 @@ impl BackendService {
     async fn send(
         &self,
         backend: &Backend,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, UpstreamSender, u64), SendError> {
         // Pooled connections first; one the backend closed meanwhile hands the request back.
         loop {
@@ -216,7 +281,7 @@ impl BackendService {
         &self,
         backend: &Backend,
         sender: &mut UpstreamSender,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, SendOutcome> {
         match sender.try_send_request(request).await {
             Ok(response) => {
@@ -242,13 +307,23 @@ enum SendError {
     /// The request never left: it may go to another backend.
     NotSent {
         // Boxed: this is the rare path, and keeps the result small on the common one.
-        request: Box<Request<Incoming>>,
+        request: Box<Request<RequestBody>>,
         source: ConnectError,
     },
     Failed(DispatchError),
 }
 
 enum SendOutcome {
-    Unsent(Box<Request<Incoming>>),
+    Unsent(Box<Request<RequestBody>>),
     Failed(DispatchError),
+}
+
+/// A copy of `request` to send again, if its body can be sent again.
+fn replay(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    let mut copy = Request::new(request.body().replay()?);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }

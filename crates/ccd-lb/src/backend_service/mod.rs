@@ -2,6 +2,7 @@
 
 mod backend;
 mod dispatch;
+mod outlier;
 mod prober;
 
 use std::collections::HashSet;
@@ -16,6 +17,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub(crate) use self::backend::Backend;
 pub(crate) use self::dispatch::{DispatchError, Dispatched, Exchange};
+pub use self::outlier::OutlierDetection;
 use crate::error::LbError;
 use crate::health::{HealthCheck, HealthState};
 use crate::policy::UpstreamNetwork;
@@ -68,8 +70,11 @@ pub struct BackendServiceConfig {
     /// How long requests in flight to a drained or removed backend may take to finish before
     /// their connections are closed (GCE's `connectionDraining.drainingTimeoutSec`).
     pub connection_draining_timeout: Duration,
-    /// How long to wait for a backend's response headers (GCE's `timeoutSec`).
+    /// How long to wait for a backend's response headers (GCE's `timeoutSec`); with a retry
+    /// policy, for all tries together.
     pub timeout: Duration,
+    /// When backends that keep failing requests are ejected; `None`: never.
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 impl BackendServiceConfig {
@@ -82,6 +87,7 @@ impl BackendServiceConfig {
             load_balancing: LoadBalancingPolicy::default(),
             connection_draining_timeout: Duration::from_secs(300),
             timeout: Duration::from_secs(30),
+            outlier_detection: None,
         }
     }
 
@@ -93,6 +99,9 @@ impl BackendServiceConfig {
         self.health_check.validate().map_err(invalid)?;
         if self.timeout.is_zero() {
             return Err(invalid("timeout must be positive".to_owned()));
+        }
+        if let Some(outlier) = &self.outlier_detection {
+            outlier.validate().map_err(invalid)?;
         }
         let mut ids = HashSet::new();
         for backend in &self.backends {
@@ -137,6 +146,7 @@ struct Settings {
     health_check: HealthCheck,
     load_balancing: LoadBalancingPolicy,
     timeout: Duration,
+    outlier: Option<OutlierDetection>,
 }
 
 impl From<&BackendServiceConfig> for Settings {
@@ -145,6 +155,7 @@ impl From<&BackendServiceConfig> for Settings {
             health_check: config.health_check.clone(),
             load_balancing: config.load_balancing,
             timeout: config.timeout,
+            outlier: config.outlier_detection.clone(),
         }
     }
 }
@@ -159,6 +170,8 @@ struct ServiceInner {
     next: AtomicUsize,
     /// Serialises updates, so that two updates cannot both keep or both drain a backend.
     updating: Mutex<()>,
+    /// Serialises ejections, so that two cannot both pass the maximum ejection percent.
+    ejecting: Mutex<()>,
     /// Makes the prober probe now, e.g. after backends were added.
     wake_prober: Arc<Notify>,
     _stop_prober: DropGuard,
@@ -195,9 +208,11 @@ impl BackendService {
             backends: ArcSwap::from_pointee(backends),
             next: AtomicUsize::new(0),
             updating: Mutex::new(()),
+            ejecting: Mutex::new(()),
             wake_prober: Arc::clone(&wake_prober),
             _stop_prober: stop.clone().drop_guard(),
         });
+        runtime.spawn(outlier::run(Arc::downgrade(&inner), stop.clone()));
         runtime.spawn(prober::run(
             Arc::downgrade(&inner),
             probe,
@@ -283,12 +298,14 @@ impl BackendService {
             .collect()
     }
 
-    /// A serving backend for a new request, other than `exclude`.
-    pub(crate) fn pick(&self, exclude: Option<&Backend>) -> Option<Arc<Backend>> {
+    /// A serving backend for a new request, other than those in `exclude`.
+    pub(crate) fn pick(&self, exclude: &[Arc<Backend>]) -> Option<Arc<Backend>> {
         let backends = self.inner.backends.load();
         let eligible = |backend: &&Arc<Backend>| {
             backend.is_serving()
-                && exclude.is_none_or(|excluded| !std::ptr::eq(Arc::as_ptr(backend), excluded))
+                && !exclude
+                    .iter()
+                    .any(|excluded| Arc::ptr_eq(backend, excluded))
         };
         let count = backends.iter().filter(eligible).count();
         if count == 0 {
@@ -317,5 +334,7 @@ impl BackendService {
     }
 }
 
+#[cfg(test)]
+mod outlier_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -45,7 +45,7 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn config(backends: &[(&str, u16)]) -> BackendServiceConfig {
+pub(super) fn config(backends: &[(&str, u16)]) -> BackendServiceConfig {
     BackendServiceConfig {
         backends: backends
             .iter()
@@ -101,7 +101,7 @@ async fn health_follows_thresholds_round_by_round() {
         HealthState::Healthy,
         "2 of 2 successes"
     );
-    assert!(service.pick(None).is_some());
+    assert!(service.pick(&[]).is_some());
 
     probe.set(addr(1), false);
     after_round_at(start, 20).await;
@@ -117,7 +117,7 @@ async fn health_follows_thresholds_round_by_round() {
         HealthState::Unhealthy,
         "3 of 3 failures"
     );
-    assert!(service.pick(None).is_none());
+    assert!(service.pick(&[]).is_none());
 
     probe.set(addr(1), true);
     after_round_at(start, 50).await;
@@ -174,7 +174,7 @@ async fn round_robin_visits_serving_backends_in_turn() {
     service.inner.backends.load()[2].set_health(HealthState::Unhealthy);
     let mut counts = HashMap::new();
     for _ in 0..300 {
-        let backend = service.pick(None).unwrap();
+        let backend = service.pick(&[]).unwrap();
         *counts.entry(backend.id.clone()).or_insert(0) += 1;
     }
     assert_eq!(counts.get("c"), None, "unhealthy backend picked");
@@ -182,7 +182,7 @@ async fn round_robin_visits_serving_backends_in_turn() {
     assert!((140..=160).contains(&counts["b"]), "{counts:?}");
 
     let a = Arc::clone(&service.inner.backends.load()[0]);
-    assert!((0..10).all(|_| service.pick(Some(&a)).unwrap().id == "b"));
+    assert!((0..10).all(|_| service.pick(std::slice::from_ref(&a)).unwrap().id == "b"));
 }
 
 #[tokio::test]
@@ -190,7 +190,7 @@ async fn least_request_prefers_idle_backends_scaled_by_capacity() {
     let service = healthy_service(&[("a", 1), ("b", 2)], LoadBalancingPolicy::LeastRequest);
     let a = Arc::clone(&service.inner.backends.load()[0]);
     let _busy = [Arc::clone(&a).start_request(), a.start_request()];
-    assert!((0..10).all(|_| service.pick(None).unwrap().id == "b"));
+    assert!((0..10).all(|_| service.pick(&[]).unwrap().id == "b"));
 
     // b at a quarter of its capacity with one request is as loaded as a with four.
     let mut config = config(&[("a", 1), ("b", 2)]);
@@ -199,7 +199,7 @@ async fn least_request_prefers_idle_backends_scaled_by_capacity() {
     service.update(config).unwrap();
     let b = Arc::clone(&service.inner.backends.load()[1]);
     let _b_busy = b.start_request();
-    assert!((0..10).all(|_| service.pick(None).unwrap().id == "a"));
+    assert!((0..10).all(|_| service.pick(&[]).unwrap().id == "a"));
 }
 
 #[tokio::test]
@@ -218,7 +218,7 @@ async fn update_keeps_known_backends_and_drains_the_rest() {
     assert_eq!(health[1].state, HealthState::Unknown, "c is new");
     assert!(!old_b.is_serving(), "removed backend still serving");
     assert!(
-        service.pick(None).is_none(),
+        service.pick(&[]).is_none(),
         "drained a and unknown c must get nothing"
     );
 }

@@ -12,10 +12,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ccd_supervisor::{ProcessSpec, Supervisor};
+use ccd_supervisor::{ProcessSpec, ProcessState, Supervisor};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::cloud::Cloud;
+use crate::guest::{Guest, Vm, metadata_items};
 use crate::local_run::LocalRun;
 use crate::paths;
 use crate::secrets;
@@ -30,16 +32,23 @@ pub struct Instances {
     /// Instance key → the instance started there.
     running: Arc<Mutex<HashMap<String, Life>>>,
     metadata_host: Arc<Mutex<Option<String>>>,
+    /// What runs beside each process (ccd's agent under `ccd up`).
+    guest: Option<Arc<dyn Guest>>,
 }
 
 impl Instances {
-    pub fn new(supervisor: Option<Supervisor>, data_dir: PathBuf) -> Self {
+    pub fn new(
+        supervisor: Option<Supervisor>,
+        data_dir: PathBuf,
+        guest: Option<Arc<dyn Guest>>,
+    ) -> Self {
         Instances {
             secrets_dir: supervisor.as_ref().map(|_| data_dir.join("secrets")),
             supervisor,
             data_dir,
             running: Default::default(),
             metadata_host: Default::default(),
+            guest,
         }
     }
 
@@ -79,17 +88,19 @@ impl Instances {
                     // A VM whose program cannot start still boots: it is RUNNING,
                     // and its health check tells the rest. One still stopping
                     // from its previous life is started on a later pass.
-                    let process = match self.start(cloud, &key, &instance) {
+                    let (process, guest) = match self.start(cloud, &key, &instance) {
                         Err(Start::Busy) => continue,
                         Err(Start::Failed(e)) => {
                             tracing::warn!(instance = %key, error = %e, "cannot start the instance's program");
-                            false
+                            (false, None)
                         }
-                        Ok(process) => process,
+                        Ok(None) => (false, None),
+                        Ok(Some(guest)) => (true, guest),
                     };
                     let life = Life {
                         id: id.clone(),
                         process,
+                        guest,
                     };
                     self.running().insert(key.clone(), life);
                     set_status(&cloud.store, &key, &id, "RUNNING");
@@ -100,13 +111,18 @@ impl Instances {
         }
     }
 
-    /// Whether a process was started (not for a simulated instance, nor in
-    /// a local cloud without a data folder).
-    fn start(&self, cloud: &Cloud, key: &str, instance: &Value) -> Result<bool, Start> {
+    /// `Some` when a process was started (not for a simulated instance, nor
+    /// in a local cloud without a data folder), with its guest's stop.
+    fn start(
+        &self,
+        cloud: &Cloud,
+        key: &str,
+        instance: &Value,
+    ) -> Result<Option<Option<CancellationToken>>, Start> {
         let template = template_of(cloud, instance);
         let run = LocalRun::of_template(&template).map_err(Start::Failed)?;
         if run.simulated {
-            return Ok(false);
+            return Ok(None);
         }
         let name = paths::name_of(key);
         let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
@@ -123,7 +139,7 @@ impl Instances {
                 Start::Failed(problem)
             })?;
         let Some(supervisor) = &self.supervisor else {
-            return Ok(false);
+            return Ok(None);
         };
         let ip = instance["networkInterfaces"][0]["networkIP"]
             .as_str()
@@ -147,23 +163,45 @@ impl Instances {
             .command
             .split_first()
             .ok_or(Start::Failed("no command".to_owned()))?;
+        let process = format!("{zone}.{name}");
         let spec = ProcessSpec {
-            name: format!("{zone}.{name}"),
+            name: process.clone(),
             command: command.clone(),
             args: leading.iter().chain(run.args.iter()).cloned().collect(),
-            env,
+            env: env.clone(),
             working_dir: None,
             log_dir: self.log_dir(zone, name),
             stop_grace: Duration::from_secs(run.stop_grace_sec.unwrap_or(30)),
         };
-        supervisor.start(spec).map(|()| true).map_err(|e| match e {
+        supervisor.start(spec).map_err(|e| match e {
             // The previous life of a recreated instance is still on its way
             // out (its stop runs in the background): start on a later pass.
             ccd_supervisor::Error::Stopping { .. } | ccd_supervisor::Error::SpecConflict { .. } => {
                 Start::Busy
             }
             e => Start::Failed(e.to_string()),
-        })
+        })?;
+        let Some(guest) = &self.guest else {
+            return Ok(Some(None));
+        };
+        let stop = CancellationToken::new();
+        let watched = supervisor.clone();
+        guest.boot(
+            Vm {
+                name: name.to_owned(),
+                id: instance["id"].as_str().unwrap_or_default().to_owned(),
+                zone: zone.to_owned(),
+                ip: ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                metadata: metadata_items(&template),
+                env,
+                program: Arc::new(move || match watched.status(&process)?.state {
+                    ProcessState::Running { pid, .. } => Some(pid),
+                    _ => None,
+                }),
+            },
+            stop.clone(),
+        );
+        Ok(Some(Some(stop)))
     }
 
     fn log_dir(&self, zone: &str, name: &str) -> PathBuf {
@@ -191,7 +229,11 @@ impl Instances {
     fn stop(&self, key: &str) {
         // Only a life that had a process: stopping by name would otherwise
         // stop the process of the instance's next life, started meanwhile.
-        let had_process = self.running().remove(key).is_some_and(|l| l.process);
+        let life = self.running().remove(key);
+        if let Some(guest) = life.as_ref().and_then(|l| l.guest.as_ref()) {
+            guest.cancel();
+        }
+        let had_process = life.is_some_and(|l| l.process);
         let (true, Some(supervisor)) = (had_process, self.supervisor.clone()) else {
             return;
         };
@@ -225,6 +267,11 @@ impl Instances {
     }
 
     pub async fn shutdown(&self) {
+        for life in self.running().values() {
+            if let Some(guest) = &life.guest {
+                guest.cancel();
+            }
+        }
         if let Some(s) = &self.supervisor {
             s.stop_all().await;
         }
@@ -237,6 +284,8 @@ struct Life {
     id: String,
     /// A supervised process was started for it.
     process: bool,
+    /// Stops what the guest runs beside the process.
+    guest: Option<CancellationToken>,
 }
 
 enum Start {

@@ -2,7 +2,10 @@
 //! becomes a real listener (a ccd-lb frontend) that serves its URL map's
 //! backend services; each backend service proxies to the RUNNING instances
 //! of its instance groups, probed by its health check. Connections to
-//! instances pass the firewall like any other.
+//! instances pass the firewall like any other. Routes retry and services eject
+//! failing instances as their `retryPolicy` and `outlierDetection` say.
+
+mod resilience;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -339,7 +342,7 @@ impl Balancers {
     /// The ccd-lb URL map for a Compute URL map.
     fn url_map(&self, map: &Value) -> Result<UrlMap, String> {
         let state = self.lock();
-        let route =
+        let single_or_weighted =
             |service: Option<&Value>, weighted: Option<&Value>| -> Result<RouteAction, String> {
                 if let Some(list) = weighted
                     .and_then(|w| w["weightedBackendServices"].as_array())
@@ -362,6 +365,14 @@ impl Balancers {
                     .get(&key)
                     .ok_or_else(|| format!("backend service {key} not running"))?;
                 Ok(RouteAction::service(s.clone()))
+            };
+        let route =
+            |service: Option<&Value>, action: Option<&Value>| -> Result<RouteAction, String> {
+                let route = single_or_weighted(service, action)?;
+                Ok(match resilience::retry_policy(action) {
+                    Some(policy) => route.with_retry_policy(policy),
+                    None => route,
+                })
             };
         let mut url_map = UrlMap::new(route(
             map.get("defaultService"),
@@ -451,6 +462,8 @@ fn service_config(cloud: &Cloud, key: &str, res: &Value) -> BackendServiceConfig
             .as_u64()
             .unwrap_or(300),
     );
+    config.load_balancing = resilience::load_balancing(res);
+    config.outlier_detection = resilience::outlier_detection(res);
     let hc = res["healthChecks"][0]
         .as_str()
         .and_then(|l| cloud.store.get(&cloud.key_of(l)));

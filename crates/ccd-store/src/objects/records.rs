@@ -8,7 +8,7 @@ use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tracing::{debug, warn};
 
 use super::{Objects, UpdateCheck};
-use crate::names::{self, CONTROLS_DIR, STATUS_DIR};
+use crate::names::{self, CONTROLS_DIR, SCALING_DIR, STATUS_DIR};
 use crate::{MAX_STATUS_BYTES, StoreError};
 
 /// Read-compare-write rounds before a write gives up on a busy object.
@@ -21,6 +21,8 @@ pub(crate) enum Record {
     Status,
     /// `controls/<app>.yaml`, what an operator asks of a rollout.
     Control,
+    /// `scaling/<app>.yaml`, what the scaling reconciler decided last.
+    Scaling,
 }
 
 impl Record {
@@ -28,6 +30,7 @@ impl Record {
         match self {
             Self::Status => STATUS_DIR,
             Self::Control => CONTROLS_DIR,
+            Self::Scaling => SCALING_DIR,
         }
     }
 

@@ -7,12 +7,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use google_cloud_compute_v1::model::{
-    Backend, BackendService, ConnectionDraining, backend, backend_service,
+    Backend, BackendService, ConnectionDraining, OutlierDetection as ApiOutlier, backend,
+    backend_service,
 };
 
+use super::url_map::duration;
 use crate::gce::call::{Failure, Kind, Outcome};
 use crate::gce::marker::{self, name_of};
-use crate::model::{APP_LABEL, GroupId, LoadBalancerSpec};
+use crate::model::{APP_LABEL, GroupId, LoadBalancerSpec, OutlierDetection};
 
 /// The description word naming the load balancer a backend service serves.
 const LB_WORD: &str = "ccd-lb";
@@ -77,6 +79,33 @@ pub(super) fn validate(spec: &LoadBalancerSpec) -> Outcome<()> {
                 .to_owned(),
         );
     }
+    if let Some(retry) = &spec.retry
+        && (retry.on.is_empty() || retry.retries == 0 || retry.per_try_timeout.is_zero())
+    {
+        return invalid(
+            "the retry policy needs a condition, at least 1 retry and a per-try timeout above 0"
+                .to_owned(),
+        );
+    }
+    if let Some(o) = &spec.outlier {
+        let percents = [
+            o.enforcing_consecutive_errors,
+            o.enforcing_consecutive_gateway_failures,
+            o.max_ejection_percent,
+        ];
+        if o.consecutive_errors == 0
+            || o.consecutive_gateway_failures == 0
+            || o.interval.is_zero()
+            || o.base_ejection_time.is_zero()
+            || percents.iter().any(|&p| p > 100)
+        {
+            return invalid(
+                "outlier detection needs thresholds of at least 1, an interval and ejection \
+                 time above 0, and percentages from 0 to 100"
+                    .to_owned(),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -120,7 +149,9 @@ pub(super) fn check_owner(current: &BackendService, spec: &LoadBalancerSpec) -> 
 
 /// The backend service ccd wants for one group: the group behind the named
 /// port, probed by the balancer's check, draining leaving instances for
-/// `spec.drain`.
+/// `spec.drain`, ejecting those that keep failing requests. Round robin is
+/// pinned with outlier detection: the default without session affinity, and
+/// what the local cloud's proxy does.
 pub(super) fn desired(
     spec: &LoadBalancerSpec,
     name: &str,
@@ -143,6 +174,46 @@ pub(super) fn desired(
             .set_group(group)
             .set_balancing_mode(backend::BalancingMode::Utilization)
             .set_capacity_scaler(1.0)])
+        .set_or_clear_locality_lb_policy(
+            spec.outlier
+                .as_ref()
+                .map(|_| backend_service::LocalityLbPolicy::RoundRobin),
+        )
+        .set_or_clear_outlier_detection(spec.outlier.as_ref().map(outlier_detection))
+}
+
+fn outlier_detection(o: &OutlierDetection) -> ApiOutlier {
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    ApiOutlier::new()
+        .set_consecutive_errors(int(o.consecutive_errors))
+        .set_consecutive_gateway_failure(int(o.consecutive_gateway_failures))
+        .set_enforcing_consecutive_errors(int(o.enforcing_consecutive_errors))
+        .set_enforcing_consecutive_gateway_failure(int(o.enforcing_consecutive_gateway_failures))
+        .set_interval(duration(o.interval))
+        .set_base_ejection_time(duration(o.base_ejection_time))
+        .set_max_ejection_percent(int(o.max_ejection_percent))
+}
+
+/// Outlier detection as comparable values, Compute's defaults filled in.
+type Outlier = ([i32; 5], [(i64, i32); 2]);
+
+fn outlier_of(b: &BackendService) -> Option<Outlier> {
+    let o = b.outlier_detection.as_ref()?;
+    let time = |d: &Option<google_cloud_compute_v1::model::Duration>, default: i64| {
+        d.as_ref().map_or((default, 0), |d| {
+            (d.seconds.unwrap_or(0), d.nanos.unwrap_or(0))
+        })
+    };
+    Some((
+        [
+            o.consecutive_errors.unwrap_or(5),
+            o.consecutive_gateway_failure.unwrap_or(3),
+            o.enforcing_consecutive_errors.unwrap_or(0),
+            o.enforcing_consecutive_gateway_failure.unwrap_or(100),
+            o.max_ejection_percent.unwrap_or(50),
+        ],
+        [time(&o.interval, 1), time(&o.base_ejection_time, 30)],
+    ))
 }
 
 fn secs(d: Duration) -> i32 {
@@ -150,7 +221,9 @@ fn secs(d: Duration) -> i32 {
 }
 
 /// Whether a backend service serves the same group, port and check, with
-/// the same drain, marked for the same load balancer.
+/// the same drain, marked for the same load balancer; and, when ccd asks for
+/// outlier detection, ejects alike (a patch cannot take it away, so one ccd
+/// no longer asks for is left).
 pub(super) fn matches(current: &BackendService, want: &BackendService) -> bool {
     let groups = |b: &BackendService| -> Vec<String> {
         b.backends
@@ -180,6 +253,9 @@ pub(super) fn matches(current: &BackendService, want: &BackendService) -> bool {
         && current.port_name == want.port_name
         && drain(current) == drain(want)
         && owner(current) == owner(want)
+        && (want.outlier_detection.is_none()
+            || (outlier_of(current) == outlier_of(want)
+                && current.locality_lb_policy == want.locality_lb_policy))
 }
 
 #[cfg(test)]
@@ -215,6 +291,8 @@ mod tests {
             drain: Duration::from_secs(30),
             kind: LbKind::Internal { port: 80 },
             labels: BTreeMap::new(),
+            retry: None,
+            outlier: None,
         }
     }
 
@@ -297,5 +375,72 @@ mod tests {
             .clone()
             .set_description(marker::description("web", &[]));
         assert!(!matches(&old, &want));
+    }
+
+    fn ejecting() -> OutlierDetection {
+        OutlierDetection {
+            consecutive_errors: 5,
+            consecutive_gateway_failures: 3,
+            enforcing_consecutive_errors: 0,
+            enforcing_consecutive_gateway_failures: 100,
+            interval: Duration::from_secs(1),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_percent: 50,
+        }
+    }
+
+    #[test]
+    fn outlier_detection_is_written_and_compared() {
+        let mut s = spec(&[("web", 1)]);
+        s.outlier = Some(ejecting());
+        let scheme = backend_service::LoadBalancingScheme::ExternalManaged;
+        let want = desired(&s, "web-bs", scheme.clone(), "hc".into(), "g".into());
+        let json = serde_json::to_value(&want).unwrap_or_default();
+        assert_eq!(
+            json["outlierDetection"]["consecutiveGatewayFailure"], 3,
+            "{json}"
+        );
+        assert_eq!(
+            json["outlierDetection"]["baseEjectionTime"]["seconds"],
+            "30"
+        );
+        assert_eq!(json["localityLbPolicy"], "ROUND_ROBIN");
+
+        let without = desired(
+            &spec(&[("web", 1)]),
+            "web-bs",
+            scheme.clone(),
+            "hc".into(),
+            "g".into(),
+        );
+        assert!(!matches(&without, &want), "added when missing");
+        assert!(matches(&want, &without), "left when no longer asked for");
+        let mut changed = s.clone();
+        changed.outlier = Some(OutlierDetection {
+            base_ejection_time: Duration::from_secs(60),
+            ..ejecting()
+        });
+        let changed = desired(&changed, "web-bs", scheme, "hc".into(), "g".into());
+        assert!(!matches(&want, &changed), "corrected when changed");
+    }
+
+    #[test]
+    fn retry_and_outlier_settings_compute_would_refuse_are_refused() {
+        use crate::model::{RetryOn, RetryPolicy};
+        let mut s = spec(&[("web", 1)]);
+        s.retry = Some(RetryPolicy {
+            on: vec![RetryOn::GatewayError],
+            retries: 0,
+            per_try_timeout: Duration::from_secs(5),
+        });
+        assert!(validate(&s).is_err());
+        s.retry = None;
+        s.outlier = Some(OutlierDetection {
+            max_ejection_percent: 101,
+            ..ejecting()
+        });
+        assert!(validate(&s).is_err());
+        s.outlier = Some(ejecting());
+        assert!(validate(&s).is_ok());
     }
 }

@@ -118,7 +118,7 @@ impl GceCloud {
             routes.push((link, weight));
             keep.push(name);
         }
-        let want = url_map::desired(&spec.app, &n.um, &routes);
+        let want = url_map::desired(&spec.app, &n.um, &routes, spec.retry.as_ref());
         with_fresh_fingerprint(|| self.ensure_url_map(internal, want.clone())).await?;
         self.delete_backend_services_except(internal, &spec.app, &spec.name, &keep)
             .await

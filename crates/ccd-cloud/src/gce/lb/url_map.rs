@@ -5,29 +5,78 @@
 //! so a change is sent as one `update` (the whole map, fingerprinted): it
 //! switches between the two forms, or changes the weights, in one step.
 //! That single write is the blue/green switch and each canary step.
+//!
+//! The retry policy rides in `defaultRouteAction` either way: beside
+//! `defaultService` (Compute allows a route action there; it just may not
+//! name services too), or beside the weighted services. Global and regional
+//! maps take the same shape.
 
-use google_cloud_compute_v1::model::{HttpRouteAction, UrlMap, WeightedBackendService};
+use google_cloud_compute_v1::model::{
+    Duration as ApiDuration, HttpRetryPolicy, HttpRouteAction, UrlMap, WeightedBackendService,
+};
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use crate::gce::GceCloud;
 use crate::gce::call::Outcome;
 use crate::gce::marker::{self, name_of};
+use crate::model::RetryPolicy;
 
-/// Where requests go: backend service links and their weights.
-pub(super) fn desired(app: &str, name: &str, routes: &[(String, u32)]) -> UrlMap {
+/// Where requests go: backend service links and their weights; and how a
+/// failed one is retried.
+pub(super) fn desired(
+    app: &str,
+    name: &str,
+    routes: &[(String, u32)],
+    retry: Option<&RetryPolicy>,
+) -> UrlMap {
     let map = UrlMap::new()
         .set_name(name)
         .set_description(marker::description(app, &[]));
+    let action = HttpRouteAction::new().set_or_clear_retry_policy(retry.map(retry_policy));
     match routes {
-        [(service, _)] => map.set_default_service(service),
-        _ => map.set_default_route_action(HttpRouteAction::new().set_weighted_backend_services(
-            routes.iter().map(|(service, weight)| {
+        [(service, _)] if retry.is_none() => map.set_default_service(service),
+        [(service, _)] => map
+            .set_default_service(service)
+            .set_default_route_action(action),
+        _ => map.set_default_route_action(action.set_weighted_backend_services(routes.iter().map(
+            |(service, weight)| {
                 WeightedBackendService::new()
                     .set_backend_service(service)
                     .set_weight(*weight)
-            }),
-        )),
+            },
+        ))),
     }
+}
+
+fn retry_policy(policy: &RetryPolicy) -> HttpRetryPolicy {
+    HttpRetryPolicy::new()
+        .set_retry_conditions(policy.on.iter().map(|on| on.as_str()))
+        .set_num_retries(policy.retries)
+        .set_per_try_timeout(duration(policy.per_try_timeout))
+}
+
+/// A Compute `Duration`; `nanos` only when there are any.
+pub(super) fn duration(d: std::time::Duration) -> ApiDuration {
+    let seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let nanos = i32::try_from(d.subsec_nanos()).unwrap_or_default();
+    ApiDuration::new()
+        .set_seconds(seconds)
+        .set_or_clear_nanos((nanos > 0).then_some(nanos))
+}
+
+/// A retry policy as comparable values: sorted conditions, retries (Compute's
+/// default 1) and the per-try timeout's seconds and nanos.
+type Retry = (Vec<String>, u32, (i64, i32));
+
+fn retry_of(map: &UrlMap) -> Option<Retry> {
+    let policy = map.default_route_action.as_ref()?.retry_policy.as_ref()?;
+    let mut on = policy.retry_conditions.clone();
+    on.sort();
+    let timeout = policy
+        .per_try_timeout
+        .as_ref()
+        .map_or((0, 0), |t| (t.seconds.unwrap_or(0), t.nanos.unwrap_or(0)));
+    Some((on, policy.num_retries.unwrap_or(1), timeout))
 }
 
 /// The routes of a map as names and weights, in its order (`None` and no
@@ -51,9 +100,10 @@ fn routes_of(map: &UrlMap) -> (Option<&str>, Vec<(&str, u32)>) {
     (map.default_service.as_deref().map(name_of), weighted)
 }
 
-/// Whether `current` sends requests where `want` does, with the same weights.
+/// Whether `current` sends requests where `want` does, with the same
+/// weights, and retries them alike.
 pub(super) fn matches(current: &UrlMap, want: &UrlMap) -> bool {
-    routes_of(current) == routes_of(want)
+    routes_of(current) == routes_of(want) && retry_of(current) == retry_of(want)
 }
 
 impl GceCloud {
@@ -110,7 +160,7 @@ mod tests {
 
     #[test]
     fn one_backend_is_the_default_service_several_are_weighted() {
-        let one = desired("web", "web-um", &routes(&[("web-bs", 1)]));
+        let one = desired("web", "web-um", &routes(&[("web-bs", 1)]), None);
         assert_eq!(one.default_service.as_deref().map(name_of), Some("web-bs"));
         assert!(one.default_route_action.is_none());
 
@@ -118,6 +168,7 @@ mod tests {
             "web",
             "web-um",
             &routes(&[("blue-bs", 0), ("green-bs", 100)]),
+            None,
         );
         assert!(
             two.default_service.is_none(),
@@ -133,15 +184,64 @@ mod tests {
 
     #[test]
     fn a_map_matches_only_with_the_same_routes_and_weights() {
-        let blue = desired("web", "m", &routes(&[("blue-bs", 100), ("green-bs", 0)]));
-        let green = desired("web", "m", &routes(&[("blue-bs", 0), ("green-bs", 100)]));
-        let only_green = desired("web", "m", &routes(&[("green-bs", 100)]));
+        let blue = desired(
+            "web",
+            "m",
+            &routes(&[("blue-bs", 100), ("green-bs", 0)]),
+            None,
+        );
+        let green = desired(
+            "web",
+            "m",
+            &routes(&[("blue-bs", 0), ("green-bs", 100)]),
+            None,
+        );
+        let only_green = desired("web", "m", &routes(&[("green-bs", 100)]), None);
         assert!(matches(&blue, &blue.clone()));
         assert!(!matches(&blue, &green));
         assert!(!matches(&green, &only_green));
         // Links differ in form between what is sent and what is read back;
         // a lone backend's weight means nothing.
-        let read_back = desired("web", "m", &[("green-bs".to_owned(), 7)]);
+        let read_back = desired("web", "m", &[("green-bs".to_owned(), 7)], None);
         assert!(matches(&read_back, &only_green));
+    }
+
+    #[test]
+    fn the_retry_policy_sits_beside_one_service_or_the_weighted_ones() {
+        use crate::model::RetryOn;
+        let retry = RetryPolicy {
+            on: vec![RetryOn::GatewayError, RetryOn::ConnectFailure],
+            retries: 2,
+            per_try_timeout: std::time::Duration::from_millis(2500),
+        };
+        let one = desired("web", "m", &routes(&[("web-bs", 1)]), Some(&retry));
+        let json = serde_json::to_value(&one).unwrap_or_default();
+        assert!(json["defaultService"].is_string(), "{json}");
+        let policy = &json["defaultRouteAction"]["retryPolicy"];
+        assert_eq!(policy["retryConditions"][0], "gateway-error", "{json}");
+        assert_eq!(policy["numRetries"], 2);
+        assert_eq!(
+            policy["perTryTimeout"]["seconds"], "2",
+            "int64 travels as a string"
+        );
+        assert_eq!(policy["perTryTimeout"]["nanos"], 500_000_000);
+        let two = desired("web", "m", &routes(&[("a", 1), ("b", 1)]), Some(&retry));
+        assert!(retry_of(&two).is_some() && two.default_service.is_none());
+
+        // Compared as a set of conditions; a changed timeout or none differs.
+        let mut reordered = retry.clone();
+        reordered.on.reverse();
+        let same = desired("web", "m", &routes(&[("web-bs", 1)]), Some(&reordered));
+        assert!(matches(&one, &same));
+        let mut slower = retry.clone();
+        slower.per_try_timeout = std::time::Duration::from_secs(5);
+        assert!(!matches(
+            &one,
+            &desired("web", "m", &routes(&[("web-bs", 1)]), Some(&slower))
+        ));
+        assert!(!matches(
+            &one,
+            &desired("web", "m", &routes(&[("web-bs", 1)]), None)
+        ));
     }
 }
