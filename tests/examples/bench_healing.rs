@@ -31,7 +31,12 @@ const UNHEALTHY_THRESHOLD: u32 = 2;
 /// Instance name → its address, from the local cloud's Compute API.
 async fn addresses(compute: &str) -> BTreeMap<String, String> {
     let url = format!("{compute}projects/local/zones/europe-west1-b/instances");
-    let list: serde_json::Value = match reqwest::get(&url).await {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let list: serde_json::Value = match http.get(&url).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => serde_json::Value::Null,
     };
@@ -47,10 +52,14 @@ async fn addresses(compute: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Polls the app on `ip` directly until it answers; when it did.
-async fn answers(http: &reqwest::Client, ip: &str) -> Instant {
+/// Polls the app on `ip` directly until it answers (a minute at most); when it did.
+async fn answers(http: &reqwest::Client, ip: &str) -> Result<Instant> {
     let url = format!("http://{ip}:8080/healthz");
+    let limit = Instant::now() + Duration::from_secs(60);
     loop {
+        if Instant::now() > limit {
+            bail!("{url} did not answer within a minute");
+        }
         let ok = http
             .get(&url)
             .timeout(Duration::from_millis(200))
@@ -58,7 +67,7 @@ async fn answers(http: &reqwest::Client, ip: &str) -> Instant {
             .await
             .is_ok_and(|r| r.status().is_success());
         if ok {
-            return Instant::now();
+            return Ok(Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -88,12 +97,13 @@ async fn main() -> Result<()> {
         ),
     )?;
     let url = up.ready("web").await?;
+    eprintln!("healing-bench: web is ready at {url}");
     let load = Load::start(&url, 4, Duration::from_millis(5));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = programs(&cloud);
     let (hung, pid) = before.iter().next().map(|(n, p)| (n.clone(), *p)).unwrap();
-    let ip = addresses(&up.compute).await[&hung].clone();
     let frozen = Instant::now();
+    eprintln!("healing-bench: freezing {hung} (pid {pid})");
     signal(pid, "STOP");
     let restarted = eventually(
         "the hung app to restart",
@@ -106,7 +116,13 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
-    let serving = answers(&http, &ip).await;
+    // Restarted in place, or recreated by the group's autohealing if that
+    // came first: then with an address of its own.
+    let ip = eventually("its address", Duration::from_secs(30), || async {
+        addresses(&up.compute).await.remove(&hung)
+    })
+    .await?;
+    let serving = answers(&http, &ip).await?;
     let own_start = serving - restarted;
     let detection = INTERVAL * UNHEALTHY_THRESHOLD;
     let took = serving - frozen;
@@ -146,6 +162,7 @@ spec:
 ",
     )?;
     let busy = up.ready("busy").await?;
+    eprintln!("healing-bench: busy is ready at {busy}");
     // Past the scaler's first look, so the step is all it sees.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let first: Vec<String> = addresses(&up.compute)
@@ -154,6 +171,7 @@ spec:
         .filter(|n| n.starts_with("busy"))
         .collect();
     let step = Instant::now();
+    eprintln!("healing-bench: load step on {first:?}");
     let burners: Vec<_> = (0..3)
         .map(|_| {
             let url = format!("{busy}/burn?ms=200");
@@ -176,7 +194,7 @@ spec:
         programs(&cloud).get(&added).map(|_| Instant::now())
     })
     .await?;
-    let serving = answers(&http, &ip).await;
+    let serving = answers(&http, &ip).await?;
     for b in burners {
         b.abort();
     }

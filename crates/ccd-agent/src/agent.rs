@@ -7,6 +7,7 @@ use ccd_bus::messages::{Action, Alert, AlertKind, Command, InstanceRef, Report};
 use ccd_bus::{Bus, BusError, Drops, Inbox, Message, Outbox};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::app::{App, Machine, Usage};
 use crate::check::Probe;
@@ -19,7 +20,7 @@ pub struct Agent<B, P, A> {
     config: AgentConfig,
     instance: InstanceRef,
     bus: Arc<B>,
-    probe: P,
+    probe: Arc<P>,
     app: A,
     machine: Machine,
     drops: Arc<Drops>,
@@ -56,7 +57,7 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
             config,
             instance,
             bus,
-            probe,
+            probe: Arc::new(probe),
             app,
             machine,
             drops: Arc::new(Drops::default()),
@@ -70,8 +71,13 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
 
     /// Runs until `stop`; fails only when the bus cannot be subscribed to.
     pub async fn run(self, stop: CancellationToken) -> Result<(), BusError> {
+        // Instrumented, not entered: a guard held across awaits would leak
+        // the span into whatever else runs on the thread.
         let span = tracing::info_span!("agent", app = %self.instance.app, version = %self.instance.version, instance = %self.instance.instance);
-        let _enter = span.enter();
+        self.run_in_span(stop).instrument(span).await
+    }
+
+    async fn run_in_span(self, stop: CancellationToken) -> Result<(), BusError> {
         let subscription = Self::command_subscription(&self.instance.instance);
         let mut commands: Inbox<Command> = Inbox::new(
             self.bus.subscribe(Command::TOPIC, &subscription).await?,
@@ -91,12 +97,25 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
             memory_alerted: false,
             restarts: 0,
         };
-        let mut tick = tokio::time::interval(self.config.interval);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Checks run on their own task: a command (restart a hung app) is
+        // obeyed at once, not after a check that waits out its timeout.
+        let (checked, mut outcomes) = tokio::sync::mpsc::channel(1);
+        let checking = stop.child_token();
+        tokio::spawn(check_every(
+            self.probe.clone(),
+            self.config.interval,
+            self.config.timeout,
+            checked,
+            checking.clone(),
+        ));
+        let _stop_checking = checking.drop_guard();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                _ = tick.tick() => self.check_and_report(&mut state, &outbox).await,
+                outcome = outcomes.recv() => match outcome {
+                    Some(outcome) => self.record_and_report(&mut state, &outbox, outcome).await,
+                    None => return Ok(()),
+                },
                 command = commands.next() => match command {
                     Some(c) => self.obey(&mut state, c.body).await,
                     None => return Ok(()),
@@ -105,14 +124,12 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
         }
     }
 
-    async fn check_and_report(&self, state: &mut State, outbox: &Outbox<B>) {
-        // The check bounds itself; this bounds a check that does not.
-        let outcome = tokio::time::timeout(
-            self.config.timeout + Duration::from_secs(1),
-            self.probe.check(),
-        )
-        .await
-        .unwrap_or_else(|_| Err(format!("no result within {:?}", self.config.timeout)));
+    async fn record_and_report(
+        &self,
+        state: &mut State,
+        outbox: &Outbox<B>,
+        outcome: Result<(), String>,
+    ) {
         match state.judge.record(outcome) {
             Some(Change::BecameUnhealthy(answer)) => {
                 tracing::warn!(%answer, "app unhealthy");
@@ -245,6 +262,31 @@ impl<B: Bus, P: Probe, A: App> Agent<B, P, A> {
                     Err(e) => tracing::warn!(error = %e, "restart failed"),
                 }
             }
+        }
+    }
+}
+
+/// Runs the check every `interval` and sends each outcome, until `stop`.
+async fn check_every<P: Probe>(
+    probe: Arc<P>,
+    interval: Duration,
+    timeout: Duration,
+    outcomes: tokio::sync::mpsc::Sender<Result<(), String>>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // The check bounds itself; this bounds a check that does not.
+        let outcome = tokio::time::timeout(timeout + Duration::from_secs(1), probe.check())
+            .await
+            .unwrap_or_else(|_| Err(format!("no result within {timeout:?}")));
+        if outcomes.send(outcome).await.is_err() {
+            return;
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ccd_bus::messages::{Alert, AlertKind, Report};
+use ccd_bus::messages::{Alert, AlertKind, Health, Report};
 use ccd_bus::{Bus, BusError, Drops, Inbox, Message};
 use ccd_runtime::Trigger;
 use tokio::time::Instant;
@@ -31,6 +31,28 @@ impl Reports {
         let mut map = self.by_app.lock().unwrap_or_else(PoisonError::into_inner);
         let app = map.entry(report.instance.app.clone()).or_default();
         app.insert(report.instance.instance.clone(), Heard { report, at });
+    }
+
+    /// An alert about an instance that reported before: its health, as the
+    /// alert says, is the instance's latest (alerts and reports travel on
+    /// different topics, so the report that says the same may come after).
+    pub fn note_alert(&self, alert: &Alert, at: Instant) {
+        let health = match alert.kind {
+            AlertKind::Unhealthy => Health::Unhealthy,
+            AlertKind::Recovered => Health::Healthy,
+            AlertKind::CpuPressure | AlertKind::MemoryPressure => return,
+        };
+        let mut map = self.by_app.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(heard) = map
+            .get_mut(&alert.instance.app)
+            .and_then(|app| app.get_mut(&alert.instance.instance))
+            .filter(|h| h.report.instance.instance_id == alert.instance.instance_id)
+        else {
+            return;
+        };
+        heard.report.health = health;
+        heard.report.failure = (health == Health::Unhealthy).then(|| alert.detail.clone());
+        heard.at = at;
     }
 
     /// One app's reports, by instance name.
@@ -104,6 +126,7 @@ impl<B: Bus> Listener<B> {
             AlertKind::Unhealthy | AlertKind::Recovered => {
                 tracing::info!(app = %alert.instance.app, instance = %alert.instance.instance,
                     kind = ?alert.kind, detail = %alert.detail, "alert");
+                self.reports.note_alert(&alert, Instant::now());
                 trigger.push(alert.instance.app);
             }
             // Pressure is for people (and the scaler reads the figures).

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccd_bus::messages::{Command, Health, InstanceRef, Report};
+use ccd_bus::messages::{Alert, AlertKind, Command, Health, InstanceRef, Report};
 use ccd_bus::{Bus, Drops, InProcessBus, Inbox, Message};
 use ccd_runtime::Reconciler;
 use tokio::time::Instant;
@@ -170,4 +170,28 @@ async fn quiet_agents_and_gone_instances_are_left_alone() {
         .record(report("web", &gone, Health::Unhealthy, 0), Instant::now());
     s.pass().await;
     assert!(s.reasons().is_empty(), "{:?}", s.reasons());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_alert_acts_before_the_report_that_says_so() {
+    let mut s = setup().await;
+    let members = s.h.cloud.members("web");
+    for m in &members {
+        s.reports
+            .record(report("web", m, Health::Healthy, 0), Instant::now());
+    }
+    let alert = Alert {
+        instance: report("web", &members[2], Health::Unhealthy, 0).instance,
+        kind: AlertKind::Unhealthy,
+        detail: "GET /healthz: no answer within 1s".into(),
+    };
+    s.reports.note_alert(&alert, Instant::now());
+    s.pass().await;
+    let command = tokio::time::timeout(Duration::from_secs(1), s.commands.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    assert_eq!(command.instance.instance, members[2].name);
+    assert!(command.reason.contains("no answer"), "{command:?}");
 }
