@@ -10,7 +10,12 @@
 //!    instance's own start time (its process to its first answer);
 //!
 //! and the client requests that failed meanwhile.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
