@@ -40,7 +40,11 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
-        let h = Harness::new(SPEC);
+        Setup::with(SPEC).await
+    }
+
+    async fn with(spec: &str) -> Setup {
+        let h = Harness::new(spec);
         h.until("Ready", Duration::from_secs(60), |s| {
             s.phase == Phase::Ready
         })
@@ -152,4 +156,31 @@ async fn no_signal_takes_the_group_beyond_its_bounds() {
         tokio::time::advance(Duration::from_secs(61)).await;
     }
     assert_eq!(s.size(), 1, "replicas.min");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_per_second_come_from_the_load_balancers_counts() {
+    let s = Setup::with(&SPEC.replace("cpuUtilization: 0.5", "requestsPerSecond: 100")).await;
+    let quiet = s.pass(0.0).await;
+    assert_eq!(
+        (quiet.size, quiet.target.as_str()),
+        (1, "100 requests/s per instance")
+    );
+    // 500 requests in the last two seconds on the only instance: 250/s
+    // against 100/s each, three wanted; CPU says nothing here.
+    {
+        let mut state = s.h.cloud.state();
+        state.traffic.backends = vec![ccd_cloud::model::BackendTraffic {
+            group: "web".into(),
+            requests: 500,
+            server_errors: 0,
+        }];
+        state.traffic.complete_until = Some(std::time::SystemTime::now());
+    }
+    let out = s.pass(0.0).await;
+    assert_eq!(out.size, 3, "{out:?}");
+    assert!(
+        out.last.as_ref().unwrap().reason.contains("requests/s"),
+        "{out:?}"
+    );
 }
