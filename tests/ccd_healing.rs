@@ -190,7 +190,7 @@ spec:
     deploy(&data, "busy", spec);
     let url = up.ready("busy").await.unwrap();
     let idle = eventually("the scaling record", Duration::from_secs(30), || async {
-        scaling(&data, "busy")
+        scaling(&data, "busy").filter(|r| r.held.is_none())
     })
     .await
     .unwrap();
@@ -213,6 +213,19 @@ spec:
     .await
     .unwrap();
     wait_for_event(&data, "busy", &["ScaledOut", "average CPU"]).await;
+    // `ccd status` shows the decision and why.
+    let shown = tokio::process::Command::new(binary("ccd"))
+        .args(["status", "--data"])
+        .arg(&data)
+        .arg("busy")
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("busy: scaling: ") && shown.contains("last 1 → "),
+        "{shown}"
+    );
 
     for task in load {
         task.abort();
