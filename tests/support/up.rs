@@ -96,6 +96,27 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// A test that panics still stops `ccd up` gracefully, so that it stops
+    /// its instances' processes: killed outright, it would leave them
+    /// serving on their addresses, where a later test's instance may land.
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id() else { return };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::time::Instant::now() < deadline
+        {
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// The JSON an app answers at `url`, if it answers.
 pub async fn body(http: &reqwest::Client, url: &str) -> Option<Value> {
     http.get(url)

@@ -80,7 +80,14 @@ pub fn label_value(value: &str) -> Result<(), String> {
 }
 
 pub fn domain(name: &str) -> Result<(), String> {
-    let host = name.strip_prefix("*.").unwrap_or(name);
+    // Google-managed certificates do not cover wildcards: such a name would
+    // be accepted here and refused by the cloud, with HTTPS never working.
+    if let Some(rest) = name.strip_prefix("*.") {
+        return Err(format!(
+            "{name:?}: Google-managed certificates do not cover wildcard domains; list each name served, such as app.{rest}"
+        ));
+    }
+    let host = name;
     let ok = name.len() <= 253
         && host.contains('.')
         && host.split('.').all(|label| {
@@ -216,7 +223,11 @@ mod tests {
         assert!(env_name("1X").is_err());
         assert!(env_name("PORT").unwrap_err().contains("set by ccd"));
         assert!(domain("hello.example.com").is_ok());
-        assert!(domain("*.example.com").is_ok());
+        let wildcard = domain("*.example.com").unwrap_err();
+        assert!(
+            wildcard.contains("do not cover wildcard") && wildcard.contains("app.example.com"),
+            "{wildcard}"
+        );
         assert!(domain("localhost").is_err());
         assert!(domain("Hello.example.com").is_err());
         assert!(region("europe-west1").is_ok());
