@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ccd_e2e::agents::{events, programs, scaling, signal};
+use ccd_e2e::agents::{burn, busy_spec, events, programs, scaling, signal};
 use ccd_e2e::load::Load;
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::up::Up;
@@ -154,40 +154,12 @@ spec:
     let _ = up.child.wait().await;
 }
 
-/// Loops of `GET URL/burn?ms=…` until dropped: CPU load on whatever serves.
-fn burn(url: &str, clients: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..clients)
-        .map(|_| {
-            let url = format!("{url}/burn?ms=200");
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                loop {
-                    let _ = http.get(&url).timeout(Duration::from_secs(5)).send().await;
-                }
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_load_scales_the_group_out_and_back_in_after_the_window() {
     let data = temp_dir("scale");
     let mut up = Up::start(&data, &[]).await.unwrap();
-    let spec = "apiVersion: ccd/v1
-kind: App
-metadata: {name: busy}
-spec:
-  image: example/busy:1
-  version: \"1\"
-  run: {command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}
-  port: 8080
-  machine: {zones: [europe-west1-b]}
-  replicas: {min: 1, max: 3}
-  autoscaling: {cpuUtilization: 0.5, scaleInStabilization: 10s}
-  health: {http: {path: /healthz}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 3, initialDelay: 2s}
-  expose: {internal: {port: 80, allowFrom: [10.0.0.0/8]}}
-";
-    deploy(&data, "busy", spec);
+    let spec = busy_spec(3, "10s", "");
+    deploy(&data, "busy", &spec);
     let url = up.ready("busy").await.unwrap();
     let idle = eventually("the scaling record", Duration::from_secs(30), || async {
         scaling(&data, "busy").filter(|r| r.held.is_none())

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ccd_controller::status::{Phase, Status};
-use ccd_e2e::agents::{events, programs, scaling, signal};
+use ccd_e2e::agents::{burn, busy_spec, events, programs, scaling, signal};
 use ccd_e2e::load::Load;
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
@@ -146,36 +146,9 @@ async fn three_reconcilers_as_three_processes_over_pubsub_heal_and_scale() {
     assert!(client.sent > 200, "the client sent {}", client.sent);
 
     // CPU load scales a group out, and back in after the window.
-    std::fs::write(
-        store.join("specs/busy.yaml"),
-        "apiVersion: ccd/v1
-kind: App
-metadata: {name: busy}
-spec:
-  image: example/busy:1
-  version: \"1\"
-  run: {command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}
-  port: 8080
-  machine: {zones: [europe-west1-b]}
-  replicas: {min: 1, max: 3}
-  autoscaling: {cpuUtilization: 0.5, scaleInStabilization: 10s}
-  health: {http: {path: /healthz}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 3, initialDelay: 2s}
-  expose: {internal: {port: 80, allowFrom: [10.0.0.0/8]}}
-",
-    )
-    .unwrap();
+    std::fs::write(store.join("specs/busy.yaml"), busy_spec(3, "10s", "")).unwrap();
     let busy = ready(&store, "busy").await;
-    let burners: Vec<_> = (0..3)
-        .map(|_| {
-            let url = format!("{busy}/burn?ms=200");
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                loop {
-                    let _ = http.get(&url).timeout(Duration::from_secs(5)).send().await;
-                }
-            })
-        })
-        .collect();
+    let burners = burn(&busy, 3);
     eventually("a scale-out", Duration::from_secs(60), || async {
         scaling(&store, "busy").filter(|r| r.size >= 2)
     })

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ccd_e2e::agents::{programs, signal};
+use ccd_e2e::agents::{burn, busy_spec, programs, signal};
 use ccd_e2e::load::Load;
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::up::Up;
@@ -150,21 +150,7 @@ async fn main() -> Result<()> {
     // 2. A load step.
     std::fs::write(
         data.join("specs/busy.yaml"),
-        "apiVersion: ccd/v1
-kind: App
-metadata: {name: busy}
-spec:
-  image: example/busy:1
-  version: \"1\"
-  run: {command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}
-  port: 8080
-  env: {SAMPLE_START_DELAY: 1s}
-  machine: {zones: [europe-west1-b]}
-  replicas: {min: 1, max: 2}
-  autoscaling: {cpuUtilization: 0.5, scaleInStabilization: 1m}
-  health: {http: {path: /healthz}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 3, initialDelay: 2s}
-  expose: {internal: {port: 80, allowFrom: [10.0.0.0/8]}}
-",
+        busy_spec(2, "1m", "SAMPLE_START_DELAY: 1s"),
     )?;
     let busy = up.ready("busy").await?;
     eprintln!("healing-bench: busy is ready at {busy}");
@@ -177,17 +163,7 @@ spec:
         .collect();
     let step = Instant::now();
     eprintln!("healing-bench: load step on {first:?}");
-    let burners: Vec<_> = (0..3)
-        .map(|_| {
-            let url = format!("{busy}/burn?ms=200");
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                loop {
-                    let _ = http.get(&url).timeout(Duration::from_secs(5)).send().await;
-                }
-            })
-        })
-        .collect();
+    let burners = burn(&busy, 3);
     let (added, ip) = eventually("a second instance", Duration::from_secs(60), || async {
         addresses(&up.compute)
             .await

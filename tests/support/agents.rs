@@ -57,3 +57,44 @@ pub fn signal(pid: u32, signal: &str) {
         .args([&format!("-{signal}"), &pid.to_string()])
         .status();
 }
+
+/// An autoscaled sample app named `busy`: one instance to start with, up to
+/// `max`, CPU target 50%, scale-in after `window`; `env` goes inside `env: {…}`.
+pub fn busy_spec(max: u32, window: &str, env: &str) -> String {
+    format!(
+        "apiVersion: ccd/v1
+kind: App
+metadata: {{name: busy}}
+spec:
+  image: example/busy:1
+  version: \"1\"
+  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}}
+  port: 8080
+  env: {{{env}}}
+  machine: {{zones: [europe-west1-b]}}
+  replicas: {{min: 1, max: {max}}}
+  autoscaling: {{cpuUtilization: 0.5, scaleInStabilization: {window}}}
+  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 3, initialDelay: 2s}}
+  expose: {{internal: {{port: 80, allowFrom: [10.0.0.0/8]}}}}
+"
+    )
+}
+
+/// Loops of `GET URL/burn?ms=200` until aborted: CPU load on whatever serves.
+pub fn burn(url: &str, clients: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|_| {
+            let url = format!("{url}/burn?ms=200");
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let _ = http
+                        .get(&url)
+                        .timeout(std::time::Duration::from_secs(5))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect()
+}
