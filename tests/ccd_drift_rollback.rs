@@ -112,8 +112,17 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
     )
     .await
     .unwrap();
-    let api_events = events(&data, "api").await;
-    assert!(api_events.contains("DriftCorrected"), "{api_events}");
+    // The event is written after the rules are recreated, so wait for it too.
+    let drift_event = eventually(
+        "api's DriftCorrected event",
+        Duration::from_secs(30),
+        || async {
+            let e = events(&data, "api").await;
+            e.contains("DriftCorrected").then_some(())
+        },
+    )
+    .await;
+    assert!(drift_event.is_ok(), "{}", events(&data, "api").await);
 
     // drift: warn: the rule stays deleted, status says so, the app still answers.
     let clients = resources(&http, &up.compute, "web")
