@@ -6,7 +6,8 @@ use std::time::Duration;
 /// A failed cloud call. The variants are what a reconciler decides on:
 /// `NotFound` → create, `InUse` → delete dependents first, `Conflict` →
 /// re-read and retry later, `Throttled`/`Timeout` → requeue with back-off,
-/// `Invalid` → report (retrying will not help), `Other` → requeue.
+/// `Invalid` → report (retrying will not help), `NotOwned` → report the
+/// clash (a person must rename one side), `Other` → requeue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloudError {
     #[error("{resource} was not found")]
@@ -25,6 +26,11 @@ pub enum CloudError {
     Invalid { resource: String, message: String },
     #[error("{resource}: {message}")]
     Other { resource: String, message: String },
+    /// The name is taken by a resource ccd did not make for this app: ccd
+    /// neither changes nor adopts it. `message` says whose it looks like and
+    /// the fix.
+    #[error("{resource} {message}")]
+    NotOwned { resource: String, message: String },
     /// Refused by a [read-only](crate::Cloud::read_only) view: `change` is
     /// what the call would have done, e.g. "would be created".
     #[error("{resource} {change}")]
@@ -42,6 +48,7 @@ impl CloudError {
             | CloudError::Timeout { resource, .. }
             | CloudError::Invalid { resource, .. }
             | CloudError::Other { resource, .. }
+            | CloudError::NotOwned { resource, .. }
             | CloudError::WouldChange { resource, .. } => resource,
         }
     }

@@ -52,6 +52,9 @@ pub(crate) struct Listed {
     pub(crate) size: u64,
     /// Changes whenever the object changes (etag, size and time); `None` when unknown.
     pub(crate) stamp: Option<String>,
+    /// Why the entry exists but could not be looked at (a folder entry that
+    /// cannot be stat'ed): the app is reported, never taken for deleted.
+    pub(crate) problem: Option<String>,
 }
 
 /// Specs already read, keyed by file name, with the listing stamp they were read under.
@@ -234,6 +237,12 @@ impl Objects {
             path: path.clone(),
             error,
         };
+        if let Some(reason) = file.problem {
+            return Err(unreadable(StoreError::List {
+                location: self.display(SPECS_DIR, &file_name),
+                reason,
+            }));
+        }
         if file.size > MAX_SPEC_BYTES {
             return Err(unreadable(StoreError::TooLarge {
                 location: self.display(SPECS_DIR, &file_name),
@@ -362,6 +371,7 @@ fn listed(meta: ObjectMeta) -> Option<Listed> {
         file_name: Ok(file_name),
         size: meta.size,
         stamp: Some(stamp),
+        problem: None,
     })
 }
 
@@ -377,21 +387,39 @@ fn read_folder(dir: &std::path::Path) -> std::io::Result<Vec<Listed>> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry?;
-        // Follows symlinks; a dangling one or a file deleted meanwhile is simply not there.
-        let Ok(meta) = std::fs::metadata(entry.path()) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
         let file_name = entry
             .file_name()
             .into_string()
             .map_err(|raw| raw.to_string_lossy().into_owned());
+        // Follows symlinks. A file deleted meanwhile is simply not there; one
+        // that is there but cannot be looked at (no permission, a dangling
+        // link) is a spec that cannot be read, not a deleted app.
+        let meta = match std::fs::metadata(entry.path()) {
+            Ok(meta) => meta,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::fs::symlink_metadata(entry.path()).is_err() =>
+            {
+                continue;
+            }
+            Err(e) => {
+                out.push(Listed {
+                    file_name,
+                    size: 0,
+                    stamp: None,
+                    problem: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        if !meta.is_file() {
+            continue;
+        }
         out.push(Listed {
             file_name,
             size: meta.len(),
             stamp: None,
+            problem: None,
         });
     }
     Ok(out)

@@ -96,6 +96,27 @@ async fn a_file_name_that_is_not_utf8_is_reported_without_hiding_others() {
 }
 
 #[tokio::test]
+async fn a_spec_that_cannot_be_looked_at_is_reported_never_taken_for_deleted() {
+    let s = folder_subject().await;
+    s.raw.put("specs/good.yaml", b"a: 1\n").await;
+    // A link to a file that is gone (an unmounted volume, a half-done
+    // deploy), and a link that loops: both are there, neither can be read.
+    std::os::unix::fs::symlink("/nonexistent/web.yaml", s.raw.path("specs/web.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop.yaml", s.raw.path("specs/loop.yaml")).unwrap();
+
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(listing.specs.len(), 1);
+    let names: Vec<&str> = listing.unreadable.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["loop", "web"], "{:?}", listing.unreadable);
+    let web = &listing.unreadable[1];
+    assert!(
+        web.error.to_string().contains("specs/web.yaml"),
+        "the message names the file: {}",
+        web.error
+    );
+}
+
+#[tokio::test]
 async fn a_vanished_store_folder_is_an_error_not_an_empty_listing() {
     let s = folder_subject().await;
     s.raw.put("specs/app.yaml", b"a: 1\n").await;

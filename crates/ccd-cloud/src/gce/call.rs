@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     Other,
     /// A read-only view refused a mutation.
     WouldChange,
+    /// Found by name, but not marked as ccd's for the app.
+    NotOwned,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ impl From<Failure> for CloudError {
                 resource,
                 change: message,
             },
+            Kind::NotOwned => CloudError::NotOwned { resource, message },
         }
     }
 }
@@ -323,6 +326,33 @@ impl GceCloud {
             }
             Err(f) if f.kind == Kind::NotFound => Ok(()),
             Err(f) => Err(f),
+        }
+    }
+}
+
+impl GceCloud {
+    /// A delete of what ccd made for `app` under this name: absent is done,
+    /// and a resource someone else made is left alone, never deleted.
+    pub(crate) async fn remove_owned<T, P>(
+        &self,
+        app: &str,
+        resource: &str,
+        get: impl Future<Output = google_cloud_gax::Result<T>>,
+        poller: P,
+    ) -> Outcome<()>
+    where
+        T: super::marker::Described,
+        P: Poller<Operation, Operation>,
+    {
+        match self.find(resource, get).await? {
+            None => Ok(()),
+            Some(found) => match super::marker::check_owned(resource, app, &found) {
+                Ok(()) => self.remove(resource, poller).await,
+                Err(f) => {
+                    tracing::warn!(resource, app, reason = %f.message, "not deleted");
+                    Ok(())
+                }
+            },
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Ingress firewall rules to the app's instances (by their network tag).
 //! Firewalls have no fingerprint: a changed rule is replaced whole.
 
-use google_cloud_compute_v1::model::{Firewall, firewall};
+use google_cloud_compute_v1::model::{Firewall, Subnetwork, firewall, subnetwork};
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::GceCloud;
@@ -25,6 +25,18 @@ fn expand(sources: &[String], proxies: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// A proxy-only subnet, under either purpose Compute has used for it
+/// (`INTERNAL_HTTPS_LOAD_BALANCER` is the older name, still found in
+/// projects made before `REGIONAL_MANAGED_PROXY`). Filtered here, not in
+/// the list call, so that both are found.
+fn is_proxy_only(s: &Subnetwork) -> bool {
+    use subnetwork::Purpose;
+    matches!(
+        s.purpose,
+        Some(Purpose::RegionalManagedProxy | Purpose::InternalHttpsLoadBalancer)
+    )
 }
 
 impl GceCloud {
@@ -64,7 +76,6 @@ impl GceCloud {
                 .list()
                 .set_project(self.project())
                 .set_region(self.region())
-                .set_filter("purpose = \"REGIONAL_MANAGED_PROXY\"")
                 .set_page_token(&token)
                 .send();
             let page = match self.read(&resource, list).await {
@@ -75,6 +86,7 @@ impl GceCloud {
             out.extend(
                 page.items
                     .into_iter()
+                    .filter(is_proxy_only)
                     .filter(|s| s.network.as_deref().map(name_of) == Some(network.as_str()))
                     .filter_map(|s| s.ip_cidr_range),
             );
@@ -154,6 +166,9 @@ impl GceCloud {
             ..spec.clone()
         };
         let current = self.find(&resource, get).await?;
+        if let Some(current) = &current {
+            marker::check_owned(&resource, &spec.app, current)?;
+        }
         if spec.sources.is_empty() {
             // A rule without sources would admit everyone: have none instead.
             return match current {
@@ -201,14 +216,11 @@ impl GceCloud {
 
     #[tracing::instrument(skip_all, fields(app = %app, firewall = %name))]
     pub(crate) async fn delete_firewall_impl(&self, app: &str, name: &str) -> Outcome<()> {
-        let delete = self
-            .c
-            .firewalls
-            .delete()
-            .set_project(self.project())
-            .set_firewall(name);
-        let poller = idempotent!(delete);
-        self.remove(&format!("global/firewalls/{name}"), poller)
+        let c = &self.c.firewalls;
+        let get = c.get().set_project(self.project()).set_firewall(name);
+        let delete = c.delete().set_project(self.project()).set_firewall(name);
+        let resource = format!("global/firewalls/{name}");
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await
     }
 }
@@ -216,6 +228,16 @@ impl GceCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_only_subnets_are_found_under_the_old_purpose_too() {
+        use subnetwork::Purpose;
+        let with = |p: Purpose| Subnetwork::new().set_purpose(p);
+        assert!(is_proxy_only(&with(Purpose::RegionalManagedProxy)));
+        assert!(is_proxy_only(&with(Purpose::InternalHttpsLoadBalancer)));
+        assert!(!is_proxy_only(&with(Purpose::Private)));
+        assert!(!is_proxy_only(&Subnetwork::new()));
+    }
 
     #[test]
     fn the_proxy_placeholder_becomes_ranges_or_nothing() {

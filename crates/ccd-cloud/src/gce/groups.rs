@@ -206,6 +206,9 @@ impl GceCloud {
             return Err(Failure::new(Kind::Invalid, &resource, message));
         }
         let existing = self.find_group(&id).await?;
+        if let Some(g) = &existing {
+            marker::check_owned(&resource, &spec.app, g)?;
+        }
         let current = existing
             .as_ref()
             .and_then(|g| g.target_size)
@@ -482,6 +485,15 @@ impl GceCloud {
     #[tracing::instrument(skip_all, fields(app = %id.app, group = %id.name))]
     pub(crate) async fn delete_group_impl(&self, id: &GroupId) -> Outcome<()> {
         let resource = self.group_resource(id);
+        match self.find_group(id).await? {
+            None => return Ok(()),
+            Some(g) => {
+                if let Err(f) = marker::check_owned(&resource, &id.app, &g) {
+                    tracing::warn!(resource, reason = %f.message, "not deleted");
+                    return Ok(());
+                }
+            }
+        }
         igm!(self, id, delete, |b| {
             self.remove(&resource, idempotent!(b)).await
         })

@@ -8,7 +8,7 @@ use google_cloud_gax::options::RequestOptionsBuilder as _;
 
 use super::GceCloud;
 use super::call::Outcome;
-use super::marker;
+use super::marker::{self, check_owned};
 use crate::model::{HealthCheckSpec, HealthDefinition, Probe};
 
 /// Whole seconds, at least one (Compute's smallest interval and timeout).
@@ -60,7 +60,11 @@ pub(crate) fn matches(current: &HealthCheck, want: &HealthCheck) -> bool {
 impl GceCloud {
     /// Creates the global check or replaces it (`update`, so that a probe of
     /// another type leaves nothing of the old one behind).
-    pub(crate) async fn ensure_global_health_check(&self, want: HealthCheck) -> Outcome<()> {
+    pub(crate) async fn ensure_global_health_check(
+        &self,
+        app: &str,
+        want: HealthCheck,
+    ) -> Outcome<()> {
         let name = want.name.clone().unwrap_or_default();
         let resource = format!("global/healthChecks/{name}");
         let get = self
@@ -70,7 +74,11 @@ impl GceCloud {
             .set_project(self.project())
             .set_health_check(&name)
             .send();
-        match self.find(&resource, get).await? {
+        let current = self.find(&resource, get).await?;
+        if let Some(current) = &current {
+            check_owned(&resource, app, current)?;
+        }
+        match current {
             None => {
                 let insert = self
                     .c
@@ -96,7 +104,11 @@ impl GceCloud {
         }
     }
 
-    pub(crate) async fn ensure_region_health_check(&self, want: HealthCheck) -> Outcome<()> {
+    pub(crate) async fn ensure_region_health_check(
+        &self,
+        app: &str,
+        want: HealthCheck,
+    ) -> Outcome<()> {
         let name = want.name.clone().unwrap_or_default();
         let resource = format!("regions/{}/healthChecks/{name}", self.region());
         let c = &self.c.rhealth_checks;
@@ -106,7 +118,11 @@ impl GceCloud {
             .set_region(self.region())
             .set_health_check(&name)
             .send();
-        match self.find(&resource, get).await? {
+        let current = self.find(&resource, get).await?;
+        if let Some(current) = &current {
+            check_owned(&resource, app, current)?;
+        }
+        match current {
             None => {
                 let insert = c
                     .insert()
@@ -130,42 +146,39 @@ impl GceCloud {
         }
     }
 
-    pub(crate) async fn delete_global_health_check(&self, name: &str) -> Outcome<()> {
-        let delete = self
-            .c
-            .health_checks
+    pub(crate) async fn delete_global_health_check(&self, app: &str, name: &str) -> Outcome<()> {
+        let c = &self.c.health_checks;
+        let get = c.get().set_project(self.project()).set_health_check(name);
+        let delete = c
             .delete()
             .set_project(self.project())
             .set_health_check(name);
-        let poller = idempotent!(delete);
-        self.remove(&format!("global/healthChecks/{name}"), poller)
+        let resource = format!("global/healthChecks/{name}");
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await
     }
 
-    pub(crate) async fn delete_region_health_check(&self, name: &str) -> Outcome<()> {
-        let delete = self
-            .c
-            .rhealth_checks
+    pub(crate) async fn delete_region_health_check(&self, app: &str, name: &str) -> Outcome<()> {
+        let (c, p, r) = (&self.c.rhealth_checks, self.project(), self.region());
+        let get = c.get().set_project(p).set_region(r).set_health_check(name);
+        let delete = c
             .delete()
-            .set_project(self.project())
-            .set_region(self.region())
+            .set_project(p)
+            .set_region(r)
             .set_health_check(name);
-        let poller = idempotent!(delete);
-        self.remove(
-            &format!("regions/{}/healthChecks/{name}", self.region()),
-            poller,
-        )
-        .await
+        let resource = format!("regions/{r}/healthChecks/{name}");
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(app = %spec.app, health_check = %spec.name))]
     pub(crate) async fn apply_health_check_impl(&self, spec: &HealthCheckSpec) -> Outcome<()> {
-        self.ensure_global_health_check(render(&spec.app, &spec.name, &spec.health))
+        self.ensure_global_health_check(&spec.app, render(&spec.app, &spec.name, &spec.health))
             .await
     }
 
     #[tracing::instrument(skip_all, fields(app = %app, health_check = %name))]
     pub(crate) async fn delete_health_check_impl(&self, app: &str, name: &str) -> Outcome<()> {
-        self.delete_global_health_check(name).await
+        self.delete_global_health_check(app, name).await
     }
 }

@@ -6,7 +6,64 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use google_cloud_compute_v1::model as m;
+
+use super::call::{Failure, Kind, Outcome};
 use crate::model::{APP_LABEL, MANAGED_LABEL};
+
+/// A Compute resource that carries ccd's marker in its description.
+pub(crate) trait Described {
+    fn description(&self) -> Option<&str>;
+}
+
+macro_rules! described {
+    ($($t:ty),* $(,)?) => {
+        $(impl Described for $t {
+            fn description(&self) -> Option<&str> {
+                self.description.as_deref()
+            }
+        })*
+    };
+}
+
+described!(
+    m::InstanceTemplate,
+    m::InstanceGroupManager,
+    m::HealthCheck,
+    m::BackendService,
+    m::UrlMap,
+    m::SslCertificate,
+    m::TargetHttpsProxy,
+    m::TargetHttpProxy,
+    m::Address,
+    m::ForwardingRule,
+    m::Firewall,
+);
+
+/// Refuses a resource found under one of `app`'s names that ccd did not
+/// make for `app`: changing it would take over someone else's resource,
+/// and deleting the spec later would destroy it.
+pub(crate) fn check_owned(resource: &str, app: &str, found: &impl Described) -> Outcome<()> {
+    let description = found.description();
+    if owned_by(description, app) {
+        return Ok(());
+    }
+    let whose = match (
+        word(description, MANAGED_LABEL),
+        word(description, APP_LABEL),
+    ) {
+        (Some("true"), Some(other)) => format!("belongs to ccd app {other}"),
+        _ => "was not made by ccd".to_owned(),
+    };
+    Err(Failure::new(
+        Kind::NotOwned,
+        resource,
+        format!(
+            "exists but {whose}, so ccd leaves it alone: rename app {app} (metadata.name), \
+             or rename or delete that resource if it is no longer used"
+        ),
+    ))
+}
 
 /// The description marker, with extra `key=value` words (values without spaces).
 pub(crate) fn description(app: &str, extra: &[(&str, &str)]) -> String {

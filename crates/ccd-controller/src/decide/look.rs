@@ -133,6 +133,11 @@ pub fn finalize(
                     "CloudUnavailable",
                     "the cloud did not take the change yet (ccd retries)",
                 )
+            } else if matches!(e, CloudError::NotOwned { .. }) {
+                (
+                    "NameTaken",
+                    "a name the app needs is taken by a resource ccd does not own; nothing was changed",
+                )
             } else {
                 (
                     "CloudRejected",
@@ -153,7 +158,7 @@ pub fn finalize(
             if !already && !e.is_transient() {
                 decision.events.push(Event {
                     warning: true,
-                    reason: "CloudRejected",
+                    reason,
                     message,
                 });
             }

@@ -36,6 +36,9 @@ pub struct State {
     pub lbs: BTreeMap<String, LoadBalancerSpec>,
     /// Per template; Healthy unless said otherwise.
     pub behaviour: HashMap<String, Behaviour>,
+    /// Health checks and firewall rules someone else made: ccd's adapter
+    /// refuses to change them and leaves them when deleting.
+    pub foreign: Vec<String>,
     /// Machine types the cloud refuses (a bad `machine.type`).
     pub refused_machine_types: Vec<String>,
     pub traffic: LbTraffic,
@@ -102,6 +105,16 @@ impl FakeCloud {
 
     pub fn mutations(&self) -> usize {
         self.state().log.len()
+    }
+
+    fn refuse_foreign(&self, name: &str, resource: &str) -> Result<(), CloudError> {
+        if self.state().foreign.iter().any(|f| f == name) {
+            return Err(CloudError::NotOwned {
+                resource: resource.to_owned(),
+                message: "exists but was not made by ccd".to_owned(),
+            });
+        }
+        Ok(())
     }
 
     fn mutate(&self, verb: &str, resource: &str) -> Result<(), CloudError> {
@@ -367,6 +380,7 @@ impl Cloud for FakeCloud {
     }
 
     async fn apply_health_check(&self, spec: &HealthCheckSpec) -> Result<(), CloudError> {
+        self.refuse_foreign(&spec.name, &format!("healthChecks/{}", spec.name))?;
         if self.state().health_checks.get(&spec.name) == Some(spec) {
             return Ok(());
         }
@@ -459,6 +473,7 @@ impl Cloud for FakeCloud {
     }
 
     async fn apply_firewall(&self, spec: &FirewallSpec) -> Result<(), CloudError> {
+        self.refuse_foreign(&spec.name, &format!("global/firewalls/{}", spec.name))?;
         if self.state().firewalls.get(&spec.name) == Some(spec) {
             return Ok(());
         }

@@ -123,10 +123,15 @@ pub(super) fn belongs_to(service: &BackendService, app: &str, lb: &str) -> bool 
     }
 }
 
-/// Refuses to take over a group's backend service that another load
-/// balancer (or another app) has marked as its own: the name is the
-/// group's, so two balancers of one kind on one group would share it.
-pub(super) fn check_owner(current: &BackendService, spec: &LoadBalancerSpec) -> Outcome<()> {
+/// Refuses to take over a group's backend service that ccd did not make for
+/// the app, or that another load balancer has marked as its own: the name
+/// is the group's, so two balancers of one kind on one group would share it.
+pub(super) fn check_owner(
+    resource: &str,
+    current: &BackendService,
+    spec: &LoadBalancerSpec,
+) -> Outcome<()> {
+    marker::check_owned(resource, &spec.app, current)?;
     let description = current.description.as_deref();
     let app = marker::word(description, APP_LABEL);
     let lb = marker::word(description, LB_WORD);
@@ -350,9 +355,15 @@ mod tests {
                 .set_description(description)
         };
         let ours = with(marker::description("web", &[(LB_WORD, "web")]));
-        assert!(check_owner(&ours, &s).is_ok());
-        assert!(check_owner(&with(marker::description("web", &[])), &s).is_ok());
-        assert!(check_owner(&BackendService::new(), &s).is_ok());
+        let at = "global/backendServices/web-bs";
+        assert!(check_owner(at, &ours, &s).is_ok());
+        assert!(check_owner(at, &with(marker::description("web", &[])), &s).is_ok());
+        // Made by hand under the group's name: never taken over.
+        let by_hand = check_owner(at, &BackendService::new().set_name("web-bs"), &s);
+        assert!(
+            by_hand
+                .is_err_and(|f| f.kind == Kind::NotOwned && f.message.contains("not made by ccd"))
+        );
         for (description, other) in [
             (
                 marker::description("web", &[(LB_WORD, "web-2")]),
@@ -360,7 +371,9 @@ mod tests {
             ),
             (marker::description("shop", &[(LB_WORD, "web")]), "app shop"),
         ] {
-            let f = check_owner(&with(description), &s).err().map(|f| f.message);
+            let f = check_owner(at, &with(description), &s)
+                .err()
+                .map(|f| f.message);
             assert!(f.as_deref().is_some_and(|m| m.contains(other)), "{f:?}");
         }
     }

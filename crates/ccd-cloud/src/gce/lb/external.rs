@@ -53,8 +53,8 @@ impl GceCloud {
             .set_project(self.project())
             .set_ssl_certificate(name)
             .send();
-        if self.find(&resource, get).await?.is_some() {
-            return Ok(());
+        if let Some(current) = self.find(&resource, get).await? {
+            return marker::check_owned(&resource, app, &current);
         }
         let body = SslCertificate::new()
             .set_name(name)
@@ -142,6 +142,7 @@ impl GceCloud {
                 self.create(&resource, idempotent!(insert)).await
             }
             Some(current) => {
+                marker::check_owned(&resource, app, &current)?;
                 let certs: Vec<&str> = current
                     .ssl_certificates
                     .iter()
@@ -181,19 +182,21 @@ impl GceCloud {
                 .set_address(name)
                 .send()
         };
-        if self.find(&resource, get()).await?.is_none() {
-            let body = Address::new()
-                .set_name(name)
-                .set_description(marker::description(&spec.app, &[]))
-                .set_labels(marker::labels(&spec.app, &spec.labels));
-            let insert = self
-                .c
-                .global_addresses
-                .insert()
-                .set_project(self.project())
-                .set_body(body);
-            self.create(&resource, idempotent!(insert)).await?;
+        if let Some(current) = self.find(&resource, get()).await? {
+            marker::check_owned(&resource, &spec.app, &current)?;
+            return Ok(current.address.unwrap_or_default());
         }
+        let body = Address::new()
+            .set_name(name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_labels(marker::labels(&spec.app, &spec.labels));
+        let insert = self
+            .c
+            .global_addresses
+            .insert()
+            .set_project(self.project())
+            .set_body(body);
+        self.create(&resource, idempotent!(insert)).await?;
         let address = self.read(&resource, get()).await?;
         Ok(address.address.unwrap_or_default())
     }
@@ -214,6 +217,7 @@ impl GceCloud {
             .set_forwarding_rule(name)
             .send();
         if let Some(current) = self.find(&resource, get).await? {
+            marker::check_owned(&resource, &spec.app, &current)?;
             // A forwarding rule is immutable but for its target; ccd never changes the target's name.
             if current.target.as_deref().map(name_of) != Some(name_of(proxy)) {
                 tracing::warn!(resource, target = ?current.target, "forwarding rule points elsewhere; delete the load balancer to rebuild it");
@@ -298,40 +302,37 @@ impl GceCloud {
     }
 
     pub(super) async fn delete_external(&self, id: &LbId, n: &Names) -> Outcome<()> {
-        let p = self.project();
-        let fr = self
-            .c
-            .global_rules
-            .delete()
-            .set_project(p)
-            .set_forwarding_rule(&n.fr);
-        self.remove(&format!("global/forwardingRules/{}", n.fr), idempotent!(fr))
+        let (p, app) = (self.project(), id.app.as_str());
+        let c = &self.c.global_rules;
+        let get = c.get().set_project(p).set_forwarding_rule(&n.fr);
+        let delete = c.delete().set_project(p).set_forwarding_rule(&n.fr);
+        let resource = format!("global/forwardingRules/{}", n.fr);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
-        let proxy = self
-            .c
-            .https_proxies
-            .delete()
-            .set_project(p)
-            .set_target_https_proxy(&n.proxy);
+        let c = &self.c.https_proxies;
+        let get = c.get().set_project(p).set_target_https_proxy(&n.proxy);
+        let delete = c.delete().set_project(p).set_target_https_proxy(&n.proxy);
         let resource = format!("global/targetHttpsProxies/{}", n.proxy);
-        self.remove(&resource, idempotent!(proxy)).await?;
-        for cert in self.app_certificates(&id.app, &n.cert_prefix).await? {
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
+            .await?;
+        for cert in self.app_certificates(app, &n.cert_prefix).await? {
             self.delete_certificate(&cert).await?;
         }
-        let um = self.c.url_maps.delete().set_project(p).set_url_map(&n.um);
-        self.remove(&format!("global/urlMaps/{}", n.um), idempotent!(um))
+        let c = &self.c.url_maps;
+        let get = c.get().set_project(p).set_url_map(&n.um);
+        let delete = c.delete().set_project(p).set_url_map(&n.um);
+        let resource = format!("global/urlMaps/{}", n.um);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
-        self.delete_backend_services_except(false, &id.app, &id.name, &[])
+        self.delete_backend_services_except(false, app, &id.name, &[])
             .await?;
-        let ip = self
-            .c
-            .global_addresses
-            .delete()
-            .set_project(p)
-            .set_address(&n.ip);
-        self.remove(&format!("global/addresses/{}", n.ip), idempotent!(ip))
+        let c = &self.c.global_addresses;
+        let get = c.get().set_project(p).set_address(&n.ip);
+        let delete = c.delete().set_project(p).set_address(&n.ip);
+        let resource = format!("global/addresses/{}", n.ip);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
         // Last, as it was first: while any piece exists, so does the check.
-        self.delete_global_health_check(&n.hc).await
+        self.delete_global_health_check(app, &n.hc).await
     }
 }

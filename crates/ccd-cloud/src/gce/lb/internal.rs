@@ -53,8 +53,8 @@ impl GceCloud {
             .set_region(r)
             .set_target_http_proxy(name)
             .send();
-        if self.find(&resource, get).await?.is_some() {
-            return Ok(());
+        if let Some(current) = self.find(&resource, get).await? {
+            return marker::check_owned(&resource, app, &current);
         }
         let body = TargetHttpProxy::new()
             .set_name(name)
@@ -88,22 +88,24 @@ impl GceCloud {
                 .set_address(name)
                 .send()
         };
-        if self.find(&resource, get()).await?.is_none() {
-            let body = Address::new()
-                .set_name(name)
-                .set_description(marker::description(&spec.app, &[]))
-                .set_labels(marker::labels(&spec.app, &spec.labels))
-                .set_address_type(address::AddressType::Internal)
-                .set_subnetwork(self.subnetwork());
-            let insert = self
-                .c
-                .addresses
-                .insert()
-                .set_project(p)
-                .set_region(r)
-                .set_body(body);
-            self.create(&resource, idempotent!(insert)).await?;
+        if let Some(current) = self.find(&resource, get()).await? {
+            marker::check_owned(&resource, &spec.app, &current)?;
+            return Ok(current.address.unwrap_or_default());
         }
+        let body = Address::new()
+            .set_name(name)
+            .set_description(marker::description(&spec.app, &[]))
+            .set_labels(marker::labels(&spec.app, &spec.labels))
+            .set_address_type(address::AddressType::Internal)
+            .set_subnetwork(self.subnetwork());
+        let insert = self
+            .c
+            .addresses
+            .insert()
+            .set_project(p)
+            .set_region(r)
+            .set_body(body);
+        self.create(&resource, idempotent!(insert)).await?;
         let address = self.read(&resource, get()).await?;
         Ok(address.address.unwrap_or_default())
     }
@@ -131,6 +133,7 @@ impl GceCloud {
             )
             .await?
         {
+            marker::check_owned(&resource, &spec.app, &current)?;
             if current.target.as_deref().map(name_of) != Some(name_of(proxy)) {
                 tracing::warn!(resource, target = ?current.target, "forwarding rule points elsewhere; delete the load balancer to rebuild it");
             }
@@ -227,50 +230,44 @@ impl GceCloud {
     }
 
     pub(super) async fn delete_internal(&self, id: &LbId, n: &Names) -> Outcome<()> {
-        let (p, r) = (self.project(), self.region());
-        let fr = self
-            .c
-            .rules
+        let (p, r, app) = (self.project(), self.region(), id.app.as_str());
+        let c = &self.c.rules;
+        let get = c
+            .get()
+            .set_project(p)
+            .set_region(r)
+            .set_forwarding_rule(&n.fr);
+        let delete = c
             .delete()
             .set_project(p)
             .set_region(r)
             .set_forwarding_rule(&n.fr);
-        let poller = idempotent!(fr);
-        self.remove(&self.regional("forwardingRules", &n.fr), poller)
+        let resource = self.regional("forwardingRules", &n.fr);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
-        let proxy = self
-            .c
-            .rhttp_proxies
-            .delete()
-            .set_project(p)
-            .set_region(r)
-            .set_target_http_proxy(&n.proxy);
-        let poller = idempotent!(proxy);
-        self.remove(&self.regional("targetHttpProxies", &n.proxy), poller)
+        let c = &self.c.rhttp_proxies;
+        let get = c.get().set_project(p).set_region(r);
+        let get = get.set_target_http_proxy(&n.proxy);
+        let delete = c.delete().set_project(p).set_region(r);
+        let delete = delete.set_target_http_proxy(&n.proxy);
+        let resource = self.regional("targetHttpProxies", &n.proxy);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
-        let um = self
-            .c
-            .rurl_maps
-            .delete()
-            .set_project(p)
-            .set_region(r)
-            .set_url_map(&n.um);
-        let poller = idempotent!(um);
-        self.remove(&self.regional("urlMaps", &n.um), poller)
+        let c = &self.c.rurl_maps;
+        let get = c.get().set_project(p).set_region(r).set_url_map(&n.um);
+        let delete = c.delete().set_project(p).set_region(r).set_url_map(&n.um);
+        let resource = self.regional("urlMaps", &n.um);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
-        self.delete_backend_services_except(true, &id.app, &id.name, &[])
+        self.delete_backend_services_except(true, app, &id.name, &[])
             .await?;
-        let ip = self
-            .c
-            .addresses
-            .delete()
-            .set_project(p)
-            .set_region(r)
-            .set_address(&n.ip);
-        let poller = idempotent!(ip);
-        self.remove(&self.regional("addresses", &n.ip), poller)
+        let c = &self.c.addresses;
+        let get = c.get().set_project(p).set_region(r).set_address(&n.ip);
+        let delete = c.delete().set_project(p).set_region(r).set_address(&n.ip);
+        let resource = self.regional("addresses", &n.ip);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
         // Last, as it was first: while any piece exists, so does the check.
-        self.delete_region_health_check(&n.hc).await
+        self.delete_region_health_check(app, &n.hc).await
     }
 }

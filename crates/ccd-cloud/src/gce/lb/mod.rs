@@ -101,10 +101,10 @@ impl GceCloud {
         }
         let check = health::render(&spec.app, &n.hc, &spec.health);
         let scheme = if internal {
-            self.ensure_region_health_check(check).await?;
+            self.ensure_region_health_check(&spec.app, check).await?;
             backend_service::LoadBalancingScheme::InternalManaged
         } else {
-            self.ensure_global_health_check(check).await?;
+            self.ensure_global_health_check(&spec.app, check).await?;
             backend_service::LoadBalancingScheme::ExternalManaged
         };
         let hc = self.link(&self.lb_resource(internal, "healthChecks", &n.hc));
@@ -119,7 +119,7 @@ impl GceCloud {
             keep.push(name);
         }
         let want = url_map::desired(&spec.app, &n.um, &routes, spec.retry.as_ref());
-        with_fresh_fingerprint(|| self.ensure_url_map(internal, want.clone())).await?;
+        with_fresh_fingerprint(|| self.ensure_url_map(&spec.app, internal, want.clone())).await?;
         self.delete_backend_services_except(internal, &spec.app, &spec.name, &keep)
             .await
     }

@@ -43,7 +43,7 @@ impl GceCloud {
             }
             Some(current) => current,
         };
-        backends::check_owner(&current, spec)?;
+        backends::check_owner(&resource, &current, spec)?;
         if backends::matches(&current, &want) {
             return Ok(());
         }

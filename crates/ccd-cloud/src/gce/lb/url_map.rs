@@ -108,7 +108,12 @@ pub(super) fn matches(current: &UrlMap, want: &UrlMap) -> bool {
 
 impl GceCloud {
     /// Creates the map, or replaces it (one `update`) when its routes differ.
-    pub(super) async fn ensure_url_map(&self, internal: bool, want: UrlMap) -> Outcome<()> {
+    pub(super) async fn ensure_url_map(
+        &self,
+        app: &str,
+        internal: bool,
+        want: UrlMap,
+    ) -> Outcome<()> {
         let name = want.name.clone().unwrap_or_default();
         let resource = self.lb_resource(internal, "urlMaps", &name);
         let (p, r) = (self.project(), self.region());
@@ -119,6 +124,9 @@ impl GceCloud {
             let get = self.c.url_maps.get().set_project(p).set_url_map(&name);
             self.find(&resource, get.send()).await?
         };
+        if let Some(current) = &current {
+            marker::check_owned(&resource, app, current)?;
+        }
         let current = match current {
             None if internal => {
                 let insert = self.c.rurl_maps.insert().set_project(p).set_region(r);

@@ -224,3 +224,37 @@ async fn the_last_good_template_is_never_collected() {
         "the spec's template stays: {templates:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rule_named_like_the_apps_but_not_ccds_stalls_the_app_and_is_left_alone() {
+    let mut h = ready(ROLLING).await;
+    // Someone replaces the app's allowFrom rule with one of their own.
+    let rule = "web-allow-clients".to_owned();
+    {
+        let mut s = h.cloud.state();
+        assert!(s.firewalls.remove(&rule).is_some(), "{:?}", s.firewalls);
+        s.foreign.push(rule.clone());
+    }
+    h.set_spec(&spec("2", ROLLING));
+    let s = h
+        .until("the clash in the status", MINUTE, |s| {
+            s.phase == Phase::Stalled
+        })
+        .await;
+    let c = s.conditions.iter().find(|c| c.kind == "Stalled").unwrap();
+    assert_eq!(c.reason, "NameTaken");
+    assert!(
+        c.message.contains("global/firewalls/web-allow-clients"),
+        "{}",
+        c.message
+    );
+    assert!(h.event("NameTaken").is_some());
+    assert!(!h.cloud.state().firewalls.contains_key(&rule));
+    // Once its owner renames it, the app proceeds.
+    h.cloud.state().foreign.clear();
+    h.until("version 2 to be Ready", MINUTE, |s| {
+        s.phase == Phase::Ready && s.serving == ["2"]
+    })
+    .await;
+    assert!(h.cloud.state().firewalls.contains_key(&rule));
+}
