@@ -49,6 +49,7 @@ mod frontend;
 mod health;
 mod policy;
 mod proxy;
+pub mod redirect;
 mod request_body;
 mod retry;
 mod shard;

@@ -189,8 +189,10 @@ const RETRY_CONDITIONS: [&str; 10] = [
     "unavailable",
 ];
 
-/// URL maps: each route's retry policy, checked as Compute documents it.
+/// URL maps: where each level sends its requests (one service, a weighted split or a
+/// redirect) and each route's retry policy, checked as Compute documents them.
 pub fn url_map(res: &Value) -> Result<(), ApiError> {
+    url_map_redirects(res)?;
     let mut actions = vec![("defaultRouteAction".to_owned(), &res["defaultRouteAction"])];
     for (i, m) in res["pathMatchers"]
         .as_array()
@@ -231,6 +233,78 @@ pub fn url_map(res: &Value) -> Result<(), ApiError> {
         let zero = |v: &Value| v.is_null() || v == "0" || v == 0;
         if timeout.is_object() && zero(&timeout["seconds"]) && zero(&timeout["nanos"]) {
             return Err(invalid("perTryTimeout", timeout));
+        }
+    }
+    Ok(())
+}
+
+/// "Only one of defaultUrlRedirect, defaultService or defaultRouteAction.weightedBackendService
+/// can be set" (the discovery document), at the map's level, each path matcher's and each rule's;
+/// and each redirect's own limits.
+fn url_map_redirects(res: &Value) -> Result<(), ApiError> {
+    // (where, the redirect field, the service field, the route action field)
+    let mut levels = vec![(
+        String::new(),
+        "defaultUrlRedirect",
+        "defaultService",
+        "defaultRouteAction",
+        res,
+    )];
+    for (i, m) in res["pathMatchers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("pathMatchers[{i}].");
+        levels.push((
+            at.clone(),
+            "defaultUrlRedirect",
+            "defaultService",
+            "defaultRouteAction",
+            m,
+        ));
+        for rules in ["pathRules", "routeRules"] {
+            for (j, r) in m[rules].as_array().into_iter().flatten().enumerate() {
+                let at = format!("{at}{rules}[{j}].");
+                levels.push((at, "urlRedirect", "service", "routeAction", r));
+            }
+        }
+    }
+    for (at, redirect_field, service_field, action_field, level) in levels {
+        let Some(redirect) = level.get(redirect_field) else {
+            continue;
+        };
+        let weighted = level[action_field]["weightedBackendServices"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty());
+        if level.get(service_field).is_some() || weighted {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.{at}{redirect_field}': Only one of {redirect_field}, {service_field} or {action_field}.weightedBackendService can be set."
+            )));
+        }
+        let field = |f: &str| format!("resource.{at}{redirect_field}.{f}");
+        if redirect.get("pathRedirect").is_some() && redirect.get("prefixRedirect").is_some() {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field '{}': pathRedirect cannot be supplied together with prefixRedirect.",
+                field("prefixRedirect")
+            )));
+        }
+        for (f, max) in [
+            ("hostRedirect", 255),
+            ("pathRedirect", 1024),
+            ("prefixRedirect", 1024),
+        ] {
+            let Some(value) = redirect.get(f) else {
+                continue;
+            };
+            let len = value.as_str().map_or(0, str::len);
+            if !(1..=max).contains(&len) {
+                return Err(ApiError::invalid(format!(
+                    "Invalid value for field '{}': '{value}'. The value must be from 1 to {max} characters.",
+                    field(f)
+                )));
+            }
         }
     }
     Ok(())

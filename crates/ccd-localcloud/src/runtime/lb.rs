@@ -3,8 +3,10 @@
 //! backend services; each backend service proxies to the RUNNING instances
 //! of its instance groups, probed by its health check. Connections to
 //! instances pass the firewall like any other. Routes retry and services eject
-//! failing instances as their `retryPolicy` and `outlierDetection` say.
+//! failing instances as their `retryPolicy` and `outlierDetection` say. A URL map's
+//! `defaultUrlRedirect` makes its listeners redirect every request instead.
 
+mod redirect;
 mod resilience;
 
 use std::collections::HashMap;
@@ -12,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use ccd_lb::redirect::RedirectFrontend;
 use ccd_lb::{
     BackendConfig, BackendService, BackendServiceConfig, CertificatePem, ConnectionPolicy,
     Frontend, FrontendConfig, HealthCheck, HealthCheckProtocol, HealthState, HostRule, PathMatcher,
@@ -19,6 +22,7 @@ use ccd_lb::{
 };
 use serde_json::{Value, json};
 
+use self::redirect::{Serve, Served};
 use crate::api::Call;
 use crate::cloud::Cloud;
 use crate::error::ApiError;
@@ -63,9 +67,11 @@ impl std::fmt::Debug for State {
 }
 
 struct Listener {
-    frontend: Frontend,
+    frontend: Served,
     requested: SocketAddr,
     tls: bool,
+    /// A redirect, rather than a proxy of services.
+    redirect: bool,
     url_map: String,
     certificates: Vec<String>,
 }
@@ -216,11 +222,19 @@ impl Balancers {
             tracing::info!(address = %listener.frontend.local_addr(), "load balancer listener closed");
             tokio::spawn(listener.frontend.shutdown(Duration::from_secs(10)));
         }
-        for key in keys {
-            let Some(rule) = cloud.store.get(&key) else {
-                continue;
-            };
-            if let Err(e) = self.reconcile_frontend(cloud, &key, &rule).await {
+        // HTTPS listeners first: a redirect to HTTPS names where they really listen.
+        let mut rules: Vec<(String, Arc<Value>)> = keys
+            .into_iter()
+            .filter_map(|k| cloud.store.get(&k).map(|r| (k, r)))
+            .collect();
+        rules.sort_by_key(|(_, r)| {
+            !r["target"]
+                .as_str()
+                .is_some_and(|t| t.contains("/targetHttpsProxies/"))
+        });
+        for (key, rule) in rules {
+            let key = key.as_str();
+            if let Err(e) = self.reconcile_frontend(cloud, key, &rule).await {
                 tracing::debug!(forwarding_rule = %key, error = %e, "listener not ready");
             }
         }
@@ -254,8 +268,23 @@ impl Balancers {
             .and_then(|p| p.parse().ok())
             .unwrap_or(if tls { 443 } else { 80 });
         let requested = SocketAddr::new(ip, port);
-        let url_map_signature = format!("{map}");
-        let url_map = self.url_map(&map)?;
+        let (serve, url_map_signature) = match redirect::default_redirect(&map)? {
+            Some(mut r) => {
+                r.https_port = redirect::https_port_of(
+                    ip,
+                    self.lock()
+                        .frontends
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != key)
+                        .map(|(_, l)| (l.requested, l.frontend.local_addr(), l.tls)),
+                );
+                // The HTTPS listener may move (or come up later): that changes the redirect too.
+                let signature = format!("{map}{:?}", r.https_port);
+                (Serve::Redirect(r), signature)
+            }
+            None => (Serve::Routes(self.url_map(&map)?), format!("{map}")),
+        };
+        let is_redirect = matches!(serve, Serve::Redirect(_));
         let certificates = if tls {
             certificates(cloud, &cert_keys)?
         } else {
@@ -270,7 +299,7 @@ impl Balancers {
             let state = self.lock();
             state.frontends.get(key).map(|l| {
                 (
-                    l.requested == requested && l.tls == tls,
+                    l.requested == requested && l.tls == tls && l.redirect == is_redirect,
                     l.url_map == url_map_signature,
                     l.certificates == cert_signature,
                 )
@@ -283,9 +312,14 @@ impl Balancers {
                     return Ok(());
                 };
                 if !same_map {
-                    l.frontend
-                        .set_url_map(&url_map)
-                        .map_err(|e| e.to_string())?;
+                    match (&l.frontend, &serve) {
+                        (Served::Proxy(f), Serve::Routes(url_map)) => {
+                            f.set_url_map(url_map).map_err(|e| e.to_string())?
+                        }
+                        (Served::Redirect(f), Serve::Redirect(r)) => f.set_redirect(r.clone()),
+                        // Told apart above: a change of kind binds anew.
+                        _ => return Err("listener of another kind".to_owned()),
+                    }
                     l.url_map = url_map_signature;
                 }
                 if !same_certs {
@@ -313,14 +347,23 @@ impl Balancers {
             c.workers = 1;
             c
         };
-        let frontend = match Frontend::bind(config(requested), &url_map).await {
+        let (serve, config) = (&serve, &config);
+        let bind = move |addr: SocketAddr| async move {
+            match serve {
+                Serve::Routes(url_map) => Frontend::bind(config(addr), url_map)
+                    .await
+                    .map(Served::Proxy),
+                Serve::Redirect(r) => RedirectFrontend::bind(config(addr), r.clone())
+                    .await
+                    .map(Served::Redirect),
+            }
+        };
+        let frontend = match bind(requested).await {
             Ok(f) => f,
             Err(_) if port < PRIVILEGED => {
                 let offset = self.lock().unprivileged_offset;
                 let fallback = SocketAddr::new(ip, port.saturating_add(offset));
-                Frontend::bind(config(fallback), &url_map)
-                    .await
-                    .map_err(|e| e.to_string())?
+                bind(fallback).await.map_err(|e| e.to_string())?
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -332,6 +375,7 @@ impl Balancers {
                 frontend,
                 requested,
                 tls,
+                redirect: is_redirect,
                 url_map: url_map_signature,
                 certificates: cert_signature,
             },
