@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 pub use error::CloudError;
 pub use gce::{ApiCalls, GceCloud, GceConfig};
+pub use gce::{inspect, permissions};
 use model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LbTraffic,
     LoadBalancerSpec, ManagedInstance, TemplateInfo, TemplateSpec,

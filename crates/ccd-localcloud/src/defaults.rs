@@ -430,3 +430,95 @@ pub fn ssl_certificate(res: &mut Value) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Compute gives every project a `default` network in auto mode, with a
+/// `default` subnetwork in each region: made here the first time a call
+/// names the project (and the region), so that a configuration's default
+/// network exists on the local cloud as it does on Compute Engine. Private
+/// Google Access is on: local instances reach the APIs directly.
+// Wiring pending: one call at the top of `handlers::dispatch` (outside this
+// change's files), `seed_default_network(cloud, &call.project, region)`.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn seed_default_network(cloud: &Cloud, project: &str, region: Option<&str>) {
+    let network_key = format!("projects/{project}/global/networks/default");
+    let network = cloud.link(&network_key);
+    if cloud.store.get(&network_key).is_none() {
+        cloud.store.put(
+            &network_key,
+            json!({
+                "kind": "compute#network", "id": crate::clock::new_id(), "name": "default",
+                "description": "Default network for the project",
+                "creationTimestamp": crate::clock::now_rfc3339(),
+                "selfLink": network, "autoCreateSubnetworks": true, "mtu": 1460,
+                "routingConfig": {"routingMode": "REGIONAL"},
+            }),
+        );
+    }
+    let Some(region) = region else { return };
+    let key = format!("projects/{project}/regions/{region}/subnetworks/default");
+    if cloud.store.get(&key).is_some() {
+        return;
+    }
+    // Auto mode gives each region a /20 of 10.128.0.0/9.
+    let block = region
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        % 2048;
+    let base = (10u32 << 24) | (128 << 16) | (block << 12);
+    let range = format!("{}/20", std::net::Ipv4Addr::from(base));
+    let gateway = std::net::Ipv4Addr::from(base + 1).to_string();
+    cloud.store.put(
+        &key,
+        json!({
+            "kind": "compute#subnetwork", "id": crate::clock::new_id(), "name": "default",
+            "creationTimestamp": crate::clock::now_rfc3339(),
+            "network": network, "ipCidrRange": range, "gatewayAddress": gateway,
+            "region": cloud.link(&format!("projects/{project}/regions/{region}")),
+            "selfLink": cloud.link(&key), "privateIpGoogleAccess": true,
+            "purpose": "PRIVATE", "stackType": "IPV4_ONLY",
+            "fingerprint": "bG9jYWxjbG91ZA==",
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_network_and_subnetwork_are_made_once_and_conform() {
+        let cloud = Cloud::new(
+            crate::store::Store::in_memory(),
+            "http://h/compute/v1/".to_owned(),
+            false,
+        );
+        seed_default_network(&cloud, "p", Some("europe-west1"));
+        let api = ccd_discovery::Api::compute();
+        let net = cloud
+            .store
+            .get("projects/p/global/networks/default")
+            .unwrap();
+        let sub = cloud
+            .store
+            .get("projects/p/regions/europe-west1/subnetworks/default")
+            .unwrap();
+        for (schema, body) in [("Network", &net), ("Subnetwork", &sub)] {
+            let checked = api.check_response(schema, body);
+            assert!(checked.is_ok(), "{schema}: {checked:?}");
+        }
+        assert_eq!(sub["network"], net["selfLink"]);
+        assert_eq!(sub["privateIpGoogleAccess"], true);
+        let range = sub["ipCidrRange"].as_str().unwrap();
+        assert!(
+            range.starts_with("10.") && range.ends_with("/20"),
+            "{range}"
+        );
+        // A second look changes nothing.
+        seed_default_network(&cloud, "p", Some("europe-west1"));
+        let again = cloud
+            .store
+            .get("projects/p/regions/europe-west1/subnetworks/default")
+            .unwrap();
+        assert_eq!(again["id"], sub["id"]);
+    }
+}

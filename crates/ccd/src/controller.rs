@@ -58,10 +58,73 @@ pub struct ControllerConfig {
     metrics_listen: SocketAddr,
     /// The bus between agents and the health and scaling reconcilers.
     #[serde(default)]
-    pubsub: Option<PubSubSettings>,
+    pub pubsub: Option<PubSubSettings>,
     /// ccd's own image, which instances run `ccd agent` from beside the app.
     #[serde(default)]
     agent_image: Option<String>,
+    /// The VPC network of instances, firewall rules and internal load
+    /// balancers: a name or `global/networks/NAME` (default `default`).
+    /// Normalized by [`load`] to a path.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// The subnetwork in the region: a name or `regions/REGION/subnetworks/NAME`;
+    /// the region's `default` subnetwork when absent. Normalized by [`load`].
+    #[serde(default)]
+    pub subnetwork: Option<String>,
+}
+
+fn default_network() -> String {
+    GceConfig::default().network
+}
+
+/// A Compute resource name: lowercase letters, digits and dashes, a letter first.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `NAME` or `[projects/P/]global/networks/NAME`, as a path.
+fn network_path(text: &str) -> Result<String, String> {
+    let path = match text.split('/').collect::<Vec<_>>().as_slice() {
+        [name] if valid_name(name) => Some(format!("global/networks/{name}")),
+        ["global", "networks", name] | ["projects", _, "global", "networks", name]
+            if valid_name(name) =>
+        {
+            Some(text.to_owned())
+        }
+        _ => None,
+    };
+    path.ok_or_else(|| {
+        format!(
+            "network: {text:?} is not a network; write its name, e.g. \"default\", or \"global/networks/NAME\""
+        )
+    })
+}
+
+/// `NAME` or `[projects/P/]regions/REGION/subnetworks/NAME` in `region`, as a path.
+fn subnetwork_path(text: &str, region: &str) -> Result<String, String> {
+    match text.split('/').collect::<Vec<_>>().as_slice() {
+        [name] if valid_name(name) => Ok(format!("regions/{region}/subnetworks/{name}")),
+        ["regions", r, "subnetworks", name]
+        | ["projects", _, "regions", r, "subnetworks", name]
+            if valid_name(name) =>
+        {
+            if *r == region {
+                Ok(text.to_owned())
+            } else {
+                Err(format!(
+                    "subnetwork: {text:?} is in region {r}, but the controller's region is {region}; name a subnetwork of {region}"
+                ))
+            }
+        }
+        _ => Err(format!(
+            "subnetwork: {text:?} is not a subnetwork; write its name, e.g. \"default\", or \"regions/{region}/subnetworks/NAME\""
+        )),
+    }
 }
 
 /// Google Pub/Sub (or its emulator, at `PUBSUB_EMULATOR_HOST`).
@@ -110,6 +173,12 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
     if config.project.is_empty() || config.region.is_empty() {
         bail!("{}: project and region must not be empty", path.display());
     }
+    let mut config = config;
+    let at = |e: String| anyhow::anyhow!("{}: {e}", path.display());
+    config.network = network_path(&config.network).map_err(at)?;
+    if let Some(sub) = &config.subnetwork {
+        config.subnetwork = Some(subnetwork_path(sub, &config.region).map_err(at)?);
+    }
     if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
         bail!(
             "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
@@ -157,6 +226,8 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         anonymous,
         rate_limit_per_sec: config.api_requests_per_second,
         agent_image: config.agent_image.clone(),
+        network: config.network.clone(),
+        subnetwork: config.subnetwork.clone(),
         ..GceConfig::default()
     })
     .await
@@ -282,6 +353,32 @@ mod tests {
         .unwrap();
         let e = format!("{:#}", load(&bad).unwrap_err());
         assert!(e.contains("unknown field `drift`"), "{e}");
+
+        let base = r#""store": "gs://b/p", "project": "p", "region": "europe-west1""#;
+        std::fs::write(
+            &bad,
+            format!(r#"{{{base}, "network": "vpc-a", "subnetwork": "sub-a"}}"#),
+        )
+        .unwrap();
+        let c = load(&bad).unwrap();
+        assert_eq!(c.network, "global/networks/vpc-a");
+        assert_eq!(
+            c.subnetwork.as_deref(),
+            Some("regions/europe-west1/subnetworks/sub-a")
+        );
+        std::fs::write(&bad, format!(r#"{{{base}, "network": "My VPC"}}"#)).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.json: network: \"My VPC\" is not a network"),
+            "{e}"
+        );
+        let other = r#""subnetwork": "regions/us-east1/subnetworks/s""#;
+        std::fs::write(&bad, format!("{{{base}, {other}}}")).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("subnetwork: \"regions/us-east1/subnetworks/s\" is in region us-east1"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod controller;
+mod doctor;
 mod events;
 mod guest;
 mod localcloud;
@@ -57,6 +58,8 @@ enum Command {
     Rollout(rollout::Args),
     /// What a spec would change, resource by resource, and its rollout schedule. Changes nothing.
     Plan(plan::Args),
+    /// Whether the project, network, permissions and store are ready for `ccd controller --config FILE`.
+    Doctor(doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,5 +81,6 @@ fn main() -> ExitCode {
         Command::Status(args) => observe::status(args),
         Command::Rollout(args) => rollout::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -1,0 +1,236 @@
+//! `ccd doctor --config FILE`: whether the project, the network and the
+//! store are ready for `ccd controller` with that configuration. One line
+//! per check, `ok|warn|fail  CHECK  detail and the fix`; exit 1 on any fail.
+//! Reads only, except one small probe object written to and deleted from
+//! the store.
+#![allow(clippy::print_stdout)] // this module is the command's output
+
+mod cloud;
+mod judge;
+
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ccd_store::{AnyStore, SpecStore as _, StoreUrl};
+
+use crate::controller::ControllerConfig;
+use judge::Needs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The controller's configuration, as `ccd controller --config` reads it.
+    #[arg(long, required_unless_present = "print_role")]
+    config: Option<PathBuf>,
+    /// Print the custom role `ccdController` the controller needs (the YAML
+    /// `gcloud iam roles create --file` reads), generated from ccd's
+    /// permission table, and exit.
+    #[arg(long)]
+    print_role: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// The lines printed so far; any fail makes the exit code 1.
+#[derive(Debug, Default)]
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, verdict: Verdict, check: &str, detail: impl std::fmt::Display) {
+        let word = match verdict {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        };
+        self.failed |= verdict == Verdict::Fail;
+        println!("{word:<4}  {check:<18}  {detail}");
+    }
+
+    fn ok(&mut self, check: &str, detail: impl std::fmt::Display) {
+        self.line(Verdict::Ok, check, detail);
+    }
+
+    fn warn(&mut self, check: &str, detail: impl std::fmt::Display) {
+        self.line(Verdict::Warn, check, detail);
+    }
+
+    fn fail(&mut self, check: &str, detail: impl std::fmt::Display) {
+        self.line(Verdict::Fail, check, detail);
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if args.print_role {
+        print!("{}", ccd_cloud::permissions::role_yaml());
+        return ExitCode::SUCCESS;
+    }
+    let Some(path) = args.config else {
+        return ExitCode::from(2);
+    };
+    let mut report = Report::default();
+    let config = match crate::controller::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail("configuration", format!("{e:#}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    report.ok("configuration", path.display());
+    let checked = crate::logging::block_on(async {
+        let needs = store(&config, &mut report).await;
+        cloud::checks(&config, &path, &needs, &mut report).await;
+        Ok(())
+    });
+    if let Err(e) = checked {
+        report.fail("doctor", format!("{e:#}"));
+    }
+    if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The store: opened, a probe object written, read back and deleted; then
+/// what its specs ask of the network.
+async fn store(config: &ControllerConfig, report: &mut Report) -> Needs {
+    let opened = config
+        .store
+        .parse::<StoreUrl>()
+        .map_err(|e| e.to_string())
+        .and_then(|url| AnyStore::open(&url).map_err(|e| e.to_string()));
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            report.fail("store", format!("store {:?}: {e}", config.store));
+            return Needs::default();
+        }
+    };
+    match probe(&store).await {
+        Ok(name) => report.ok(
+            "store",
+            format!("{}: wrote, read back and deleted controls/{name}.yaml", store.location()),
+        ),
+        Err(e) => report.fail(
+            "store",
+            format!(
+                "store {}: {e}; the controller must write there: for a bucket grant its service account roles/storage.objectAdmin on it (deploy/bootstrap.sh does), for a folder make it writable",
+                store.location()
+            ),
+        ),
+    }
+    needs(&store, report).await
+}
+
+async fn probe(store: &AnyStore) -> Result<String, String> {
+    // A name no app has: controls are never listed as specs, so no reconciler sees it.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let name = format!("ccd-doctor-probe-{random:016x}");
+    let body = format!("# written by ccd doctor, deleted at once\nprobe: {random}\n");
+    store
+        .write_control(&name, body.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let back = store.read_control(&name).await.map_err(|e| e.to_string());
+    let deleted = store.delete_control(&name).await.map_err(|e| e.to_string());
+    match back? {
+        Some(bytes) if bytes.as_ref() == body.as_bytes() => {}
+        _ => return Err(format!("controls/{name}.yaml did not read back as written")),
+    }
+    deleted?;
+    Ok(name)
+}
+
+/// Ports, internal apps and images of the store's valid specs.
+async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
+    let mut needs = Needs::default();
+    let listing = match store.list_specs().await {
+        Ok(l) => l,
+        Err(e) => {
+            report.fail("specs", format!("{e}; fix the store first"));
+            return needs;
+        }
+    };
+    let (mut valid, mut invalid) = (0, Vec::new());
+    for file in &listing.specs {
+        let Ok(app) = ccd_spec::parse_bytes(&file.bytes) else {
+            invalid.push(file.path.clone());
+            continue;
+        };
+        valid += 1;
+        let s = &app.spec;
+        needs.ports.insert(s.port);
+        needs
+            .ports
+            .extend(s.health.http.as_ref().and_then(|h| h.port));
+        needs
+            .ports
+            .extend(s.health.tcp.as_ref().and_then(|t| t.port));
+        needs.images.insert(s.image.clone());
+        if s.expose.internal.is_some() {
+            needs.internal_apps.push(app.metadata.name.clone());
+        }
+    }
+    invalid.extend(listing.unreadable.iter().map(|u| u.path.clone()));
+    if invalid.is_empty() {
+        report.ok("specs", format!("{valid} valid"));
+    } else {
+        report.warn(
+            "specs",
+            format!(
+                "{valid} valid; not counted below: {} (ccd validate names each problem)",
+                invalid.join(", ")
+            ),
+        );
+    }
+    needs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    #[test]
+    fn the_bootstrap_grants_the_generated_role_and_no_hand_kept_list() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/bootstrap.sh"),
+        )
+        .unwrap();
+        let role = ccd_cloud::permissions::role_yaml();
+        let listed: Vec<&str> = role.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+        for need in ccd_cloud::permissions::TABLE {
+            for p in need.permissions {
+                assert!(listed.contains(p), "role lacks {p}");
+            }
+        }
+        // The role file comes from the binary, and both create and update read it.
+        assert!(script.contains(r#""$ccd" doctor --print-role > "$work/role.yaml""#));
+        assert!(script.contains(r#"roles create "$role" --file "$work/role.yaml""#));
+        assert!(script.contains(r#"roles update "$role" --file "$work/role.yaml""#));
+        assert!(script.contains(r#"--role "projects/$project/roles/$role""#));
+        assert!(
+            !script.contains("--permissions"),
+            "a hand list of permissions"
+        );
+        let copied: Vec<&&str> = listed.iter().filter(|p| script.contains(**p)).collect();
+        assert!(
+            copied.is_empty(),
+            "permissions written into the script: {copied:?}"
+        );
+        assert!(
+            script
+                .trim_end()
+                .ends_with("doctor --config ./ccd-bootstrap.json")
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! `ccd doctor --config FILE` against a local cloud: the real binary, its
+//! lines and exit code as a person running it sees them.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ccd_e2e::{Api, LocalCloudProcess, binary, temp_dir};
+use serde_json::json;
+
+/// The project's `default` network and its subnetwork in the region, made
+/// through the API when the local cloud has not made them itself.
+async fn default_network(cloud: &LocalCloudProcess) -> Result<()> {
+    let api = Api::new(&cloud.compute, "p");
+    if api.get("global/networks/default").await.is_err() {
+        api.post(
+            "global/networks",
+            json!({"name": "default", "autoCreateSubnetworks": true}),
+        )
+        .await?;
+    }
+    if api
+        .get("regions/europe-west1/subnetworks/default")
+        .await
+        .is_err()
+    {
+        let body = json!({
+            "name": "default", "network": "global/networks/default",
+            "ipCidrRange": "10.132.0.0/20", "privateIpGoogleAccess": true,
+        });
+        api.post("regions/europe-west1/subnetworks", body).await?;
+    }
+    Ok(())
+}
+
+/// A store with the example `hello` spec and a configuration naming it.
+fn setup(dir: &Path, cloud: &LocalCloudProcess, extra: &str) -> Result<std::path::PathBuf> {
+    let store = dir.join("store");
+    std::fs::create_dir_all(store.join("specs"))?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/examples/hello.yaml");
+    std::fs::copy(&example, store.join("specs/hello.yaml")).context("example spec")?;
+    let config = dir.join("ccd.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"store": "{}", "project": "p", "region": "europe-west1", "endpoint": "{}"{extra}}}"#,
+            store.display(),
+            cloud.base
+        ),
+    )?;
+    Ok(config)
+}
+
+/// Runs `ccd doctor`: its exit code and stdout.
+async fn doctor(config: &Path) -> Result<(i32, String)> {
+    let out = tokio::process::Command::new(binary("ccd"))
+        .args(["doctor", "--config"])
+        .arg(config)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok((out.status.code().unwrap_or(-1), stdout))
+}
+
+fn line<'a>(stdout: &'a str, check: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(check)))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn passes_on_the_local_clouds_default_network() -> Result<()> {
+    let dir = temp_dir("doctor-ok");
+    let cloud = LocalCloudProcess::start(&dir).await?;
+    default_network(&cloud).await?;
+    let config = setup(&dir, &cloud, "")?;
+    let (code, out) = doctor(&config).await?;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("fail")), "{out}");
+    assert!(
+        line(&out, "network").starts_with("ok") && out.contains("default exists"),
+        "{out}"
+    );
+    assert!(line(&out, "subnetwork").starts_with("ok"), "{out}");
+    assert!(line(&out, "store").starts_with("ok"), "{out}");
+    // What a local cloud cannot show is said, not passed.
+    assert!(line(&out, "permissions").starts_with("warn"), "{out}");
+    assert!(line(&out, "apis").starts_with("warn"), "{out}");
+    // The probe is gone.
+    let controls = dir.join("store/controls");
+    let left = std::fs::read_dir(&controls).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "probe left in {}", controls.display());
+    Ok(())
+}
+
+#[tokio::test]
+async fn fails_naming_a_network_that_does_not_exist() -> Result<()> {
+    let dir = temp_dir("doctor-net");
+    let cloud = LocalCloudProcess::start(&dir).await?;
+    default_network(&cloud).await?;
+    let config = setup(&dir, &cloud, r#", "network": "prod-vpc""#)?;
+    let (code, out) = doctor(&config).await?;
+    assert_eq!(code, 1, "{out}");
+    let network = line(&out, "network");
+    assert!(network.starts_with("fail"), "{out}");
+    assert!(network.contains("network prod-vpc not found"), "{network}");
+    assert!(
+        network.contains("\"network\"")
+            && network.contains("gcloud compute networks create prod-vpc"),
+        "{network}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fails_naming_a_store_it_cannot_write() -> Result<()> {
+    let dir = temp_dir("doctor-store");
+    let cloud = LocalCloudProcess::start(&dir).await?;
+    default_network(&cloud).await?;
+    let config = setup(&dir, &cloud, "")?;
+    // A file where the store keeps its controls: no write can succeed, even as root.
+    std::fs::write(dir.join("store/controls"), "not a folder")?;
+    let (code, out) = doctor(&config).await?;
+    assert_eq!(code, 1, "{out}");
+    let store = line(&out, "store");
+    assert!(store.starts_with("fail"), "{out}");
+    assert!(
+        store.contains(&dir.join("store").display().to_string()),
+        "{store}"
+    );
+    assert!(
+        line(&out, "network").starts_with("ok"),
+        "the other checks still run: {out}"
+    );
+    Ok(())
+}
