@@ -27,8 +27,9 @@ pub fn instance_tag(app: &str) -> String {
 }
 
 /// Bumped whenever the meaning of a [`TemplateSpec`] changes, so that the same
-/// spec rendered differently gets a new template name.
-const TEMPLATE_FORMAT: u32 = 1;
+/// spec rendered differently gets a new template name. 2: the startup script
+/// opens COS's host firewall and retries, and container logs are shipped.
+const TEMPLATE_FORMAT: u32 = 2;
 
 /// An immutable instance template: what one revision of an app runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +57,11 @@ pub struct TemplateSpec {
     /// when absent, so templates without an agent keep their names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<ccd_agent::AgentConfig>,
+    /// Ports besides `port` that the instance's host firewall must admit: a
+    /// health check's, when it probes another port. Left out of the name's
+    /// hash when empty, so other templates keep their names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_ports: Vec<u16>,
 }
 
 impl TemplateSpec {
@@ -544,6 +550,7 @@ mod tests {
             local_run: Some(LocalRun::Simulated),
             labels: BTreeMap::new(),
             agent: None,
+            open_ports: vec![],
         }
     }
 
@@ -564,9 +571,13 @@ mod tests {
     #[test]
     fn secret_references_are_part_of_the_name() {
         let plain = spec();
-        // No secrets hashes as before secrets existed: a template name that
-        // predates them does not change, so no app rolls out for nothing.
-        assert_eq!(plain.name(), "web-77600e8e57", "{}", plain.name());
+        // No secrets (nor open ports) hashes as before those fields existed:
+        // a template name that predates them does not change, so no app
+        // rolls out for nothing (only TEMPLATE_FORMAT changes every name).
+        assert_eq!(plain.name(), "web-01fdaf732e", "{}", plain.name());
+        let mut health_port = spec();
+        health_port.open_ports = vec![9001];
+        assert_ne!(health_port.name(), plain.name());
         let with = |version: &str| {
             let mut s = spec();
             s.secrets.insert(

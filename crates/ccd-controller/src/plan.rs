@@ -77,6 +77,11 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         local_run,
         labels: app.metadata.labels.clone(),
         agent: Some(agent_config(app)),
+        // A health check on another port must pass the host firewall too.
+        open_ports: match app.spec.probe() {
+            ProbeKind::Http { port, .. } | ProbeKind::Tcp { port } if port != s.port => vec![port],
+            _ => Vec::new(),
+        },
     };
     let health = health_definition(app);
     // An exec probe runs on the instance (the agent's job); the cloud's

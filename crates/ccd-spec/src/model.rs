@@ -207,8 +207,13 @@ fn default_timeout() -> Duration {
 fn default_threshold() -> u32 {
     2
 }
+/// Long enough for a Compute Engine VM to boot Container-Optimized OS, pull
+/// the image (with retries) and start the app, with room to spare: a delay
+/// shorter than a boot recreates instances in a loop, while a longer one
+/// costs a healthy instance nothing (its first passing check ends it). See
+/// docs/decisions.md.
 fn default_initial_delay() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(300)
 }
 
 impl Default for Health {
@@ -463,4 +468,17 @@ pub enum DriftMode {
     Warn,
     /// Do not look for drift.
     Off,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_initial_delay_covers_a_vm_boot_and_an_image_pull() {
+        let app = crate::parse(
+            "apiVersion: ccd/v1\nkind: App\nmetadata: {name: web}\nspec:\n  image: img:1\n  version: \"1\"\n  port: 8080\n",
+        )
+        .expect("a minimal spec");
+        let delay = app.spec.health.initial_delay.as_std();
+        assert_eq!(delay, std::time::Duration::from_secs(300));
+    }
 }

@@ -13,6 +13,7 @@ macro_rules! idempotent {
     };
 }
 
+mod boot;
 mod call;
 mod counters;
 mod firewalls;

@@ -141,6 +141,7 @@ mod tests {
             local_run: None,
             labels: BTreeMap::new(),
             agent: None,
+            open_ports: vec![],
         }
     }
 

@@ -70,6 +70,7 @@ pub fn template(app: &str, revision: &str) -> TemplateSpec {
         local_run: Some(LocalRun::Simulated),
         labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
         agent: None,
+        open_ports: vec![],
     }
 }
 
