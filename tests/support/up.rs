@@ -141,6 +141,7 @@ pub async fn resources(http: &reqwest::Client, compute: &str, app: &str) -> Vec<
         "global/urlMaps",
         "global/sslCertificates",
         "global/targetHttpsProxies",
+        "global/targetHttpProxies",
         "global/forwardingRules",
         "global/addresses",
         "regions/europe-west1/instanceGroupManagers",

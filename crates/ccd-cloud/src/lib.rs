@@ -92,6 +92,18 @@ pub trait Cloud: Send + Sync + 'static {
         instances: &[ManagedInstance],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Every group ccd made in the region, of every app, found by ccd's mark
+    /// (never through a status file): what removal and the sweep for apps
+    /// whose spec is gone go by.
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<GroupId>, CloudError>> + Send;
+
+    /// Every app ccd made anything for in the region (a group, or a
+    /// template marked with the region), found by ccd's mark: the apps the
+    /// sweep compares with the specs.
+    fn owned_apps(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, CloudError>> + Send;
+
     /// Deletes the group and its instances; [`CloudError::InUse`] while a load balancer serves it.
     fn delete_group(&self, id: &GroupId) -> impl Future<Output = Result<(), CloudError>> + Send;
 

@@ -456,6 +456,27 @@ pub struct LbState {
     /// The address clients connect to, once reserved.
     pub address: Option<IpAddr>,
     pub pieces: Vec<LbPiece>,
+    /// The Google-managed certificate for the spec's domains (an external
+    /// balancer's newest), as Compute reports it.
+    pub certificate: Option<CertificateState>,
+}
+
+/// A Google-managed certificate's provisioning, in Compute's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateState {
+    pub name: String,
+    /// `ACTIVE` once issued; `PROVISIONING` until DNS points at the load
+    /// balancer and the CA has checked it; `PROVISIONING_FAILED`, ...
+    pub status: String,
+    /// Each domain's status, e.g. `FAILED_NOT_VISIBLE` while its DNS
+    /// record does not name the load balancer's address.
+    pub domains: std::collections::BTreeMap<String, String>,
+}
+
+impl CertificateState {
+    pub fn active(&self) -> bool {
+        self.status == "ACTIVE"
+    }
 }
 
 impl LbState {

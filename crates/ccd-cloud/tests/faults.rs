@@ -111,13 +111,16 @@ async fn throttling_and_outages_neither_stop_convergence_nor_duplicate_anything(
     assert_eq!(count("global/firewalls"), 1, "{got:?}");
     for c in [
         "backendServices",
-        "urlMaps",
         "sslCertificates",
         "targetHttpsProxies",
+        "targetHttpProxies",
         "addresses",
-        "forwardingRules",
     ] {
         assert_eq!(count(&format!("global/{c}")), 1, "{c}: {got:?}");
+    }
+    // HTTPS, and the redirect to it on port 80.
+    for c in ["urlMaps", "forwardingRules"] {
+        assert_eq!(count(&format!("global/{c}")), 2, "{c}: {got:?}");
     }
     let g = cloud.get_group(&spec.id()).await.unwrap().unwrap();
     assert_eq!((g.target_size, g.instances.len()), (3, 3));

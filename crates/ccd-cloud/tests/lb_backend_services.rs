@@ -203,6 +203,7 @@ async fn a_backend_service_made_before_backends_were_marked_is_still_found() {
     regional(&local, reqwest::Method::POST, "backendServices", Some(old)).await;
     let map = regional(&local, reqwest::Method::GET, "urlMaps/elder-int-um", None).await;
     let to_old = serde_json::json!({"name": "elder-int-um", "fingerprint": map["fingerprint"],
+        "description": map["description"],
         "defaultService": format!("regions/{}/backendServices/elder-int-bs", common::REGION)});
     regional(
         &local,

@@ -101,7 +101,7 @@ async fn an_external_load_balancer_is_built_reported_and_torn_down_in_reverse() 
     assert!(state.complete(), "{state:?}");
     assert!(state.address.is_some(), "{state:?}");
     let kinds: Vec<LbPieceKind> = state.pieces.iter().map(|p| p.kind).collect();
-    assert_eq!(kinds.len(), 7);
+    assert_eq!(kinds.len(), 10, "HTTPS, and the redirect to it on port 80");
     assert_eq!(cloud.get_load_balancer(&ext.id()).await.unwrap(), state);
     // Applying again creates nothing new.
     let before = common::inventory(&local, app).await;

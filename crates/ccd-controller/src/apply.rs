@@ -22,6 +22,8 @@ pub(crate) struct Applied {
     pub removed_load_balancer: bool,
     /// What differs from the shape (a read-only pass only): one line each.
     pub drift: Vec<String>,
+    /// The load balancer's certificate and address, when it has one.
+    pub certificate: Option<(ccd_cloud::model::CertificateState, Option<std::net::IpAddr>)>,
 }
 
 /// Runs the pass. A refused change ([`CloudError::WouldChange`], from a
@@ -71,11 +73,18 @@ pub(crate) async fn apply<C: Cloud>(
                 note(cloud.delete_load_balancer(&id).await, &mut drift)?.is_some();
         }
     }
+    let mut certificate = None;
     let endpoints = match &shape.load_balancer {
         None => Some(Vec::new()),
-        Some(spec) => note(cloud.apply_load_balancer(spec).await, &mut drift)?
-            .filter(|state| state.complete())
-            .map(|state| endpoints(spec, &state)),
+        Some(spec) => {
+            let state = note(cloud.apply_load_balancer(spec).await, &mut drift)?;
+            certificate = state
+                .as_ref()
+                .and_then(|s| Some((s.certificate.clone()?, s.address)));
+            state
+                .filter(|state| state.complete())
+                .map(|state| endpoints(spec, &state))
+        }
     };
     for id in &shape.retire {
         match cloud.delete_group(id).await {
@@ -90,6 +99,7 @@ pub(crate) async fn apply<C: Cloud>(
         endpoints,
         removed_load_balancer,
         drift: drift.lines,
+        certificate,
     })
 }
 

@@ -24,10 +24,13 @@ pub mod shape;
 mod source;
 pub mod status;
 pub mod steps;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 
-pub use deploy::{DRIFT_CHECK, DeployReconciler, Endpoints, EventSink, ReconcileError};
+pub use deploy::{
+    DELETION_GRACE, DRIFT_CHECK, DeployReconciler, Endpoints, EventSink, ReconcileError,
+};
 pub use plan::{LocalTarget, PORT_NAME, Plan, plan};
 pub use source::{Desired, SpecSource, desired};
 pub use status::{Condition, GroupRecord, GroupRole, InstanceView, LastGood, Phase, Status};

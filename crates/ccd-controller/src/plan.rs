@@ -118,6 +118,15 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         }),
     };
     let mut firewalls = vec![FirewallSpec::health_checks(&name, s.port)];
+    // A check on another port than the app's must be let through too, or
+    // every check fails and autohealing recreates instances in a loop.
+    if let Probe::Http { port, .. } | Probe::Tcp { port } = health.probe
+        && port != s.port
+    {
+        let mut rule = FirewallSpec::health_checks(&name, port);
+        rule.name = format!("{name}-allow-health-port");
+        firewalls.push(rule);
+    }
     let load_balancer = if let Some(external) = &s.expose.external {
         if !external.allow_from.is_empty() {
             firewalls.push(FirewallSpec::allow_from(
@@ -369,6 +378,27 @@ mod tests {
             names.contains(&"orders-api-allow-proxies".to_owned()),
             "the internal load balancer's proxies are admitted: {names:?}"
         );
+    }
+
+    #[test]
+    fn a_health_check_on_its_own_port_is_let_through_the_firewall_too() {
+        let on_own_port = SPEC.replace("{path: /healthz}", "{path: /healthz, port: 9090}");
+        let p = plan(&ccd_spec::parse(&on_own_port).unwrap(), None);
+        let checkers: Vec<(String, u16)> = p
+            .firewalls
+            .iter()
+            .filter(|f| f.sources.iter().any(|s| s == "35.191.0.0/16"))
+            .map(|f| (f.name.clone(), f.port))
+            .collect();
+        assert_eq!(
+            checkers,
+            [
+                ("hello-allow-health".to_owned(), 8080),
+                ("hello-allow-health-port".to_owned(), 9090)
+            ]
+        );
+        let p = plan(&ccd_spec::parse(SPEC).unwrap(), None);
+        assert!(!p.firewalls.iter().any(|f| f.name.ends_with("health-port")));
     }
 
     #[test]

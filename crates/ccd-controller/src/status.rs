@@ -117,6 +117,19 @@ impl GroupRecord {
     }
 }
 
+/// The external load balancer's Google-managed certificate, as Compute
+/// reports it: HTTPS works once it is ACTIVE.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    pub name: String,
+    pub status: String,
+    /// Each domain's status, e.g. `FAILED_NOT_VISIBLE` until its DNS
+    /// record names the load balancer's address.
+    #[serde(default)]
+    pub domains: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -151,6 +164,13 @@ pub struct Status {
     pub instances: Vec<InstanceView>,
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// The HTTPS certificate of an externally exposed app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateStatus>,
+    /// The spec's `deletionProtection`, kept here because removing the spec
+    /// must not remove the protection with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletion_protection: bool,
     /// The app's groups; read back when the spec can no longer say where
     /// they are (it was deleted, broken or moved them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

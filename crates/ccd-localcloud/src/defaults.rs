@@ -436,9 +436,7 @@ pub fn ssl_certificate(res: &mut Value) -> Result<(), ApiError> {
 /// names the project (and the region), so that a configuration's default
 /// network exists on the local cloud as it does on Compute Engine. Private
 /// Google Access is on: local instances reach the APIs directly.
-// Wiring pending: one call at the top of `handlers::dispatch` (outside this
-// change's files), `seed_default_network(cloud, &call.project, region)`.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Called at the top of `handlers::dispatch`.
 pub fn seed_default_network(cloud: &Cloud, project: &str, region: Option<&str>) {
     let network_key = format!("projects/{project}/global/networks/default");
     let network = cloud.link(&network_key);

@@ -15,6 +15,14 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
     let resource = call.method.resource.as_str();
     let name = call.method.name.as_str();
     let is_operations = resource.ends_with("perations");
+    // The default network (and the region's default subnetwork) exist from
+    // the start, as in a new Compute Engine project.
+    let region = call
+        .target
+        .scope
+        .split_once("/regions/")
+        .map(|(_, r)| r.split('/').next().unwrap_or(r));
+    crate::defaults::seed_default_network(cloud, &call.project, region);
     if resource == "zones" || resource == "regions" {
         return crate::geo::answer(cloud, &call);
     }

@@ -81,6 +81,22 @@ impl Ctx {
         }
     }
 
+    /// `true` or `false`, unquoted.
+    pub fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
+        match &node.value {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if plain_scalar_kind(text) == PlainKind::Bool => {
+                Some(text.eq_ignore_ascii_case("true"))
+            }
+            _ => {
+                self.wrong_type(node, field, "true or false");
+                None
+            }
+        }
+    }
+
     /// A whole number within `min..=max`.
     pub fn int(&mut self, node: &Node, field: &str, min: i64, max: i64) -> Option<i64> {
         match &node.value {

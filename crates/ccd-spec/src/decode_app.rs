@@ -125,6 +125,7 @@ fn spec(cx: &mut Ctx, node: &Node, path: &str) -> Option<AppSpec> {
             ],
         )
     });
+    let deletion_protection = f.or(cx, "deletionProtection", false, |cx, n, p| cx.boolean(n, p));
     let known = [
         "image",
         "version",
@@ -140,6 +141,7 @@ fn spec(cx: &mut Ctx, node: &Node, path: &str) -> Option<AppSpec> {
         "expose",
         "services",
         "drift",
+        "deletionProtection",
     ];
     let spec_at = f.at;
     f.finish(cx, &known);
@@ -159,6 +161,7 @@ fn spec(cx: &mut Ctx, node: &Node, path: &str) -> Option<AppSpec> {
         expose: expose?,
         services: services?,
         drift: drift?,
+        deletion_protection: deletion_protection?,
     };
     cross_checks(cx, &spec, spec_at, path);
     Some(spec)

@@ -69,6 +69,10 @@ pub struct AppSpec {
     /// What the controller does when the cloud drifts from the spec.
     #[serde(default)]
     pub drift: DriftMode,
+    /// Keeps every resource of the app when its spec is removed, until the
+    /// spec comes back with `false` and is removed again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletion_protection: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

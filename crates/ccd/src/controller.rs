@@ -53,6 +53,9 @@ pub struct ControllerConfig {
     /// How often, in seconds, a converged app is checked for drift from its spec.
     #[serde(default = "default_drift_check")]
     drift_check_seconds: u64,
+    /// How long, in seconds, a spec must stay gone before its app is removed.
+    #[serde(default = "default_deletion_grace")]
+    deletion_grace_seconds: u64,
     /// Where `/metrics` and `/healthz` are served.
     #[serde(default = "default_metrics_listen")]
     metrics_listen: SocketAddr,
@@ -156,6 +159,25 @@ fn default_drift_check() -> u64 {
     ccd_controller::DRIFT_CHECK.as_secs()
 }
 
+/// Whether calls to `endpoint` go without credentials: only to a local
+/// cloud on this machine. Any other endpoint (a Private Service Connect
+/// endpoint, a proxy) is Compute Engine and gets the credentials.
+pub fn anonymous(endpoint: Option<&str>) -> bool {
+    let Some(uri) = endpoint.and_then(|e| e.parse::<axum::http::Uri>().ok()) else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn default_deletion_grace() -> u64 {
+    ccd_controller::DELETION_GRACE.as_secs()
+}
+
 fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
@@ -218,7 +240,7 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         .parse()
         .with_context(|| format!("store {:?}", config.store))?;
     let store = Arc::new(AnyStore::open(&url).context("cannot open the store")?);
-    let anonymous = config.endpoint.is_some();
+    let anonymous = anonymous(config.endpoint.as_deref());
     let cloud = GceCloud::new(GceConfig {
         project: config.project.clone(),
         region: config.region.clone(),
@@ -266,6 +288,9 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
     .with_drift_check(std::time::Duration::from_secs(
         config.drift_check_seconds.max(1),
+    ))
+    .with_deletion_grace(std::time::Duration::from_secs(
+        config.deletion_grace_seconds,
     ));
     let runtime_config = deploy_runtime();
     let controller =
@@ -274,6 +299,13 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     let mut metrics = Vec::new();
     if set.deploy {
         metrics.push(controller.metrics());
+        tokio::spawn(ccd_controller::sweep::run(
+            cloud.clone(),
+            controller.cache(),
+            controller.trigger(),
+            ccd_controller::sweep::SWEEP_EVERY,
+            stop.clone(),
+        ));
     }
     let mut drops = None;
     if let Some(pubsub) = config.pubsub.as_ref().filter(|_| set.needs_bus()) {
@@ -323,6 +355,25 @@ pub fn deploy_runtime() -> ccd_runtime::Config {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_a_local_cloud_is_called_without_credentials() {
+        for local in [
+            "http://127.0.0.1:4000/compute/v1/",
+            "http://localhost:4000",
+            "http://[::1]:4000/",
+        ] {
+            assert!(anonymous(Some(local)), "{local}");
+        }
+        for remote in [
+            "https://compute-psc.p.googleapis.com",
+            "https://10.1.2.3/compute/v1/",
+            "not a url",
+        ] {
+            assert!(!anonymous(Some(remote)), "{remote}");
+        }
+        assert!(!anonymous(None));
+    }
 
     #[test]
     fn the_example_configuration_loads_and_mistakes_are_named() {

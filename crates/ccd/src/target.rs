@@ -83,7 +83,7 @@ impl Target {
                 GceConfig {
                     project: c.project,
                     region: c.region,
-                    anonymous: c.endpoint.is_some(),
+                    anonymous: crate::controller::anonymous(c.endpoint.as_deref()),
                     endpoint: c.endpoint,
                     ..GceConfig::default()
                 }

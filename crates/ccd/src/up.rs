@@ -39,6 +39,9 @@ pub struct Args {
     /// Where the controller's `/metrics` is served.
     #[arg(long, default_value = "127.0.0.1:0")]
     metrics_listen: SocketAddr,
+    /// How long a spec must stay gone before its app is removed.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    deletion_grace: Duration,
 }
 
 /// The local cloud runs on this machine and has no quota to protect.
@@ -94,9 +97,14 @@ async fn up(args: Args) -> anyhow::Result<()> {
         let Some(address) = state.address else {
             return Vec::new();
         };
-        listeners()
+        let mut found: Vec<_> = listeners()
             .into_iter()
             .filter(|l| l.requested.ip() == address)
+            .collect();
+        // HTTPS first: port 80 of an external app only redirects to it.
+        found.sort_by_key(|l| !l.tls);
+        found
+            .into_iter()
             .map(|l| format!("{}://{}", if l.tls { "https" } else { "http" }, l.listening))
             .collect()
     });
@@ -120,11 +128,19 @@ async fn up(args: Args) -> anyhow::Result<()> {
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
     // The local cloud has no quota and its instances start in milliseconds.
     .with_poll(Duration::from_millis(250))
-    .with_drift_check(args.drift_check);
+    .with_drift_check(args.drift_check)
+    .with_deletion_grace(args.deletion_grace);
     let config = crate::controller::deploy_runtime();
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);
     let stop = CancellationToken::new();
+    tokio::spawn(ccd_controller::sweep::run(
+        cloud.clone(),
+        controller.cache(),
+        controller.trigger(),
+        ccd_controller::sweep::SWEEP_EVERY,
+        stop.clone(),
+    ));
     let drops = Arc::new(Drops::default());
     let mut metrics = vec![controller.metrics()];
     metrics.extend(crate::reconcilers::start(

@@ -108,21 +108,8 @@ impl GceCloud {
     /// How many zones the region has: a regional group over all of them
     /// spreads over that many. Asked once; regions do not change.
     async fn region_zone_count(&self) -> Outcome<u32> {
-        let count = self
-            .region_zones
-            .get_or_try_init(|| async {
-                let resource = format!("regions/{}", self.region());
-                let get = self
-                    .c
-                    .regions
-                    .get()
-                    .set_project(self.project())
-                    .set_region(self.region());
-                let region = self.read(&resource, get.send()).await?;
-                Ok::<u32, Failure>(u32::try_from(region.zones.len()).unwrap_or(u32::MAX))
-            })
-            .await?;
-        Ok(*count)
+        let zones = self.region_zone_names().await?;
+        Ok(u32::try_from(zones.len()).unwrap_or(u32::MAX))
     }
 
     pub(crate) async fn find_group(&self, id: &GroupId) -> Outcome<Option<InstanceGroupManager>> {

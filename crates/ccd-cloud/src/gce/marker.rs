@@ -65,6 +65,9 @@ pub(crate) fn check_owned(resource: &str, app: &str, found: &impl Described) -> 
     ))
 }
 
+/// The word naming the region of a global resource made for one region's apps.
+pub(crate) const REGION_WORD: &str = "ccd-region";
+
 /// The description marker, with extra `key=value` words (values without spaces).
 pub(crate) fn description(app: &str, extra: &[(&str, &str)]) -> String {
     let mut out = format!("{MANAGED_LABEL}=true {APP_LABEL}={app}");

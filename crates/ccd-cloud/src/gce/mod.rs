@@ -21,6 +21,7 @@ mod group_state;
 mod groups;
 mod health;
 pub mod inspect;
+mod inventory;
 mod lb;
 mod limiter;
 mod marker;
@@ -41,7 +42,7 @@ use google_cloud_compute_v1::client::{
     HealthChecks, InstanceGroupManagers, InstanceGroups, InstanceTemplates, Instances,
     RegionBackendServices, RegionHealthChecks, RegionInstanceGroupManagers, RegionInstanceGroups,
     RegionTargetHttpProxies, RegionUrlMaps, Regions, SslCertificates, Subnetworks,
-    TargetHttpsProxies, UrlMaps,
+    TargetHttpProxies, TargetHttpsProxies, UrlMaps,
 };
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt as _;
@@ -113,6 +114,7 @@ struct Clients {
     rurl_maps: RegionUrlMaps,
     certs: SslCertificates,
     https_proxies: TargetHttpsProxies,
+    http_proxies: TargetHttpProxies,
     rhttp_proxies: RegionTargetHttpProxies,
     global_addresses: GlobalAddresses,
     addresses: Addresses,
@@ -132,8 +134,8 @@ pub struct GceCloud {
     c: Clients,
     limiter: Arc<limiter::Limiter>,
     counters: Arc<counters::Counters>,
-    /// The region's zone count, once asked.
-    region_zones: Arc<tokio::sync::OnceCell<u32>>,
+    /// The region's zones, once asked.
+    region_zones: Arc<tokio::sync::OnceCell<Vec<String>>>,
     /// The region's proxy-only subnet ranges, once found.
     proxy_ranges: Arc<tokio::sync::OnceCell<Vec<String>>>,
     /// Mutations are refused ([`Cloud::read_only`]).
@@ -201,6 +203,7 @@ impl GceCloud {
             rurl_maps: client!(RegionUrlMaps, config, creds),
             certs: client!(SslCertificates, config, creds),
             https_proxies: client!(TargetHttpsProxies, config, creds),
+            http_proxies: client!(TargetHttpProxies, config, creds),
             rhttp_proxies: client!(RegionTargetHttpProxies, config, creds),
             global_addresses: client!(GlobalAddresses, config, creds),
             addresses: client!(Addresses, config, creds),
@@ -327,6 +330,14 @@ impl Cloud for GceCloud {
         since: std::time::SystemTime,
     ) -> Result<crate::model::LbTraffic, CloudError> {
         Ok(self.lb_traffic_impl(id, since).await?)
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupId>, CloudError> {
+        Ok(self.list_groups_impl().await?)
+    }
+
+    async fn owned_apps(&self) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        Ok(self.owned_apps_impl().await?)
     }
 
     async fn list_firewalls(&self, app: &str) -> Result<Vec<FirewallSpec>, CloudError> {

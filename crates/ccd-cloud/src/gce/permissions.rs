@@ -91,6 +91,7 @@ pub const TABLE: &[Need] = &[
     row("igm", "recreate_instances", &["compute.instanceGroupManagers.update"], Adapter),
     row("igm", "list_managed_instances", &["compute.instanceGroupManagers.get"], Adapter),
     row("igm", "delete", &["compute.instanceGroupManagers.delete"], Adapter),
+    row("igm", "list", &["compute.instanceGroupManagers.list"], Adapter),
     row("rigm", "get", &["compute.instanceGroupManagers.get"], Adapter),
     row("rigm", "insert", &IGM_CREATE, Adapter),
     row("rigm", "patch", &IGM_UPDATE_TEMPLATE, Adapter),
@@ -98,6 +99,7 @@ pub const TABLE: &[Need] = &[
     row("rigm", "recreate_instances", &["compute.instanceGroupManagers.update"], Adapter),
     row("rigm", "list_managed_instances", &["compute.instanceGroupManagers.get"], Adapter),
     row("rigm", "delete", &["compute.instanceGroupManagers.delete"], Adapter),
+    row("rigm", "list", &["compute.instanceGroupManagers.list"], Adapter),
     row("groups", "get", &["compute.instanceGroups.get"], Adapter),
     row("groups", "set_named_ports", &["compute.instanceGroups.update"], Adapter),
     row("rgroups", "get", &["compute.instanceGroups.get"], Adapter),
@@ -161,6 +163,12 @@ pub const TABLE: &[Need] = &[
         "compute.targetHttpsProxies.update", "compute.urlMaps.use", "compute.sslCertificates.get",
     ], Adapter),
     row("https_proxies", "delete", &["compute.targetHttpsProxies.delete"], Adapter),
+    // The external balancer's HTTP-to-HTTPS redirect on port 80.
+    row("http_proxies", "get", &["compute.targetHttpProxies.get"], Adapter),
+    row("http_proxies", "insert", &[
+        "compute.targetHttpProxies.create", "compute.urlMaps.use",
+    ], Adapter),
+    row("http_proxies", "delete", &["compute.targetHttpProxies.delete"], Adapter),
     row("rhttp_proxies", "get", &["compute.regionTargetHttpProxies.get"], Adapter),
     row("rhttp_proxies", "insert", &[
         "compute.regionTargetHttpProxies.create", "compute.regionUrlMaps.use",
@@ -181,6 +189,7 @@ pub const TABLE: &[Need] = &[
     row("global_rules", "insert", &[
         "compute.globalForwardingRules.create", "compute.globalForwardingRules.setLabels",
         "compute.globalAddresses.use", "compute.targetHttpsProxies.use",
+        "compute.targetHttpProxies.use",
     ], Adapter),
     row("global_rules", "delete", &["compute.globalForwardingRules.delete"], Adapter),
     row("rules", "get", &["compute.forwardingRules.get"], Adapter),

@@ -111,7 +111,12 @@ fn render(config: &GceConfig, spec: &TemplateSpec, name: &str) -> InstanceTempla
         .set_name(name)
         .set_description(marker::description(
             &spec.app,
-            &[(REVISION_WORD, &spec.revision)],
+            // Templates are global: the region says which controller's sweep
+            // may take one for left over.
+            &[
+                (REVISION_WORD, &spec.revision),
+                (marker::REGION_WORD, &config.region),
+            ],
         ))
         .set_properties(properties)
 }
@@ -134,7 +139,8 @@ impl GceCloud {
             .set_project(self.project())
             .set_instance_template(&name)
             .send();
-        if self.find(&resource, get).await?.is_some() {
+        if let Some(found) = self.find(&resource, get).await? {
+            marker::check_owned(&resource, &spec.app, &found)?;
             return Ok(name);
         }
         let insert = self

@@ -163,13 +163,14 @@ pub fn per_template(g: &GroupState) -> BTreeMap<String, usize> {
 }
 
 /// Collections where ccd's resources live, global, regional and zonal.
-const COLLECTIONS: [&str; 18] = [
+const COLLECTIONS: [&str; 19] = [
     "global/instanceTemplates",
     "global/healthChecks",
     "global/backendServices",
     "global/urlMaps",
     "global/sslCertificates",
     "global/targetHttpsProxies",
+    "global/targetHttpProxies",
     "global/addresses",
     "global/forwardingRules",
     "global/firewalls",

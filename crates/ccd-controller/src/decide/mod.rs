@@ -4,6 +4,7 @@
 //! again out. The executor (`deploy`) observes, calls it, and applies the
 //! shape the new status projects (`shape`).
 
+mod https;
 mod look;
 mod progress;
 mod rollout;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use ccd_cloud::model::{LbTraffic, ManagedInstance};
 use ccd_spec::App;
 
+pub use https::gate_https;
 pub use look::{Known, Work, conclude_look, finalize, stalled, work};
 
 use crate::control::Control;
@@ -166,6 +168,7 @@ impl Decider<'_> {
         let plan = self.input.plan;
         self.status.app.clone_from(&self.input.app.metadata.name);
         self.status.observed_spec = self.input.spec_version.to_owned();
+        self.status.deletion_protection = self.input.app.spec.deletion_protection;
         self.status.revision = Some(crate::record::Revision {
             version: plan.template.revision.clone(),
             template: plan.template.name(),

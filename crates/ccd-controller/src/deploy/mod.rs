@@ -27,6 +27,11 @@ use crate::status::Status;
 /// default; in between, a look at its group's members is enough.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(600);
 
+/// How long a spec must stay gone before its app is removed by default: a
+/// file moved away and back, or a sync that deletes before it writes,
+/// removes nothing.
+pub const DELETION_GRACE: Duration = Duration::from_secs(60);
+
 /// Where the controller tells what it did and why (`ccd events`).
 pub trait EventSink: Send + Sync + 'static {
     fn record(&self, app: &str, warning: bool, reason: &str, message: &str, revision: Option<&str>);
@@ -55,6 +60,8 @@ struct Memory {
     /// When it was written.
     written: Option<tokio::time::Instant>,
     known: Option<Known>,
+    /// Since when the spec has been gone (its removal waits out the grace).
+    absent_since: Option<tokio::time::Instant>,
 }
 
 /// How often a status whose only change is the rollout probe's counts is
@@ -72,6 +79,7 @@ pub struct DeployReconciler<C, S> {
     memory: Mutex<HashMap<String, Memory>>,
     drift_check: Duration,
     poll: Duration,
+    deletion_grace: Duration,
 }
 
 impl<C, S> std::fmt::Debug for DeployReconciler<C, S> {
@@ -95,6 +103,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         DeployReconciler {
             memory: Default::default(),
             drift_check: DRIFT_CHECK,
+            deletion_grace: DELETION_GRACE,
             poll: crate::decide::WHILE_MOVING,
             probes: Arc::new(NoProbes),
             clock: WallClock::new(),
@@ -109,6 +118,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// How often a converged app is checked for drift (default [`DRIFT_CHECK`]).
     pub fn with_drift_check(mut self, every: Duration) -> Self {
         self.drift_check = every;
+        self
+    }
+
+    /// How long a spec must stay gone before its app is removed (default
+    /// [`DELETION_GRACE`]).
+    pub fn with_deletion_grace(mut self, grace: Duration) -> Self {
+        self.deletion_grace = grace;
         self
     }
 
@@ -197,6 +213,9 @@ impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
         key: &str,
         object: Option<Arc<Desired>>,
     ) -> Result<Action, ReconcileError> {
+        if object.is_some() {
+            self.spec_is_back(key);
+        }
         match object.as_deref() {
             None => {
                 self.remove(key)

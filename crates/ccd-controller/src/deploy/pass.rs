@@ -6,7 +6,7 @@ use ccd_runtime::Action;
 use ccd_store::SpecStore;
 
 use super::{DeployReconciler, ReconcileError};
-use crate::apply::apply;
+use crate::apply::{Applied, apply};
 use crate::control::Control;
 use crate::decide::{self, Decision, Input, Known, Observed, Work};
 use crate::plan::{Plan, plan};
@@ -71,15 +71,16 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let outcome = self
             .act(&input, &mut decision, &shape, work, memory.known.as_ref())
             .await;
-        let (endpoints, drift, error) = match outcome {
-            Ok((endpoints, drift)) => (endpoints, drift, None),
-            Err(e) => (None, Vec::new(), Some(e)),
+        let (endpoints, drift, certificate, error) = match outcome {
+            Ok(acted) => (acted.endpoints, acted.drift, acted.certificate, None),
+            Err(e) => (None, Vec::new(), None, Some(e)),
         };
         let result = match &error {
             Some(e) => Err(e),
             None => Ok(endpoints),
         };
         decide::finalize(&input, &mut decision, result);
+        decide::gate_https(&input, &mut decision, certificate);
         if error.is_none() && work != Work::Nothing && decision.settled {
             self.collect_templates(name, &decision.status, &plan).await;
         }
@@ -162,24 +163,27 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         shape: &Shape,
         work: Work,
         known: Option<&Known>,
-    ) -> Result<(Option<Vec<String>>, Vec<String>), CloudError> {
+    ) -> Result<Applied, CloudError> {
         match work {
             Work::Nothing => {
                 // What the last look found still stands until the next one.
                 let drift = known.map(|k| k.drift.clone()).unwrap_or_default();
                 decide::conclude_look(input, decision, &drift);
-                return Ok((None, drift));
+                return Ok(Applied {
+                    drift,
+                    ..Applied::default()
+                });
             }
             Work::Apply => {}
             Work::Look => {
                 let view = self.cloud.read_only();
                 let looked = apply(&view, shape, &self.endpoints, true).await?;
                 if !decide::conclude_look(input, decision, &looked.drift) {
-                    return Ok((looked.endpoints, looked.drift));
+                    return Ok(looked);
                 }
             }
         }
-        let applied = apply(&*self.cloud, shape, &self.endpoints, false).await?;
+        let mut applied = apply(&*self.cloud, shape, &self.endpoints, false).await?;
         if applied.removed_load_balancer {
             decision.events.push(decide::Event {
                 warning: false,
@@ -187,7 +191,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 message: "removed a load balancer the spec no longer asks for".to_owned(),
             });
         }
-        Ok((applied.endpoints, Vec::new()))
+        applied.drift = Vec::new();
+        Ok(applied)
     }
 
     /// Events for groups this pass created.

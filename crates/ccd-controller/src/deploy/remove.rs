@@ -1,6 +1,8 @@
 //! The two passes that deploy nothing: an invalid spec (status says why,
 //! the cloud is left alone) and a removed one (every resource goes).
 
+use std::sync::PoisonError;
+
 use ccd_cloud::Cloud;
 use ccd_runtime::Action;
 use ccd_store::SpecStore;
@@ -9,6 +11,7 @@ use super::pass::{lb_ids, legacy_group};
 use super::{DeployReconciler, ReconcileError};
 use crate::decide::{self, WHEN_SETTLED};
 use crate::report;
+use crate::status::{Condition, Status};
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// An invalid spec: nothing in the cloud changes; status says why and
@@ -44,14 +47,58 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         Ok(Action::Requeue(WHEN_SETTLED))
     }
 
-    /// The spec is gone: every resource of the app goes, in reverse dependency order.
+    /// The spec is gone. After the grace period (and unless the app is
+    /// protected) every resource of the app goes, in reverse dependency
+    /// order: the groups found by ccd's mark as well as those the status
+    /// records, so a lost status file leaks nothing.
     pub(super) async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
         self.probes.stop(app);
         let recorded = self.recorded(app).await?;
+        let mut memory = self.memory(app);
+        let first_look = memory.absent_since.is_none();
+        let since = *memory
+            .absent_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        self.remember(app, Some(memory));
+        if recorded.deletion_protection {
+            let message = format!(
+                "the spec was removed, but deletionProtection is true: every resource is kept; \
+                 to delete the app, put specs/{app}.yaml back with deletionProtection: false, \
+                 then remove it"
+            );
+            if self
+                .note_removal(app, &recorded, "DeletionProtected", &message)
+                .await?
+            {
+                self.events
+                    .record(app, true, "DeletionRefused", &message, None);
+            }
+            return Ok(Action::AwaitChange);
+        }
+        let left = self.deletion_grace.saturating_sub(since.elapsed());
+        if !left.is_zero() {
+            if first_look {
+                let message = format!(
+                    "the spec is gone: every resource of the app is deleted in {}s unless \
+                     specs/{app}.yaml comes back",
+                    left.as_millis().div_ceil(1000)
+                );
+                self.note_removal(app, &recorded, "PendingDeletion", &message)
+                    .await?;
+                self.events
+                    .record(app, false, "DeletionScheduled", &message, None);
+            }
+            return Ok(Action::Requeue(left));
+        }
         for id in lb_ids(app) {
             self.cloud.delete_load_balancer(&id).await?;
         }
         let mut groups: Vec<_> = recorded.groups.iter().map(|g| g.id(app)).collect();
+        for id in self.cloud.list_groups().await? {
+            if id.app == app && !groups.contains(&id) {
+                groups.push(id);
+            }
+        }
         if groups.is_empty() {
             groups.push(legacy_group(app));
         }
@@ -84,4 +131,65 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         Ok(Action::AwaitChange)
     }
+
+    /// Says in the status why the app is still there without a spec; true
+    /// when that is news (not already said).
+    async fn note_removal(
+        &self,
+        app: &str,
+        recorded: &Status,
+        reason: &str,
+        message: &str,
+    ) -> Result<bool, ReconcileError> {
+        if recorded
+            .conditions
+            .iter()
+            .any(|c| c.kind == REMOVAL && c.reason == reason)
+        {
+            return Ok(false);
+        }
+        let mut status = recorded.clone();
+        status.app = app.to_owned();
+        status.conditions.retain(|c| c.kind != REMOVAL);
+        status.conditions.push(Condition {
+            kind: REMOVAL.to_owned(),
+            status: true,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        });
+        self.write_status(&status).await?;
+        Ok(true)
+    }
+
+    /// The spec is there (again): a removal waiting out its grace is off.
+    pub(super) fn spec_is_back(&self, app: &str) {
+        let was_noted = {
+            let mut map = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(memory) = map.get_mut(app) else {
+                return;
+            };
+            if memory.absent_since.take().is_none() {
+                return;
+            }
+            // A full pass rewrites the status without the removal's condition.
+            memory.known = None;
+            memory.status.as_mut().is_some_and(|s| {
+                let before = s.conditions.len();
+                s.conditions.retain(|c| c.kind != REMOVAL);
+                s.conditions.len() != before
+            })
+        };
+        if was_noted {
+            self.events.record(
+                app,
+                false,
+                "DeletionCancelled",
+                "the spec is back: nothing was deleted",
+                None,
+            );
+        }
+    }
 }
+
+/// The condition that says why an app without a spec is still there.
+const REMOVAL: &str = "Removal";

@@ -36,6 +36,8 @@ pub struct State {
     pub lbs: BTreeMap<String, LoadBalancerSpec>,
     /// Per template; Healthy unless said otherwise.
     pub behaviour: HashMap<String, Behaviour>,
+    /// What an external load balancer's certificate is.
+    pub certificate: Option<ccd_cloud::model::CertificateState>,
     /// Health checks and firewall rules someone else made: ccd's adapter
     /// refuses to change them and leaves them when deleting.
     pub foreign: Vec<String>,
@@ -357,6 +359,20 @@ impl Cloud for FakeCloud {
         Ok(())
     }
 
+    async fn list_groups(&self) -> Result<Vec<GroupId>, CloudError> {
+        let mut s = self.state();
+        s.reads += 1;
+        Ok(s.groups.values().map(|(spec, _)| spec.id()).collect())
+    }
+
+    async fn owned_apps(&self) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        let mut s = self.state();
+        s.reads += 1;
+        let groups = s.groups.values().map(|(spec, _)| spec.app.clone());
+        let templates = s.templates.values().map(|t| t.app.clone());
+        Ok(groups.chain(templates).collect())
+    }
+
     async fn delete_group(&self, id: &GroupId) -> Result<(), CloudError> {
         let k = key(id);
         let resource = format!("instanceGroupManagers/{k}");
@@ -423,7 +439,13 @@ impl Cloud for FakeCloud {
 
     async fn get_load_balancer(&self, id: &LbId) -> Result<LbState, CloudError> {
         let exists = self.state().lbs.contains_key(&id.name);
+        let certificate = if id.internal || !exists {
+            None
+        } else {
+            self.state().certificate.clone()
+        };
         Ok(LbState {
+            certificate,
             address: exists.then(|| std::net::IpAddr::from([10, 0, 0, 9])),
             pieces: vec![LbPiece {
                 kind: LbPieceKind::ForwardingRule,

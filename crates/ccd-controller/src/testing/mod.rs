@@ -265,9 +265,25 @@ impl Harness {
         }
     }
 
-    /// The spec deleted: one removing pass.
+    /// The spec deleted: one removing pass; the requeue it asked for, `None`
+    /// when it waits for a change (done, or protected).
+    pub async fn removing_pass(&self) -> Option<Duration> {
+        match self.reconciler.reconcile("web", None::<Arc<Desired>>).await {
+            Ok(Action::Requeue(d)) => Some(d),
+            Ok(Action::AwaitChange) => None,
+            Err(e) => {
+                tracing::info!(error = %e, "removing pass failed");
+                Some(Duration::from_secs(5))
+            }
+        }
+    }
+
+    /// The spec deleted: removing passes, as the runtime would run them,
+    /// through the grace period until the reconciler waits for a change.
     pub async fn remove(&self) {
-        let _ = self.reconciler.reconcile("web", None::<Arc<Desired>>).await;
+        while let Some(wait) = self.removing_pass().await {
+            tokio::time::advance(wait.max(Duration::from_millis(1))).await;
+        }
     }
 
     /// Passes as the runtime would run them, for `total` of paused time.

@@ -13,7 +13,9 @@ use crate::controller::ControllerConfig;
 const LOCAL: &str = "not checked: the local cloud does not serve this";
 
 pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs, r: &mut Report) {
-    let local = config.endpoint.is_some();
+    // A local cloud is one on this machine; any other endpoint is Compute
+    // Engine behind another address and gets the real checks.
+    let local = crate::controller::anonymous(config.endpoint.as_deref());
     let gce = GceConfig {
         project: config.project.clone(),
         region: config.region.clone(),
@@ -190,7 +192,9 @@ async fn network(
             Ok(how) => r.ok("egress", how),
             Err(fix) => r.fail("egress", fix),
         },
-        Err(_) if config.endpoint.is_some() => r.warn("egress", LOCAL),
+        Err(_) if crate::controller::anonymous(config.endpoint.as_deref()) => {
+            r.warn("egress", LOCAL)
+        }
         Err(e) => r.fail("egress", e),
     }
     if needs.internal_apps.is_empty() {
@@ -200,7 +204,7 @@ async fn network(
             "proxy-only subnet",
             format!("{} ({}, {}) in {region}", s.name, s.range, s.purpose),
         );
-    } else if config.endpoint.is_some() {
+    } else if crate::controller::anonymous(config.endpoint.as_deref()) {
         r.warn(
             "proxy-only subnet",
             "not checked: the local cloud's internal load balancers need none",

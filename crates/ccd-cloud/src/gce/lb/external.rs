@@ -1,18 +1,19 @@
 //! The global external HTTPS load balancer: health check → a backend
 //! service per group → URL map (weights) → managed certificate → target
-//! HTTPS proxy → global address → global forwarding rule on 443.
+//! HTTPS proxy → global address → global forwarding rule on 443; and on the
+//! same address, port 80: a redirect URL map → target HTTP proxy → rule.
 
 use google_cloud_compute_v1::model::{
-    Address, ForwardingRule, SslCertificate, SslCertificateManagedSslCertificate, TargetHttpsProxy,
-    forwarding_rule, ssl_certificate,
+    Address, ForwardingRule, SslCertificate, SslCertificateManagedSslCertificate, TargetHttpProxy,
+    TargetHttpsProxy, forwarding_rule, ssl_certificate,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
-use super::{Names, piece};
+use super::{Names, piece, url_map};
 use crate::gce::GceCloud;
 use crate::gce::call::{Outcome, with_fresh_fingerprint};
 use crate::gce::marker::{self, name_of};
-use crate::model::{LbId, LbPieceKind as P, LbState, LoadBalancerSpec};
+use crate::model::{CertificateState, LbId, LbPieceKind as P, LbState, LoadBalancerSpec};
 
 impl GceCloud {
     pub(super) async fn apply_external(
@@ -24,24 +25,57 @@ impl GceCloud {
         self.apply_routing(spec, n, false).await?;
         let cert = n.cert(domains);
         self.ensure_certificate(&spec.app, &cert, domains).await?;
-        let (um, cert_link) = (
-            self.link(&format!("global/urlMaps/{}", n.um)),
-            self.link(&format!("global/sslCertificates/{cert}")),
-        );
-        with_fresh_fingerprint(|| self.ensure_https_proxy(&spec.app, &n.proxy, &um, &cert_link))
+        let ours = self.app_certificates(&spec.app, &n.cert_prefix).await?;
+        let active = ours
+            .iter()
+            .any(|c| c.name.as_deref() == Some(cert.as_str()) && state_of(c).active());
+        let attached = self.attached_certificates(&n.proxy).await?;
+        let attach = certificates_to_attach(&cert, active, &attached, &ours);
+        let um = self.link(&format!("global/urlMaps/{}", n.um));
+        let links: Vec<String> = attach
+            .iter()
+            .map(|c| self.link(&format!("global/sslCertificates/{c}")))
+            .collect();
+        with_fresh_fingerprint(|| self.ensure_https_proxy(&spec.app, &n.proxy, &um, &links))
             .await?;
-        // Certificates for domains no longer served, now that the proxy lets go of them.
-        for old in self
-            .app_certificates(&spec.app, &n.cert_prefix)
-            .await?
-            .into_iter()
-            .filter(|c| *c != cert)
-        {
-            self.delete_certificate(&old).await?;
+        // Certificates for domains no longer served, once the proxy lets go of them.
+        for old in ours.iter().filter_map(|c| c.name.as_deref()) {
+            if !attach.iter().any(|a| a == old) {
+                self.delete_certificate(old).await?;
+            }
         }
         let ip = self.ensure_global_address(spec, &n.ip).await?;
         let proxy = self.link(&format!("global/targetHttpsProxies/{}", n.proxy));
-        self.ensure_global_rule(spec, &n.fr, &ip, &proxy).await
+        self.ensure_global_rule(spec, &n.fr, &ip, &proxy, 443)
+            .await?;
+        // Port 80 on the same address answers with a redirect to HTTPS.
+        let redirect = url_map::https_redirect(&spec.app, &n.redirect_um);
+        with_fresh_fingerprint(|| self.ensure_url_map(&spec.app, false, redirect.clone())).await?;
+        let um = self.link(&format!("global/urlMaps/{}", n.redirect_um));
+        self.ensure_redirect_proxy(&spec.app, &n.http_proxy, &um)
+            .await?;
+        let proxy = self.link(&format!("global/targetHttpProxies/{}", n.http_proxy));
+        self.ensure_global_rule(spec, &n.http_fr, &ip, &proxy, 80)
+            .await
+    }
+
+    /// The redirect's target HTTP proxy (global).
+    async fn ensure_redirect_proxy(&self, app: &str, name: &str, url_map: &str) -> Outcome<()> {
+        let resource = format!("global/targetHttpProxies/{name}");
+        let c = &self.c.http_proxies;
+        let get = c
+            .get()
+            .set_project(self.project())
+            .set_target_http_proxy(name);
+        if let Some(current) = self.find(&resource, get.send()).await? {
+            return marker::check_owned(&resource, app, &current);
+        }
+        let body = TargetHttpProxy::new()
+            .set_name(name)
+            .set_description(marker::description(app, &[]))
+            .set_url_map(url_map);
+        let insert = c.insert().set_project(self.project()).set_body(body);
+        self.create(&resource, idempotent!(insert)).await
     }
 
     async fn ensure_certificate(&self, app: &str, name: &str, domains: &[String]) -> Outcome<()> {
@@ -70,8 +104,25 @@ impl GceCloud {
         self.create(&resource, idempotent!(insert)).await
     }
 
-    /// The app's certificates named `{prefix}*`.
-    async fn app_certificates(&self, app: &str, prefix: &str) -> Outcome<Vec<String>> {
+    /// The names of the certificates the HTTPS proxy serves now.
+    async fn attached_certificates(&self, proxy: &str) -> Outcome<Vec<String>> {
+        let resource = format!("global/targetHttpsProxies/{proxy}");
+        let get = self.c.https_proxies.get().set_project(self.project());
+        let found = self
+            .find(&resource, get.set_target_https_proxy(proxy).send())
+            .await?;
+        Ok(found
+            .map(|p| {
+                p.ssl_certificates
+                    .iter()
+                    .map(|c| name_of(c).to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The app's certificates named `{prefix}*`, oldest first.
+    async fn app_certificates(&self, app: &str, prefix: &str) -> Outcome<Vec<SslCertificate>> {
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -87,12 +138,14 @@ impl GceCloud {
                 page.items
                     .into_iter()
                     .filter(|c| marker::owned_by(c.description.as_deref(), app))
-                    .filter_map(|c| c.name)
-                    .filter(|n| n.starts_with(prefix)),
+                    .filter(|c| c.name.as_deref().is_some_and(|n| n.starts_with(prefix))),
             );
             match page.next_page_token {
                 Some(next) if !next.is_empty() => token = next,
-                _ => return Ok(out),
+                _ => {
+                    out.sort_by(|a, b| a.creation_timestamp.cmp(&b.creation_timestamp));
+                    return Ok(out);
+                }
             }
         }
     }
@@ -116,7 +169,7 @@ impl GceCloud {
         app: &str,
         name: &str,
         url_map: &str,
-        cert: &str,
+        certs: &[String],
     ) -> Outcome<()> {
         let resource = format!("global/targetHttpsProxies/{name}");
         let get = self
@@ -132,7 +185,7 @@ impl GceCloud {
                     .set_name(name)
                     .set_description(marker::description(app, &[]))
                     .set_url_map(url_map)
-                    .set_ssl_certificates([cert]);
+                    .set_ssl_certificates(certs.to_vec());
                 let insert = self
                     .c
                     .https_proxies
@@ -143,19 +196,19 @@ impl GceCloud {
             }
             Some(current) => {
                 marker::check_owned(&resource, app, &current)?;
-                let certs: Vec<&str> = current
+                let now: Vec<&str> = current
                     .ssl_certificates
                     .iter()
                     .map(|c| name_of(c))
                     .collect();
-                if certs == [name_of(cert)]
-                    && current.url_map.as_deref().map(name_of) == Some(name_of(url_map))
+                let want: Vec<&str> = certs.iter().map(|c| name_of(c)).collect();
+                if now == want && current.url_map.as_deref().map(name_of) == Some(name_of(url_map))
                 {
                     return Ok(());
                 }
                 let body = TargetHttpsProxy::new()
                     .set_url_map(url_map)
-                    .set_ssl_certificates([cert])
+                    .set_ssl_certificates(certs.to_vec())
                     .set_or_clear_fingerprint(current.fingerprint);
                 let patch = self
                     .c
@@ -207,6 +260,7 @@ impl GceCloud {
         name: &str,
         ip: &str,
         proxy: &str,
+        port: u16,
     ) -> Outcome<()> {
         let resource = format!("global/forwardingRules/{name}");
         let get = self
@@ -230,7 +284,7 @@ impl GceCloud {
             .set_labels(marker::labels(&spec.app, &spec.labels))
             .set_ip_address(ip)
             .set_ip_protocol(forwarding_rule::IPProtocol::Tcp)
-            .set_port_range("443")
+            .set_port_range(port.to_string())
             .set_target(proxy)
             .set_load_balancing_scheme(forwarding_rule::LoadBalancingScheme::ExternalManaged);
         let insert = self
@@ -279,11 +333,31 @@ impl GceCloud {
             .set_project(p)
             .set_forwarding_rule(&n.fr);
         let fr = self.find(&at("forwardingRules", &n.fr), fr.send()).await?;
-        let cert_name = certs
-            .first()
-            .cloned()
+        let redirect = self
+            .c
+            .url_maps
+            .get()
+            .set_project(p)
+            .set_url_map(&n.redirect_um);
+        let redirect = self
+            .find(&at("urlMaps", &n.redirect_um), redirect.send())
+            .await?;
+        let http_proxy = self.c.http_proxies.get().set_project(p);
+        let http_proxy = http_proxy.set_target_http_proxy(&n.http_proxy);
+        let http_proxy = self
+            .find(&at("targetHttpProxies", &n.http_proxy), http_proxy.send())
+            .await?;
+        let http_fr = self.c.global_rules.get().set_project(p);
+        let http_fr = http_fr.set_forwarding_rule(&n.http_fr);
+        let http_fr = self
+            .find(&at("forwardingRules", &n.http_fr), http_fr.send())
+            .await?;
+        let newest = certs.last();
+        let cert_name = newest
+            .and_then(|c| c.name.clone())
             .unwrap_or_else(|| n.cert_prefix.trim_end_matches('-').to_owned());
         Ok(LbState {
+            certificate: newest.map(state_of),
             address: ip
                 .as_ref()
                 .and_then(|a| a.address.as_deref())
@@ -296,6 +370,9 @@ impl GceCloud {
                     piece(P::TargetProxy, &n.proxy, proxy.is_some()),
                     piece(P::Address, &n.ip, ip.is_some()),
                     piece(P::ForwardingRule, &n.fr, fr.is_some()),
+                    piece(P::UrlMap, &n.redirect_um, redirect.is_some()),
+                    piece(P::TargetProxy, &n.http_proxy, http_proxy.is_some()),
+                    piece(P::ForwardingRule, &n.http_fr, http_fr.is_some()),
                 ])
                 .collect(),
         })
@@ -303,6 +380,27 @@ impl GceCloud {
 
     pub(super) async fn delete_external(&self, id: &LbId, n: &Names) -> Outcome<()> {
         let (p, app) = (self.project(), id.app.as_str());
+        let c = &self.c.global_rules;
+        let get = c.get().set_project(p).set_forwarding_rule(&n.http_fr);
+        let delete = c.delete().set_project(p).set_forwarding_rule(&n.http_fr);
+        let resource = format!("global/forwardingRules/{}", n.http_fr);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
+            .await?;
+        let c = &self.c.http_proxies;
+        let get = c.get().set_project(p).set_target_http_proxy(&n.http_proxy);
+        let delete = c
+            .delete()
+            .set_project(p)
+            .set_target_http_proxy(&n.http_proxy);
+        let resource = format!("global/targetHttpProxies/{}", n.http_proxy);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
+            .await?;
+        let c = &self.c.url_maps;
+        let get = c.get().set_project(p).set_url_map(&n.redirect_um);
+        let delete = c.delete().set_project(p).set_url_map(&n.redirect_um);
+        let resource = format!("global/urlMaps/{}", n.redirect_um);
+        self.remove_owned(app, &resource, get.send(), idempotent!(delete))
+            .await?;
         let c = &self.c.global_rules;
         let get = c.get().set_project(p).set_forwarding_rule(&n.fr);
         let delete = c.delete().set_project(p).set_forwarding_rule(&n.fr);
@@ -316,7 +414,9 @@ impl GceCloud {
         self.remove_owned(app, &resource, get.send(), idempotent!(delete))
             .await?;
         for cert in self.app_certificates(app, &n.cert_prefix).await? {
-            self.delete_certificate(&cert).await?;
+            if let Some(name) = &cert.name {
+                self.delete_certificate(name).await?;
+            }
         }
         let c = &self.c.url_maps;
         let get = c.get().set_project(p).set_url_map(&n.um);
@@ -334,5 +434,93 @@ impl GceCloud {
             .await?;
         // Last, as it was first: while any piece exists, so does the check.
         self.delete_global_health_check(app, &n.hc).await
+    }
+}
+
+/// A certificate as ccd reports it: its status and each domain's.
+fn state_of(c: &SslCertificate) -> CertificateState {
+    let managed = c.managed.as_ref();
+    let word = |n: Option<&str>| n.unwrap_or("UNKNOWN").to_owned();
+    CertificateState {
+        name: c.name.clone().unwrap_or_default(),
+        status: word(
+            managed
+                .and_then(|m| m.status.as_ref())
+                .and_then(|s| s.name()),
+        ),
+        domains: managed
+            .map(|m| {
+                m.domain_status
+                    .iter()
+                    .map(|(d, s)| (d.clone(), word(s.name())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The certificates the HTTPS proxy should serve: the one for the spec's
+/// domains, and, until it is ACTIVE, those of the app it serves now, so
+/// that HTTPS keeps working while the new one is provisioned (Google
+/// provisions only a certificate a proxy serves).
+fn certificates_to_attach(
+    wanted: &str,
+    wanted_active: bool,
+    attached: &[String],
+    ours: &[SslCertificate],
+) -> Vec<String> {
+    let mut out = vec![wanted.to_owned()];
+    if !wanted_active {
+        for name in attached {
+            let is_ours = ours.iter().any(|c| c.name.as_deref() == Some(name));
+            if is_ours && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_certificate_serves_until_the_new_one_is_active() {
+        let ours = [
+            SslCertificate::new().set_name("web-cert-old"),
+            SslCertificate::new().set_name("web-cert-new"),
+        ];
+        let attached = ["web-cert-old".to_owned(), "someone-elses".to_owned()];
+        assert_eq!(
+            certificates_to_attach("web-cert-new", false, &attached, &ours),
+            ["web-cert-new", "web-cert-old"],
+            "both while the new one provisions; never a certificate ccd did not make"
+        );
+        assert_eq!(
+            certificates_to_attach("web-cert-new", true, &attached, &ours),
+            ["web-cert-new"]
+        );
+        assert_eq!(
+            certificates_to_attach("web-cert-new", false, &[], &ours),
+            ["web-cert-new"],
+            "a first certificate is served at once, so that it can be provisioned"
+        );
+    }
+
+    #[test]
+    fn a_certificates_state_names_each_domain() {
+        use google_cloud_compute_v1::model::ssl_certificate_managed_ssl_certificate::{
+            DomainStatus, Status,
+        };
+        let c = SslCertificate::new().set_name("web-cert-1").set_managed(
+            SslCertificateManagedSslCertificate::new()
+                .set_status(Status::Provisioning)
+                .set_domain_status([("shop.example.com", DomainStatus::FailedNotVisible)]),
+        );
+        let s = state_of(&c);
+        assert!(!s.active());
+        assert_eq!(s.status, "PROVISIONING");
+        assert_eq!(s.domains["shop.example.com"], "FAILED_NOT_VISIBLE");
     }
 }

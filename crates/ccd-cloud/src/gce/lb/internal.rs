@@ -213,6 +213,7 @@ impl GceCloud {
             .find(&self.regional("forwardingRules", &n.fr), fr)
             .await?;
         Ok(LbState {
+            certificate: None,
             address: ip
                 .as_ref()
                 .and_then(|a| a.address.as_deref())

@@ -27,6 +27,11 @@ struct Names {
     proxy: String,
     ip: String,
     fr: String,
+    /// The HTTP-to-HTTPS redirect on port 80 (external balancers): its URL
+    /// map, target HTTP proxy and forwarding rule, on the same address.
+    redirect_um: String,
+    http_proxy: String,
+    http_fr: String,
     /// Certificates are immutable: each set of domains gets its own, `{name}-cert-{hash}`.
     cert_prefix: String,
 }
@@ -39,6 +44,9 @@ impl Names {
             proxy: format!("{name}-proxy"),
             ip: format!("{name}-ip"),
             fr: format!("{name}-fr"),
+            redirect_um: format!("{name}-redirect"),
+            http_proxy: format!("{name}-http-proxy"),
+            http_fr: format!("{name}-http-fr"),
             cert_prefix: format!("{name}-cert-"),
         }
     }

@@ -12,7 +12,8 @@
 //! maps take the same shape.
 
 use google_cloud_compute_v1::model::{
-    Duration as ApiDuration, HttpRetryPolicy, HttpRouteAction, UrlMap, WeightedBackendService,
+    Duration as ApiDuration, HttpRedirectAction, HttpRetryPolicy, HttpRouteAction, UrlMap,
+    WeightedBackendService, http_redirect_action,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
 
@@ -46,6 +47,30 @@ pub(super) fn desired(
             },
         ))),
     }
+}
+
+/// A map that sends every request to HTTPS (301), as Google documents the
+/// HTTP-to-HTTPS redirect: no service, a default redirect.
+pub(super) fn https_redirect(app: &str, name: &str) -> UrlMap {
+    UrlMap::new()
+        .set_name(name)
+        .set_description(marker::description(app, &[]))
+        .set_default_url_redirect(
+            HttpRedirectAction::new()
+                .set_https_redirect(true)
+                .set_redirect_response_code(
+                    http_redirect_action::RedirectResponseCode::MovedPermanentlyDefault,
+                ),
+        )
+}
+
+/// The redirect part of a map, as compared: to HTTPS or not, and the code.
+fn redirect_of(map: &UrlMap) -> Option<(bool, Option<&str>)> {
+    let r = map.default_url_redirect.as_ref()?;
+    Some((
+        r.https_redirect.unwrap_or(false),
+        r.redirect_response_code.as_ref().and_then(|c| c.name()),
+    ))
 }
 
 fn retry_policy(policy: &RetryPolicy) -> HttpRetryPolicy {
@@ -103,7 +128,9 @@ fn routes_of(map: &UrlMap) -> (Option<&str>, Vec<(&str, u32)>) {
 /// Whether `current` sends requests where `want` does, with the same
 /// weights, and retries them alike.
 pub(super) fn matches(current: &UrlMap, want: &UrlMap) -> bool {
-    routes_of(current) == routes_of(want) && retry_of(current) == retry_of(want)
+    routes_of(current) == routes_of(want)
+        && retry_of(current) == retry_of(want)
+        && redirect_of(current) == redirect_of(want)
 }
 
 impl GceCloud {

@@ -258,3 +258,126 @@ async fn a_rule_named_like_the_apps_but_not_ccds_stalls_the_app_and_is_left_alon
     .await;
     assert!(h.cloud.state().firewalls.contains_key(&rule));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_spec_gone_for_less_than_the_grace_period_deletes_nothing() {
+    let h = ready(ROLLING).await;
+    let mutations = h.cloud.mutations();
+    let wait = h.removing_pass().await.expect("a removal waits");
+    assert_eq!(wait, crate::deploy::DELETION_GRACE);
+    let s = h.status();
+    let c = s.conditions.iter().find(|c| c.kind == "Removal").unwrap();
+    assert_eq!(c.reason, "PendingDeletion");
+    assert!(c.message.contains("specs/web.yaml"), "{}", c.message);
+    assert!(h.event("DeletionScheduled").is_some());
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert!(h.removing_pass().await.is_some(), "still waiting");
+    // The spec comes back (a file moved away and back).
+    h.until("the app to be Ready again", MINUTE, |s| {
+        s.phase == Phase::Ready && s.conditions.iter().all(|c| c.kind != "Removal")
+    })
+    .await;
+    assert!(h.event("DeletionCancelled").is_some());
+    assert_eq!(h.cloud.mutations(), mutations, "nothing was deleted");
+    // Gone again: the grace starts over, then everything goes.
+    tokio::time::advance(Duration::from_secs(50)).await;
+    assert_eq!(h.removing_pass().await, Some(crate::deploy::DELETION_GRACE));
+    h.remove().await;
+    assert!(h.cloud.state().groups.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_protected_app_keeps_everything_when_its_spec_is_removed() {
+    let mut h = Harness::new(&spec("1", ROLLING).replace(
+        "  port: 8080\n",
+        "  port: 8080\n  deletionProtection: true\n",
+    ));
+    h.until("Ready", MINUTE, |s| s.phase == Phase::Ready).await;
+    assert!(h.status().deletion_protection);
+    h.remove().await;
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    h.remove().await;
+    assert_eq!(h.cloud.group_names(), ["web"], "nothing deleted");
+    let s = h.status();
+    let c = s.conditions.iter().find(|c| c.kind == "Removal").unwrap();
+    assert_eq!(c.reason, "DeletionProtected");
+    assert!(
+        c.message.contains("deletionProtection: false"),
+        "{}",
+        c.message
+    );
+    assert!(h.event("DeletionRefused").is_some());
+    // Back with protection off, then removed: deleted after the grace.
+    h.set_spec(&spec("1", ROLLING));
+    h.until("unprotected", MINUTE, |s| {
+        !s.deletion_protection && s.conditions.iter().all(|c| c.kind != "Removal")
+    })
+    .await;
+    h.remove().await;
+    assert!(h.cloud.state().groups.is_empty());
+    assert!(h.store.status.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn removal_finds_the_apps_groups_by_their_mark_when_the_status_is_lost() {
+    let mut h = ready(BLUE_GREEN).await;
+    h.set_spec(&spec("2", BLUE_GREEN));
+    h.until("a second group", MINUTE, |s| s.groups.len() == 2)
+        .await;
+    assert!(
+        h.cloud.group_names().iter().any(|g| g != "web"),
+        "a group not under the app's own name: {:?}",
+        h.cloud.group_names()
+    );
+    h.store.status.lock().unwrap().clear();
+    let h = h.restart();
+    h.remove().await;
+    assert!(
+        h.cloud.state().groups.is_empty(),
+        "no group leaked: {:?}",
+        h.cloud.group_names()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_external_app_is_ready_only_once_its_certificate_is_active() {
+    use ccd_cloud::model::CertificateState;
+    let external = spec("1", ROLLING).replace(
+        "expose: {internal: {port: 80, allowFrom: [10.0.0.0/8]}}",
+        "expose: {external: {https: {domains: [shop.example.com]}}}",
+    );
+    let h = Harness::new(&external);
+    let provisioning = CertificateState {
+        name: "web-cert-1".into(),
+        status: "PROVISIONING".into(),
+        domains: [("shop.example.com".into(), "FAILED_NOT_VISIBLE".into())].into(),
+    };
+    h.cloud.state().certificate = Some(provisioning.clone());
+    h.run_for(MINUTE).await;
+    let s = h.status();
+    assert_eq!(s.phase, Phase::Progressing, "{}", s.to_yaml());
+    assert_eq!(s.certificate.as_ref().unwrap().status, "PROVISIONING");
+    let ready = s.conditions.iter().find(|c| c.kind == "Ready").unwrap();
+    assert!(!ready.status);
+    assert_eq!(ready.reason, "CertificateProvisioning");
+    assert!(
+        ready
+            .message
+            .contains("DNS A record naming 10.0.0.9 for shop.example.com (FAILED_NOT_VISIBLE)"),
+        "{}",
+        ready.message
+    );
+    assert!(h.event("Ready").is_none(), "never Ready while HTTPS fails");
+    assert!(h.event("CertificateProvisioning").is_some());
+    // DNS now points at the balancer and Google issued the certificate.
+    h.cloud.state().certificate = Some(CertificateState {
+        status: "ACTIVE".into(),
+        domains: [("shop.example.com".into(), "ACTIVE".into())].into(),
+        ..provisioning
+    });
+    let s = h
+        .until("Ready with HTTPS", MINUTE, |s| s.phase == Phase::Ready)
+        .await;
+    assert_eq!(s.certificate.unwrap().status, "ACTIVE");
+    assert!(h.event("Ready").is_some());
+}
