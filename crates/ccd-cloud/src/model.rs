@@ -62,6 +62,11 @@ pub struct TemplateSpec {
     /// hash when empty, so other templates keep their names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub open_ports: Vec<u16>,
+    /// The service account the instances run as; the project's default
+    /// when `None` (left out of the name's hash then, so templates made
+    /// before the field keep their names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
 }
 
 impl TemplateSpec {
@@ -572,6 +577,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent: None,
             open_ports: vec![],
+            service_account: None,
         }
     }
 

@@ -82,6 +82,7 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
             ProbeKind::Http { port, .. } | ProbeKind::Tcp { port } if port != s.port => vec![port],
             _ => Vec::new(),
         },
+        service_account: s.machine.service_account.clone(),
     };
     let health = health_definition(app);
     // An exec probe runs on the instance (the agent's job); the cloud's

@@ -271,7 +271,10 @@ fn machine(cx: &mut Ctx, node: &Node, path: &str) -> Option<Machine> {
             Some((cx.string(n, p)?, n.at, p.to_owned()))
         })
     });
-    f.finish(cx, &["type", "region", "zones"]);
+    let service_account = f.optional(cx, "serviceAccount", |cx, n, p| {
+        checked(cx, n, p, names::service_account)
+    });
+    f.finish(cx, &["type", "region", "zones", "serviceAccount"]);
     let region = region?;
     let mut out = Vec::new();
     for (zone, at, p) in zones? {
@@ -295,6 +298,7 @@ fn machine(cx: &mut Ctx, node: &Node, path: &str) -> Option<Machine> {
         machine_type: machine_type?,
         region,
         zones: out,
+        service_account: service_account.ok()?,
     })
 }
 

@@ -115,6 +115,10 @@ pub struct Machine {
     /// Zones of the region to spread instances over; empty means all of the region's zones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
+    /// The service account the instances run as, with only the roles the
+    /// app needs. Without it they run as the project's default account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
 }
 
 fn default_machine_type() -> String {
@@ -130,6 +134,7 @@ impl Default for Machine {
             machine_type: default_machine_type(),
             region: default_region(),
             zones: vec![],
+            service_account: None,
         }
     }
 }

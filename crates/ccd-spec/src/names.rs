@@ -200,9 +200,50 @@ pub fn machine_type(name: &str) -> Result<(), String> {
     }
 }
 
+/// A Google service account's email: `NAME@PROJECT.iam.gserviceaccount.com`
+/// (or Compute Engine's default, `NUMBER-compute@developer.gserviceaccount.com`).
+pub fn service_account(email: &str) -> Result<(), String> {
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let ok = email.split_once('@').is_some_and(|(name, domain)| {
+        label(name)
+            && (domain
+                .strip_suffix(".iam.gserviceaccount.com")
+                .is_some_and(label)
+                || domain == "developer.gserviceaccount.com")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{email:?} is not a service account's email; write e.g. \
+             web@my-project.iam.gserviceaccount.com"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_accounts_are_google_service_account_emails() {
+        assert!(service_account("web@acme-prod.iam.gserviceaccount.com").is_ok());
+        assert!(service_account("123-compute@developer.gserviceaccount.com").is_ok());
+        for bad in [
+            "web",
+            "web@gmail.com",
+            "Web@acme.iam.gserviceaccount.com",
+            "@acme.iam.gserviceaccount.com",
+            "-x@evil.com",
+        ] {
+            assert!(service_account(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn app_names_are_short_dns_labels() {

@@ -142,6 +142,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent: None,
             open_ports: vec![],
+            service_account: None,
         }
     }
 

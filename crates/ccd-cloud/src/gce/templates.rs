@@ -104,7 +104,7 @@ fn render(config: &GceConfig, spec: &TemplateSpec, name: &str) -> InstanceTempla
             )])
         .set_network_interfaces([nic])
         .set_service_accounts([ServiceAccount::new()
-            .set_email("default")
+            .set_email(spec.service_account.as_deref().unwrap_or("default"))
             .set_scopes([CLOUD_PLATFORM])])
         .set_metadata(Metadata::new().set_items(items));
     InstanceTemplate::new()
@@ -220,6 +220,7 @@ mod tests {
             labels: BTreeMap::new(),
             agent: None,
             open_ports: vec![],
+            service_account: None,
         }
     }
 
@@ -277,6 +278,32 @@ mod tests {
         assert_eq!(
             nic.subnetwork.as_deref(),
             Some("regions/europe-west1/subnetworks/apps-ew1")
+        );
+    }
+
+    #[test]
+    fn instances_run_as_the_apps_service_account_when_it_names_one() {
+        let email = |t: &InstanceTemplate| {
+            t.properties
+                .as_ref()
+                .and_then(|p| p.service_accounts.first())
+                .and_then(|a| a.email.clone())
+        };
+        let default = render(&config(), &spec(), "web-1");
+        assert_eq!(email(&default).as_deref(), Some("default"));
+        let own = TemplateSpec {
+            service_account: Some("web@acme.iam.gserviceaccount.com".into()),
+            ..spec()
+        };
+        assert_ne!(
+            own.name(),
+            spec().name(),
+            "another account, another template"
+        );
+        let t = render(&config(), &own, "web-2");
+        assert_eq!(
+            email(&t).as_deref(),
+            Some("web@acme.iam.gserviceaccount.com")
         );
     }
 }

@@ -71,6 +71,7 @@ pub fn template(app: &str, revision: &str) -> TemplateSpec {
         labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
         agent: None,
         open_ports: vec![],
+        service_account: None,
     }
 }
 

@@ -161,6 +161,7 @@ async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
         }
     };
     let (mut valid, mut invalid) = (0, Vec::new());
+    let mut as_default = Vec::new();
     for file in &listing.specs {
         let Ok(app) = ccd_spec::parse_bytes(&file.bytes) else {
             invalid.push(file.path.clone());
@@ -179,6 +180,9 @@ async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
         if s.expose.internal.is_some() {
             needs.internal_apps.push(app.metadata.name.clone());
         }
+        if s.machine.service_account.is_none() {
+            as_default.push(app.metadata.name.clone());
+        }
     }
     invalid.extend(listing.unreadable.iter().map(|u| u.path.clone()));
     if invalid.is_empty() {
@@ -189,6 +193,22 @@ async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
             format!(
                 "{valid} valid; not counted below: {} (ccd validate names each problem)",
                 invalid.join(", ")
+            ),
+        );
+    }
+    if as_default.is_empty() {
+        report.ok(
+            "service accounts",
+            "every app runs as an account of its own",
+        );
+    } else {
+        report.warn(
+            "service accounts",
+            format!(
+                "{} run as the project's default service account, which can read every \
+                 other app's secrets; give each `machine.serviceAccount: \
+                 NAME@PROJECT.iam.gserviceaccount.com` with only the roles it needs",
+                as_default.join(", ")
             ),
         );
     }
