@@ -45,15 +45,9 @@ fn status(data: &std::path::Path, app: &str) -> String {
     std::fs::read_to_string(data.join(format!("status/{app}.yaml"))).unwrap_or_default()
 }
 
+/// `ccd events APP` for the data folder.
 async fn events(data: &std::path::Path, app: &str) -> String {
-    let out = tokio::process::Command::new(binary("ccd"))
-        .args(["events", "--data"])
-        .arg(data)
-        .arg(app)
-        .output()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ccd_e2e::agents::events(&binary("ccd"), data, app).await
 }
 
 async fn delete(http: &reqwest::Client, compute: &str, path: &str) {
