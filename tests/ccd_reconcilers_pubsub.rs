@@ -69,7 +69,7 @@ async fn ready(store: &Path, app: &str) -> String {
         },
     )
     .await
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&store.with_file_name("deploy.log"))))
 }
 
 async fn event(dir: &Path, app: &str, words: &[&str]) -> String {
@@ -86,7 +86,19 @@ async fn event(dir: &Path, app: &str, words: &[&str]) -> String {
         },
     )
     .await
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&dir.with_extension("log"))))
+}
+
+/// The end of a process's log, to tell why it did not do what was awaited.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(40);
+    format!(
+        "the last lines of {}:\n{}",
+        log.display(),
+        lines[from..].join("\n")
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,9 +48,14 @@ const REOPEN_MIN: Duration = Duration::from_secs(1);
 const REOPEN_MAX: Duration = Duration::from_secs(60);
 /// A message that could not be published for this long (Pub/Sub
 /// unreachable, say) is an error: the client's default, ten minutes, would
-/// pile up publishers waiting on stale reports. (Admin calls give up after
-/// 60 s or ten attempts, the client's default.)
+/// pile up publishers waiting on stale reports.
 const PUBLISH_RETRIES_FOR: Duration = Duration::from_secs(60);
+/// How long creating or reading a topic or subscription is retried on a
+/// transient failure. Creates are repeated too (Google's default policy
+/// does not, a create not being idempotent): one that did succeed before
+/// its answer was lost comes back as AlreadyExists, which is handled.
+const ADMIN_RETRIES_FOR: Duration = Duration::from_secs(60);
+
 /// Labels on what the bus creates, to tell it apart in the project.
 const LABELS: [(&str, &str); 1] = [("managed-by", "ccd")];
 
@@ -183,12 +188,14 @@ impl PubSubBus {
         let topics = TopicAdmin::builder()
             .with_endpoint(&endpoint)
             .with_credentials(credentials.clone())
+            .with_retry_policy(RetryableErrors.with_time_limit(ADMIN_RETRIES_FOR))
             .build()
             .await
             .map_err(built)?;
         let subscriptions = SubscriptionAdmin::builder()
             .with_endpoint(&endpoint)
             .with_credentials(credentials)
+            .with_retry_policy(RetryableErrors.with_time_limit(ADMIN_RETRIES_FOR))
             .build()
             .await
             .map_err(built)?;
