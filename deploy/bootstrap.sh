@@ -72,6 +72,18 @@ g projects add-iam-policy-binding "$project" --member "serviceAccount:$account" 
 g storage buckets add-iam-policy-binding "gs://$bucket" --member "serviceAccount:$account" \
   --role roles/storage.objectAdmin >/dev/null
 
+# The apps' accounts need log and metric writing on the project. The
+# controller may grant those two roles and nothing else: Google's "limited
+# IAM admin", a conditional binding of the predefined project IAM admin role.
+step "binding: roles/resourcemanager.projectIamAdmin, limited to the apps' roles"
+{
+  echo "title: ccd-app-roles-only"
+  echo "description: ccd may grant its apps' service accounts log and metric writing, nothing else"
+  printf 'expression: "%s"\n' "$("$ccd" doctor --print-grant-condition)"
+} > "$work/condition.yaml"
+g projects add-iam-policy-binding "$project" --member "serviceAccount:$account" \
+  --role roles/resourcemanager.projectIamAdmin --condition-from-file "$work/condition.yaml" >/dev/null
+
 step "Pub/Sub topics (${pubsub_prefix}agent-*)"
 for topic in agent-reports agent-alerts agent-commands; do
   if ! g pubsub topics describe "$pubsub_prefix$topic" >/dev/null 2>&1; then

@@ -3,7 +3,8 @@
 //! names are never changed or deleted, and the app's status names the
 //! clash; a spec moved away for a few seconds and back deletes nothing; an
 //! app whose spec was deleted while ccd was stopped is removed after the
-//! restart; plain HTTP to an external app is redirected to HTTPS.
+//! restart; plain HTTP to an external app is redirected to HTTPS; each app
+//! runs as an account of its own, granted its secrets and deleted with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -52,6 +53,18 @@ async fn get(http: &reqwest::Client, compute: &str, path: &str) -> Option<Value>
         return None;
     }
     r.json().await.ok()
+}
+
+/// A GET on the local cloud's IAM subset (`/v1/...` beside `/compute/v1/`).
+async fn iam(http: &reqwest::Client, compute: &str, path: &str) -> (u16, Value) {
+    let base = compute.trim_end_matches("compute/v1/");
+    let r = http
+        .get(format!("{base}v1/projects/local/{path}"))
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn insert(http: &reqwest::Client, compute: &str, collection: &str, body: Value) {
@@ -128,9 +141,23 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
         before.push(essence(&get(&http, &up.compute, path).await.unwrap()));
     }
 
-    for app in ["shop", "keep", "gone"] {
+    for app in ["shop", "gone"] {
         std::fs::write(data.join(format!("specs/{app}.yaml")), spec(app)).unwrap();
     }
+    // `keep` reads a secret; `lost` names one that does not exist.
+    std::fs::write(data.join("cloud/secrets/keep-token"), "s3cret\n").unwrap();
+    let with_secret = |app: &str, secret: &str| {
+        spec(app).replace(
+            "  port: 8080\n",
+            &format!("  port: 8080\n  secrets: {{TOKEN: {{secret: {secret}}}}}\n"),
+        )
+    };
+    std::fs::write(
+        data.join("specs/keep.yaml"),
+        with_secret("keep", "keep-token"),
+    )
+    .unwrap();
+    std::fs::write(data.join("specs/lost.yaml"), with_secret("lost", "nope")).unwrap();
     let front = spec("front").replace(
         "  replicas:",
         "  expose: {external: {https: {domains: [front.example.com]}}}\n  replicas:",
@@ -157,6 +184,57 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
     .unwrap_or_else(|e| panic!("{e}:\n{}", status(&data, "shop")));
     let shop = status(&data, "shop");
     assert!(shop.contains("phase: Stalled"), "{shop}");
+
+    // Each app runs as its own account, granted its own secret only.
+    let keep_account = "ccd-keep@local.iam.gserviceaccount.com";
+    let (code, _) = iam(
+        &http,
+        &up.compute,
+        &format!("serviceAccounts/{keep_account}"),
+    )
+    .await;
+    assert_eq!(code, 200, "keep's account exists");
+    let (_, policy) = iam(&http, &up.compute, "secrets/keep-token:getIamPolicy").await;
+    let readers: Vec<&str> = policy["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["role"] == "roles/secretmanager.secretAccessor")
+        .flat_map(|b| b["members"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        readers,
+        [format!("serviceAccount:{keep_account}")],
+        "{policy}"
+    );
+    let template = get(&http, &up.compute, "global/instanceTemplates")
+        .await
+        .unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with("keep-")))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        template["properties"]["serviceAccounts"][0]["email"], keep_account,
+        "{template}"
+    );
+    // A secret that does not exist stops its app, naming it; nothing runs.
+    eventually(
+        "lost's missing secret in its status",
+        Duration::from_secs(60),
+        || async { status(&data, "lost").contains("nope").then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}:\n{}", status(&data, "lost")));
+    let lost = status(&data, "lost");
+    assert!(lost.contains("gcloud secrets create nope"), "{lost}");
+    assert!(
+        instances(&http, &up.compute, "lost").await.is_empty(),
+        "{lost}"
+    );
     assert!(
         foreign.iter().any(|f| shop.contains(f)) && shop.contains("rename app shop"),
         "the status names the resource and the fix:\n{shop}"
@@ -245,6 +323,13 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
         )
     });
     assert!(events(&data, "gone").await.contains("Deleted"));
+    let (code, _) = iam(
+        &http,
+        &up.compute,
+        "serviceAccounts/ccd-gone@local.iam.gserviceaccount.com",
+    )
+    .await;
+    assert_eq!(code, 404, "gone's account is deleted with it");
     assert!(!data.join("status/gone.yaml").exists());
     eventually(
         "shop's own resources to be deleted",

@@ -30,7 +30,10 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--bins", "-p", "ccd", "-p", "ccd-sample-app"])
+            // The whole workspace with its examples resolves features as
+            // `cargo test --workspace` does (dev-dependencies on), so under
+            // `make test` the binaries it built are fresh, not rebuilt.
+            .args(["build", "--workspace", "--bins", "--examples"])
             .env(
                 "CARGO_TARGET_DIR",
                 profile_dir().parent().expect("target dir"),

@@ -11,6 +11,7 @@
 
 mod error;
 mod gce;
+pub mod identity;
 pub mod model;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 pub use error::CloudError;
 pub use gce::{ApiCalls, GceCloud, GceConfig};
 pub use gce::{inspect, permissions};
+use identity::IdentitySpec;
 use model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LbTraffic,
     LoadBalancerSpec, ManagedInstance, TemplateInfo, TemplateSpec,
@@ -169,4 +171,22 @@ pub trait Cloud: Send + Sync + 'static {
         app: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The email of the account ccd keeps for `app` on this cloud, which its
+    /// instances run as unless the spec names one; `None` when ccd keeps no
+    /// accounts (they run as the project's default).
+    fn app_account(&self, app: &str) -> Option<String>;
+
+    /// Creates the app's account unless it exists and grants it what the
+    /// spec needs (grants are added, never taken away while the app
+    /// lives); returns its email. An account of that name ccd did not make
+    /// for the app is [`CloudError::NotOwned`].
+    fn apply_identity(
+        &self,
+        spec: &IdentitySpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Deletes the app's account (its grants go with it), once nothing
+    /// runs as it; one ccd did not make for the app is left alone.
+    fn delete_identity(&self, app: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

@@ -1,4 +1,5 @@
-//! One pass over every piece of a shape, in dependency order: template,
+//! One pass over every piece of a shape, in dependency order: the app's
+//! service account, template,
 //! health check, firewall rules, groups, load balancer, then the groups it
 //! no longer sends requests to. Through the cloud itself it creates and
 //! corrects; through a [read-only](Cloud::read_only) view the same pass
@@ -41,6 +42,10 @@ pub(crate) async fn apply<C: Cloud>(
         looking,
     };
     let app = shape.template.app.as_str();
+    // The template runs as the app's account: it exists, with its grants, first.
+    if let Some(identity) = &shape.identity {
+        note(cloud.apply_identity(identity).await, &mut drift)?;
+    }
     note(cloud.ensure_template(&shape.template).await, &mut drift)?;
     if let Some(hc) = &shape.health_check {
         note(cloud.apply_health_check(hc).await, &mut drift)?;

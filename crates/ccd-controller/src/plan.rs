@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ccd_agent::{AgentConfig, CheckConfig};
+use ccd_cloud::identity::IdentitySpec;
 use ccd_cloud::model::{
     Autohealing, FirewallSpec, GroupSpec, GroupVersion, HealthCheckSpec, HealthDefinition,
     LbBackend, LbKind, LoadBalancerSpec, LocalRun, NamedPort, OutlierDetection, Probe, RetryOn,
@@ -25,6 +26,8 @@ pub struct LocalTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub template: TemplateSpec,
+    /// The account ccd keeps for the app, when the spec names none.
+    pub identity: Option<IdentitySpec>,
     pub health_check: Option<HealthCheckSpec>,
     pub group: GroupSpec,
     pub load_balancer: Option<LoadBalancerSpec>,
@@ -33,7 +36,10 @@ pub struct Plan {
 
 pub const PORT_NAME: &str = "http";
 
-pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
+/// `account`: the email of the account ccd keeps for the app on this cloud
+/// ([`Cloud::app_account`](ccd_cloud::Cloud::app_account)), which the
+/// instances run as unless the spec names one.
+pub fn plan(app: &App, local: Option<&LocalTarget>, account: Option<String>) -> Plan {
     let name = app.metadata.name.clone();
     let s = &app.spec;
     let mut env = s.env.clone();
@@ -55,7 +61,7 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         }
         None => LocalRun::Simulated,
     });
-    let template = TemplateSpec {
+    let mut template = TemplateSpec {
         app: name.clone(),
         revision: s.version.clone(),
         image: s.image.clone(),
@@ -84,13 +90,25 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
         },
         service_account: s.machine.service_account.clone(),
     };
+    let identity = match (&s.machine.service_account, account) {
+        (None, Some(email)) => {
+            template.service_account = Some(email);
+            Some(IdentitySpec {
+                app: name.clone(),
+                secrets: s.secrets.values().map(|r| r.secret.clone()).collect(),
+                image: s.image.clone(),
+            })
+        }
+        // The spec's own account: its grants are the user's business.
+        _ => None,
+    };
     let health = health_definition(app);
     // An exec probe runs on the instance (the agent's job); the cloud's
     // checks can only probe the network, so autohealing uses TCP then.
     let health_check = Some(HealthCheckSpec {
         app: name.clone(),
         name: format!("{name}-autoheal"),
-        health: health.clone(),
+        health: autoheal_definition(&health),
     });
     let group = GroupSpec {
         app: name.clone(),
@@ -183,6 +201,7 @@ pub fn plan(app: &App, local: Option<&LocalTarget>) -> Plan {
     });
     Plan {
         template,
+        identity,
         health_check,
         group,
         load_balancer,
@@ -215,6 +234,36 @@ fn health_definition(app: &App) -> HealthDefinition {
         timeout: h.timeout.as_std(),
         healthy_threshold: h.healthy_threshold,
         unhealthy_threshold: h.unhealthy_threshold,
+    }
+}
+
+/// Compute's largest unhealthy threshold and check interval.
+const MAX_UNHEALTHY_THRESHOLD: u32 = 10;
+const MAX_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The cloud's autohealing check: the spec's probe, but slower to call an
+/// instance unhealthy than the agent is, so that a hung app is restarted by
+/// its agent (seconds) before the cloud recreates the whole instance
+/// (minutes on Compute Engine): the healing ladder's first rung comes
+/// first. It waits for about twice the agent's worst time to notice (each
+/// failed check may take its interval and its timeout) plus two intervals;
+/// beyond Compute's ten checks, the interval grows instead. Becoming
+/// healthy is as quick as the spec says.
+fn autoheal_definition(health: &HealthDefinition) -> HealthDefinition {
+    let agent_notices = (health.interval + health.timeout) * health.unhealthy_threshold;
+    let wait = agent_notices * 2 + health.interval * 2;
+    let max = MAX_UNHEALTHY_THRESHOLD;
+    let interval = health
+        .interval
+        .max(Duration::from_secs(wait.as_secs().div_ceil(u64::from(max))))
+        .min(MAX_INTERVAL.max(health.interval));
+    let checks = u32::try_from(wait.as_millis().div_ceil(interval.as_millis().max(1)))
+        .unwrap_or(max)
+        .clamp(health.unhealthy_threshold, max);
+    HealthDefinition {
+        interval,
+        unhealthy_threshold: checks,
+        ..health.clone()
     }
 }
 
@@ -310,13 +359,13 @@ mod tests {
     #[test]
     fn an_unchanged_spec_plans_the_same_template() {
         let app = ccd_spec::parse(SPEC).unwrap();
-        let a = plan(&app, None);
-        let b = plan(&app, None);
+        let a = plan(&app, None, None);
+        let b = plan(&app, None, None);
         assert_eq!(a.template.name(), b.template.name());
         let changed =
             ccd_spec::parse(&SPEC.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")).unwrap();
         assert_ne!(
-            plan(&changed, None).template.name(),
+            plan(&changed, None, None).template.name(),
             a.template.name(),
             "a new env is a new revision"
         );
@@ -325,7 +374,7 @@ mod tests {
     #[test]
     fn the_agent_checks_what_the_spec_says_exec_included() {
         let worker = ccd_spec::parse(include_str!("../../../specs/examples/mailer.yaml")).unwrap();
-        let p = plan(&worker, None);
+        let p = plan(&worker, None, None);
         let agent = p.template.agent.as_ref().unwrap();
         assert_eq!(
             agent.check,
@@ -342,7 +391,7 @@ mod tests {
             p.health_check.unwrap().health.probe,
             ccd_cloud::model::Probe::Tcp { .. }
         ));
-        let web = plan(&ccd_spec::parse(SPEC).unwrap(), None);
+        let web = plan(&ccd_spec::parse(SPEC).unwrap(), None, None);
         assert!(matches!(
             web.template.agent.unwrap().check,
             CheckConfig::Http { .. }
@@ -352,7 +401,7 @@ mod tests {
     #[test]
     fn exposure_and_firewalls_follow_the_spec() {
         let app = ccd_spec::parse(SPEC).unwrap();
-        let p = plan(&app, None);
+        let p = plan(&app, None, None);
         assert!(matches!(
             p.load_balancer.as_ref().unwrap().kind,
             LbKind::External { .. }
@@ -365,12 +414,12 @@ mod tests {
         assert_eq!(p.group.target_size, Some(2));
         assert_eq!(p.group.update.max_unavailable, Share::Fixed(0));
         let worker = ccd_spec::parse(include_str!("../../../specs/examples/mailer.yaml")).unwrap();
-        let p = plan(&worker, None);
+        let p = plan(&worker, None, None);
         assert!(p.load_balancer.is_none(), "nothing exposed unless asked");
         assert_eq!(p.firewalls.len(), 1);
         let internal =
             ccd_spec::parse(include_str!("../../../specs/examples/orders-api.yaml")).unwrap();
-        let names: Vec<String> = plan(&internal, None)
+        let names: Vec<String> = plan(&internal, None, None)
             .firewalls
             .into_iter()
             .map(|f| f.name)
@@ -384,7 +433,7 @@ mod tests {
     #[test]
     fn a_health_check_on_its_own_port_is_let_through_the_firewall_too() {
         let on_own_port = SPEC.replace("{path: /healthz}", "{path: /healthz, port: 9090}");
-        let p = plan(&ccd_spec::parse(&on_own_port).unwrap(), None);
+        let p = plan(&ccd_spec::parse(&on_own_port).unwrap(), None, None);
         let checkers: Vec<(String, u16)> = p
             .firewalls
             .iter()
@@ -398,14 +447,14 @@ mod tests {
                 ("hello-allow-health-port".to_owned(), 9090)
             ]
         );
-        let p = plan(&ccd_spec::parse(SPEC).unwrap(), None);
+        let p = plan(&ccd_spec::parse(SPEC).unwrap(), None, None);
         assert!(!p.firewalls.iter().any(|f| f.name.ends_with("health-port")));
     }
 
     #[test]
     fn every_load_balancer_retries_and_ejects_as_its_health_check_suggests() {
         let app = ccd_spec::parse(SPEC).unwrap();
-        let lb = plan(&app, None).load_balancer.unwrap();
+        let lb = plan(&app, None, None).load_balancer.unwrap();
         // hello: timeout 1s, interval 2s, unhealthyThreshold 3.
         let retry = lb.retry.unwrap();
         assert_eq!(retry.per_try_timeout, Duration::from_secs(5), "the floor");
@@ -423,7 +472,7 @@ mod tests {
                 .replace("interval: 2s", "interval: 20s"),
         )
         .unwrap();
-        let lb = plan(&slow, None).load_balancer.unwrap();
+        let lb = plan(&slow, None, None).load_balancer.unwrap();
         assert_eq!(
             lb.retry.unwrap().per_try_timeout,
             Duration::from_secs(10),
@@ -440,7 +489,7 @@ mod tests {
     fn secret_references_reach_the_template_and_its_name() {
         let spec = include_str!("../../../specs/examples/orders-api.yaml");
         let app = ccd_spec::parse(spec).unwrap();
-        let p = plan(&app, None);
+        let p = plan(&app, None, None);
         assert_eq!(
             p.template.secrets,
             std::collections::BTreeMap::from([(
@@ -460,7 +509,7 @@ mod tests {
             "{secret: orders-api-token, version: 2}",
         );
         assert_ne!(pinned, spec);
-        let pinned = plan(&ccd_spec::parse(&pinned).unwrap(), None);
+        let pinned = plan(&ccd_spec::parse(&pinned).unwrap(), None, None);
         assert_eq!(pinned.template.secrets["API_TOKEN"].version, "2");
         assert_ne!(
             pinned.template.name(),
@@ -468,5 +517,31 @@ mod tests {
             "a changed reference is a new revision"
         );
         assert_eq!(pinned.group.versions[0].template, pinned.template.name());
+    }
+
+    #[test]
+    fn autohealing_waits_for_the_agent_to_restart_the_app_first() {
+        let def = |interval, timeout, unhealthy| HealthDefinition {
+            probe: Probe::Tcp { port: 8080 },
+            interval: Duration::from_secs(interval),
+            timeout: Duration::from_secs(timeout),
+            healthy_threshold: 1,
+            unhealthy_threshold: unhealthy,
+        };
+        for spec in [def(1, 1, 2), def(10, 5, 3), def(5, 5, 10), def(300, 60, 1)] {
+            let cloud = autoheal_definition(&spec);
+            let agent = (spec.interval + spec.timeout) * spec.unhealthy_threshold;
+            let cloud_waits = cloud.interval * cloud.unhealthy_threshold;
+            assert!(cloud_waits >= agent * 2, "{spec:?} -> {cloud:?}");
+            assert!(cloud.unhealthy_threshold <= MAX_UNHEALTHY_THRESHOLD);
+            assert_eq!(
+                (cloud.probe, cloud.timeout, cloud.healthy_threshold),
+                (spec.probe.clone(), spec.timeout, spec.healthy_threshold)
+            );
+        }
+        assert_eq!(
+            autoheal_definition(&def(1, 1, 2)).interval,
+            Duration::from_secs(1)
+        );
     }
 }

@@ -80,7 +80,7 @@ pub async fn preview<C: Cloud>(
     endpoints: &Endpoints,
 ) -> Result<Preview, CloudError> {
     let name = app.metadata.name.clone();
-    let plan = plan(app, local);
+    let plan = plan(app, local, cloud.app_account(&name));
     let view = cloud.read_only();
     let observed = crate::observe::observe(&view, &name, &plan, recorded).await?;
     let input = Input {

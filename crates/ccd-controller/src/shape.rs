@@ -2,6 +2,7 @@
 //! plan and the status (its groups and rollout record). The decision moves
 //! the record; the executor applies the shape the record projects.
 
+use ccd_cloud::identity::IdentitySpec;
 use ccd_cloud::model::{
     FirewallSpec, GroupId, GroupSpec, GroupVersion, HealthCheckSpec, LbBackend, LoadBalancerSpec,
     Share, TemplateSpec,
@@ -24,6 +25,8 @@ pub struct Shape {
     pub load_balancer: Option<LoadBalancerSpec>,
     /// Groups to delete once the load balancer no longer sends them requests.
     pub retire: Vec<GroupId>,
+    /// The app's own service account and its grants, when ccd keeps one.
+    pub identity: Option<IdentitySpec>,
 }
 
 impl Shape {
@@ -100,6 +103,7 @@ pub fn shape(plan: &Plan, status: &Status, target_size: u32) -> Shape {
         groups,
         load_balancer,
         retire,
+        identity: plan.identity.clone(),
     }
 }
 

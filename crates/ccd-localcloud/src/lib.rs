@@ -18,6 +18,7 @@ mod generic;
 mod geo;
 mod guest;
 mod handlers;
+mod iam;
 mod kinds;
 mod list;
 mod local_run;
@@ -147,6 +148,10 @@ impl LocalCloud {
         cloud
             .balancers
             .set_unprivileged_offset(config.unprivileged_port_offset);
+        let iam = iam::Iam::new(
+            cloud.store.clone(),
+            config.data_dir.as_ref().map(|d| d.join("secrets")),
+        );
         let keep = cloud.clone();
         let instances = runtime::instances::Instances::new(supervisor, dir, config.guest.clone());
         instances.set_metadata_host(addr.to_string());
@@ -165,6 +170,7 @@ impl LocalCloud {
             .with_state(cloud.clone())
             .merge(metadata::router(cloud.clone()))
             .merge(monitoring::router(cloud.clone()))
+            .merge(iam::router(iam))
             .merge(admin::router(admin::AdminState { cloud, instances }));
         let stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {

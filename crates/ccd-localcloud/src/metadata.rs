@@ -108,6 +108,15 @@ fn answer(
         .filter_map(|i| Some((i["key"].as_str()?.to_owned(), i["value"].clone())))
         .collect();
     let zone = instance["zone"].as_str().map_or("", paths::name_of);
+    // The account the instance runs as, when its template names one.
+    let email = instance
+        .pointer("/serviceAccounts/0/email")
+        .and_then(Value::as_str)
+        .filter(|e| e.contains('@'))
+        .map_or_else(
+            || format!("local@{project}.iam.gserviceaccount.com"),
+            str::to_owned,
+        );
     let tree = json!({
         "instance": {
             "id": instance["id"],
@@ -119,7 +128,7 @@ fn answer(
             "network-interfaces": [{"ip": instance["networkInterfaces"][0]["networkIP"]}],
             "tags": instance["tags"]["items"].clone(),
             "service-accounts": {"default": {
-                "email": format!("local@{project}.iam.gserviceaccount.com"),
+                "email": email,
                 "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 // No Google account here: the token is a placeholder the local
                 // cloud and emulators accept, shaped as Google's.

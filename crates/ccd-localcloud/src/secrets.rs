@@ -11,7 +11,9 @@
 //! `NAME` too). The project is not part of the path: one local cloud, one
 //! folder. Trailing newlines are dropped (as the startup script's shell
 //! does); a value must be one line of UTF-8 text. A local cloud without a
-//! data folder has no secrets. Values are never logged nor stored.
+//! data folder has no secrets. Values are never logged nor stored. An
+//! instance running as an account made through the local IAM reads only
+//! the secrets it is granted (`crate::iam::secret_access`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -38,6 +40,8 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
     pub env: String,
+    /// The project named in the reference, whose IAM policy decides access.
+    pub project: String,
     pub secret: String,
     pub version: String,
 }
@@ -60,11 +64,7 @@ impl Reference {
         let ["projects", project, "secrets", secret, "versions", version] = parts.as_slice() else {
             return Err(bad());
         };
-        // The name becomes a file name: nothing that could leave the folder.
-        let secret_ok = (1..=255).contains(&secret.len())
-            && secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let secret_ok = valid_name(secret);
         let version_ok = *version == "latest"
             || (version.starts_with(|c: char| ('1'..='9').contains(&c))
                 && version.len() <= 10
@@ -74,6 +74,7 @@ impl Reference {
         }
         Ok(Reference {
             env: env.to_owned(),
+            project: (*project).to_owned(),
             secret: (*secret).to_owned(),
             version: (*version).to_owned(),
         })
@@ -91,6 +92,35 @@ impl Reference {
             ]
         }
     }
+}
+
+/// Secret Manager's rule for a secret's name, which here becomes a file
+/// name: nothing that could leave the folder.
+pub fn valid_name(secret: &str) -> bool {
+    (1..=255).contains(&secret.len())
+        && secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether `dir` holds the secret `name`: its file, or a numbered version's.
+pub fn exists(dir: &Path, name: &str) -> bool {
+    if !valid_name(name) {
+        return false;
+    }
+    if dir.join(name).exists() {
+        return true;
+    }
+    let versioned = |file: &str| {
+        file.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('@'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_str().is_some_and(versioned))
+    })
 }
 
 /// The references of a template (or of a standalone instance's metadata
@@ -115,11 +145,13 @@ pub fn of_template(template: &Value) -> Result<Vec<Reference>, String> {
 }
 
 /// The values of `refs`, from `dir` (`None`: a local cloud without a data
-/// folder). An error has one line per secret that cannot be read, each
-/// naming the file and how to create it, never a value.
+/// folder), each first allowed by `may_read` (the instance's account's IAM
+/// grants). An error has one line per secret that cannot be read, each
+/// naming the file and how to create it, or the grant missing; never a value.
 pub fn resolve(
     dir: Option<&Path>,
     refs: &[Reference],
+    may_read: impl Fn(&Reference) -> Result<(), String>,
 ) -> Result<BTreeMap<String, String>, Vec<String>> {
     let mut values = BTreeMap::new();
     let mut problems = Vec::new();
@@ -132,6 +164,12 @@ pub fn resolve(
             ));
             continue;
         };
+        // Access is decided before the value is looked for, as Secret
+        // Manager answers PERMISSION_DENIED before NOT_FOUND.
+        if let Err(why) = may_read(r) {
+            problems.push(format!("{what}: {why}"));
+            continue;
+        }
         match read(&r.files(dir)) {
             Ok(value) => {
                 values.insert(r.env.clone(), value);
@@ -230,7 +268,7 @@ mod tests {
             reference("PINNED", "db", "2"),
             reference("UNPINNED", "db", "7"),
         ];
-        let values = resolve(Some(&dir), &refs).unwrap();
+        let values = resolve(Some(&dir), &refs, |_| Ok(())).unwrap();
         assert_eq!(
             values["LATEST"], "latest-value",
             "the trailing newline goes"
@@ -255,7 +293,7 @@ mod tests {
             reference("E", "folder", "latest"),
             reference("F", "ok", "latest"),
         ];
-        let problems = resolve(Some(&dir), &refs).unwrap_err();
+        let problems = resolve(Some(&dir), &refs, |_| Ok(())).unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:#?}");
         let absent = dir.join("absent").display().to_string();
         assert_eq!(
@@ -285,7 +323,7 @@ mod tests {
                 .iter()
                 .all(|p| !p.contains("top-secret") && !p.contains("fine"))
         );
-        let none = resolve(None, &refs[5..]).unwrap_err();
+        let none = resolve(None, &refs[5..], |_| Ok(())).unwrap_err();
         assert!(none[0].contains("keeps nothing on disk"), "{none:?}");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -1,7 +1,9 @@
 //! Secrets, emulated from files: a template's `ccd-secrets` references are
 //! read from `DIR/secrets` into the environment of the instance's process;
 //! a missing one stops the app from starting, says so in the instance's
-//! log, and the group never becomes healthy. Real processes: the sample app.
+//! log, and the group never becomes healthy; so does a secret that the
+//! instance's own service account is not granted. Real processes: the
+//! sample app.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -275,6 +277,117 @@ async fn secrets_reach_the_process_and_a_missing_one_keeps_the_app_down() {
         (health(&m) == "HEALTHY").then_some(())
     })
     .await;
+
+    finish(cloud).await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// An instance that runs as an account made through the local cloud's IAM
+/// reads only the secrets the account is granted: without the grant its app
+/// never starts and its log names the grant to make; granted, a recreated
+/// instance starts with the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_account_reads_only_the_secrets_it_is_granted() {
+    let app = sample_app();
+    let data =
+        std::env::temp_dir().join(format!("ccd-localcloud-secrets-iam-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let secrets = data.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("db-password"), "correct horse").unwrap();
+    let cloud = LocalCloud::start(Config {
+        data_dir: Some(data.clone()),
+        check_responses: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let rest = Rest {
+        http: reqwest::Client::new(),
+        base: format!("{}projects/{PROJECT}/", cloud.compute_url()),
+    };
+    let google = Rest {
+        http: reqwest::Client::new(),
+        base: format!("{}/v1/projects/{PROJECT}/", cloud.endpoint()),
+    };
+    rest.post(
+        "global/healthChecks",
+        json!({"name": "hc", "type": "HTTP",
+        "httpHealthCheck": {"port": 8080, "requestPath": "/healthz"},
+        "checkIntervalSec": 1, "timeoutSec": 1, "healthyThreshold": 1, "unhealthyThreshold": 2}),
+    )
+    .await;
+    rest.post(
+        "global/firewalls",
+        json!({"name": "allow-hc", "sourceRanges": ["35.191.0.0/16", "130.211.0.0/22"],
+        "targetTags": ["web"], "allowed": [{"IPProtocol": "tcp", "ports": ["8080"]}]}),
+    )
+    .await;
+    let account = google
+        .post("serviceAccounts", json!({"accountId": "ccd-web"}))
+        .await;
+    let email = account["email"].as_str().unwrap().to_owned();
+    let mut web = template(
+        "web-v1",
+        &app,
+        json!({"DB_PASSWORD": format!("projects/{PROJECT}/secrets/db-password/versions/latest")}),
+    );
+    web["properties"]["serviceAccounts"] = json!([{"email": email,
+        "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]);
+    rest.post("global/instanceTemplates", web).await;
+    let zone = format!("zones/{ZONE}");
+    rest.post(
+        &format!("{zone}/instanceGroupManagers"),
+        group("web", "web-v1"),
+    )
+    .await;
+
+    let (m, _) = eventually("the ungranted instance is unreachable", || async {
+        let (m, ip) = rest.member("web").await?;
+        (health(&m) == "TIMEOUT").then_some((m, ip))
+    })
+    .await;
+    let name = m["name"].as_str().unwrap().to_owned();
+    let instance = rest.get(&format!("{zone}/instances/{name}")).await;
+    assert_eq!(instance["serviceAccounts"][0]["email"], email.as_str());
+    let log = std::fs::read_to_string(
+        data.join("instances")
+            .join(ZONE)
+            .join(&name)
+            .join("stderr.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&format!(
+            "ccd-localcloud: cannot start the app: secret db-password (version latest) for DB_PASSWORD: the instance's service account {email} may not access secret db-password: grant it roles/secretmanager.secretAccessor on the secret (projects/{PROJECT}/secrets/db-password)"
+        )),
+        "{log}"
+    );
+
+    google
+        .post(
+            "secrets/db-password:setIamPolicy",
+            json!({"policy": {"bindings": [{"role": "roles/secretmanager.secretAccessor",
+                "members": [format!("serviceAccount:{email}")]}]}}),
+        )
+        .await;
+    rest.post(
+        &format!("{zone}/instanceGroupManagers/web/recreateInstances"),
+        json!({"instances": [format!("{zone}/instances/{name}")]}),
+    )
+    .await;
+    let (_, ip) = eventually("the granted instance is healthy", || async {
+        let (m, ip) = rest.member("web").await?;
+        (health(&m) == "HEALTHY").then_some((m, ip))
+    })
+    .await;
+    let db: Value = reqwest::get(format!("http://{ip}:8080/env/DB_PASSWORD"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(db["sha256"], sha256("correct horse"), "{db}");
 
     finish(cloud).await;
     let _ = std::fs::remove_dir_all(&data);

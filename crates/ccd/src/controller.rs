@@ -74,6 +74,15 @@ pub struct ControllerConfig {
     /// the region's `default` subnetwork when absent. Normalized by [`load`].
     #[serde(default)]
     pub subnetwork: Option<String>,
+    /// Apps whose spec names no `machine.serviceAccount` run as an account
+    /// ccd creates for each, granted only what the app needs (default);
+    /// `false`: as the project's default account.
+    #[serde(default = "default_app_service_accounts")]
+    pub app_service_accounts: bool,
+}
+
+fn default_app_service_accounts() -> bool {
+    GceConfig::default().app_accounts
 }
 
 fn default_network() -> String {
@@ -250,6 +259,7 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         agent_image: config.agent_image.clone(),
         network: config.network.clone(),
         subnetwork: config.subnetwork.clone(),
+        app_accounts: config.app_service_accounts,
         ..GceConfig::default()
     })
     .await

@@ -85,6 +85,7 @@ impl Target {
                     region: c.region,
                     anonymous: crate::controller::anonymous(c.endpoint.as_deref()),
                     endpoint: c.endpoint,
+                    app_accounts: c.app_service_accounts,
                     ..GceConfig::default()
                 }
             }

@@ -20,6 +20,7 @@ mod firewalls;
 mod group_state;
 mod groups;
 mod health;
+mod identity;
 pub mod inspect;
 mod inventory;
 mod lb;
@@ -47,6 +48,7 @@ use google_cloud_compute_v1::client::{
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::RetryPolicyExt as _;
 
+use crate::identity::IdentitySpec;
 use crate::model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, LbId, LbState, LoadBalancerSpec,
     ManagedInstance, TemplateInfo, TemplateSpec,
@@ -77,6 +79,9 @@ pub struct GceConfig {
     /// The image of ccd itself that instances run their agent from (`ccd
     /// agent`, beside the app's container); no agent when `None`.
     pub agent_image: Option<String>,
+    /// Apps whose spec names no service account run as one ccd creates and
+    /// grants for each (`false`: as the project's default account).
+    pub app_accounts: bool,
 }
 
 impl Default for GceConfig {
@@ -93,6 +98,7 @@ impl Default for GceConfig {
             network: "global/networks/default".to_owned(),
             subnetwork: None,
             agent_image: None,
+            app_accounts: true,
         }
     }
 }
@@ -125,6 +131,11 @@ struct Clients {
     subnetworks: Subnetworks,
     /// Cloud Monitoring, for the load balancers' traffic.
     metrics: google_cloud_monitoring_v3::client::MetricService,
+    /// The apps' own service accounts and their grants.
+    iam: google_cloud_iam_admin_v1::client::Iam,
+    projects: google_cloud_resourcemanager_v3::client::Projects,
+    secrets: google_cloud_secretmanager_v1::client::SecretManagerService,
+    registry: google_cloud_artifactregistry_v1::client::ArtifactRegistry,
 }
 
 /// [`Cloud`] on Compute Engine (or the local cloud).
@@ -213,6 +224,22 @@ impl GceCloud {
             regions: client!(Regions, config, creds),
             subnetworks: client!(Subnetworks, config, creds),
             metrics: traffic::metric_client(&config, &creds).await?,
+            iam: client!(google_cloud_iam_admin_v1::client::Iam, config, creds),
+            projects: client!(
+                google_cloud_resourcemanager_v3::client::Projects,
+                config,
+                creds
+            ),
+            secrets: client!(
+                google_cloud_secretmanager_v1::client::SecretManagerService,
+                config,
+                creds
+            ),
+            registry: client!(
+                google_cloud_artifactregistry_v1::client::ArtifactRegistry,
+                config,
+                creds
+            ),
         };
         let limiter = limiter::Limiter::new(config.rate_limit_per_sec);
         Ok(GceCloud {
@@ -350,5 +377,22 @@ impl Cloud for GceCloud {
 
     async fn delete_firewall(&self, app: &str, name: &str) -> Result<(), CloudError> {
         Ok(self.delete_firewall_impl(app, name).await?)
+    }
+
+    fn app_account(&self, app: &str) -> Option<String> {
+        self.config
+            .app_accounts
+            .then(|| crate::identity::account_email(app, self.project()))
+    }
+
+    async fn apply_identity(&self, spec: &IdentitySpec) -> Result<String, CloudError> {
+        Ok(self.apply_identity_impl(spec).await?)
+    }
+
+    async fn delete_identity(&self, app: &str) -> Result<(), CloudError> {
+        if !self.config.app_accounts {
+            return Ok(());
+        }
+        Ok(self.delete_identity_impl(app).await?)
     }
 }

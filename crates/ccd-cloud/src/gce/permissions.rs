@@ -19,10 +19,12 @@ pub enum Caller {
     Doctor,
     /// The Pub/Sub bus of the health and scaling reconcilers (crate ccd-bus).
     Bus,
-    /// Calls a change under way adds (a service account per app, issue 10).
-    /// The role grants them already so that change needs no new role; its
-    /// calls must move their rows to `Adapter` when they land.
-    Planned,
+    /// `GceCloud` too, but held through the bootstrap's conditional binding
+    /// of `roles/resourcemanager.projectIamAdmin` ([`GRANT_CONDITION`]:
+    /// only the apps' project roles may be granted or revoked), never
+    /// through the custom role, which would let its holder grant itself
+    /// anything. Checked against the source like `Adapter`.
+    Delegated,
 }
 
 /// One call and what it needs.
@@ -50,7 +52,7 @@ const fn row(
     }
 }
 
-use Caller::{Adapter, Bus, Doctor, Planned, Poller};
+use Caller::{Adapter, Bus, Delegated, Doctor, Poller};
 
 /// A group of instances that run as a service account: creating or changing
 /// one needs `actAs` on that account.
@@ -224,23 +226,45 @@ pub const TABLE: &[Need] = &[
         "pubsub.subscriptions.create", "pubsub.topics.attachSubscription",
     ], Bus),
     row("pubsub", "streaming_pull", &["pubsub.subscriptions.consume"], Bus),
-    // ---- Planned: a service account per app, kept by ccd (issue 10). ----
-    row("iam", "create_service_account", &["iam.serviceAccounts.create"], Planned),
-    row("iam", "get_service_account", &["iam.serviceAccounts.get"], Planned),
-    row("iam", "delete_service_account", &["iam.serviceAccounts.delete"], Planned),
-    row("secrets", "get_iam_policy", &["secretmanager.secrets.getIamPolicy"], Planned),
-    row("secrets", "set_iam_policy", &["secretmanager.secrets.setIamPolicy"], Planned),
-    row("projects", "get_iam_policy", &["resourcemanager.projects.getIamPolicy"], Planned),
-    row("projects", "set_iam_policy", &["resourcemanager.projects.setIamPolicy"], Planned),
+    // The apps' own service accounts (gce/identity.rs).
+    row("iam", "create_service_account", &["iam.serviceAccounts.create"], Adapter),
+    row("iam", "get_service_account", &["iam.serviceAccounts.get"], Adapter),
+    row("iam", "delete_service_account", &["iam.serviceAccounts.delete"], Adapter),
+    row("secrets", "get_iam_policy", &["secretmanager.secrets.getIamPolicy"], Adapter),
+    row("secrets", "set_iam_policy", &["secretmanager.secrets.setIamPolicy"], Adapter),
+    row("registry", "get_iam_policy", &["artifactregistry.repositories.getIamPolicy"], Adapter),
+    row("registry", "set_iam_policy", &["artifactregistry.repositories.setIamPolicy"], Adapter),
+    row("projects", "get_iam_policy", &["resourcemanager.projects.getIamPolicy"], Adapter),
+    row("projects", "set_iam_policy", &["resourcemanager.projects.setIamPolicy"], Delegated),
 ];
 
 /// The custom role's ID in the project.
 pub const ROLE_ID: &str = "ccdController";
 
-/// Every permission of the table, sorted, each once.
+/// The predefined role the bootstrap grants the controller on the project
+/// under [`GRANT_CONDITION`], for the [`Delegated`] rows.
+pub const GRANTOR_ROLE: &str = "roles/resourcemanager.projectIamAdmin";
+
+/// The IAM condition on [`GRANTOR_ROLE`]: the controller may grant and
+/// revoke the apps' project roles and nothing else (Google's "limited IAM
+/// admin": the `modifiedGrantsByRole` API attribute).
+pub fn grant_condition() -> String {
+    let roles: Vec<String> = crate::identity::PROJECT_ROLES
+        .iter()
+        .map(|r| format!("'{r}'"))
+        .collect();
+    format!(
+        "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{}])",
+        roles.join(", ")
+    )
+}
+
+/// Every permission of the custom role, sorted, each once: the table's,
+/// but for the [`Delegated`] rows.
 pub fn all() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = TABLE
         .iter()
+        .filter(|n| n.caller != Delegated)
         .flat_map(|n| n.permissions.iter().copied())
         .collect();
     out.sort_unstable();
@@ -536,7 +560,9 @@ mod tests {
         let row = |c: &str, m: &str| TABLE.iter().find(|n| n.client == c && n.method == m);
         let missing: Vec<String> = found
             .iter()
-            .filter(|((c, m), _)| row(c, m).is_none_or(|n| !matches!(n.caller, Adapter | Doctor)))
+            .filter(|((c, m), _)| {
+                row(c, m).is_none_or(|n| !matches!(n.caller, Adapter | Delegated | Doctor))
+            })
             .map(|((c, m), files)| format!("{c}.{m} (in {})", files.join(", ")))
             .collect();
         assert!(
@@ -545,7 +571,7 @@ mod tests {
         );
         let stale: Vec<String> = TABLE
             .iter()
-            .filter(|n| matches!(n.caller, Adapter | Doctor))
+            .filter(|n| matches!(n.caller, Adapter | Delegated | Doctor))
             .filter(|n| !found.contains_key(&(n.client.to_owned(), n.method.to_owned())))
             .map(|n| format!("{}.{}", n.client, n.method))
             .collect();
@@ -594,7 +620,7 @@ mod tests {
     fn the_role_lists_every_permission_of_the_table_once() {
         let yaml = role_yaml();
         let listed: Vec<&str> = yaml.lines().filter_map(|l| l.strip_prefix("- ")).collect();
-        for need in TABLE {
+        for need in TABLE.iter().filter(|n| n.caller != Delegated) {
             for p in need.permissions {
                 assert!(
                     listed.contains(p),
@@ -604,6 +630,13 @@ mod tests {
                 );
             }
         }
+        // Held under the grant condition only: in the role, it would let
+        // the controller grant itself any role.
+        assert!(!listed.contains(&"resourcemanager.projects.setIamPolicy"));
+        assert!(
+            grant_condition()
+                .contains("'roles/logging.logWriter', 'roles/monitoring.metricWriter'")
+        );
         let unique: BTreeSet<&&str> = listed.iter().collect();
         assert_eq!(unique.len(), listed.len(), "a permission listed twice");
         assert!(

@@ -32,7 +32,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             );
             return self.stall(name, spec_version, &[problem]).await;
         }
-        let plan = plan(app, self.local.as_ref());
+        let plan = plan(app, self.local.as_ref(), self.cloud.app_account(name));
         let recorded = self.recorded(name).await?;
         let control = self.control(name, &recorded).await;
         let now = self.clock.now();

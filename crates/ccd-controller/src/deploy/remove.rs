@@ -116,6 +116,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         for rule in self.cloud.list_firewalls(app).await? {
             self.cloud.delete_firewall(app, &rule.name).await?;
         }
+        // Last: nothing runs as the account any more.
+        self.cloud.delete_identity(app).await?;
         self.store.delete_status(app).await?;
         self.store.delete_control(app).await?;
         self.store.delete_scaling(app).await?;

@@ -246,7 +246,7 @@ impl<C: Cloud, S: SpecStore> ScalingReconciler<C, S> {
         group: &GroupId,
         interval: Duration,
     ) -> Option<f64> {
-        let lb = crate::plan::plan(app, None).load_balancer?;
+        let lb = crate::plan::plan(app, None, None).load_balancer?;
         // Two intervals: enough requests to average, recent enough to react.
         let window = (interval * 2).max(Duration::from_secs(2));
         let since = self.clock.now().system().checked_sub(window)?;

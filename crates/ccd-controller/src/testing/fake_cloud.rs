@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use ccd_cloud::identity::{IdentitySpec, account_email};
 use ccd_cloud::model::{
     FirewallSpec, GroupId, GroupSpec, GroupState, HealthCheckSpec, InstanceAction, InstanceHealth,
     InstanceStatus, LbId, LbPiece, LbPieceKind, LbState, LbTraffic, LoadBalancerSpec,
@@ -44,6 +45,11 @@ pub struct State {
     /// Machine types the cloud refuses (a bad `machine.type`).
     pub refused_machine_types: Vec<String>,
     pub traffic: LbTraffic,
+    /// Whether the cloud keeps an account per app (off unless a test says).
+    pub app_accounts: bool,
+    /// The apps' accounts, by app, with what they were granted (grants are
+    /// only ever added while the app lives, as the adapter does).
+    pub identities: BTreeMap<String, IdentitySpec>,
     /// Every mutation, as `verb resource`.
     pub log: Vec<String>,
     pub reads: usize,
@@ -512,6 +518,49 @@ impl Cloud for FakeCloud {
         }
         self.mutate("deleted", &format!("global/firewalls/{name}"))?;
         self.state().firewalls.remove(name);
+        Ok(())
+    }
+
+    fn app_account(&self, app: &str) -> Option<String> {
+        self.state()
+            .app_accounts
+            .then(|| account_email(app, "fake"))
+    }
+
+    async fn apply_identity(&self, spec: &IdentitySpec) -> Result<String, CloudError> {
+        let email = account_email(&spec.app, "fake");
+        let resource = format!("projects/fake/serviceAccounts/{email}");
+        self.refuse_foreign(&email, &resource)?;
+        let known = self.state().identities.get(&spec.app).cloned();
+        let wanted = match &known {
+            Some(k) if spec.secrets.is_subset(&k.secrets) && k.image == spec.image => {
+                return Ok(email);
+            }
+            Some(k) => IdentitySpec {
+                secrets: k.secrets.union(&spec.secrets).cloned().collect(),
+                ..spec.clone()
+            },
+            None => spec.clone(),
+        };
+        self.mutate(
+            if known.is_some() {
+                "granted"
+            } else {
+                "created"
+            },
+            &resource,
+        )?;
+        self.state().identities.insert(spec.app.clone(), wanted);
+        Ok(email)
+    }
+
+    async fn delete_identity(&self, app: &str) -> Result<(), CloudError> {
+        if !self.state().identities.contains_key(app) {
+            return Ok(());
+        }
+        let email = account_email(app, "fake");
+        self.mutate("deleted", &format!("projects/fake/serviceAccounts/{email}"))?;
+        self.state().identities.remove(app);
         Ok(())
     }
 }

@@ -324,6 +324,7 @@ fn instance_resource(cloud: &Cloud, mig_key: &str, key: &str, template_link: &st
         "metadata": {"kind": "compute#metadata", "fingerprint": crate::generic::fingerprint_text(b"local"), "items": items},
         "labels": props["labels"].clone(),
         "tags": props["tags"].clone(),
+        "serviceAccounts": props["serviceAccounts"].clone(),
         "networkInterfaces": [{"kind": "compute#networkInterface", "name": "nic0", "network": network, "networkIP": super::instances::allocate_ip(&cloud.store)}],
         "canIpForward": false,
         "deletionProtection": false,

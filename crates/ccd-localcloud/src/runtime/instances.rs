@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::Cloud;
 use crate::guest::{Guest, Vm, metadata_items};
+use crate::iam;
 use crate::local_run::LocalRun;
 use crate::paths;
 use crate::secrets;
@@ -126,10 +127,16 @@ impl Instances {
         }
         let name = paths::name_of(key);
         let zone = instance["zone"].as_str().map_or("zone", paths::name_of);
+        let account = service_account_of(instance, &template);
+        // An account made through the local IAM reads only what it is granted.
+        let may_read = |r: &secrets::Reference| {
+            iam::secret_access(&cloud.store, account.as_deref(), &r.project, &r.secret)
+        };
         let secret_env = secrets::of_template(&template)
             .and_then(|refs| {
                 secrets::check_not_expanded(&refs, run.command.iter().chain(&run.args))?;
-                secrets::resolve(self.secrets_dir.as_deref(), &refs).map_err(|p| p.join("; "))
+                secrets::resolve(self.secrets_dir.as_deref(), &refs, may_read)
+                    .map_err(|p| p.join("; "))
             })
             .map_err(|problem| {
                 // What a VM's serial console would show: the boot stops here.
@@ -322,6 +329,16 @@ fn template_of(cloud: &Cloud, instance: &Value) -> Arc<Value> {
             Arc::new(serde_json::json!({"properties": {"metadata": instance["metadata"].clone()}}))
         }
     }
+}
+
+/// The account an instance runs as: its own `serviceAccounts[0]`, else its
+/// template's.
+fn service_account_of(instance: &Value, template: &Value) -> Option<String> {
+    instance
+        .pointer("/serviceAccounts/0/email")
+        .or_else(|| template.pointer("/properties/serviceAccounts/0/email"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 pub fn is_simulated(cloud: &Cloud, instance: &Value) -> bool {

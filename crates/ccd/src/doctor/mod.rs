@@ -20,13 +20,19 @@ use judge::Needs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The controller's configuration, as `ccd controller --config` reads it.
-    #[arg(long, required_unless_present = "print_role")]
+    #[arg(long, required_unless_present_any = ["print_role", "print_grant_condition"])]
     config: Option<PathBuf>,
     /// Print the custom role `ccdController` the controller needs (the YAML
     /// `gcloud iam roles create --file` reads), generated from ccd's
     /// permission table, and exit.
     #[arg(long)]
     print_role: bool,
+    /// Print the IAM condition under which the controller holds
+    /// `roles/resourcemanager.projectIamAdmin`: it may grant the apps'
+    /// accounts their project roles (log and metric writing) and nothing
+    /// else. `deploy/bootstrap.sh` binds it so.
+    #[arg(long)]
+    print_grant_condition: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +75,10 @@ impl Report {
 pub fn run(args: Args) -> ExitCode {
     if args.print_role {
         print!("{}", ccd_cloud::permissions::role_yaml());
+        return ExitCode::SUCCESS;
+    }
+    if args.print_grant_condition {
+        println!("{}", ccd_cloud::permissions::grant_condition());
         return ExitCode::SUCCESS;
     }
     let Some(path) = args.config else {
@@ -126,7 +136,7 @@ async fn store(config: &ControllerConfig, report: &mut Report) -> Needs {
             ),
         ),
     }
-    needs(&store, report).await
+    needs(&store, config.app_service_accounts, report).await
 }
 
 async fn probe(store: &AnyStore) -> Result<String, String> {
@@ -151,7 +161,9 @@ async fn probe(store: &AnyStore) -> Result<String, String> {
 }
 
 /// Ports, internal apps and images of the store's valid specs.
-async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
+/// `app_accounts`: whether apps without an account of their own get one
+/// from ccd (the configuration's `appServiceAccounts`).
+async fn needs(store: &AnyStore, app_accounts: bool, report: &mut Report) -> Needs {
     let mut needs = Needs::default();
     let listing = match store.list_specs().await {
         Ok(l) => l,
@@ -180,7 +192,7 @@ async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
         if s.expose.internal.is_some() {
             needs.internal_apps.push(app.metadata.name.clone());
         }
-        if s.machine.service_account.is_none() {
+        if s.machine.service_account.is_none() && !app_accounts {
             as_default.push(app.metadata.name.clone());
         }
     }
@@ -197,16 +209,23 @@ async fn needs(store: &AnyStore, report: &mut Report) -> Needs {
         );
     }
     if as_default.is_empty() {
+        let how = if app_accounts {
+            "those without machine.serviceAccount as one ccd keeps for it"
+        } else {
+            "each as the one its spec names"
+        };
         report.ok(
             "service accounts",
-            "every app runs as an account of its own",
+            format!("every app runs as an account of its own: {how}"),
         );
     } else {
         report.warn(
             "service accounts",
             format!(
-                "{} run as the project's default service account, which can read every \
-                 other app's secrets; give each `machine.serviceAccount: \
+                "{} run as the project's default service account (appServiceAccounts is \
+                 false), which can read every other app's secrets; remove \
+                 `appServiceAccounts: false` from the configuration so that ccd keeps an \
+                 account per app, or give each `machine.serviceAccount: \
                  NAME@PROJECT.iam.gserviceaccount.com` with only the roles it needs",
                 as_default.join(", ")
             ),
@@ -228,11 +247,18 @@ mod tests {
         .unwrap();
         let role = ccd_cloud::permissions::role_yaml();
         let listed: Vec<&str> = role.lines().filter_map(|l| l.strip_prefix("- ")).collect();
-        for need in ccd_cloud::permissions::TABLE {
+        for need in ccd_cloud::permissions::TABLE
+            .iter()
+            .filter(|n| n.caller != ccd_cloud::permissions::Caller::Delegated)
+        {
             for p in need.permissions {
                 assert!(listed.contains(p), "role lacks {p}");
             }
         }
+        // The delegated rows come from a conditional binding whose
+        // condition is the one ccd prints.
+        assert!(script.contains(r#""$ccd" doctor --print-grant-condition"#));
+        assert!(script.contains(ccd_cloud::permissions::GRANTOR_ROLE));
         // The role file comes from the binary, and both create and update read it.
         assert!(script.contains(r#""$ccd" doctor --print-role > "$work/role.yaml""#));
         assert!(script.contains(r#"roles create "$role" --file "$work/role.yaml""#));
