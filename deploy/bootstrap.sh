@@ -44,7 +44,8 @@ g() { gcloud --project "$project" --quiet "$@"; }
 step "APIs"
 g services enable compute.googleapis.com secretmanager.googleapis.com iam.googleapis.com \
   monitoring.googleapis.com pubsub.googleapis.com storage.googleapis.com \
-  cloudresourcemanager.googleapis.com serviceusage.googleapis.com
+  cloudresourcemanager.googleapis.com serviceusage.googleapis.com \
+  artifactregistry.googleapis.com
 
 step "bucket gs://$bucket (versioned: every spec and status revision is kept)"
 if ! g storage buckets describe "gs://$bucket" >/dev/null 2>&1; then
