@@ -30,10 +30,10 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
-            // The whole workspace with its examples resolves features as
-            // `cargo test --workspace` does (dev-dependencies on), so under
-            // `make test` the binaries it built are fresh, not rebuilt.
-            .args(["build", "--workspace", "--bins", "--examples"])
+            // The same targets as `cargo test --workspace` builds (so the
+            // same features): under `make test` the binaries it built are
+            // fresh, not rebuilt a second way.
+            .args(["build", "--workspace", "--tests", "--bins"])
             .env(
                 "CARGO_TARGET_DIR",
                 profile_dir().parent().expect("target dir"),

@@ -16,6 +16,9 @@ pub struct IdentitySpec {
     /// The app's image, whose repository the account may read when it is
     /// in Artifact Registry.
     pub image: String,
+    /// Secrets whose grant is taken away: named by an earlier revision,
+    /// not by this one, and no instance runs that revision any more.
+    pub revoke: BTreeSet<String>,
 }
 
 /// Roles every app's account holds on the project: its container's logs

@@ -177,9 +177,8 @@ pub trait Cloud: Send + Sync + 'static {
     /// accounts (they run as the project's default).
     fn app_account(&self, app: &str) -> Option<String>;
 
-    /// Creates the app's account unless it exists and grants it what the
-    /// spec needs (grants are added, never taken away while the app
-    /// lives); returns its email. An account of that name ccd did not make
+    /// Creates the app's account unless it exists, grants it what the spec
+    /// needs and takes away the secrets of `spec.revoke`; returns its email. An account of that name ccd did not make
     /// for the app is [`CloudError::NotOwned`].
     fn apply_identity(
         &self,

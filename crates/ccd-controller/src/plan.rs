@@ -97,6 +97,8 @@ pub fn plan(app: &App, local: Option<&LocalTarget>, account: Option<String>) -> 
                 app: name.clone(),
                 secrets: s.secrets.values().map(|r| r.secret.clone()).collect(),
                 image: s.image.clone(),
+                // The shape knows what runs: it says what may go.
+                revoke: Default::default(),
             })
         }
         // The spec's own account: its grants are the user's business.

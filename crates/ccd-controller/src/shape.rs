@@ -96,6 +96,8 @@ pub fn shape(plan: &Plan, status: &Status, target_size: u32) -> Shape {
         lb.backends = backends;
         lb
     });
+    let settled = open.is_none() && retire.is_empty();
+    let identity = identity_of(plan, status, &groups, settled);
     Shape {
         template: plan.template.clone(),
         health_check: plan.health_check.clone(),
@@ -103,8 +105,33 @@ pub fn shape(plan: &Plan, status: &Status, target_size: u32) -> Shape {
         groups,
         load_balancer,
         retire,
-        identity: plan.identity.clone(),
+        identity,
     }
+}
+
+/// The app's account as the shape needs it: the plan's grants, and the
+/// secrets an earlier revision had granted taken away once only the
+/// plan's template runs (no rollout open, no group retiring, one group,
+/// all of it on the plan's template: a rollback, or an instance recreated
+/// in an old group, may still need the old ones until then).
+fn identity_of(
+    plan: &Plan,
+    status: &Status,
+    groups: &[GroupSpec],
+    settled: bool,
+) -> Option<IdentitySpec> {
+    let mut identity = plan.identity.clone()?;
+    let template = plan.template.name();
+    let only_plan_runs =
+        settled && groups.len() == 1 && groups[0].versions.iter().all(|v| v.template == template);
+    if only_plan_runs && let Some(account) = &status.service_account {
+        identity.revoke = account
+            .secrets
+            .difference(&identity.secrets)
+            .cloned()
+            .collect();
+    }
+    Some(identity)
 }
 
 /// The percent of requests the next group gets: the weight of the last

@@ -117,6 +117,17 @@ impl GroupRecord {
     }
 }
 
+/// The service account ccd keeps for an app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    pub email: String,
+    /// Secrets the account may hold `secretAccessor` on: those of the
+    /// revisions it ran, until no instance runs them.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeSet<String>,
+}
+
 /// The external load balancer's Google-managed certificate, as Compute
 /// reports it: HTTPS works once it is ACTIVE.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +178,10 @@ pub struct Status {
     /// The HTTPS certificate of an externally exposed app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateStatus>,
+    /// The account ccd keeps for the app, and every secret it may hold a
+    /// grant on (so that a secret dropped from the spec is taken away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<AccountStatus>,
     /// The spec's `deletionProtection`, kept here because removing the spec
     /// must not remove the protection with it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -1,6 +1,7 @@
 //! An app's own service account through the IAM API, and its grants: log
 //! and metric writing on the project, `secretAccessor` on each secret the
-//! spec names, `artifactregistry.reader` on its image's repository. Every
+//! spec names (taken away again when the controller says no instance needs
+//! it any more), `artifactregistry.reader` on its image's repository. Every
 //! grant is one member added to one binding of the resource's own policy
 //! (read, change, write with the etag; a concurrent change makes the write
 //! fail and the next pass does it again), never a policy replaced.
@@ -146,7 +147,28 @@ impl GceCloud {
             self.grant(&Holder::Repository(repository), IMAGE_ROLE, &member)
                 .await?;
         }
+        for secret in spec.revoke.difference(&spec.secrets) {
+            self.revoke(&Holder::Secret(secret.clone()), &member)
+                .await?;
+        }
         Ok(email)
+    }
+
+    /// Takes `member` out of the holder's policy; a holder that is gone
+    /// has nothing to take away.
+    async fn revoke(&self, holder: &Holder, member: &str) -> Outcome<()> {
+        let resource = self.holder_resource(holder);
+        let policy = match self.policy(holder).await {
+            Ok(p) => p,
+            Err(f) if f.kind == Kind::NotFound => return Ok(()),
+            Err(f) => return Err(f),
+        };
+        let Some(policy) = revoked(&policy, member) else {
+            return Ok(());
+        };
+        self.set_policy(holder, &resource, policy).await?;
+        tracing::info!(resource, member, "revoked");
+        Ok(())
     }
 
     /// Deletes the app's account after taking it out of the project's

@@ -28,7 +28,9 @@ pub fn sample_app() -> PathBuf {
             Some(other) => other.to_owned(),
         };
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "ccd-sample-app", "--bin", "ccd-sample-app"])
+            // As `cargo test --workspace` builds it (same targets, so the same
+            // features): fresh under `make test`, not built a second way.
+            .args(["build", "--workspace", "--tests", "--bins"])
             .args(["--profile", &profile])
             .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
             .status()

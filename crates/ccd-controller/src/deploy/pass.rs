@@ -11,7 +11,7 @@ use crate::control::Control;
 use crate::decide::{self, Decision, Input, Known, Observed, Work};
 use crate::plan::{Plan, plan};
 use crate::shape::{Shape, shape};
-use crate::status::Status;
+use crate::status::{AccountStatus, Status};
 use crate::steps::target_size;
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
@@ -81,6 +81,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         };
         decide::finalize(&input, &mut decision, result);
         decide::gate_https(&input, &mut decision, certificate);
+        let revoked = error.is_none() && work == Work::Apply;
+        decision.status.service_account = account_status(&recorded, &shape, revoked);
         if error.is_none() && work != Work::Nothing && decision.settled {
             self.collect_templates(name, &decision.status, &plan).await;
         }
@@ -255,4 +257,23 @@ pub(super) fn legacy_group(app: &str) -> GroupId {
         name: app.to_owned(),
         zone: None,
     }
+}
+
+/// What the app's account may hold grants on, for the next pass to take
+/// away what it no longer needs: every secret granted so far (recorded as
+/// soon as it may have been granted, so none is forgotten after a failed
+/// pass), without those this pass took away (`revoked`: it applied them).
+fn account_status(recorded: &Status, shape: &Shape, revoked: bool) -> Option<AccountStatus> {
+    let identity = shape.identity.as_ref()?;
+    let email = shape.template.service_account.clone()?;
+    let mut secrets = recorded
+        .service_account
+        .as_ref()
+        .map(|a| a.secrets.clone())
+        .unwrap_or_default();
+    secrets.extend(identity.secrets.iter().cloned());
+    if revoked {
+        secrets.retain(|s| !identity.revoke.contains(s));
+    }
+    Some(AccountStatus { email, secrets })
 }

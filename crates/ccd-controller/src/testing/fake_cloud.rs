@@ -47,8 +47,7 @@ pub struct State {
     pub traffic: LbTraffic,
     /// Whether the cloud keeps an account per app (off unless a test says).
     pub app_accounts: bool,
-    /// The apps' accounts, by app, with what they were granted (grants are
-    /// only ever added while the app lives, as the adapter does).
+    /// The apps' accounts, by app, with the secrets they hold grants on.
     pub identities: BTreeMap<String, IdentitySpec>,
     /// Every mutation, as `verb resource`.
     pub log: Vec<String>,
@@ -532,16 +531,23 @@ impl Cloud for FakeCloud {
         let resource = format!("projects/fake/serviceAccounts/{email}");
         self.refuse_foreign(&email, &resource)?;
         let known = self.state().identities.get(&spec.app).cloned();
-        let wanted = match &known {
-            Some(k) if spec.secrets.is_subset(&k.secrets) && k.image == spec.image => {
-                return Ok(email);
-            }
-            Some(k) => IdentitySpec {
-                secrets: k.secrets.union(&spec.secrets).cloned().collect(),
-                ..spec.clone()
-            },
-            None => spec.clone(),
+        let held = known
+            .as_ref()
+            .map(|k| k.secrets.clone())
+            .unwrap_or_default();
+        let secrets = held
+            .union(&spec.secrets)
+            .filter(|s| spec.secrets.contains(*s) || !spec.revoke.contains(*s))
+            .cloned()
+            .collect();
+        let wanted = IdentitySpec {
+            secrets,
+            revoke: Default::default(),
+            ..spec.clone()
         };
+        if known.as_ref() == Some(&wanted) {
+            return Ok(email);
+        }
         self.mutate(
             if known.is_some() {
                 "granted"

@@ -1,6 +1,7 @@
 //! An app's own service account: made and granted before the template that
-//! runs as it, grants added as the spec asks, deleted with the app; one of
-//! the same name that ccd did not make stalls the app.
+//! runs as it, grants added as the spec asks and taken away once no
+//! instance needs them, deleted with the app; one of the same name that
+//! ccd did not make stalls the app.
 
 use super::*;
 
@@ -49,12 +50,42 @@ async fn instances_run_as_the_apps_own_account_granted_only_its_secrets() {
         s.phase == Phase::Ready && s.serving == ["2"]
     })
     .await;
-    let granted: Vec<String> = h.cloud.state().identities["web"]
-        .secrets
-        .iter()
-        .cloned()
-        .collect();
-    assert_eq!(granted, ["web-db", "web-key"]);
+    let granted = |h: &Harness| -> Vec<String> {
+        h.cloud.state().identities["web"]
+            .secrets
+            .iter()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(granted(&h), ["web-db", "web-key"]);
+    assert_eq!(
+        h.status().service_account.map(|a| a.secrets.len()),
+        Some(2),
+        "the status remembers what may be granted"
+    );
+    // A secret dropped from the spec: kept while version 2 still runs (a
+    // rollback could need it), taken away once only version 3 runs.
+    h.set_spec(&with_secret("3", "KEY: {secret: web-key}"));
+    h.until("version 3 rolling out", MINUTE, |s| {
+        s.rollout
+            .as_ref()
+            .is_some_and(|r| r.state.is_open() && r.to.version == "3")
+    })
+    .await;
+    assert_eq!(
+        granted(&h),
+        ["web-db", "web-key"],
+        "kept during the rollout"
+    );
+    h.until("version 3 Ready", MINUTE, |s| {
+        s.phase == Phase::Ready && s.serving == ["3"]
+    })
+    .await;
+    h.run_for(Duration::from_secs(5)).await;
+    assert_eq!(granted(&h), ["web-key"], "web-db taken away");
+    let recorded = h.status().service_account.unwrap();
+    assert_eq!(recorded.secrets.iter().collect::<Vec<_>>(), ["web-key"]);
+    assert_eq!(recorded.email, "ccd-web@fake.iam.gserviceaccount.com");
     // Deleted with the app, after everything that ran as it.
     h.remove().await;
     let s = h.cloud.state();
