@@ -29,7 +29,7 @@ pub mod up;
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
-        let status = std::process::Command::new(env!("CARGO"))
+        let status = nested_cargo()
             // The same targets as `cargo test --workspace` builds (so the
             // same features): under `make test` the binaries it built are
             // fresh, not rebuilt a second way.
@@ -195,4 +195,34 @@ impl Api {
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
+}
+
+/// A nested `cargo` that sees the environment a shell would give it: the
+/// variables cargo sets for a running test (its package's name, manifest
+/// folder, `OUT_DIR`...) are watched by build scripts (ring's), so left in
+/// place they make the nested build rebuild half the workspace.
+fn nested_cargo() -> std::process::Command {
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || matches!(
+                &*k,
+                "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_tests {
+            cargo.env_remove(&key);
+        }
+    }
+    cargo
 }

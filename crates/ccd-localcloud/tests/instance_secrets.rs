@@ -24,7 +24,7 @@ fn sample_app() -> PathBuf {
         Some("debug") | None => "dev".to_owned(),
         Some(other) => other.to_owned(),
     };
-    let status = std::process::Command::new(env!("CARGO"))
+    let status = nested_cargo()
         // As `cargo test --workspace` builds it (same targets, so the same
         // features): fresh under `make test`, not built a second way.
         .args(["build", "--workspace", "--tests", "--bins"])
@@ -393,4 +393,34 @@ async fn an_apps_own_account_reads_only_the_secrets_it_is_granted() {
 
     finish(cloud).await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A nested `cargo` that sees the environment a shell would give it: the
+/// variables cargo sets for a running test (its package's name, manifest
+/// folder, `OUT_DIR`...) are watched by build scripts (ring's), so left in
+/// place they make the nested build rebuild half the workspace.
+fn nested_cargo() -> std::process::Command {
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || matches!(
+                &*k,
+                "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_tests {
+            cargo.env_remove(&key);
+        }
+    }
+    cargo
 }
