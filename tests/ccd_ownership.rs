@@ -225,7 +225,11 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
     eventually(
         "lost's missing secret in its status",
         Duration::from_secs(60),
-        || async { status(&data, "lost").contains("nope").then_some(()) },
+        || async {
+            status(&data, "lost")
+                .contains("gcloud secrets create nope")
+                .then_some(())
+        },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}:\n{}", status(&data, "lost")));

@@ -21,6 +21,12 @@ use crate::identity::{
 /// bootstrap's own, say) come back whole and are written back unchanged.
 const POLICY_VERSION: i32 = 3;
 
+/// A policy changed by someone else between our read and write (409
+/// ABORTED) is read and changed again, this many times in all, the wait
+/// doubling from this.
+const CONFLICT_ATTEMPTS: u32 = 5;
+const CONFLICT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// `policy` with `member` in `role`'s unconditional binding; `None` when it
 /// is there already (nothing to write).
 pub(crate) fn granted(policy: &Policy, role: &str, member: &str) -> Option<Policy> {
@@ -157,6 +163,20 @@ impl GceCloud {
     /// Takes `member` out of the holder's policy; a holder that is gone
     /// has nothing to take away.
     async fn revoke(&self, holder: &Holder, member: &str) -> Outcome<()> {
+        let mut delay = CONFLICT_BACKOFF;
+        for _ in 1..CONFLICT_ATTEMPTS {
+            match self.revoke_once(holder, member).await {
+                Err(f) if f.kind == Kind::AlreadyExists || f.kind == Kind::Stale => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.revoke_once(holder, member).await
+    }
+
+    async fn revoke_once(&self, holder: &Holder, member: &str) -> Outcome<()> {
         let resource = self.holder_resource(holder);
         let policy = match self.policy(holder).await {
             Ok(p) => p,
@@ -207,7 +227,24 @@ impl GceCloud {
         }
     }
 
+    /// [`Self::grant_once`], again while another writer changed the policy
+    /// in between (apps share the project's policy): the whole
+    /// read-modify-write, with back-off, as Google asks.
     async fn grant(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
+        let mut delay = CONFLICT_BACKOFF;
+        for _ in 1..CONFLICT_ATTEMPTS {
+            match self.grant_once(holder, role, member).await {
+                Err(f) if f.kind == Kind::AlreadyExists || f.kind == Kind::Stale => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.grant_once(holder, role, member).await
+    }
+
+    async fn grant_once(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
         let resource = self.holder_resource(holder);
         let policy = self
             .policy(holder)
