@@ -67,6 +67,13 @@ pub(crate) fn revoked(policy: &Policy, member: &str) -> Option<Policy> {
     Some(out)
 }
 
+/// A change to one policy.
+#[derive(Debug, Clone, Copy)]
+enum Edit<'a> {
+    Grant(&'a str),
+    Revoke,
+}
+
 /// Which resource's policy a grant changes.
 #[derive(Debug, Clone)]
 enum Holder {
@@ -162,20 +169,6 @@ impl GceCloud {
 
     /// Takes `member` out of the holder's policy; a holder that is gone
     /// has nothing to take away.
-    async fn revoke(&self, holder: &Holder, member: &str) -> Outcome<()> {
-        let mut delay = CONFLICT_BACKOFF;
-        for _ in 1..CONFLICT_ATTEMPTS {
-            match self.revoke_once(holder, member).await {
-                Err(f) if f.kind == Kind::AlreadyExists || f.kind == Kind::Stale => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                other => return other,
-            }
-        }
-        self.revoke_once(holder, member).await
-    }
-
     async fn revoke_once(&self, holder: &Holder, member: &str) -> Outcome<()> {
         let resource = self.holder_resource(holder);
         let policy = match self.policy(holder).await {
@@ -227,21 +220,36 @@ impl GceCloud {
         }
     }
 
-    /// [`Self::grant_once`], again while another writer changed the policy
-    /// in between (apps share the project's policy): the whole
-    /// read-modify-write, with back-off, as Google asks.
     async fn grant(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
+        self.edit(holder, member, Edit::Grant(role)).await
+    }
+
+    async fn revoke(&self, holder: &Holder, member: &str) -> Outcome<()> {
+        self.edit(holder, member, Edit::Revoke).await
+    }
+
+    /// One change to the holder's policy, again while another writer
+    /// changed it in between (apps share the project's policy): the whole
+    /// read-modify-write, with back-off, as Google asks.
+    async fn edit(&self, holder: &Holder, member: &str, edit: Edit<'_>) -> Outcome<()> {
         let mut delay = CONFLICT_BACKOFF;
-        for _ in 1..CONFLICT_ATTEMPTS {
-            match self.grant_once(holder, role, member).await {
-                Err(f) if f.kind == Kind::AlreadyExists || f.kind == Kind::Stale => {
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let done = match edit {
+                Edit::Grant(role) => self.grant_once(holder, role, member).await,
+                Edit::Revoke => self.revoke_once(holder, member).await,
+            };
+            match done {
+                Err(f)
+                    if matches!(f.kind, Kind::AlreadyExists | Kind::Stale)
+                        && attempt < CONFLICT_ATTEMPTS =>
+                {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
                 other => return other,
             }
         }
-        self.grant_once(holder, role, member).await
+        Ok(())
     }
 
     async fn grant_once(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
