@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/ccd-target
 CARGO ?= cargo
 CCD := $(CARGO_TARGET_DIR)/debug/ccd
 
-.PHONY: run test fmt-check clippy unit bench schema fmt
+.PHONY: run test fmt-check clippy unit bench chaos fuzz schema fmt
 
 # The main job on the embedded default: controller, local cloud and the
 # example specs (copied into .ccd/specs on first run). Ctrl-C stops it all.
@@ -31,6 +31,34 @@ unit:
 bench:
 	$(CARGO) build --release --workspace --examples --bins
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done
+
+# The chaos suite at length (tests/chaos.rs; make test runs it with 1 kill per test and 20
+# apps): SIGKILL of the controller and of ccd up at random moments of rollouts, CHAOS_KILLS
+# each (50 in all), then 100 apps converging while a fifth of the cloud's calls fail. A run
+# prints its seed; CCD_CHAOS_SEED=N replays it.
+CHAOS_KILLS ?= 25
+CHAOS_APPS ?= 100
+chaos:
+	CCD_CHAOS_KILLS=$(CHAOS_KILLS) CCD_CHAOS_APPS=$(CHAOS_APPS) \
+		$(CARGO) test -p ccd-e2e --test chaos -- --nocapture --test-threads=1
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer, nightly toolchain) of every target in
+# crates/ccd-fuzz, FUZZ_SECONDS each, from the committed corpus; new inputs go to a scratch
+# folder, a crash to fuzz/artifacts/. make test runs the same targets briefly on stable.
+# No sanitizer: ccd's crates forbid unsafe code, and coverage is what finds their bugs.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := spec status front_door
+fuzz:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { echo "make fuzz needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+		scratch=$$(mktemp -d); \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		features=; [ $$t = status ] && features="--features status"; \
+		(cd fuzz && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz $(CARGO) +nightly fuzz run --sanitizer none $$features $$t "$$scratch" corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=20) || { rm -rf "$$scratch"; exit 1; }; \
+		rm -rf "$$scratch"; \
+	done
 
 # Regenerates the committed JSON Schema after a change to the spec model.
 schema:

@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ccd_e2e::{Api, LocalCloudProcess, binary, temp_dir};
+use ccd_e2e::{LocalCloudProcess, binary, temp_dir};
 use serde_json::json;
 
 /// The project's `default` network and its subnetwork in the region, made
 /// through the API when the local cloud has not made them itself.
 async fn default_network(cloud: &LocalCloudProcess) -> Result<()> {
-    let api = Api::new(&cloud.compute, "p");
+    let api = cloud.api("p");
     if api.get("global/networks/default").await.is_err() {
         api.post(
             "global/networks",
@@ -42,9 +42,10 @@ fn setup(dir: &Path, cloud: &LocalCloudProcess, extra: &str) -> Result<std::path
     std::fs::write(
         &config,
         format!(
-            r#"{{"store": "{}", "project": "p", "region": "europe-west1", "endpoint": "{}"{extra}}}"#,
+            r#"{{"store": "{}", "project": "p", "region": "europe-west1", "endpoint": "{}", "endpointTokenFile": "{}"{extra}}}"#,
             store.display(),
-            cloud.base
+            cloud.base,
+            cloud.token_file.display()
         ),
     )?;
     Ok(config)
@@ -131,6 +132,30 @@ async fn fails_naming_a_store_it_cannot_write() -> Result<()> {
     assert!(
         line(&out, "network").starts_with("ok"),
         "the other checks still run: {out}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fails_naming_a_token_file_it_cannot_read() -> Result<()> {
+    let dir = temp_dir("doctor-token");
+    let cloud = LocalCloudProcess::start(&dir).await?;
+    let config = setup(&dir, &cloud, "")?;
+    let missing = dir.join("no-such-token");
+    let text = std::fs::read_to_string(&config)?;
+    let token_file = cloud.token_file.display().to_string();
+    std::fs::write(
+        &config,
+        text.replace(&token_file, &missing.display().to_string()),
+    )?;
+    let (code, out) = doctor(&config).await?;
+    assert_eq!(code, 1, "{out}");
+    let credentials = line(&out, "credentials");
+    assert!(credentials.starts_with("fail"), "{out}");
+    assert!(
+        credentials.contains(&missing.display().to_string())
+            && credentials.contains("endpointTokenFile"),
+        "{credentials}"
     );
     Ok(())
 }

@@ -67,6 +67,7 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
     std::fs::write(data.join("specs/api.yaml"), API).unwrap();
     let mut up = Up::start(&data, &["--drift-check", "2s"]).await.unwrap();
     let http = reqwest::Client::new();
+    let cloud = up.cloud_http();
     let url = up.ready("web").await.unwrap();
     eventually("api to be Ready", Duration::from_secs(60), || async {
         status(&data, "api").contains("phase: Ready").then_some(())
@@ -79,7 +80,7 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
         status(&data, "api")
     );
     assert!(
-        resources(&http, &up.compute, "api")
+        resources(&cloud, &up.compute, "api")
             .await
             .iter()
             .any(|r| r.starts_with("regions/europe-west1/instanceGroupManagers/")),
@@ -87,20 +88,20 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
     );
 
     // drift: correct (the default): rules deleted by hand come back.
-    let api_rules: Vec<String> = resources(&http, &up.compute, "api")
+    let api_rules: Vec<String> = resources(&cloud, &up.compute, "api")
         .await
         .into_iter()
         .filter(|r| r.starts_with("global/firewalls/"))
         .collect();
     assert_eq!(api_rules.len(), 2, "health checkers and allowFrom");
     for rule in &api_rules {
-        delete(&http, &up.compute, rule).await;
+        delete(&cloud, &up.compute, rule).await;
     }
     eventually(
         "api's firewall rules to come back",
         Duration::from_secs(60),
         || async {
-            let now = resources(&http, &up.compute, "api").await;
+            let now = resources(&cloud, &up.compute, "api").await;
             api_rules.iter().all(|r| now.contains(r)).then_some(())
         },
     )
@@ -119,12 +120,12 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
     assert!(drift_event.is_ok(), "{}", events(&data, "api").await);
 
     // drift: warn: the rule stays deleted, status says so, the app still answers.
-    let clients = resources(&http, &up.compute, "web")
+    let clients = resources(&cloud, &up.compute, "web")
         .await
         .into_iter()
         .find(|r| r.starts_with("global/firewalls/") && r.contains("clients"))
         .expect("web's allowFrom rule");
-    delete(&http, &up.compute, &clients).await;
+    delete(&cloud, &up.compute, &clients).await;
     let name = clients.trim_start_matches("global/firewalls/").to_owned();
     eventually(
         "web's status to report the drift",
@@ -139,7 +140,7 @@ async fn drift_is_corrected_or_reported_and_a_bad_version_is_rolled_back() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
-        !resources(&http, &up.compute, "web")
+        !resources(&cloud, &up.compute, "web")
             .await
             .contains(&clients),
         "drift: warn changes nothing"

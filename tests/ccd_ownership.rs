@@ -112,7 +112,7 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
     std::fs::create_dir_all(data.join("specs")).unwrap();
     let grace = ["--deletion-grace", GRACE];
     let mut up = Up::start(&data, &grace).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = up.cloud_http();
 
     // Someone else's rule and check, under the names app `shop` would use.
     let rule = json!({

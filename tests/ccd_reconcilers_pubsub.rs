@@ -21,14 +21,15 @@ const PROJECT: &str = "ccd-e2e";
 
 /// `ccd controller --config DIR/NAME.json --reconcilers NAME`, with its
 /// events in `DIR/NAME/events.redb` and its log in `DIR/NAME.log`.
-fn controller(dir: &Path, name: &str, endpoint: &str, emulator: &str) -> Child {
+fn controller(dir: &Path, name: &str, cloud: &LocalCloudProcess, emulator: &str) -> Child {
     let own = dir.join(name);
     std::fs::create_dir_all(&own).unwrap();
     let config = serde_json::json!({
         "store": dir.join("store"),
         "project": "local",
         "region": "europe-west1",
-        "endpoint": endpoint,
+        "endpoint": cloud.base,
+        "endpointTokenFile": cloud.token_file,
         "events": own.join("events.redb"),
         "metricsListen": "127.0.0.1:0",
         "driftCheckSeconds": 600,
@@ -118,7 +119,7 @@ async fn three_reconcilers_as_three_processes_over_pubsub_heal_and_scale() {
     .unwrap();
     let mut processes = Vec::new();
     for name in ["deploy", "health", "scaling"] {
-        processes.push(controller(&dir, name, &cloud.base, emulator));
+        processes.push(controller(&dir, name, &cloud, emulator));
     }
 
     // A hung app is restarted while the others serve.

@@ -100,7 +100,7 @@ async fn rollouts_under_load_fail_no_request() {
     let planned = data.join("canary.yaml");
     std::fs::write(&planned, spec("1.3.0", CANARY, "")).unwrap();
     let status_before = std::fs::read(data.join("status/web.yaml")).unwrap();
-    let resources_before = resources(&reqwest::Client::new(), &up.compute, "web").await;
+    let resources_before = resources(&up.cloud_http(), &up.compute, "web").await;
     let out = ccd(
         &["plan", planned.to_str().unwrap(), "-o", "json", "--data"],
         &data,
@@ -132,7 +132,7 @@ async fn rollouts_under_load_fail_no_request() {
         status_before
     );
     assert_eq!(
-        resources(&reqwest::Client::new(), &up.compute, "web").await,
+        resources(&up.cloud_http(), &up.compute, "web").await,
         resources_before
     );
 

@@ -31,6 +31,7 @@ async fn specs_in_a_folder_become_running_apps() {
     std::fs::create_dir_all(data.join("specs")).unwrap();
     let mut up = Up::start(&data, &[]).await.unwrap();
     let http = reqwest::Client::new();
+    let cloud = up.cloud_http();
 
     // Drop a spec: the app answers through its load balancer.
     std::fs::write(data.join("specs/web.yaml"), SPEC).unwrap();
@@ -42,7 +43,7 @@ async fn specs_in_a_folder_become_running_apps() {
     assert_eq!(first["version"], "1.0.0");
     let status = std::fs::read_to_string(data.join("status/web.yaml")).unwrap();
     assert!(status.contains("phase: Ready"), "{status}");
-    let before = resources(&http, &up.compute, "web").await;
+    let before = resources(&cloud, &up.compute, "web").await;
     let templates = |r: &[String]| {
         r.iter()
             .filter(|n| n.contains("instanceTemplates"))
@@ -76,7 +77,7 @@ async fn specs_in_a_folder_become_running_apps() {
         "the old template to be collected",
         Duration::from_secs(60),
         || async {
-            let r = resources(&http, &up.compute, "web").await;
+            let r = resources(&cloud, &up.compute, "web").await;
             (templates(&r).len() == 1 && templates(&r) != templates(&before)).then_some(r)
         },
     )
@@ -106,7 +107,7 @@ async fn specs_in_a_folder_become_running_apps() {
         );
     }
     assert_eq!(
-        resources(&http, &up.compute, "web").await,
+        resources(&cloud, &up.compute, "web").await,
         after_rollout,
         "a broken spec changes nothing in the cloud"
     );
@@ -144,7 +145,7 @@ async fn specs_in_a_folder_become_running_apps() {
         "one template, one group, two instances",
         Duration::from_secs(60),
         || async {
-            let r = resources(&http, &up.compute, "web").await;
+            let r = resources(&cloud, &up.compute, "web").await;
             let count = |s: &str| r.iter().filter(|n| n.contains(s)).count();
             (count("instanceTemplates") == 1
                 && count("instanceGroupManagers") == 1
@@ -166,7 +167,7 @@ async fn specs_in_a_folder_become_running_apps() {
         "every resource of the app to be deleted",
         Duration::from_secs(120),
         || async {
-            resources(&http, &up.compute, "web")
+            resources(&cloud, &up.compute, "web")
                 .await
                 .is_empty()
                 .then_some(())

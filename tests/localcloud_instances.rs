@@ -56,7 +56,7 @@ async fn answer(http: &reqwest::Client, ip: &str) -> Option<Value> {
 async fn instances_run_heal_and_survive_a_restart() {
     let data = temp_dir("instances");
     let cloud = LocalCloudProcess::start(&data).await.unwrap();
-    let api = Api::new(&cloud.compute, "e2e");
+    let api = cloud.api("e2e");
     let http = reqwest::Client::new();
 
     api.post("global/instanceTemplates", template("web-v1", "1.0.0"))
@@ -116,7 +116,10 @@ async fn instances_run_heal_and_survive_a_restart() {
         "{}/admin/v1/projects/e2e/{ZONE}/instances/{victim}/crash",
         cloud.base
     );
-    assert_eq!(http.post(&crash).send().await.unwrap().status(), 202);
+    assert_eq!(
+        cloud.http().post(&crash).send().await.unwrap().status(),
+        202
+    );
     eventually(
         "the crashed instance to answer with a new pid",
         Duration::from_secs(30),
@@ -161,7 +164,7 @@ async fn instances_run_heal_and_survive_a_restart() {
         .unwrap();
     drop(cloud);
     let cloud = LocalCloudProcess::start(&data).await.unwrap();
-    let api = Api::new(&cloud.compute, "e2e");
+    let api = cloud.api("e2e");
     let members = managed(&api, "web").await;
     assert_eq!(
         members.len(),

@@ -30,7 +30,7 @@ async fn wait_op(api: &Api, op: Value) {
 async fn https_through_the_load_balancer_and_out_of_rotation() {
     let data = temp_dir("lb");
     let cloud = LocalCloudProcess::start(&data).await.unwrap();
-    let api = Api::new(&cloud.compute, "e2e");
+    let api = cloud.api("e2e");
     let run = json!({"command": [binary("ccd-sample-app").display().to_string()], "args": ["--port", "$(PORT)"],
         "env": {"PORT": "8080", "CCD_VERSION": "1.2.0", "CCD_APP": "hello"}, "stopGraceSec": 5});
     let steps: Vec<(&str, Value)> = vec![
@@ -95,7 +95,7 @@ async fn https_through_the_load_balancer_and_out_of_rotation() {
     }
 
     // The listener, the certificate a client should trust, and a client that resolves the domain to it.
-    let http = reqwest::Client::new();
+    let http = cloud.http();
     let listener: SocketAddr = eventually(
         "the forwarding rule to listen",
         Duration::from_secs(30),

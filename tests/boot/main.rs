@@ -8,7 +8,7 @@
 //! too, while a port the script did not open stays closed.
 //!
 //! Needs root (for `ip netns` and iptables); without it the test fails and
-//! says so. iptables comes from `tests/scripts/iptables.sh`.
+//! says so. iptables comes from `tests/scripts/need.sh iptables`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 
 mod netns;
@@ -158,7 +158,7 @@ async fn template_through_the_local_cloud(dir: &Path) -> Result<serde_json::Valu
     std::fs::create_dir_all(data.join("specs"))?;
     std::fs::write(data.join("specs/boot.yaml"), spec())?;
     let up = Up::start(&data, &[]).await?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = ccd_e2e::authorized(&up.token, reqwest::Client::builder().no_proxy());
     let list = format!("{}projects/local/global/instanceTemplates", up.compute);
     eventually("the app's template", Duration::from_secs(60), || async {
         let page: serde_json::Value = http.get(&list).send().await.ok()?.json().await.ok()?;
@@ -284,8 +284,8 @@ fn sha256(text: &str) -> String {
 
 /// iptables, installed by the project's script when missing.
 fn iptables() -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/iptables.sh");
-    let status = Command::new("bash").arg(&script).status()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/need.sh");
+    let status = Command::new("bash").arg(&script).arg("iptables").status()?;
     if !status.success() {
         bail!(
             "{} could not provide iptables (its message is above)",

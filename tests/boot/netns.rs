@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 /// What the test needs to make one: root and `ip` (iptables is checked by
-/// `tests/scripts/iptables.sh`, which installs it).
+/// `tests/scripts/need.sh iptables`, which installs it).
 pub fn preflight() -> Result<()> {
     let uid = run(Command::new("id").arg("-u")).context("cannot run `id -u`")?;
     if uid.trim() != "0" {

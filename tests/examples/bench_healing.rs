@@ -34,13 +34,17 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const UNHEALTHY_THRESHOLD: u32 = 2;
 
 /// Instance name → its address, from the local cloud's Compute API.
-async fn addresses(compute: &str) -> BTreeMap<String, String> {
-    let url = format!("{compute}projects/local/zones/europe-west1-b/instances");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
+async fn addresses(up: &Up) -> BTreeMap<String, String> {
+    let url = format!(
+        "{}projects/local/zones/europe-west1-b/instances",
+        up.compute
+    );
+    let http = ccd_e2e::authorized(
+        &up.token,
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5)),
+    );
     let list: serde_json::Value = match http.get(&url).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => serde_json::Value::Null,
@@ -124,7 +128,7 @@ async fn main() -> Result<()> {
     // Restarted in place, or recreated by the group's autohealing if that
     // came first: then with an address of its own.
     let ip = eventually("its address", Duration::from_secs(30), || async {
-        addresses(&up.compute).await.remove(&hung)
+        addresses(&up).await.remove(&hung)
     })
     .await?;
     let serving = answers(&http, &ip).await?;
@@ -156,7 +160,7 @@ async fn main() -> Result<()> {
     eprintln!("healing-bench: busy is ready at {busy}");
     // Past the scaler's first look, so the step is all it sees.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let first: Vec<String> = addresses(&up.compute)
+    let first: Vec<String> = addresses(&up)
         .await
         .into_keys()
         .filter(|n| n.starts_with("busy"))
@@ -165,7 +169,7 @@ async fn main() -> Result<()> {
     eprintln!("healing-bench: load step on {first:?}");
     let burners = burn(&busy, 3);
     let (added, ip) = eventually("a second instance", Duration::from_secs(60), || async {
-        addresses(&up.compute)
+        addresses(&up)
             .await
             .into_iter()
             .find(|(n, _)| n.starts_with("busy") && !first.contains(n))

@@ -192,7 +192,7 @@ async fn main() -> Result<()> {
         data.join("specs/web.yaml"),
         spec("4", ROLLING, ", SAMPLE_FAIL_HEALTH: \"1\""),
     )?;
-    let back = fleet_back(&up.compute, &stable, &good).await?;
+    let back = fleet_back(&up, &stable, &good).await?;
     let s = ccd_e2e::rollout::rollout_of(&data, "4").await?;
     let bad = template_of(&s);
     let first_failure = first_failed_check(&read_log(&log), &bad)
@@ -265,10 +265,11 @@ fn first_failed_check(log: &[LogLine], template: &str) -> Option<jiff::Timestamp
 
 /// Polls the group until every member runs `good`, healthy and at rest,
 /// after one that does not was seen; when that happened.
-async fn fleet_back(compute: &str, group: &str, good: &str) -> Result<jiff::Timestamp> {
-    let http = reqwest::Client::new();
+async fn fleet_back(up: &Up, group: &str, good: &str) -> Result<jiff::Timestamp> {
+    let http = up.cloud_http();
     let url = format!(
-        "{compute}projects/local/zones/europe-west1-b/instanceGroupManagers/{group}/listManagedInstances"
+        "{}projects/local/zones/europe-west1-b/instanceGroupManagers/{group}/listManagedInstances",
+        up.compute
     );
     let mut left_good = false;
     let start = Instant::now();

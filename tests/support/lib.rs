@@ -20,6 +20,7 @@ fn profile_dir() -> PathBuf {
 }
 
 pub mod agents;
+pub mod chaos;
 pub mod load;
 pub mod rollout;
 pub mod up;
@@ -53,6 +54,35 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A client for the local cloud's API: its token on every request, as
+/// every call but the metadata server's needs. Only for the local cloud:
+/// apps and load balancers get a plain client.
+pub fn cloud_client(token: &str) -> reqwest::Client {
+    authorized(token, reqwest::Client::builder())
+}
+
+/// `builder`'s client with the local cloud's token on every request.
+pub fn authorized(token: &str, builder: reqwest::ClientBuilder) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .expect("a token is header-safe");
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    builder
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The token a `token: ...` line names: a file (with `--data`), else the token itself.
+pub fn token_from_line(value: &str) -> Result<String> {
+    if !value.contains('/') {
+        return Ok(value.to_owned());
+    }
+    let text = std::fs::read_to_string(value).with_context(|| format!("cannot read {value}"))?;
+    Ok(text.trim().to_owned())
+}
+
 /// `ccd localcloud` on a free port with its data in `data`. Dropping it
 /// stops it with SIGTERM, so it stops its instances' processes too.
 #[derive(Debug)]
@@ -61,6 +91,9 @@ pub struct LocalCloudProcess {
     /// `http://127.0.0.1:PORT/compute/v1/`
     pub compute: String,
     pub base: String,
+    /// The file it printed (`token: DATA/token`).
+    pub token_file: PathBuf,
+    pub token: String,
 }
 
 impl LocalCloudProcess {
@@ -88,12 +121,18 @@ impl LocalCloudProcess {
             .spawn()
             .context("cannot start ccd localcloud")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let compute = tokio::time::timeout(Duration::from_secs(60), async {
+        let (compute, token_file) = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut compute = None;
             loop {
                 match lines.next_line().await? {
                     Some(line) => {
                         if let Some(url) = line.strip_prefix("compute api: ") {
-                            return anyhow::Ok(url.to_owned());
+                            compute = Some(url.to_owned());
+                        }
+                        if let (Some(compute), Some(file)) =
+                            (&compute, line.strip_prefix("token: "))
+                        {
+                            return anyhow::Ok((compute.clone(), PathBuf::from(file)));
                         }
                     }
                     None => bail!("ccd localcloud exited before it was ready"),
@@ -101,13 +140,29 @@ impl LocalCloudProcess {
             }
         })
         .await
-        .context("ccd localcloud did not print its address")??;
+        .context("ccd localcloud did not print its address and token")??;
         let base = compute.trim_end_matches("/compute/v1/").to_owned();
+        let token = token_from_line(&token_file.to_string_lossy())?;
         Ok(LocalCloudProcess {
             child,
             compute,
             base,
+            token_file,
+            token,
         })
+    }
+
+    /// A client for its API (the token on every request).
+    pub fn http(&self) -> reqwest::Client {
+        cloud_client(&self.token)
+    }
+
+    /// The Compute API of `project`.
+    pub fn api(&self, project: &str) -> Api {
+        Api {
+            http: self.http(),
+            project: format!("{}projects/{project}", self.compute),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -158,9 +213,10 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(compute: &str, project: &str) -> Self {
+    /// `token`: the local cloud's.
+    pub fn new(compute: &str, project: &str, token: &str) -> Self {
         Api {
-            http: reqwest::Client::new(),
+            http: cloud_client(token),
             project: format!("{compute}projects/{project}"),
         }
     }

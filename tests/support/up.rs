@@ -18,6 +18,8 @@ pub struct Up {
     lines: Lines<BufReader<ChildStdout>>,
     /// The local cloud's Compute API root, ending in `/`.
     pub compute: String,
+    /// The local cloud's token (`DATA/cloud/token`, which `ccd up` prints).
+    pub token: String,
     /// The controller's `/metrics` URL.
     pub metrics: String,
 }
@@ -53,6 +55,12 @@ impl Up {
                 break url.to_owned();
             }
         };
+        let token = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(file) = line.strip_prefix("token: ") {
+                break crate::token_from_line(file)?;
+            }
+        };
         let metrics = loop {
             let line = lines.next_line().await?.context("ccd up exited")?;
             if let Some(url) = line.strip_prefix("metrics: ") {
@@ -63,8 +71,15 @@ impl Up {
             child,
             lines,
             compute,
+            token,
             metrics,
         })
+    }
+
+    /// A client for the local cloud's API (its token on every request);
+    /// apps and load balancers get a plain client.
+    pub fn cloud_http(&self) -> reqwest::Client {
+        crate::cloud_client(&self.token)
     }
 
     /// The URL of the next `ready: APP URL ...` line.
@@ -130,7 +145,8 @@ pub async fn body(http: &reqwest::Client, url: &str) -> Option<Value> {
 }
 
 /// Names of every resource whose name starts with `app`, across the
-/// collections ccd uses (zonal ones in every zone of europe-west1).
+/// collections ccd uses (zonal ones in every zone of europe-west1). `http`
+/// must carry the local cloud's token ([`Up::cloud_http`]).
 pub async fn resources(http: &reqwest::Client, compute: &str, app: &str) -> Vec<String> {
     let base = format!("{compute}projects/local");
     let mut paths: Vec<String> = [
@@ -161,6 +177,10 @@ pub async fn resources(http: &reqwest::Client, compute: &str, app: &str) -> Vec<
     let mut out = Vec::new();
     for path in paths {
         let list: Option<Value> = match http.get(format!("{base}/{path}")).send().await {
+            // A refused call would read as "nothing left": fail instead.
+            Ok(r) if [401, 403].contains(&r.status().as_u16()) => {
+                panic!("the local cloud refused {path}: {}", r.status())
+            }
             Ok(r) => r.json().await.ok(),
             Err(_) => None,
         };

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub use error::CloudError;
-pub use gce::{ApiCalls, GceCloud, GceConfig};
+pub use gce::{ApiCalls, EndpointToken, GceCloud, GceConfig};
 pub use gce::{inspect, permissions};
 use identity::IdentitySpec;
 use model::{
@@ -75,9 +75,13 @@ pub trait Cloud: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Vec<ManagedInstance>>, CloudError>> + Send;
 
     /// Creates the group or brings its versions, update policy, autohealing,
-    /// named port (and target size, when given) to the spec. Returns once the
-    /// cloud accepted the change; poll [`Cloud::get_group`] for the rollout.
-    fn apply_group(&self, spec: &GroupSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// named port (and target size, when given) to the spec; `true` when it
+    /// created the group. Returns once the cloud accepted the change; poll
+    /// [`Cloud::get_group`] for the rollout.
+    fn apply_group(
+        &self,
+        spec: &GroupSpec,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
 
     /// Sets the group's target size.
     fn resize_group(
@@ -134,10 +138,13 @@ pub trait Cloud: Send + Sync + 'static {
         id: &LbId,
     ) -> impl Future<Output = Result<LbState, CloudError>> + Send;
 
-    /// Whether any piece of the load balancer exists: a cheap look (one
-    /// read) for one that should not.
-    fn has_load_balancer(&self, id: &LbId)
-    -> impl Future<Output = Result<bool, CloudError>> + Send;
+    /// Which of the app's load balancers named `name` exist, of either kind
+    /// (any piece of one): a cheap look, one read, for those that should not.
+    fn load_balancers(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<LbId>, CloudError>> + Send;
 
     /// Deletes every piece, in reverse dependency order.
     fn delete_load_balancer(

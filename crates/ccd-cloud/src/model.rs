@@ -83,6 +83,21 @@ impl TemplateSpec {
     }
 }
 
+/// Whether `name` has the form [`TemplateSpec::name`] gives `app`'s templates:
+/// `{app}-` and hex digits. Names read back from a status file pass this
+/// before they are used, so that a hand-edited status cannot point an app's
+/// instances at another app's template (and its account and secrets).
+pub fn is_template_of(app: &str, name: &str) -> bool {
+    name.strip_prefix(app)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hash| {
+            !hash.is_empty()
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 /// A Secret Manager secret version, by name: `projects/{project}/secrets/{secret}/versions/{version}`
 /// in the instances' own project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,10 +110,16 @@ pub struct SecretRef {
 impl SecretRef {
     /// The secret version's resource name in `project`.
     pub fn resource(&self, project: &str) -> String {
-        format!(
-            "projects/{project}/secrets/{}/versions/{}",
-            self.secret, self.version
-        )
+        self.version_in(project).resource()
+    }
+
+    /// The secret version in `project`, as the `ccd-secrets` item names it.
+    pub fn version_in(&self, project: &str) -> ccd_wire::SecretVersion {
+        ccd_wire::SecretVersion {
+            project: project.to_owned(),
+            secret: self.secret.clone(),
+            version: self.version.clone(),
+        }
     }
 }
 
@@ -275,6 +296,18 @@ pub enum InstanceStatus {
     Stopping,
     Stopped,
     Unknown(String),
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstanceStatus::Pending => f.write_str("Pending"),
+            InstanceStatus::Running => f.write_str("Running"),
+            InstanceStatus::Stopping => f.write_str("Stopping"),
+            InstanceStatus::Stopped => f.write_str("Stopped"),
+            InstanceStatus::Unknown(cloud) => f.write_str(cloud),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use common::{converge, group, http_health, per_template, template};
 
 /// Share of raw API calls that fail right now (the faults are real).
 async fn failure_share(local: &ccd_localcloud::LocalCloud) -> f64 {
-    let http = reqwest::Client::new();
+    let http = common::http(local);
     let url = format!(
         "{}/compute/v1/projects/{}/global/firewalls",
         local.endpoint(),
@@ -159,7 +159,17 @@ async fn slow_operations_are_waited_for_and_a_deadline_holds() {
     };
     let (local, cloud) = common::start(faults).await;
     let app = "slow";
+    let before = cloud.api_calls();
     let v1 = cloud.ensure_template(&template(app, "1")).await.unwrap();
+    let after = cloud.api_calls();
+    assert_eq!(
+        (
+            after.mutations - before.mutations,
+            after.operation_polls - before.operation_polls
+        ),
+        (1, 1),
+        "the insert, then one wait that Compute holds until the operation is DONE"
+    );
     // Each call returns only once its operation is DONE: what it made is there.
     assert_eq!(
         common::inventory(&local, app).await["global/instanceTemplates"],
@@ -199,4 +209,38 @@ async fn slow_operations_are_waited_for_and_a_deadline_holds() {
     }
     cloud.delete_group(&spec.id()).await.unwrap();
     common::finish(local).await;
+}
+
+#[tokio::test]
+async fn a_throttled_answer_pauses_every_call_not_just_the_one_retried() {
+    let faults = FaultConfig {
+        error_rate: 1.0,
+        error_codes: vec![429],
+        ..Default::default()
+    };
+    let local = ccd_localcloud::LocalCloud::start(ccd_localcloud::Config {
+        faults,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = common::config(&local);
+    config.initial_backoff = Duration::from_millis(1500);
+    let cloud = std::sync::Arc::new(GceCloud::new(config).await.unwrap());
+    let throttled = tokio::spawn({
+        let cloud = cloud.clone();
+        async move { cloud.list_templates("busy").await }
+    });
+    // The first answer is 429: the limiter pauses for 1.5 s from then.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::set_faults(&local, serde_json::json!({"errorRate": 0.0})).await;
+    let start = tokio::time::Instant::now();
+    cloud.list_templates("other").await.unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "a call while the project is throttled waits out the pause: {waited:?}"
+    );
+    throttled.await.unwrap().unwrap();
+    local.shutdown().await;
 }

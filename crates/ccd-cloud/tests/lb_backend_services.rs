@@ -105,7 +105,7 @@ async fn regional(
             common::REGION
         )
     };
-    let http = reqwest::Client::new();
+    let http = common::http(local);
     let mut req = http.request(method.clone(), api(path));
     if let Some(body) = body {
         req = req.json(&body);

@@ -51,7 +51,7 @@ fn lb(app: &str, kind: LbKind) -> LoadBalancerSpec {
 
 async fn rest(local: &LocalCloud, method: reqwest::Method, path: &str, body: Value) -> Value {
     let url = format!("{}/compute/v1/projects/{PROJECT}/{path}", local.endpoint());
-    let request = reqwest::Client::new().request(method.clone(), url);
+    let request = common::http(local).request(method.clone(), url);
     let request = if method == reqwest::Method::GET {
         request
     } else {

@@ -97,9 +97,14 @@ async fn an_external_load_balancer_is_built_reported_and_torn_down_in_reverse() 
     );
     let missing = cloud.get_load_balancer(&ext.id()).await.unwrap();
     assert!(missing.absent() && missing.address.is_none(), "{missing:?}");
+    assert_eq!(cloud.load_balancers(app, &ext.name).await.unwrap(), []);
     let state = cloud.apply_load_balancer(&ext).await.unwrap();
     assert!(state.complete(), "{state:?}");
     assert!(state.address.is_some(), "{state:?}");
+    assert_eq!(
+        cloud.load_balancers(app, &ext.name).await.unwrap(),
+        [ext.id()]
+    );
     let kinds: Vec<LbPieceKind> = state.pieces.iter().map(|p| p.kind).collect();
     assert_eq!(kinds.len(), 10, "HTTPS, and the redirect to it on port 80");
     assert_eq!(cloud.get_load_balancer(&ext.id()).await.unwrap(), state);
@@ -135,6 +140,7 @@ async fn an_external_load_balancer_is_built_reported_and_torn_down_in_reverse() 
     // Teardown in reverse dependency order.
     cloud.delete_load_balancer(&ext.id()).await.unwrap();
     assert!(cloud.get_load_balancer(&ext.id()).await.unwrap().absent());
+    assert_eq!(cloud.load_balancers(app, &ext.name).await.unwrap(), []);
     cloud
         .delete_load_balancer(&ext.id())
         .await
@@ -168,6 +174,26 @@ async fn an_internal_load_balancer_is_a_regional_chain() {
     int.name = format!("{app}-int");
     let state = cloud.apply_load_balancer(&int).await.unwrap();
     assert!(state.complete() && state.address.is_some(), "{state:?}");
+    // Found in one read, beside an external one of the same name.
+    let mut ext = lb(
+        app,
+        LbKind::External {
+            domains: vec!["billing.example.com".into()],
+        },
+    );
+    ext.name = int.name.clone();
+    cloud.apply_load_balancer(&ext).await.unwrap();
+    let before = cloud.api_calls().reads;
+    assert_eq!(
+        cloud.load_balancers(app, &int.name).await.unwrap(),
+        [ext.id(), int.id()]
+    );
+    assert_eq!(cloud.api_calls().reads, before + 1);
+    cloud.delete_load_balancer(&ext.id()).await.unwrap();
+    assert_eq!(
+        cloud.load_balancers(app, &int.name).await.unwrap(),
+        [int.id()]
+    );
     assert_eq!(state.pieces.len(), 6, "no certificate inside the network");
     let regional = common::inventory(&local, app).await;
     for collection in [

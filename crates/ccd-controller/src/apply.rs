@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use ccd_cloud::model::LbId;
+use ccd_cloud::model::GroupId;
 use ccd_cloud::{Cloud, CloudError};
 
 use crate::deploy::Endpoints;
@@ -25,6 +25,8 @@ pub(crate) struct Applied {
     pub drift: Vec<String>,
     /// The load balancer's certificate and address, when it has one.
     pub certificate: Option<(ccd_cloud::model::CertificateState, Option<std::net::IpAddr>)>,
+    /// The groups this pass created.
+    pub created: Vec<GroupId>,
 }
 
 /// Runs the pass. A refused change ([`CloudError::WouldChange`], from a
@@ -50,11 +52,14 @@ pub(crate) async fn apply<C: Cloud>(
     if let Some(hc) = &shape.health_check {
         note(cloud.apply_health_check(hc).await, &mut drift)?;
     }
+    // Listed first: the adapter then reads the rules it found, and inserts
+    // the others straight away.
+    let listed = cloud.list_firewalls(app).await?;
     for rule in &shape.firewalls {
         note(cloud.apply_firewall(rule).await, &mut drift)?;
     }
     let wanted: BTreeSet<&str> = shape.firewalls.iter().map(|f| f.name.as_str()).collect();
-    for rule in cloud.list_firewalls(app).await? {
+    for rule in listed {
         if !wanted.contains(rule.name.as_str()) {
             note(
                 cloud.delete_firewall(&rule.app, &rule.name).await,
@@ -62,18 +67,16 @@ pub(crate) async fn apply<C: Cloud>(
             )?;
         }
     }
+    let mut created = Vec::new();
     for group in &shape.groups {
-        note(cloud.apply_group(group).await, &mut drift)?;
+        if note(cloud.apply_group(group).await, &mut drift)? == Some(true) {
+            created.push(group.id());
+        }
     }
     let mut removed_load_balancer = false;
     let wanted_lb = shape.load_balancer.as_ref().map(|lb| lb.id());
-    for internal in [false, true] {
-        let id = LbId {
-            app: app.to_owned(),
-            name: app.to_owned(),
-            internal,
-        };
-        if wanted_lb.as_ref() != Some(&id) && cloud.has_load_balancer(&id).await? {
+    for id in cloud.load_balancers(app, app).await? {
+        if wanted_lb.as_ref() != Some(&id) {
             removed_load_balancer |=
                 note(cloud.delete_load_balancer(&id).await, &mut drift)?.is_some();
         }
@@ -105,6 +108,7 @@ pub(crate) async fn apply<C: Cloud>(
         removed_load_balancer,
         drift: drift.lines,
         certificate,
+        created,
     })
 }
 

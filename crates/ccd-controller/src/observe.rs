@@ -1,6 +1,6 @@
 //! What a pass reads before deciding: the members of every group the
-//! status records (one call each), and while a canary takes requests, the
-//! load balancer's counts per group.
+//! status records (one call each; none before there is a status), and while
+//! a canary takes requests, the load balancer's counts per group.
 
 use ccd_cloud::{Cloud, CloudError};
 
@@ -15,6 +15,14 @@ pub async fn observe<C: Cloud>(
     plan: &Plan,
     recorded: &Status,
 ) -> Result<Observed, CloudError> {
+    if *recorded == Status::default() {
+        // No status at all: a new app (or one whose status was lost). Its
+        // group is not looked for: this pass creates it insert-first, and one
+        // that exists after all is read there, checked for ccd's mark and
+        // corrected; the status records it before that, so the next pass
+        // observes it.
+        return Ok(Observed::default());
+    }
     let mut groups: Vec<GroupRecord> = recorded.groups.clone();
     if !groups.iter().any(|g| g.role == GroupRole::Stable) {
         // Nothing recorded: the group the spec would have, if it exists.

@@ -212,7 +212,7 @@ pub(crate) fn instance_views(
         .map(|(group, i)| InstanceView {
             name: i.name.clone(),
             version: i.version.clone().unwrap_or_default(),
-            status: format!("{:?}", i.status),
+            status: i.status.to_string(),
             health: format!("{:?}", i.health),
             group: if named {
                 (*group).to_owned()

@@ -1,11 +1,23 @@
 //! The spec store as the controller's source: each app's spec, parsed and
 //! validated, or the located problems that keep it from being deployed.
+//!
+//! Specs are user input, parsed on every list and read. Parsing runs on
+//! Tokio's blocking pool, so that the controller's loop (which polls the
+//! reflector, and with it these reads) keeps starting and finishing
+//! reconciles meanwhile; and each file is parsed once per content: a relist
+//! of unchanged files parses nothing.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ccd_runtime::{Changes, Source};
 use ccd_spec::App;
 use ccd_store::{SpecFile, SpecStore, StoreError};
+use tokio::task::{JoinError, spawn_blocking};
+use tracing::{debug, error};
 
 /// What the store says about one app.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,29 +81,195 @@ pub fn desired(file: &SpecFile) -> Desired {
     }
 }
 
-/// A [`SpecStore`] seen as a [`Source`] of [`Desired`] apps.
+/// Why the source could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task parsing specs did not finish (the runtime is
+    /// shutting down).
+    #[error("parsing the specs was interrupted: {0}")]
+    Interrupted(#[from] JoinError),
+}
+
+/// How many spec files a [`SpecSource`] has parsed: a handle, taken before
+/// the source is handed to a controller, for tests and logs.
+#[derive(Debug, Clone, Default)]
+pub struct ParseCount(Arc<AtomicU64>);
+
+impl ParseCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The answer for one file's content.
 #[derive(Debug)]
+struct Parsed {
+    path: String,
+    version: String,
+    desired: Desired,
+}
+
+impl Parsed {
+    /// The answer, if it was for this very file and content (the version is
+    /// the content's hash).
+    fn for_file(&self, file: &SpecFile) -> Option<Desired> {
+        let same =
+            !file.version.is_empty() && self.path == file.path && self.version == file.version;
+        same.then(|| self.desired.clone())
+    }
+}
+
+/// Turns a file into its answer: [`desired`], or a test's stand-in.
+type Parser = Arc<dyn Fn(&SpecFile) -> Desired + Send + Sync>;
+
+/// A [`SpecStore`] seen as a [`Source`] of [`Desired`] apps.
 pub struct SpecSource<S> {
     store: Arc<S>,
+    /// The last answer per app, for the files the last list saw (and those
+    /// read since): bounded by the store's files.
+    parsed: Mutex<HashMap<String, Parsed>>,
+    parses: ParseCount,
+    parse: Parser,
+}
+
+impl<S> fmt::Debug for SpecSource<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpecSource")
+            .field("remembered", &self.memo().len())
+            .field("parses", &self.parses.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> SpecSource<S> {
     pub fn new(store: Arc<S>) -> Self {
-        SpecSource { store }
+        SpecSource {
+            store,
+            parsed: Mutex::new(HashMap::new()),
+            parses: ParseCount::default(),
+            parse: Arc::new(desired),
+        }
+    }
+
+    /// The same source, parsing with `parse` (a test's slow or counting stand-in).
+    #[cfg(test)]
+    pub(crate) fn with_parser(
+        mut self,
+        parse: impl Fn(&SpecFile) -> Desired + Send + Sync + 'static,
+    ) -> Self {
+        self.parse = Arc::new(parse);
+        self
+    }
+
+    /// Counts the files this source parses.
+    pub fn parses(&self) -> ParseCount {
+        self.parses.clone()
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parsed>> {
+        // Nothing panics while holding the lock, and the memo is only a
+        // shortcut: whatever a poisoned one holds is still right for its
+        // version.
+        self.parsed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn job(&self) -> Job {
+        Job {
+            parse: Arc::clone(&self.parse),
+            parses: self.parses.clone(),
+        }
+    }
+
+    /// Parses `files` on the blocking pool, one after the other, so that one
+    /// relist holds at most one of its threads.
+    async fn parse_all(&self, files: Vec<SpecFile>) -> Result<Vec<(String, Parsed)>, JoinError> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = files.len();
+        let job = self.job();
+        let parsed =
+            spawn_blocking(move || files.into_iter().map(|f| job.run(f)).collect()).await?;
+        debug!(count, "parsed changed specs");
+        Ok(parsed)
+    }
+
+    /// Parses one file on the blocking pool.
+    async fn parse_one(&self, file: SpecFile) -> Result<(String, Parsed), JoinError> {
+        let job = self.job();
+        spawn_blocking(move || job.run(file)).await
+    }
+}
+
+/// What a blocking task needs to parse files.
+struct Job {
+    parse: Parser,
+    parses: ParseCount,
+}
+
+impl Job {
+    /// The file's answer, under its app's name. A panic (a bug: the spec
+    /// parser never panics, whatever the bytes) is kept to the one file
+    /// rather than failing every list.
+    fn run(&self, file: SpecFile) -> (String, Parsed) {
+        self.parses.0.fetch_add(1, Ordering::Relaxed);
+        let desired = catch_unwind(AssertUnwindSafe(|| (self.parse)(&file)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(path = %file.path, panic = %what, "parsing a spec panicked");
+                Desired::Invalid {
+                    path: file.path.clone(),
+                    version: file.version.clone(),
+                    problems: vec![format!(
+                        "{}:1:1: ccd failed while reading this spec, a bug in ccd; please report it: {what}",
+                        file.path
+                    )],
+                }
+            });
+        let parsed = Parsed {
+            desired,
+            path: file.path,
+            version: file.version,
+        };
+        (file.name, parsed)
     }
 }
 
 impl<S: SpecStore> Source for SpecSource<S> {
     type Object = Desired;
-    type Error = StoreError;
+    type Error = SourceError;
 
-    async fn list(&self) -> Result<Vec<(String, Desired)>, StoreError> {
+    async fn list(&self) -> Result<Vec<(String, Desired)>, SourceError> {
         let listing = self.store.list_specs().await?;
-        let mut out: Vec<(String, Desired)> = listing
-            .specs
-            .iter()
-            .map(|f| (f.name.clone(), desired(f)))
-            .collect();
+        let mut out: Vec<(String, Desired)> = Vec::with_capacity(listing.specs.len());
+        let mut changed = Vec::new();
+        {
+            let memo = self.memo();
+            for file in listing.specs {
+                match memo.get(&file.name).and_then(|p| p.for_file(&file)) {
+                    Some(known) => out.push((file.name, known)),
+                    None => changed.push(file),
+                }
+            }
+        }
+        let fresh = self.parse_all(changed).await?;
+        {
+            // The memo keeps only what this list saw: a file gone from the
+            // store leaves it.
+            let mut memo = self.memo();
+            let unchanged: HashSet<&str> = out.iter().map(|(name, _)| name.as_str()).collect();
+            memo.retain(|name, _| unchanged.contains(name.as_str()));
+            for (name, parsed) in fresh {
+                out.push((name.clone(), parsed.desired.clone()));
+                memo.insert(name, parsed);
+            }
+        }
         // A spec that exists but cannot be read is not a deleted app.
         for bad in listing.unreadable {
             out.push((
@@ -110,17 +288,33 @@ impl<S: SpecStore> Source for SpecSource<S> {
         self.store.changes().map(|s| -> Changes { Box::pin(s) })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Desired>, StoreError> {
-        match self.store.get_spec(key).await {
-            Ok(file) => Ok(file.as_ref().map(desired)),
+    async fn get(&self, key: &str) -> Result<Option<Desired>, SourceError> {
+        let file = match self.store.get_spec(key).await {
+            Ok(Some(file)) => file,
+            Ok(None) => {
+                self.memo().remove(key);
+                return Ok(None);
+            }
             Err(e @ (StoreError::TooLarge { .. } | StoreError::Ambiguous { .. })) => {
-                Ok(Some(Desired::Invalid {
+                return Ok(Some(Desired::Invalid {
                     path: format!("specs/{key}.yaml"),
                     version: String::new(),
                     problems: vec![e.to_string()],
-                }))
+                }));
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e.into()),
+        };
+        let known = self.memo().get(key).and_then(|p| p.for_file(&file));
+        if let Some(known) = known {
+            return Ok(Some(known));
         }
+        let (name, parsed) = self.parse_one(file).await?;
+        let desired = parsed.desired.clone();
+        self.memo().insert(name, parsed);
+        Ok(Some(desired))
     }
 }
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

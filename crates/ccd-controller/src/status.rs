@@ -208,8 +208,14 @@ impl Status {
     /// Reads a status object back; `None` when it is not one (a person
     /// broke it, or it is from a future ccd): it is then treated as absent.
     pub fn parse(bytes: &[u8]) -> Option<Status> {
-        let value = ccd_spec::document::from_yaml(bytes).ok()?;
-        let mut status: Status = serde_json::from_value(value).ok()?;
+        Self::read(bytes).ok()
+    }
+
+    /// As [`Status::parse`], with why it is not a status (`LINE:COL: ...` or the
+    /// field that does not fit), for commands that show it to a person.
+    pub fn read(bytes: &[u8]) -> Result<Status, String> {
+        let value = ccd_spec::document::from_yaml(bytes).map_err(|e| e.to_string())?;
+        let mut status: Status = serde_json::from_value(value).map_err(|e| e.to_string())?;
         if status.groups.is_empty() && (status.zone.is_some() || status.region.is_some()) {
             // Written before `groups`: one group, named after the app.
             status.groups.push(GroupRecord {
@@ -220,7 +226,37 @@ impl Status {
             });
         }
         status.groups.retain(|g| is_name(&g.name));
-        Some(status)
+        status.drop_foreign_templates();
+        Ok(status)
+    }
+
+    /// Forgets every revision whose template is not one of this app's: a
+    /// status edited by hand (or copied from another app) must not make the
+    /// controller roll this app onto someone else's template.
+    fn drop_foreign_templates(&mut self) {
+        let app = self.app.clone();
+        let own = |template: &str| ccd_cloud::model::is_template_of(&app, template);
+        if self.last_good.as_ref().is_some_and(|g| !own(&g.template)) {
+            tracing::warn!(
+                app,
+                "status names another app's template as lastGood; ignored"
+            );
+            self.last_good = None;
+            self.rolled_back = false;
+        }
+        if self.revision.as_ref().is_some_and(|r| !own(&r.template)) {
+            self.revision = None;
+        }
+        let foreign_rollout = self.rollout.as_ref().is_some_and(|r| {
+            !own(&r.to.template) || r.from.as_ref().is_some_and(|f| !own(&f.template))
+        });
+        if foreign_rollout {
+            tracing::warn!(
+                app,
+                "status records a rollout between another app's templates; ignored"
+            );
+            self.rollout = None;
+        }
     }
 
     /// The group serving the last good revision (or the first one).
@@ -317,6 +353,34 @@ mod tests {
         assert_eq!(Status::parse(y.as_bytes()), Some(s));
         assert_eq!(Status::parse(b"\xff not yaml"), None);
         assert_eq!(Status::parse(b"app: [1]"), None);
+    }
+
+    #[test]
+    fn another_apps_template_read_back_from_status_is_ignored() {
+        let mut s = Status {
+            app: "hello".into(),
+            last_good: Some(good()),
+            rolled_back: true,
+            ..Default::default()
+        };
+        let yaml = s.to_yaml();
+        assert_eq!(
+            Status::parse(yaml.as_bytes()).unwrap().last_good,
+            Some(good())
+        );
+
+        for foreign in [
+            "payments-1a2b",
+            "hello-extra-1a2b",
+            "hello-",
+            "hello-XYZ",
+            "hello",
+        ] {
+            s.last_good.as_mut().unwrap().template = foreign.into();
+            let read = Status::parse(s.to_yaml().as_bytes()).unwrap();
+            assert_eq!(read.last_good, None, "{foreign} is not hello's template");
+            assert!(!read.rolled_back);
+        }
     }
 
     #[test]

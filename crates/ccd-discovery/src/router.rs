@@ -98,7 +98,8 @@ impl Router {
             return here
                 .ends
                 .iter()
-                .find(|(v, _)| v.eq_ignore_ascii_case(verb))
+                // Methods are case-sensitive (RFC 9110, 9.1): `get` is not GET.
+                .find(|(v, _)| v == verb)
                 .map(|(_, index)| *index);
         };
         if first.is_empty() {

@@ -242,6 +242,9 @@ fn unknown_paths_and_verbs_do_not_resolve() {
         ("GET", ""),
         ("GET", "/"),
         ("BREW", "projects/p/zones/z/instances/i"),
+        // Methods are case-sensitive (RFC 9110): `get` is not GET.
+        ("get", "projects/p/zones/z/instances/i"),
+        ("Post", "projects/p/zones/z/instances"),
         ("GET", "compute/v1/projects/p/zones/z/instances/i"),
     ] {
         assert!(api.resolve(verb, path).is_none(), "{verb} {path} resolved");

@@ -159,6 +159,13 @@ pub enum EventsError {
         #[source]
         source: redb::DatabaseError,
     },
+    /// The file could not be created private to its owner.
+    #[error("cannot create event log {path} readable only by its owner: {source}")]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("event log was opened read-only: cannot record events")]
     ReadOnly,
     #[error("invalid event app name {0:?}: must be non-empty, without control characters")]
@@ -219,6 +226,10 @@ impl EventLog {
         options: EventLogOptions,
     ) -> Result<EventLog, EventsError> {
         let path = path.as_ref();
+        owner_only(path).map_err(|source| EventsError::Permissions {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let builder = single_writer();
         // A reader recovering the log after a crashed writer holds the writer lock for the few
         // milliseconds that takes (see `open_read_only`): wait that out before reporting `Busy`.
@@ -533,6 +544,24 @@ fn list_in(
         }
     }
     Ok(out)
+}
+
+/// Creates `path` readable and writable by its owner only, or takes group
+/// and other access away from an existing file: events name apps, secrets
+/// and instances, which other users of the machine have no business reading.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
 }
 
 fn single_writer() -> redb::Builder {

@@ -434,3 +434,23 @@ fn event_json_shape() {
     let back: Event = serde_json::from_value(json).unwrap();
     assert_eq!(back, e);
 }
+
+#[test]
+fn the_log_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let fresh = dir.path().join("events.redb");
+    let log = EventLog::open(&fresh).unwrap();
+    log.record_at(T0, "hello", Kind::Normal, "Created", "x", None)
+        .unwrap();
+    drop(log);
+    assert_eq!(mode(&fresh), 0o600);
+
+    // A log an older ccd created world-readable is tightened, its events kept.
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = EventLog::open(&fresh).unwrap();
+    assert_eq!(mode(&fresh), 0o600);
+    assert_eq!(log.list(Some("hello"), 10).unwrap().len(), 1);
+}

@@ -41,16 +41,30 @@ async fn main() -> Result<()> {
         .context("cannot start ccd localcloud")?;
     let pid = child.id().context("no pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let base = loop {
+    let (mut base, mut token) = (None, None);
+    while base.is_none() || token.is_none() {
         let line = lines
             .next_line()
             .await?
             .context("ccd localcloud exited before it was ready")?;
         if let Some(url) = line.strip_prefix("compute api: ") {
-            break url.trim_end_matches('/').to_owned();
+            base = Some(url.trim_end_matches('/').to_owned());
         }
-    };
-    let http = reqwest::Client::new();
+        // The token file with --data (a path), else the token itself.
+        if let Some(t) = line.strip_prefix("token: ") {
+            token = Some(match t.contains('/') {
+                true => std::fs::read_to_string(t).with_context(|| format!("cannot read {t}"))?,
+                false => t.to_owned(),
+            });
+        }
+    }
+    let (base, token) = (base.unwrap_or_default(), token.unwrap_or_default());
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.trim()).parse()?,
+    );
+    let http = reqwest::Client::builder().default_headers(auth).build()?;
     let project = format!("{base}/projects/bench");
     post(
         &http,

@@ -87,8 +87,11 @@ async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
     let calls = &s.cloud.calls;
     let reads = calls.reads.load(std::sync::atomic::Ordering::Relaxed);
     let mutations = calls.mutations.load(std::sync::atomic::Ordering::Relaxed);
+    let injected = calls
+        .injected_faults
+        .load(std::sync::atomic::Ordering::Relaxed);
     Json(
         json!({"resources": s.cloud.store.len(), "instances": instances, "faults": s.cloud.faults.get(),
-        "calls": {"reads": reads, "mutations": mutations}}),
+        "calls": {"reads": reads, "mutations": mutations, "injectedFaults": injected}}),
     )
 }

@@ -51,7 +51,12 @@ pub async fn handle(
 ) -> Response {
     let path = uri.path().strip_prefix("/compute/v1/").unwrap_or("");
     let result = async {
-        cloud.faults.maybe_fail()?;
+        cloud.faults.maybe_fail().inspect_err(|_| {
+            cloud
+                .calls
+                .injected_faults
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })?;
         let call = parse(verb.as_str(), path, query.as_deref(), &body)?;
         let method = call.method;
         // A mutation is what answers with an Operation; POST reads such as

@@ -25,6 +25,9 @@ pub struct Cloud {
 pub struct CallCounts {
     pub reads: std::sync::atomic::AtomicU64,
     pub mutations: std::sync::atomic::AtomicU64,
+    /// Calls the fault injection failed before they did anything (counted
+    /// in neither of the above).
+    pub injected_faults: std::sync::atomic::AtomicU64,
 }
 
 impl Cloud {

@@ -86,6 +86,7 @@ impl ApiError {
             404 => "NOT_FOUND",
             409 => "ALREADY_EXISTS",
             412 => "FAILED_PRECONDITION",
+            415 => "INVALID_ARGUMENT",
             429 => "RESOURCE_EXHAUSTED",
             503 => "UNAVAILABLE",
             _ => "INTERNAL",

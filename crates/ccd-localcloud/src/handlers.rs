@@ -37,6 +37,7 @@ pub async fn dispatch(cloud: &Arc<Cloud>, call: Call) -> Result<Value, ApiError>
     match name {
         "get" => generic::get(cloud, &call).await,
         "list" => list::list(cloud, &call).await,
+        "aggregatedList" => list::aggregated(cloud, &call).await,
         "wait" if is_operations => {
             let key = call.key()?;
             cloud.wait_operation(key, Duration::from_secs(120)).await

@@ -26,6 +26,11 @@ fn compute_kind(schema: &str) -> String {
     format!("compute#{first}{}", chars.as_str())
 }
 
+/// The kind of what `method` answers (`compute#healthChecksAggregatedList`).
+pub fn response_kind_of(method: &Method) -> String {
+    compute_kind(method.response.as_deref().unwrap_or("ResourceList"))
+}
+
 /// `compute#instanceGroupManager` for any method of that collection.
 pub fn kind_of(method: &Method) -> String {
     compute_kind(schema_of(method).unwrap_or("Resource"))

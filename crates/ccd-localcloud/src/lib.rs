@@ -14,8 +14,10 @@ mod defaults;
 mod error;
 mod faults;
 mod firewall;
+pub mod front_door;
 mod generic;
 mod geo;
+mod guard;
 mod guest;
 mod handlers;
 mod iam;
@@ -32,16 +34,23 @@ mod refs;
 mod runtime;
 mod secrets;
 mod store;
+mod token;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 pub use faults::FaultConfig;
 pub use guest::{Guest, Vm};
+/// How this cloud reads a template's `ccd-local-run` and `ccd-secrets` items, for tests that
+/// check it reads what ccd's adapter writes.
+pub use local_run::of_template as local_run_of_template;
 pub use local_run::{LocalRun, METADATA_KEY as LOCAL_RUN_METADATA_KEY};
 pub use runtime::lb::ListenerInfo;
+pub use secrets::{Reference as SecretReference, of_template as secret_references_of_template};
+pub use token::{FILE as TOKEN_FILE, TokenError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,13 +68,16 @@ pub enum Error {
     },
     #[error("cannot start the instance supervisor: {0}")]
     Supervisor(#[from] ccd_supervisor::Error),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Where state, instance logs and secrets (`DIR/secrets`) live; `None`
-    /// keeps everything in memory, simulates every instance and has no secrets.
+    /// Where state, instance logs, secrets (`DIR/secrets`) and the API's
+    /// token (`DIR/token`) live; `None` keeps everything in memory, simulates
+    /// every instance, has no secrets and draws a new token each start.
     pub data_dir: Option<PathBuf>,
     pub faults: FaultConfig,
     /// Check every response against the discovery document and keep the
@@ -92,6 +104,29 @@ impl Default for Config {
     }
 }
 
+/// Every endpoint on one port: Compute, the metadata server, Monitoring,
+/// IAM and the admin API, each request through the [guard](guard) first.
+fn router(
+    cloud: Arc<cloud::Cloud>,
+    iam: iam::Iam,
+    instances: runtime::instances::Instances,
+    guard: guard::Guard,
+) -> axum::Router {
+    axum::Router::new()
+        .route("/compute/v1/{*path}", axum::routing::any(api::handle))
+        .with_state(cloud.clone())
+        .merge(metadata::router(cloud.clone()))
+        .merge(monitoring::router(cloud.clone()))
+        .merge(iam::router(iam))
+        .merge(admin::router(admin::AdminState { cloud, instances }))
+        // Every route, and the 404 for none, behind the token, Host,
+        // Origin and Content-Type checks.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            guard::check,
+        ))
+}
+
 /// A running local cloud.
 #[derive(Debug)]
 pub struct LocalCloud {
@@ -100,6 +135,8 @@ pub struct LocalCloud {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer: tokio::task::JoinHandle<()>,
     cloud: std::sync::Arc<cloud::Cloud>,
+    token: String,
+    token_file: Option<PathBuf>,
 }
 
 impl LocalCloud {
@@ -114,12 +151,19 @@ impl LocalCloud {
             addr: config.listen,
             source,
         })?;
-        let (store, supervisor, dir) = match &config.data_dir {
+        let (token, token_file) = match &config.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
                     path: dir.clone(),
                     source,
                 })?;
+                let (token, file) = token::load_or_create(dir)?;
+                (token, Some(file))
+            }
+            None => (token::fresh()?, None),
+        };
+        let (store, supervisor, dir) = match &config.data_dir {
+            Some(dir) => {
                 secrets::prepare(dir).map_err(|source| Error::Dir {
                     path: dir.join("secrets"),
                     source,
@@ -165,13 +209,8 @@ impl LocalCloud {
             cloud.clone(),
             stop.clone(),
         )));
-        let app = axum::Router::new()
-            .route("/compute/v1/{*path}", axum::routing::any(api::handle))
-            .with_state(cloud.clone())
-            .merge(metadata::router(cloud.clone()))
-            .merge(monitoring::router(cloud.clone()))
-            .merge(iam::router(iam))
-            .merge(admin::router(admin::AdminState { cloud, instances }));
+        let guard = guard::Guard::new(token.clone(), token_file.clone(), addr);
+        let app = router(cloud, iam, instances, guard);
         let stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -188,7 +227,20 @@ impl LocalCloud {
             tasks,
             writer,
             cloud: keep,
+            token,
+            token_file,
         })
+    }
+
+    /// The bearer token every call but the metadata server's must carry
+    /// (`Authorization: Bearer TOKEN`).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Where the token is kept (`DATA/token`); `None` without a data folder.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token_file.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {

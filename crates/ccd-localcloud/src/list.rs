@@ -67,6 +67,78 @@ pub async fn list(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
     Ok(body)
 }
 
+/// `aggregatedList`: one collection's resources in every scope of the
+/// project (`global`, `regions/r`, `zones/z`), grouped by scope, with the
+/// same `filter` and paging as `list`. Scopes without any are left out
+/// (Compute lists them with a warning; clients skip those).
+pub async fn aggregated(cloud: &Arc<Cloud>, call: &Call) -> Result<Value, ApiError> {
+    let filter = match call.query.get("filter") {
+        Some(text) => Filter::parse(text)?,
+        None => Filter::default(),
+    };
+    let after = match call.query.get("pageToken").filter(|t| !t.is_empty()) {
+        Some(token) => Some(decode_token(token)?),
+        None => None,
+    };
+    let collection = call.collection_name.as_str();
+    let project = format!("projects/{}/", call.project);
+    let mut items = serde_json::Map::new();
+    let (mut count, mut last, mut more) = (0, None, false);
+    for key in cloud.store.keys(&project, |k| {
+        scope_of(&k[project.len()..], collection).is_some()
+    }) {
+        if after.as_ref().is_some_and(|a| key <= *a) {
+            continue;
+        }
+        let Some(stored) = cloud.store.get(&key) else {
+            continue;
+        };
+        let rendered = kinds::render(cloud, collection, &key, &stored);
+        if !filter.matches(&rendered) {
+            continue;
+        }
+        if count == MAX_RESULTS {
+            more = true;
+            break;
+        }
+        count += 1;
+        let scope = scope_of(&key[project.len()..], collection).unwrap_or_default();
+        last = Some(key.clone());
+        let listed = items
+            .entry(scope.to_owned())
+            .or_insert_with(|| serde_json::json!({ collection: [] }));
+        if let Some(list) = listed[collection].as_array_mut() {
+            list.push(rendered);
+        }
+    }
+    let self_link = cloud.link(&format!(
+        "projects/{}/aggregated/{collection}",
+        call.project
+    ));
+    let mut body = crate::generic::list_body(kinds::response_kind_of(call.method), self_link);
+    if !items.is_empty() {
+        body["items"] = Value::Object(items);
+    }
+    if let Some(last) = last.filter(|_| more) {
+        body["nextPageToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(last)
+            .into();
+    }
+    Ok(body)
+}
+
+/// `global` or `regions/r` when `rest` (a key without its project) names
+/// one resource of `collection` there.
+fn scope_of<'a>(rest: &'a str, collection: &str) -> Option<&'a str> {
+    let segs: Vec<&str> = rest.split('/').collect();
+    let (scope_len, coll, name) = match segs.as_slice() {
+        ["global", c, n] => (6, *c, *n),
+        [kind @ ("regions" | "zones"), s, c, n] => (kind.len() + 1 + s.len(), *c, *n),
+        _ => return None,
+    };
+    (coll == collection && !name.is_empty()).then(|| &rest[..scope_len])
+}
+
 fn decode_token(token: &str) -> Result<String, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -146,6 +218,25 @@ impl Filter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn aggregated_lists_find_a_collection_in_every_scope() {
+        assert_eq!(
+            scope_of("global/healthChecks/web-hc", "healthChecks"),
+            Some("global")
+        );
+        assert_eq!(
+            scope_of("regions/europe-west1/healthChecks/web-hc", "healthChecks"),
+            Some("regions/europe-west1")
+        );
+        assert_eq!(
+            scope_of("zones/z1/instances/web-1", "instances"),
+            Some("zones/z1")
+        );
+        assert_eq!(scope_of("global/firewalls/web", "healthChecks"), None);
+        assert_eq!(scope_of("global/healthChecks", "healthChecks"), None);
+        assert_eq!(scope_of("regions/r/healthChecks/x/y", "healthChecks"), None);
+    }
 
     #[test]
     fn filters_match_like_compute() {

@@ -1,63 +1,25 @@
-//! How an instance runs on this machine. A real VM boots an image and starts
-//! the container from its startup script; here the instance template's
-//! metadata item `ccd-local-run` says which program to start instead:
-//!
-//! ```json
-//! {"command": ["ccd-sample-app"], "args": ["--port", "$(PORT)"], "env": {"MODE": "x"}}
-//! ```
-//!
-//! or `{"simulated": true}` for an instance with no process at all (scale
-//! tests), which is RUNNING and healthy as soon as it is created. An
-//! instance whose template has no such item is simulated too.
+//! How an instance runs on this machine: the template's `ccd-local-run` item, whose shape
+//! `ccd_wire::local_run` defines for the adapter that writes it and for this reader. An
+//! instance whose template has no such item is simulated (no process).
 
-use std::collections::BTreeMap;
+use serde_json::Value;
 
-use serde::{Deserialize, Serialize};
+pub use ccd_wire::local_run::{LocalRun, METADATA_KEY};
 
-pub const METADATA_KEY: &str = "ccd-local-run";
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LocalRun {
-    #[serde(default)]
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub simulated: bool,
-    /// Seconds between SIGTERM and SIGKILL when the instance stops.
-    #[serde(default)]
-    pub stop_grace_sec: Option<u64>,
-}
-
-impl LocalRun {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let run: LocalRun = serde_json::from_str(text)
-            .map_err(|e| format!("not a valid local run description: {e}"))?;
-        if !run.simulated && run.command.first().is_none_or(String::is_empty) {
-            return Err("`command` must name a program, or set `simulated: true`".to_owned());
+/// What an instance of a template runs: the template's item, else simulated.
+pub fn of_template(template: &Value) -> Result<LocalRun, String> {
+    let items = template
+        .pointer("/properties/metadata/items")
+        .and_then(Value::as_array);
+    match items
+        .into_iter()
+        .flatten()
+        .find(|i| i["key"] == METADATA_KEY)
+    {
+        Some(item) => {
+            LocalRun::parse(item["value"].as_str().unwrap_or("")).map_err(|e| e.to_string())
         }
-        Ok(run)
-    }
-
-    /// What an instance of a template runs: the template's item, else simulated.
-    pub fn of_template(template: &serde_json::Value) -> Result<Self, String> {
-        let items = template
-            .pointer("/properties/metadata/items")
-            .and_then(|v| v.as_array());
-        match items
-            .into_iter()
-            .flatten()
-            .find(|i| i["key"] == METADATA_KEY)
-        {
-            Some(item) => Self::parse(item["value"].as_str().unwrap_or("")),
-            None => Ok(LocalRun {
-                simulated: true,
-                ..Default::default()
-            }),
-        }
+        None => Ok(LocalRun::simulated()),
     }
 }
 
@@ -66,14 +28,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_and_refuses() {
-        let run =
-            LocalRun::parse(r#"{"command": ["app"], "args": ["--port", "$(PORT)"]}"#).unwrap();
-        assert_eq!(run.args[1], "$(PORT)");
-        assert!(LocalRun::parse(r#"{"command": []}"#).is_err());
-        assert!(LocalRun::parse(r#"{"simulated": true}"#).unwrap().simulated);
-        assert!(LocalRun::parse(r#"{"cmd": ["x"]}"#).is_err());
+    fn a_template_without_the_item_is_simulated() {
         let template = serde_json::json!({"properties": {}});
-        assert!(LocalRun::of_template(&template).unwrap().simulated);
+        assert_eq!(of_template(&template), Ok(LocalRun::simulated()));
+        let template = serde_json::json!({"properties": {"metadata": {"items": [
+            {"key": METADATA_KEY, "value": r#"{"command": ["app"], "args": ["$(PORT)"]}"#}
+        ]}}});
+        assert_eq!(
+            of_template(&template).map(|r| r.args),
+            Ok(vec!["$(PORT)".to_owned()])
+        );
+        let template = serde_json::json!({"properties": {"metadata": {"items": [
+            {"key": METADATA_KEY, "value": r#"{"cmd": ["app"]}"#}
+        ]}}});
+        assert!(of_template(&template).is_err());
     }
 }

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::cloud::Cloud;
 use crate::error::ApiError;
+use crate::store::StoreError;
 use crate::{clock, paths};
 
 /// The change an operation makes when it runs; returns the target's id.
@@ -31,6 +33,8 @@ impl Cloud {
         apply: Apply,
     ) -> Result<Value, ApiError> {
         let project = paths::project_of(req.scope).unwrap_or_default();
+        // Before the first write: the answer waits for all of them.
+        let since = self.store.mark();
         let dedupe_key = match req.request_id {
             Some(id) => {
                 if let Some(op) = self.replayed(project, id)? {
@@ -66,11 +70,17 @@ impl Cloud {
         if latency.is_zero() {
             self.finish(&op_key, &mut op, apply);
             let seq = self.store.put(&op_key, op.clone());
-            self.store.durable(seq).await;
+            self.store
+                .durable(since.through(seq))
+                .await
+                .map_err(|e| unsaved(&e))?;
             return Ok(self.render(&op));
         }
         let seq = self.store.put(&op_key, op.clone());
-        self.store.durable(seq).await;
+        self.store
+            .durable(since.through(seq))
+            .await
+            .map_err(|e| unsaved(&e))?;
         let cloud = self.clone();
         let first = op.clone();
         tokio::spawn(async move {
@@ -79,8 +89,12 @@ impl Cloud {
             op["startTime"] = clock::now_rfc3339().into();
             cloud.store.put(&op_key, op.clone());
             tokio::time::sleep(latency - latency / 2).await;
+            let since = cloud.store.mark();
             cloud.finish(&op_key, &mut op, apply);
-            cloud.store.put(&op_key, op);
+            let seq = cloud.store.put(&op_key, op.clone());
+            if let Err(e) = cloud.store.durable(since.through(seq)).await {
+                cloud.end_unsaved(&op_key, op, &e).await;
+            }
         });
         Ok(self.render(&first))
     }
@@ -125,6 +139,33 @@ impl Cloud {
         op["status"] = "DONE".into();
         op["progress"] = 100.into();
         op["endTime"] = clock::now_rfc3339().into();
+    }
+
+    /// An operation whose change was undone (its commit failed) ends DONE
+    /// with the error rather than staying where the undo left it, PENDING or
+    /// RUNNING, for ever; the client then retries as after any 5xx.
+    async fn end_unsaved(&self, op_key: &str, mut op: Value, error: &StoreError) {
+        let failure = unsaved(error);
+        if let Some(fields) = op.as_object_mut() {
+            fields.remove("targetId");
+        }
+        op["error"] = json!({"errors": [{"code": "INTERNAL_ERROR", "message": failure.message}]});
+        op["httpErrorStatusCode"] = failure.status.as_u16().into();
+        op["httpErrorMessage"] = "SERVICE UNAVAILABLE".into();
+        // The writer backs off between failed commits, so this spans a while.
+        for _ in 0..10 {
+            let seq = self.store.put(op_key, op.clone());
+            match self.store.durable(seq).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(operation = op_key, error = %e, "cannot record the operation's failure yet")
+                }
+            }
+        }
+        tracing::error!(
+            operation = op_key,
+            "gave up recording the operation's failure"
+        );
     }
 
     /// `operations/{op}/wait`: returns when DONE or after about two minutes, as Compute does.
@@ -198,6 +239,16 @@ impl Cloud {
     }
 }
 
+/// A change that could not be saved was undone: a 503, which clients retry
+/// (with the same `requestId`, whose record was undone with it).
+fn unsaved(error: &StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "backendError",
+        format!("{error}. Retry the request."),
+    )
+}
+
 /// Compute wants a UUID, and not the zero UUID.
 fn check_request_id(id: &str) -> Result<(), ApiError> {
     let hex: String = id.chars().filter(|c| *c != '-').collect();
@@ -211,5 +262,163 @@ fn check_request_id(id: &str) -> Result<(), ApiError> {
         Err(ApiError::invalid(format!(
             "Invalid value for field 'requestId': '{id}'. The request ID must be a valid UUID with the exception that zero UUID is not supported."
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::store::faulty::{self, Switch};
+    use crate::{Config, FaultConfig, LocalCloud};
+
+    /// A local cloud on a data folder whose disk fails on demand.
+    struct Disk {
+        cloud: LocalCloud,
+        switch: Arc<Switch>,
+        dir: std::path::PathBuf,
+        http: reqwest::Client,
+    }
+
+    impl Disk {
+        async fn start(tag: &str, faults: FaultConfig) -> Disk {
+            let dir = std::env::temp_dir().join(format!("ccd-ops-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let switch = faulty::switch(&dir.join("localcloud.redb"));
+            let cloud = LocalCloud::start(Config {
+                data_dir: Some(dir.clone()),
+                faults,
+                ..Config::default()
+            })
+            .await
+            .unwrap();
+            let http = reqwest::Client::new();
+            Disk {
+                cloud,
+                switch,
+                dir,
+                http,
+            }
+        }
+
+        fn full(&self, full: bool) {
+            self.switch.full.store(full, Ordering::Release);
+        }
+
+        /// Returns once a commit succeeded, so no batch taken while the disk
+        /// failed is still to fail.
+        async fn settled(&self) {
+            let store = &self.cloud.cloud.store;
+            while store
+                .durable(store.put("ccd/test/settled", json!(true)))
+                .await
+                .is_err()
+            {}
+        }
+
+        /// `path` below `/compute/v1/projects/p/`; the status and the JSON answer.
+        async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+            let url = format!("{}projects/p/{path}", self.cloud.compute_url());
+            let mut request = self
+                .http
+                .request(method.parse().unwrap(), url)
+                .bearer_auth(self.cloud.token());
+            if let Some(body) = body {
+                request = request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or_default())
+        }
+
+        /// Shuts down and reads the resource from the file.
+        async fn on_disk(self, key: &str) -> Option<Arc<Value>> {
+            self.cloud.shutdown().await;
+            let found = crate::store::Store::open(&self.dir).unwrap().get(key);
+            let _ = std::fs::remove_dir_all(&self.dir);
+            found
+        }
+    }
+
+    fn firewall() -> Value {
+        json!({"name": "fw", "sourceRanges": ["10.0.0.0/8"],
+            "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}]})
+    }
+
+    /// A change the local cloud cannot save is answered with an error, is
+    /// not visible afterwards, and goes through once the disk has room.
+    #[tokio::test]
+    async fn an_insert_whose_commit_fails_is_answered_with_an_error_and_undone() {
+        let disk = Disk::start("unsaved", FaultConfig::default()).await;
+        disk.full(true);
+        let (status, answer) = disk
+            .call("POST", "global/firewalls", Some(&firewall()))
+            .await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["status"], "UNAVAILABLE", "{answer}");
+        let (status, answer) = disk.call("GET", "global/firewalls/fw", None).await;
+        assert_eq!(status, 404, "{answer}");
+
+        disk.full(false);
+        disk.settled().await;
+        let (status, answer) = disk
+            .call("POST", "global/firewalls", Some(&firewall()))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "DONE", "{answer}");
+        let (status, answer) = disk.call("GET", "global/firewalls/fw", None).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            disk.on_disk("projects/p/global/firewalls/fw")
+                .await
+                .is_some()
+        );
+    }
+
+    /// A slow operation whose change cannot be saved ends DONE with a 503,
+    /// rather than going back to PENDING for ever.
+    #[tokio::test]
+    async fn a_slow_operation_whose_change_is_undone_ends_with_an_error() {
+        let faults = FaultConfig {
+            operation_latency_ms: 200,
+            ..FaultConfig::default()
+        };
+        let disk = Disk::start("unsaved-slow", faults).await;
+        let (status, op) = disk
+            .call("POST", "global/firewalls", Some(&firewall()))
+            .await;
+        assert_eq!(status, 200, "{op}");
+        assert_eq!(op["status"], "PENDING", "{op}");
+        disk.full(true);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        disk.full(false);
+
+        let path = format!("global/operations/{}", op["name"].as_str().unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let op = loop {
+            let (status, op) = disk.call("GET", &path, None).await;
+            assert_eq!(status, 200, "{op}");
+            if op["status"] == "DONE" {
+                break op;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{op}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(op["httpErrorStatusCode"], 503, "{op}");
+        assert_eq!(op["error"]["errors"][0]["code"], "INTERNAL_ERROR", "{op}");
+        let (status, answer) = disk.call("GET", "global/firewalls/fw", None).await;
+        assert_eq!(status, 404, "{answer}");
+        assert!(
+            disk.on_disk("projects/p/global/firewalls/fw")
+                .await
+                .is_none()
+        );
     }
 }

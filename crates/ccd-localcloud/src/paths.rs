@@ -24,6 +24,8 @@ pub fn target(path: &str) -> Option<Target> {
     // zones.get / regions.get / zones.list name the scope itself.
     let (scope, at) = match segs[2] {
         "global" => (format!("projects/{project}/global"), 3),
+        // aggregatedList: one collection across every scope of the project.
+        "aggregated" => (format!("projects/{project}/aggregated"), 3),
         "zones" | "regions" if segs.len() >= 5 => {
             (format!("projects/{project}/{}/{}", segs[2], segs[3]), 4)
         }
@@ -106,6 +108,11 @@ mod tests {
         assert_eq!(
             (t.collection.as_str(), t.key),
             ("projects/p/global/firewalls/", None)
+        );
+        let t = target("projects/p/aggregated/healthChecks").unwrap();
+        assert_eq!(
+            (t.collection.as_str(), t.key),
+            ("projects/p/aggregated/healthChecks/", None)
         );
         let t = target("projects/p/zones/z1").unwrap();
         assert_eq!(t.key.as_deref(), Some("projects/p/zones/z1"));

@@ -19,9 +19,12 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ccd_wire::secrets::{SecretRefs, SecretVersion};
 use serde_json::Value;
 
-pub const METADATA_KEY: &str = "ccd-secrets";
+/// The item; its shape is `ccd_wire::secrets`'s, shared with the adapter that writes it.
+pub use ccd_wire::secrets::METADATA_KEY;
+
 /// Secret Manager's limit on a version's size.
 const MAX_BYTES: u64 = 64 * 1024;
 
@@ -47,37 +50,13 @@ pub struct Reference {
 }
 
 impl Reference {
-    fn parse(env: &str, resource: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "{METADATA_KEY}: {env}: {resource:?} is not projects/PROJECT/secrets/NAME/versions/(latest|N)"
-            )
-        };
-        let env_ok = env.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !env_ok {
-            return Err(format!(
-                "{METADATA_KEY}: {env:?} is not an environment variable name"
-            ));
+    fn of(env: String, version: SecretVersion) -> Self {
+        Reference {
+            env,
+            project: version.project,
+            secret: version.secret,
+            version: version.version,
         }
-        let parts: Vec<&str> = resource.split('/').collect();
-        let ["projects", project, "secrets", secret, "versions", version] = parts.as_slice() else {
-            return Err(bad());
-        };
-        let secret_ok = valid_name(secret);
-        let version_ok = *version == "latest"
-            || (version.starts_with(|c: char| ('1'..='9').contains(&c))
-                && version.len() <= 10
-                && version.chars().all(|c| c.is_ascii_digit()));
-        if project.is_empty() || !secret_ok || !version_ok {
-            return Err(bad());
-        }
-        Ok(Reference {
-            env: env.to_owned(),
-            project: (*project).to_owned(),
-            secret: (*secret).to_owned(),
-            version: (*version).to_owned(),
-        })
     }
 
     /// The files that may hold this version, in the order they are tried.
@@ -97,10 +76,7 @@ impl Reference {
 /// Secret Manager's rule for a secret's name, which here becomes a file
 /// name: nothing that could leave the folder.
 pub fn valid_name(secret: &str) -> bool {
-    (1..=255).contains(&secret.len())
-        && secret
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    ccd_wire::secrets::valid_secret_name(secret)
 }
 
 /// Whether `dir` holds the secret `name`: its file, or a numbered version's.
@@ -135,13 +111,13 @@ pub fn of_template(template: &Value) -> Result<Vec<Reference>, String> {
     let Some(item) = item else {
         return Ok(Vec::new());
     };
-    let refs: BTreeMap<String, String> = serde_json::from_str(item["value"].as_str().unwrap_or(""))
-        .map_err(|e| {
-            format!("{METADATA_KEY}: not a JSON object of names to secret versions: {e}")
-        })?;
-    refs.iter()
-        .map(|(env, resource)| Reference::parse(env, resource))
-        .collect()
+    let refs =
+        SecretRefs::parse(item["value"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    Ok(refs
+        .0
+        .into_iter()
+        .map(|(env, version)| Reference::of(env, version))
+        .collect())
 }
 
 /// The values of `refs`, from `dir` (`None`: a local cloud without a data
@@ -250,12 +226,21 @@ mod tests {
         dir
     }
 
+    /// The references of a template whose `ccd-secrets` holds `env` → `resource`.
+    fn refs_of(env: &str, resource: &str) -> Result<Vec<Reference>, String> {
+        let value = serde_json::json!({ env: resource }).to_string();
+        of_template(&serde_json::json!({"properties": {"metadata": {"items": [
+            {"key": METADATA_KEY, "value": value}
+        ]}}}))
+    }
+
     fn reference(env: &str, secret: &str, version: &str) -> Reference {
-        Reference::parse(
+        let mut refs = refs_of(
             env,
             &format!("projects/p/secrets/{secret}/versions/{version}"),
         )
-        .unwrap()
+        .unwrap();
+        refs.pop().unwrap()
     }
 
     #[test]
@@ -349,9 +334,9 @@ mod tests {
             "projects/p/secrets/db",
             "secrets/db/versions/latest",
         ] {
-            assert!(Reference::parse("DB", bad).is_err(), "{bad}");
+            assert!(refs_of("DB", bad).is_err(), "{bad}");
         }
-        assert!(Reference::parse("A=B", "projects/p/secrets/db/versions/latest").is_err());
+        assert!(refs_of("A=B", "projects/p/secrets/db/versions/latest").is_err());
     }
 
     #[test]

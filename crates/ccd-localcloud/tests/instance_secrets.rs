@@ -153,7 +153,7 @@ async fn secrets_reach_the_process_and_a_missing_one_keeps_the_app_down() {
     .await
     .unwrap();
     let rest = Rest {
-        http: reqwest::Client::new(),
+        http: common::http(&cloud),
         base: format!("{}projects/{PROJECT}/", cloud.compute_url()),
     };
     rest.post(
@@ -305,11 +305,11 @@ async fn an_apps_own_account_reads_only_the_secrets_it_is_granted() {
     .await
     .unwrap();
     let rest = Rest {
-        http: reqwest::Client::new(),
+        http: common::http(&cloud),
         base: format!("{}projects/{PROJECT}/", cloud.compute_url()),
     };
     let google = Rest {
-        http: reqwest::Client::new(),
+        http: common::http(&cloud),
         base: format!("{}/v1/projects/{PROJECT}/", cloud.endpoint()),
     };
     rest.post(

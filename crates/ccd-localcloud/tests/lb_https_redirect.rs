@@ -31,7 +31,7 @@ struct Rest {
 impl Rest {
     fn new(cloud: &ccd_localcloud::LocalCloud) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: common::http(cloud),
             base: format!("{}/compute/v1/projects/{PROJECT}", cloud.endpoint()),
         }
     }

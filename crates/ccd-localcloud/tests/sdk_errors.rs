@@ -54,7 +54,7 @@ fn assert_google_error(status: u16, body: &Value, code: u16, reason: &str) -> St
 #[tokio::test]
 async fn malformed_requests_are_refused_in_googles_error_shape() {
     let cloud = common::start().await;
-    let http = reqwest::Client::new();
+    let http = common::http(&cloud);
     let firewalls = "global/firewalls";
 
     let (status, body) = post(

@@ -160,20 +160,25 @@ async fn official_clients_manage_an_account_and_its_grants() {
 
     // Monitoring still answers beside Resource Manager under /v3/projects/.
     // (A query without a filter: Monitoring's 400, not IAM's 404.)
-    let monitoring = reqwest::get(format!(
-        "{}/v3/projects/{PROJECT}/timeSeries",
-        cloud.endpoint()
-    ))
-    .await
-    .unwrap();
+    let http = common::http(&cloud);
+    let monitoring = http
+        .get(format!(
+            "{}/v3/projects/{PROJECT}/timeSeries",
+            cloud.endpoint()
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(monitoring.status(), 400);
     // Any Artifact Registry repository has a policy.
-    let repo = reqwest::get(format!(
-        "{}/v1/projects/{PROJECT}/locations/europe-west1/repositories/images:getIamPolicy",
-        cloud.endpoint()
-    ))
-    .await
-    .unwrap();
+    let repo = http
+        .get(format!(
+            "{}/v1/projects/{PROJECT}/locations/europe-west1/repositories/images:getIamPolicy",
+            cloud.endpoint()
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(repo.status(), 200);
 
     finish(cloud).await;

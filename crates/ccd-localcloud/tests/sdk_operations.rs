@@ -300,8 +300,9 @@ async fn slow_operations_are_pending_until_done() {
     // operations, so the second surely comes before the first is done): both
     // are accepted, the second's operation fails with 409 when it runs.
     let admin = format!("{}/admin/v1/faults", cloud.endpoint());
-    let put = reqwest::Client::new()
+    let put = common::http(&cloud)
         .put(&admin)
+        .header("content-type", "application/json")
         .body(r#"{"operationLatencyMs": 2000}"#)
         .send()
         .await
@@ -378,7 +379,7 @@ async fn injected_faults_fail_calls_the_way_compute_does() {
     // No retries, to see each failure (the SDK retries idempotent calls on 503).
     let firewalls = google_cloud_compute_v1::client::Firewalls::builder()
         .with_endpoint(cloud.endpoint())
-        .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+        .with_credentials(common::credentials(&cloud))
         .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
         .build()
         .await
@@ -407,8 +408,13 @@ async fn injected_faults_fail_calls_the_way_compute_does() {
 
     // Faults are changed at run time through the admin endpoint.
     let admin = format!("{}/admin/v1/faults", cloud.endpoint());
-    let http = reqwest::Client::new();
-    let put = |body: &'static str| http.put(&admin).body(body).send();
+    let http = common::http(&cloud);
+    let put = |body: &'static str| {
+        http.put(&admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     assert!(
         put(r#"{"errorRate": 1.0, "errorCodes": [403]}"#)
             .await

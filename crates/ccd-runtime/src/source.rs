@@ -13,6 +13,11 @@ pub type Changes = Pin<Box<dyn Stream<Item = String> + Send>>;
 /// A store of objects keyed by name (for ccd: app specs keyed by app name).
 ///
 /// The controller only ever reads through this trait; it never writes.
+///
+/// `list` and `get` are polled from the controller's own loop (the reflector
+/// runs inside it): they must not block. Work that takes CPU time, such as
+/// parsing what was read, belongs on the blocking pool
+/// (`tokio::task::spawn_blocking`), or every reconcile waits for it.
 pub trait Source: Send + Sync + 'static {
     /// The object kept per key. `PartialEq` lets the reflector trigger a
     /// reconcile only when an object really changed, rather than on every

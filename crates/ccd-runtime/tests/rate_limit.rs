@@ -89,3 +89,76 @@ fn a_rate_limit_must_be_enforceable() {
     let error = RateLimiter::new(10.0, 0).unwrap_err();
     assert!(error.to_string().contains("burst 0"), "{error}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_holds_every_call_then_the_rate_starts_again_without_a_burst() {
+    let limiter = RateLimiter::new(10.0, 10).unwrap();
+    limiter.acquire().await;
+    limiter.pause(Duration::from_secs(2));
+    let t0 = Instant::now();
+    let mut at = Vec::new();
+    for _ in 0..3 {
+        limiter.acquire().await;
+        at.push(t0.elapsed());
+    }
+    assert_eq!(at, [ms(2000), ms(2100), ms(2200)], "nine tokens were left");
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_already_waiting_are_held_by_a_pause_and_keep_their_spacing() {
+    let limiter = RateLimiter::new(1.0, 1).unwrap();
+    limiter.acquire().await;
+    let t0 = Instant::now();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let limiter = limiter.clone();
+        let times = Arc::clone(&times);
+        tasks.push(tokio::spawn(async move {
+            limiter.acquire().await;
+            times.lock().unwrap().push(t0.elapsed());
+        }));
+        tokio::task::yield_now().await;
+    }
+    // They would go at 1 s and 2 s.
+    tokio::time::sleep(ms(500)).await;
+    limiter.pause(Duration::from_secs(3));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut times = times.lock().unwrap().clone();
+    times.sort();
+    assert_eq!(times, [ms(3500), ms(4500)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_pause_never_cuts_a_longer_one_short() {
+    let limiter = RateLimiter::new(100.0, 1).unwrap();
+    let t0 = Instant::now();
+    limiter.pause(Duration::from_secs(5));
+    limiter.pause(Duration::from_secs(1));
+    limiter.acquire().await;
+    assert_eq!(t0.elapsed(), ms(5000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_giving_up_after_a_pause_returns_no_token_the_pause_forgave() {
+    let limiter = RateLimiter::new(1.0, 1).unwrap();
+    limiter.acquire().await;
+    let gave_up = tokio::time::timeout(ms(100), async {
+        let waiting = limiter.acquire();
+        tokio::pin!(waiting);
+        tokio::select! {
+            () = &mut waiting => {}
+            () = tokio::time::sleep(ms(50)) => limiter.pause(Duration::from_secs(2)),
+        }
+        waiting.await;
+    })
+    .await;
+    assert!(gave_up.is_err());
+    let t0 = Instant::now();
+    limiter.acquire().await;
+    limiter.acquire().await;
+    // One token when the pause ends (at 2.05 s), the next a second later.
+    assert_eq!(t0.elapsed(), ms(2950));
+}

@@ -1,5 +1,7 @@
 //! Decoding of how the app is checked, rolled out, exposed and served.
 
+use std::collections::HashSet;
+
 use crate::decode::{Ctx, join};
 use crate::decode_app::{checked, non_empty_strings};
 use crate::model::*;
@@ -334,14 +336,12 @@ pub fn expose(cx: &mut Ctx, node: &Node, path: &str) -> Option<Expose> {
 }
 
 fn allow_from(cx: &mut Ctx, n: &Node, p: &str) -> Option<Vec<Cidr>> {
-    let ranges = cx.list(n, p, |cx, n, p| cx.cidr(n, p))?;
-    let mut out: Vec<Cidr> = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        if !out.contains(&r) {
-            out.push(r);
-        }
-    }
-    Some(out)
+    let mut ranges = cx.list(n, p, |cx, n, p| cx.cidr(n, p))?;
+    // A repeat is dropped, the first of each kept in order; a set makes that
+    // linear (tens of thousands of ranges fit in a spec).
+    let mut seen = HashSet::with_capacity(ranges.len());
+    ranges.retain(|r| seen.insert(*r));
+    Some(ranges)
 }
 
 pub fn services(cx: &mut Ctx, node: &Node, path: &str) -> Option<Services> {

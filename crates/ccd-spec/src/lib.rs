@@ -15,43 +15,65 @@ mod schema;
 mod values;
 mod yaml;
 
+pub use decode::MAX_PROBLEMS;
 pub use model::*;
 pub use names::MAX_APP_NAME;
 pub use problem::{Location, Problem, Problems};
 pub use schema::app_schema_json;
 pub use values::{Cidr, Duration, FixedOrPercent};
 
-/// Parses and validates a spec.
+/// Parses and validates a spec. At most [`MAX_PROBLEMS`] problems are listed,
+/// the first in file order, then one that counts the rest.
 pub fn parse(text: &str) -> Result<App, Problems> {
-    let mut problems = match yaml::parse(text) {
-        Err(p) => vec![p],
+    let (mut problems, more) = match yaml::parse(text) {
+        Err(p) => (vec![p], None),
         Ok(root) => {
             let mut cx = decode::Ctx::default();
             match decode_app::app(&mut cx, &root) {
-                Some(app) if cx.problems.is_empty() => return Ok(app),
-                _ => cx.problems,
+                Some(app) if !cx.has_problems() => return Ok(app),
+                _ => cx.into_problems(),
             }
         }
     };
+    let end = End::of(text);
     for p in &mut problems {
-        p.at = within(text, p.at);
+        p.at = end.within(p.at);
     }
     problems.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.field.cmp(&b.field)));
     problems.dedup();
+    problems.extend(more.map(|mut p| {
+        p.at = end.within(p.at);
+        p
+    }));
     Err(Problems(problems))
 }
 
-/// The parser may point just past the end of the input (an unclosed bracket);
-/// editors want a place inside the file, so such a place moves to the end.
-fn within(text: &str, at: Location) -> Location {
-    let lines = text.split('\n').count();
-    if at.line <= lines {
-        return at;
+/// Where the text ends, measured once (not once per problem: that was
+/// quadratic for a file of many problems).
+struct End {
+    lines: usize,
+    last_line_chars: usize,
+}
+
+impl End {
+    fn of(text: &str) -> End {
+        End {
+            lines: text.split('\n').count(),
+            last_line_chars: text.rsplit('\n').next().unwrap_or("").chars().count(),
+        }
     }
-    let last = text.rsplit('\n').next().unwrap_or("");
-    Location {
-        line: lines,
-        column: last.chars().count() + 1,
+
+    /// The parser may point just past the end of the input (an unclosed
+    /// bracket); editors want a place inside the file, so such a place moves
+    /// to the end.
+    fn within(&self, at: Location) -> Location {
+        if at.line <= self.lines {
+            return at;
+        }
+        Location {
+            line: self.lines,
+            column: self.last_line_chars + 1,
+        }
     }
 }
 

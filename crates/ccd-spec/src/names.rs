@@ -149,20 +149,113 @@ pub fn version(v: &str) -> Result<(), String> {
     }
 }
 
+/// An image reference as Docker's distribution grammar reads it:
+/// `[host[:port]/]path[:tag][@algorithm:digest]`. The reference becomes an
+/// argument of `docker run`, so one that starts with `-` (an option) or
+/// holds anything outside the grammar is refused here, not there.
 pub fn image(reference: &str) -> Result<(), String> {
-    let ok = !reference.is_empty()
-        && reference.len() <= 1024
-        && !reference
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        && !reference.ends_with(':');
-    if ok {
+    if image_reference_ok(reference) {
         Ok(())
     } else {
         Err(format!(
-            "{reference:?} is not an image reference; write registry/path:tag, e.g. europe-docker.pkg.dev/acme/apps/hello:1.2.0"
+            "{reference:?} is not an image reference; write registry/path:tag in lower case, e.g. europe-docker.pkg.dev/acme/apps/hello:1.2.0"
         ))
     }
+}
+
+fn image_reference_ok(reference: &str) -> bool {
+    if reference.is_empty() || reference.len() > 1024 {
+        return false;
+    }
+    let (rest, digest) = match reference.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (reference, None),
+    };
+    if digest.is_some_and(|d| !image_digest_ok(d)) {
+        return false;
+    }
+    // A tag follows the last ':' unless that ':' belongs to `host:port/`.
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (rest, None),
+    };
+    if tag.is_some_and(|t| !image_tag_ok(t)) {
+        return false;
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // The first part is a registry host when it looks like one (Docker's rule).
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        if !image_host_ok(parts[0]) {
+            return false;
+        }
+        parts.remove(0);
+    }
+    !parts.is_empty() && parts.iter().all(|p| image_path_component_ok(p))
+}
+
+/// `[a-z0-9]+` runs joined by `.`, `_`, `__` or any number of `-`.
+fn image_path_component_ok(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let separator = &part[start..i];
+        let ok = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn image_host_ok(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    port_ok
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && label.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn image_tag_ok(tag: &str) -> bool {
+    (1..=128).contains(&tag.len())
+        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// `algorithm:hex`, e.g. `sha256:` and 64 hex digits.
+fn image_digest_ok(digest: &str) -> bool {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return false;
+    };
+    !algorithm.is_empty()
+        && algorithm.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '_' | '-')
+        })
+        && hex.len() >= 32
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Region (`europe-west1`) and zone (`europe-west1-b`) names.
@@ -278,5 +371,42 @@ mod tests {
         assert!(version("1.2.0").is_ok());
         assert!(version("-1").is_err());
         assert!(image("hello:1.0 ").is_err());
+    }
+
+    #[test]
+    fn image_references_follow_dockers_grammar() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for ok in [
+            "hello",
+            "example/web:1.0.0",
+            "europe-docker.pkg.dev/acme/apps/hello:1.2.0",
+            "localhost:5000/web:dev",
+            "127.0.0.1:5000/team/web",
+            "ghcr.io/a-b/c__d/e.f:v1_2-rc.3",
+            &format!("gcr.io/p/web@{digest}"),
+            &format!("gcr.io/p/web:1@{digest}"),
+        ] {
+            assert!(image(ok).is_ok(), "{ok} is a valid reference");
+        }
+        for bad in [
+            "-v",
+            "--privileged",
+            "-it/web:1",
+            "web:-x",
+            "Web:1",
+            "gcr.io/p/-web",
+            "gcr.io/p/web-",
+            "gcr.io//web",
+            "web:",
+            "web@sha256:zz",
+            "web:1 --rm",
+            "-gcr.io/web",
+            "gcr.io:port/web",
+            "web;rm -rf ~",
+            "web$(id)",
+        ] {
+            let e = image(bad).unwrap_err();
+            assert!(e.contains("not an image reference"), "{bad}: {e}");
+        }
     }
 }

@@ -19,6 +19,19 @@ use crate::names;
 use crate::objects::{Lister, Objects, Record, UpdateCheck, spec_stamps};
 use crate::{SpecFile, SpecListing, SpecStore, StoreError};
 
+/// Names a storage emulator to use instead of Google's endpoint, as in Google's client libraries.
+pub const EMULATOR_HOST_VAR: &str = "STORAGE_EMULATOR_HOST";
+
+/// The emulator's base URL from `STORAGE_EMULATOR_HOST`: `host:port` means plain http there.
+fn emulator_endpoint(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("http://{host}")
+    }
+}
+
 /// How the bucket store authenticates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,6 +95,20 @@ impl BucketConfig {
             auth: GcsAuth::Anonymous,
             fake_gcs_uploads: true,
             ..Self::new(bucket, prefix)
+        }
+    }
+
+    /// What a command opens: Google's endpoint and Application Default Credentials, or,
+    /// when `STORAGE_EMULATOR_HOST` is set (the variable Google's client libraries read,
+    /// `host:port` or a URL), the fake-gcs-server there, as [`Self::fake_gcs_server`].
+    pub fn from_env(bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        match std::env::var(EMULATOR_HOST_VAR) {
+            Ok(host) if !host.trim().is_empty() => {
+                let endpoint = emulator_endpoint(&host);
+                debug!(%endpoint, "{EMULATOR_HOST_VAR} is set: using the storage emulator");
+                Self::fake_gcs_server(endpoint, bucket, prefix)
+            }
+            _ => Self::new(bucket, prefix),
         }
     }
 
@@ -206,6 +233,10 @@ impl SpecStore for BucketStore {
         self.objects.read_record(Record::Status, app).await
     }
 
+    async fn list_statuses(&self) -> Result<Vec<String>, StoreError> {
+        self.objects.list_records(Record::Status).await
+    }
+
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         self.objects.write_record(Record::Status, app, bytes).await
     }
@@ -286,5 +317,23 @@ impl Poller {
             }
             self.known = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emulator_host_may_be_a_host_or_a_url() {
+        assert_eq!(emulator_endpoint("127.0.0.1:4443"), "http://127.0.0.1:4443");
+        assert_eq!(
+            emulator_endpoint(" localhost:9023/ "),
+            "http://localhost:9023"
+        );
+        assert_eq!(
+            emulator_endpoint("https://gcs.test:443"),
+            "https://gcs.test:443"
+        );
     }
 }

@@ -44,12 +44,16 @@ impl FolderStore {
         // Canonical, so that filesystem events (reported under the watched path) and listings
         // name the same files whatever relative path or symlink the user gave.
         let root = std::fs::canonicalize(given).map_err(|e| open_error(e.to_string()))?;
-        let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| open_error(e.to_string()))?;
+        // Synced file and folder: a status the controller acted on must not vanish in a power
+        // cut, or the next start would redo (or forget) what it records.
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| open_error(e.to_string()))?
+            .with_fsync(true);
         let objects = Objects::new(
             Arc::new(fs),
             object_store::path::Path::default(),
             root.display().to_string(),
-            Lister::Folder(root.join(SPECS_DIR)),
+            Lister::Folder(root.clone()),
             UpdateCheck::Unsupported,
         );
         Ok(Self {
@@ -92,6 +96,10 @@ impl SpecStore for FolderStore {
 
     async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
         self.objects.read_record(Record::Status, app).await
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>, StoreError> {
+        self.objects.list_records(Record::Status).await
     }
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {

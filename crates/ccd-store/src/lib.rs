@@ -25,7 +25,7 @@ mod watch;
 
 use std::future::Future;
 
-pub use bucket::{BucketConfig, BucketStore, GcsAuth};
+pub use bucket::{BucketConfig, BucketStore, EMULATOR_HOST_VAR, GcsAuth};
 pub use bytes::Bytes;
 pub use error::StoreError;
 pub use folder::FolderStore;
@@ -35,6 +35,12 @@ pub use url::StoreUrl;
 /// A spec's version as the store reports it: `sha256:<hex>` of its bytes.
 pub fn spec_version(bytes: &[u8]) -> String {
     names::version_of(bytes)
+}
+
+/// Checks an app name as every per-app call does (ASCII letters, digits, `-`, `_`, `.`), so a
+/// command can refuse a bad name before it reads anything.
+pub fn check_app_name(name: &str) -> Result<(), StoreError> {
+    names::app_name(name)
 }
 
 /// Largest spec file the store reads; bigger ones are reported, never loaded.
@@ -106,6 +112,12 @@ pub trait SpecStore: Send + Sync + 'static {
         app: &str,
     ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
 
+    /// The apps with a `status/<app>.yaml`, sorted by name, including apps whose spec is gone
+    /// (their status outlives it until the controller removes the app). Files that are not
+    /// a status (other names, a write's leftover temporary file) are left out; a status that
+    /// is listed but cannot be read shows up when `read_status` is asked for it.
+    fn list_statuses(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// Writes `status/<app>.yaml` only if `bytes` differ from what is there; returns whether it
     /// wrote. Writes are atomic (readers see the old or the new file, never a mix) and, where the
     /// backend supports it, conditional on the version just read, so two writers cannot
@@ -166,12 +178,13 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    /// Opens the store a URL names; buckets use Application Default Credentials.
+    /// Opens the store a URL names; buckets use Application Default Credentials, or the
+    /// emulator `STORAGE_EMULATOR_HOST` names (see [`BucketConfig::from_env`]).
     pub fn open(url: &StoreUrl) -> Result<Self, StoreError> {
         Ok(match url {
             StoreUrl::Folder(path) => Self::Folder(FolderStore::new(path)?),
             StoreUrl::Bucket { bucket, prefix } => {
-                Self::Bucket(BucketStore::new(BucketConfig::new(bucket, prefix))?)
+                Self::Bucket(BucketStore::new(BucketConfig::from_env(bucket, prefix))?)
             }
         })
     }
@@ -210,6 +223,13 @@ impl SpecStore for AnyStore {
         match self {
             Self::Folder(s) => s.read_status(app).await,
             Self::Bucket(s) => s.read_status(app).await,
+        }
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Folder(s) => s.list_statuses().await,
+            Self::Bucket(s) => s.list_statuses().await,
         }
     }
 

@@ -23,11 +23,11 @@ const PARALLEL_READS: usize = 8;
 /// How the files directly under `specs/` are enumerated.
 #[derive(Debug)]
 pub(crate) enum Lister {
-    /// `std::fs::read_dir` of this folder. object_store's local listing fails as a whole on one
-    /// file name that is not UTF-8; reading the folder ourselves lets one odd file be reported
-    /// without hiding every other spec.
+    /// `std::fs::read_dir` of the store folder's `<dir>/` (this is the store's root).
+    /// object_store's local listing fails as a whole on one file name that is not UTF-8;
+    /// reading the folder ourselves lets one odd file be reported without hiding every other.
     Folder(PathBuf),
-    /// object_store's delimited listing of `<root>/specs/`.
+    /// object_store's delimited listing of `<root>/<dir>/`.
     Objects,
 }
 
@@ -116,9 +116,15 @@ impl Objects {
 
     /// The files directly under `specs/`; nested folders are not included.
     pub(crate) async fn list_raw(&self) -> Result<Vec<Listed>, StoreError> {
+        self.list_dir(SPECS_DIR).await
+    }
+
+    /// The files directly under `<dir>/` (`specs`, `status`, ...); nested folders are not
+    /// included. A missing `<dir>/` in an existing store holds no files.
+    pub(crate) async fn list_dir(&self, dir: &str) -> Result<Vec<Listed>, StoreError> {
         match &self.lister {
-            Lister::Folder(dir) => {
-                let dir = dir.clone();
+            Lister::Folder(root) => {
+                let dir = root.join(dir);
                 let shown = dir.display().to_string();
                 tokio::task::spawn_blocking(move || read_folder(&dir))
                     .await
@@ -130,13 +136,13 @@ impl Objects {
                     })
             }
             Lister::Objects => {
-                let prefix = self.root.clone().join(SPECS_DIR);
+                let prefix = self.root.clone().join(dir);
                 let listing = self
                     .store
                     .list_with_delimiter(Some(&prefix))
                     .await
                     .map_err(|e| StoreError::List {
-                        location: format!("{}/{SPECS_DIR}/", self.location),
+                        location: format!("{}/{dir}/", self.location),
                         reason: e.to_string(),
                     })?;
                 Ok(listing.objects.into_iter().filter_map(listed).collect())

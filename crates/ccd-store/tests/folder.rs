@@ -123,6 +123,21 @@ async fn a_vanished_store_folder_is_an_error_not_an_empty_listing() {
     std::fs::remove_dir_all(s.raw.dir.path()).unwrap();
     let err = s.store.list_specs().await.unwrap_err();
     assert!(matches!(err, StoreError::List { .. }), "{err}");
+    let err = s.store.list_statuses().await.unwrap_err();
+    assert!(matches!(err, StoreError::List { .. }), "{err}");
+    assert!(
+        err.to_string().contains("status"),
+        "names the folder: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_status_name_that_is_not_utf8_hides_no_other_status() {
+    let s = folder_subject().await;
+    s.store.write_status("good", b"a: 1\n").await.unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.yaml");
+    std::fs::write(s.raw.path("status").join(odd), b"a: 2\n").unwrap();
+    assert_eq!(s.store.list_statuses().await.unwrap(), ["good"]);
 }
 
 #[tokio::test]

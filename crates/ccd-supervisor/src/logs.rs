@@ -181,12 +181,21 @@ impl LogFile {
     }
 }
 
+/// Opens the log readable by its owner only (a program's output can carry
+/// its secrets), tightening a file an older version left open to others.
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)?;
-    let len = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    let len = meta.len();
     Ok((File::from_std(file), len))
 }
 
@@ -194,6 +203,23 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn logs_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("stderr.log");
+        std::fs::write(&old, "from an older version\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _logs = Logs::open(dir.path(), 1 << 20).unwrap();
+        for name in ["stdout.log", "stderr.log"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
 
     #[tokio::test]
     async fn rotates_past_the_cap_keeping_one_old_file() {

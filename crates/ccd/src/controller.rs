@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use ccd_bus::{AnyBus, Drops, PubSubBus, PubSubConfig};
 use ccd_cloud::model::LbKind;
-use ccd_cloud::{GceCloud, GceConfig};
+use ccd_cloud::{EndpointToken, GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
 use ccd_store::{AnyStore, StoreUrl};
 use serde::Deserialize;
@@ -43,6 +43,11 @@ pub struct ControllerConfig {
     /// then on PATH), as under `ccd up`.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The local cloud's API token file (`DATA/token` of `ccd localcloud
+    /// --data DATA`, `DIR/cloud/token` of `ccd up --data DIR`), relative to
+    /// the working directory; required when `endpoint` is on this machine.
+    #[serde(default)]
+    pub endpoint_token_file: Option<PathBuf>,
     /// Where events are kept.
     #[serde(default = "default_events")]
     events: PathBuf,
@@ -168,10 +173,10 @@ fn default_drift_check() -> u64 {
     ccd_controller::DRIFT_CHECK.as_secs()
 }
 
-/// Whether calls to `endpoint` go without credentials: only to a local
-/// cloud on this machine. Any other endpoint (a Private Service Connect
-/// endpoint, a proxy) is Compute Engine and gets the credentials.
-pub fn anonymous(endpoint: Option<&str>) -> bool {
+/// Whether `endpoint` is on this machine, so a local cloud: it takes the
+/// local cloud's token, not Google's credentials. Any other endpoint (a
+/// Private Service Connect endpoint, a proxy) is Compute Engine.
+pub fn on_this_machine(endpoint: Option<&str>) -> bool {
     let Some(uri) = endpoint.and_then(|e| e.parse::<axum::http::Uri>().ok()) else {
         return false;
     };
@@ -196,8 +201,12 @@ fn default_events() -> PathBuf {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {}: give the configuration file `ccd controller --config` runs with",
+            path.display()
+        )
+    })?;
     let config: ControllerConfig = serde_json::from_str(&text).with_context(|| {
         format!("{}: not a controller configuration; write e.g. {{\"store\": \"gs://bucket/prefix\", \"project\": \"my-project\", \"region\": \"europe-west1\"}}", path.display())
     })?;
@@ -210,6 +219,17 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
     if let Some(sub) = &config.subnetwork {
         config.subnetwork = Some(subnetwork_path(sub, &config.region).map_err(at)?);
     }
+    match (&config.endpoint, &config.endpoint_token_file) {
+        (None, Some(_)) => bail!(
+            "{}: endpointTokenFile is the token of a local cloud, which `endpoint` names; add the endpoint or remove the token file",
+            path.display()
+        ),
+        (Some(endpoint), None) if on_this_machine(Some(endpoint)) => bail!(
+            "{}: endpoint {endpoint} is a local cloud, which takes its API token: set \"endpointTokenFile\" to its token file (DATA/token of `ccd localcloud --data DATA`, DIR/cloud/token of `ccd up --data DIR`)",
+            path.display()
+        ),
+        _ => {}
+    }
     if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
         bail!(
             "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
@@ -217,6 +237,40 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
         );
     }
     Ok(config)
+}
+
+impl ControllerConfig {
+    /// A local cloud (so the token, not Google's credentials, and its checks).
+    pub fn local_cloud(&self) -> bool {
+        self.endpoint_token_file.is_some() || on_this_machine(self.endpoint.as_deref())
+    }
+
+    /// The local cloud's token, read from `endpointTokenFile`; `None` for
+    /// Compute Engine (Application Default Credentials).
+    pub fn endpoint_token(&self) -> anyhow::Result<Option<EndpointToken>> {
+        let Some(file) = &self.endpoint_token_file else {
+            return Ok(None);
+        };
+        read_token(file).map(Some)
+    }
+}
+
+/// A local cloud's token file: one token, named in every error.
+pub fn read_token(file: &Path) -> anyhow::Result<EndpointToken> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read the local cloud's token file {} (endpointTokenFile)",
+            file.display()
+        )
+    })?;
+    let token = EndpointToken::new(&text);
+    if token.secret().is_empty() || token.header().is_err() {
+        bail!(
+            "{} does not hold a local cloud token: point endpointTokenFile at the `token` file in the local cloud's data folder",
+            file.display()
+        );
+    }
+    Ok(token)
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -249,12 +303,11 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         .parse()
         .with_context(|| format!("store {:?}", config.store))?;
     let store = Arc::new(AnyStore::open(&url).context("cannot open the store")?);
-    let anonymous = anonymous(config.endpoint.as_deref());
     let cloud = GceCloud::new(GceConfig {
         project: config.project.clone(),
         region: config.region.clone(),
         endpoint: config.endpoint.clone(),
-        anonymous,
+        endpoint_token: config.endpoint_token()?,
         rate_limit_per_sec: config.api_requests_per_second,
         agent_image: config.agent_image.clone(),
         network: config.network.clone(),
@@ -367,22 +420,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_local_cloud_is_called_without_credentials() {
+    fn only_an_endpoint_on_this_machine_is_a_local_cloud() {
         for local in [
             "http://127.0.0.1:4000/compute/v1/",
             "http://localhost:4000",
             "http://[::1]:4000/",
         ] {
-            assert!(anonymous(Some(local)), "{local}");
+            assert!(on_this_machine(Some(local)), "{local}");
         }
         for remote in [
             "https://compute-psc.p.googleapis.com",
             "https://10.1.2.3/compute/v1/",
             "not a url",
         ] {
-            assert!(!anonymous(Some(remote)), "{remote}");
+            assert!(!on_this_machine(Some(remote)), "{remote}");
         }
-        assert!(!anonymous(None));
+        assert!(!on_this_machine(None));
+    }
+
+    #[test]
+    fn a_local_endpoint_needs_its_token_file_and_read_errors_name_it() {
+        let dir = std::env::temp_dir().join(format!("ccd-config-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("c.json");
+        let write = |extra: &str| {
+            std::fs::write(
+                &config,
+                format!(
+                    r#"{{"store": "/tmp/s", "project": "p", "region": "europe-west1"{extra}}}"#
+                ),
+            )
+            .unwrap();
+        };
+        write(r#", "endpoint": "http://127.0.0.1:8787""#);
+        let e = format!("{:#}", load(&config).unwrap_err());
+        assert!(
+            e.contains("endpointTokenFile") && e.contains("DATA/token"),
+            "{e}"
+        );
+
+        write(r#", "endpointTokenFile": "/tmp/t""#);
+        let e = format!("{:#}", load(&config).unwrap_err());
+        assert!(
+            e.contains("endpointTokenFile") && e.contains("endpoint"),
+            "{e}"
+        );
+
+        let missing = dir.join("missing-token");
+        write(&format!(
+            r#", "endpoint": "http://127.0.0.1:8787", "endpointTokenFile": "{}""#,
+            missing.display()
+        ));
+        let c = load(&config).unwrap();
+        assert!(c.local_cloud());
+        let e = format!("{:#}", c.endpoint_token().unwrap_err());
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+
+        let token = dir.join("token");
+        std::fs::write(&token, "abc123\n").unwrap();
+        write(&format!(
+            r#", "endpoint": "http://127.0.0.1:8787", "endpointTokenFile": "{}""#,
+            token.display()
+        ));
+        let read = load(&config).unwrap().endpoint_token().unwrap().unwrap();
+        assert_eq!(read.secret(), "abc123");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -90,9 +90,16 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        #[allow(clippy::print_stdout)] // the line scripts wait for
+        #[allow(clippy::print_stdout)] // the lines scripts wait for
         {
             println!("compute api: {}", cloud.compute_url());
+            // Every call but the metadata server's takes the token: its file
+            // with a data folder, else the token itself (it lives as long as
+            // this process and is nowhere else).
+            match cloud.token_file() {
+                Some(file) => println!("token: {}", file.display()),
+                None => println!("token: {}", cloud.token()),
+            }
         }
         crate::logging::until_signal().await;
         tracing::info!("stopping the local cloud and its instances");

@@ -4,8 +4,14 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context as _;
+use ccd_controller::Status;
 use ccd_controller::scale::record::ScalingRecord;
+use ccd_store::{AnyStore, SpecStore as _};
+
+use crate::target::Target;
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
 macro_rules! out {
@@ -67,12 +73,16 @@ pub enum Output {
 pub struct StatusArgs {
     /// Only this app.
     app: Option<String>,
-    /// The data folder `ccd up` uses.
-    #[arg(long, default_value = ".ccd")]
-    data: PathBuf,
+    #[command(flatten)]
+    target: Target,
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
 }
+
+/// What a row shows for a status that cannot be read.
+const UNREADABLE: &str = "Unreadable";
+/// Status reads in flight at once (a bucket pays a round trip for each).
+const PARALLEL_READS: usize = 8;
 
 /// A status object read back: the few fields the table shows.
 struct Row {
@@ -85,27 +95,26 @@ struct Row {
     text: String,
     /// The scaling reconciler's record (`scaling/<app>.yaml`), for an autoscaled app.
     scaling: Option<ScalingRecord>,
+    /// Why the status (or the scaling record) could not be read: the object and the fix.
+    problems: Vec<String>,
 }
 
-fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(app) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-            continue;
-        };
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml")
-            || only.is_some_and(|o| o != app)
-        {
-            continue;
+impl Row {
+    fn unreadable(app: String, problem: String) -> Self {
+        Self {
+            app,
+            phase: UNREADABLE.to_owned(),
+            version: "-".to_owned(),
+            instances: 0,
+            endpoint: "-".to_owned(),
+            rollout: "-".to_owned(),
+            text: String::new(),
+            scaling: None,
+            problems: vec![problem],
         }
-        let text = std::fs::read_to_string(&path)?;
-        let scaling = dir
-            .parent()
-            .map(|data| data.join("scaling").join(format!("{app}.yaml")))
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| ScalingRecord::parse(&b));
-        let status = ccd_controller::Status::parse(text.as_bytes()).unwrap_or_default();
+    }
+
+    fn of(app: String, text: String, status: &Status) -> Self {
         let rollout = status.rollout.as_ref().map_or_else(
             || "-".to_owned(),
             |r| match r.state {
@@ -113,7 +122,7 @@ fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<R
                 s => format!("{} {s:?}", r.to.version),
             },
         );
-        rows.push(Row {
+        Self {
             phase: status.phase.as_str().to_owned(),
             version: status
                 .revision
@@ -128,35 +137,136 @@ fn read_rows(dir: &std::path::Path, only: Option<&str>) -> std::io::Result<Vec<R
             rollout,
             app,
             text,
-            scaling,
+            scaling: None,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// One app's row; `None` when it has no status (gone since the listing, or never written).
+async fn read_row(store: &AnyStore, app: String) -> Option<Row> {
+    let (status, scaling) = tokio::join!(store.read_status(&app), store.read_scaling(&app));
+    let object = |dir: &str| format!("{}/{dir}/{app}.yaml", store.location());
+    let mut row = match status {
+        Ok(None) => return None,
+        // The error names the object.
+        Err(e) => Row::unreadable(app.clone(), format!("{e}; {}", store_hint(store))),
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            match Status::read(&bytes) {
+                Ok(status) => Row::of(app.clone(), text, &status),
+                Err(why) => Row::unreadable(
+                    app.clone(),
+                    format!(
+                        "{} is not a status this ccd can read ({why}): if it was edited by hand, \
+                         the controller writes it anew on its next pass over {app}; if a newer ccd \
+                         wrote it, use that ccd",
+                        object("status")
+                    ),
+                ),
+            }
+        }
+    };
+    match scaling {
+        Ok(None) => {}
+        Ok(Some(bytes)) => match ScalingRecord::read(&bytes) {
+            Ok(record) => row.scaling = Some(record),
+            Err(why) => row.problems.push(format!(
+                "{} is not a scaling record this ccd can read ({why}): the scaling reconciler \
+                 writes it anew with its next decision",
+                object("scaling")
+            )),
+        },
+        Err(e) => row.problems.push(format!("{e}; {}", store_hint(store))),
+    }
+    Some(row)
+}
+
+/// What to check when the store cannot be read.
+fn store_hint(store: &AnyStore) -> &'static str {
+    match store {
+        AnyStore::Folder(_) => "check that the folder is there and readable",
+        AnyStore::Bucket(_) => {
+            "check that the bucket exists and that your credentials may read it \
+             (`gcloud auth application-default login`, or GOOGLE_APPLICATION_CREDENTIALS; \
+             STORAGE_EMULATOR_HOST for an emulator)"
+        }
+    }
+}
+
+/// The rows of `only`, or of every app with a status, sorted by app.
+async fn read_rows(store: Arc<AnyStore>, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let apps = match only {
+        Some(app) => vec![app.to_owned()],
+        None => store
+            .list_statuses()
+            .await
+            .with_context(|| store_hint(&store))?,
+    };
+    let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_READS));
+    let mut reads = tokio::task::JoinSet::new();
+    for app in apps {
+        let (store, limit) = (store.clone(), limit.clone());
+        reads.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            read_row(&store, app).await
         });
+    }
+    let mut rows = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        rows.extend(read.context("a status read stopped")?);
     }
     rows.sort_by(|a, b| a.app.cmp(&b.app));
     Ok(rows)
 }
 
 pub fn status(args: StatusArgs) -> ExitCode {
-    let dir = args.data.join("status");
-    let rows = match read_rows(&dir, args.app.as_deref()) {
+    crate::logging::init();
+    let result = crate::logging::block_on(async {
+        if let Some(app) = &args.app {
+            // Before any read: a name the store refuses is the user's to fix, not a row.
+            ccd_store::check_app_name(app)?;
+        }
+        let store = Arc::new(args.target.store()?);
+        let rows = read_rows(store.clone(), args.app.as_deref()).await?;
+        if let (Some(app), true) = (&args.app, rows.is_empty()) {
+            anyhow::bail!(
+                "no status for {app} in {}: is there a spec {}/specs/{app}.yaml, and is the controller ({}) running?",
+                store.location(),
+                store.location(),
+                args.target.describe()
+            );
+        }
+        Ok(rows)
+    });
+    let rows = match result {
         Ok(rows) => rows,
         Err(e) => {
-            eprintln!("cannot read {}: {e}", dir.display());
+            eprintln!("ccd status: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    if let (Some(app), true) = (&args.app, rows.is_empty()) {
-        eprintln!(
-            "no status for {app}: is there a spec at {}?",
-            args.data
-                .join("specs")
-                .join(format!("{app}.yaml"))
-                .display()
-        );
-        return ExitCode::FAILURE;
+    print_rows(&rows, args.output);
+    let mut failed = false;
+    for r in &rows {
+        for problem in &r.problems {
+            eprintln!("ccd status: {}: {problem}", r.app);
+            failed = true;
+        }
     }
-    match args.output {
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_rows(rows: &[Row], output: Output) {
+    match output {
         Output::Yaml => {
-            for (i, r) in rows.iter().enumerate() {
+            // A status that cannot be read has no document here; stderr says why.
+            let readable = rows.iter().filter(|r| r.phase != UNREADABLE);
+            for (i, r) in readable.enumerate() {
                 if i > 0 {
                     outln!("---");
                 }
@@ -170,7 +280,13 @@ pub fn status(args: StatusArgs) -> ExitCode {
         Output::Json => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|r| serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout, "scaling": r.scaling}))
+                .map(|r| {
+                    let mut item = serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout, "scaling": r.scaling});
+                    if !r.problems.is_empty() {
+                        item["problems"] = serde_json::json!(r.problems);
+                    }
+                    item
+                })
                 .collect();
             outln!(
                 "{}",
@@ -186,7 +302,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 "INSTANCES",
                 "ENDPOINT"
             );
-            for r in &rows {
+            for r in rows {
                 outln!(
                     "{:<20} {:<12} {:<12} {:>9}  {:<24} {}",
                     r.app,
@@ -204,5 +320,4 @@ pub fn status(args: StatusArgs) -> ExitCode {
             }
         }
     }
-    ExitCode::SUCCESS
 }

@@ -85,7 +85,12 @@ async fn read_status(store: &impl SpecStore, app: &str, target: &Target) -> anyh
             target.describe()
         );
     };
-    Status::parse(&bytes).with_context(|| format!("status/{app}.yaml is not a status ccd can read"))
+    Status::read(&bytes).map_err(|why| {
+        anyhow::anyhow!(
+            "{}/status/{app}.yaml is not a status this ccd can read ({why}): if it was edited by hand, the controller writes it anew on its next pass over {app}",
+            store.location()
+        )
+    })
 }
 
 async fn control(op: &Operator, change: impl Fn(&mut Control), verb: &str) -> anyhow::Result<()> {

@@ -62,6 +62,12 @@ impl Target {
             }
             None => {
                 let data = self.data();
+                if !data.is_dir() {
+                    bail!(
+                        "{} is not a folder: give the data folder `ccd up --data` uses (default .ccd), or --config FILE for a controller's store",
+                        data.display()
+                    );
+                }
                 if !data.join("specs").is_dir() {
                     bail!(
                         "{} has no specs folder: is this the folder `ccd up --data` uses? (or give --config FILE)",
@@ -81,21 +87,24 @@ impl Target {
             Some(path) => {
                 let c = crate::controller::load(path)?;
                 GceConfig {
+                    endpoint_token: c.endpoint_token()?,
                     project: c.project,
                     region: c.region,
-                    anonymous: crate::controller::anonymous(c.endpoint.as_deref()),
                     endpoint: c.endpoint,
                     app_accounts: c.app_service_accounts,
                     ..GceConfig::default()
                 }
             }
             None => {
-                let up = read_up_file(&self.data())?;
+                let data = self.data();
+                let up = read_up_file(&data)?;
                 GceConfig {
                     project: up.project,
                     region: up.region,
                     endpoint: Some(up.endpoint),
-                    anonymous: true,
+                    endpoint_token: Some(crate::controller::read_token(&crate::up::token_file(
+                        &data,
+                    ))?),
                     ..GceConfig::default()
                 }
             }

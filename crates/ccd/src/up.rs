@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ccd_bus::{AnyBus, Drops, InProcessBus};
-use ccd_cloud::{GceCloud, GceConfig};
+use ccd_cloud::{EndpointToken, GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
 use ccd_localcloud::{Config, LocalCloud};
 use ccd_store::FolderStore;
@@ -60,7 +60,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let bus = Arc::new(AnyBus::InProcess(InProcessBus::new()));
     let cloud_config = Config {
         listen: args.cloud_listen,
-        data_dir: Some(args.data.join("cloud")),
+        data_dir: Some(cloud_dir(&args.data)),
         guest: Some(Arc::new(AgentGuest { bus: bus.clone() })),
         ..Config::default()
     };
@@ -70,11 +70,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
     #[allow(clippy::print_stdout)] // the command's own output
     {
         println!("compute api: {}", local.compute_url());
+        println!("token: {}", token_file(&args.data).display());
     }
     let cloud_config = GceConfig {
         project: PROJECT.to_owned(),
         endpoint: Some(local.endpoint()),
-        anonymous: true,
+        endpoint_token: Some(EndpointToken::new(local.token())),
         rate_limit_per_sec: LOCAL_API_RATE,
         ..GceConfig::default()
     };
@@ -172,6 +173,17 @@ async fn up(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The local cloud's data folder under `ccd up --data DATA`.
+pub fn cloud_dir(data: &Path) -> PathBuf {
+    data.join("cloud")
+}
+
+/// Its API token, which other commands (`ccd status`, `ccd plan`...) and
+/// people (curl) send: `DATA/cloud/token`.
+pub fn token_file(data: &Path) -> PathBuf {
+    cloud_dir(data).join(ccd_localcloud::TOKEN_FILE)
+}
+
 /// `30s`, `10m`, `1h`: the spec's duration syntax.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     ccd_spec::Duration::parse(text).map(|d| d.as_std())
@@ -201,7 +213,7 @@ fn seed(data: &Path, from: &Path) -> anyhow::Result<()> {
             std::fs::copy(&path, &target)
                 .with_context(|| format!("cannot copy {}", path.display()))?;
             if let Ok(app) = ccd_spec::parse_bytes(&std::fs::read(&target)?) {
-                seed_secrets(&data.join("cloud"), &app)?;
+                seed_secrets(&cloud_dir(data), &app)?;
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use ccd_runtime::RateLimiter;
 use google_cloud_compute_v1::errors::OperationError;
 use google_cloud_compute_v1::model::Operation;
 use google_cloud_gax::error::Error as GaxError;
@@ -14,7 +15,7 @@ use google_cloud_gax::polling_state::PollingState;
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicy};
 use google_cloud_gax::retry_result::RetryResult;
 use google_cloud_gax::retry_state::RetryState;
-use google_cloud_lro::{Poller, PollingResult};
+use google_cloud_lro::Poller;
 
 use super::GceCloud;
 use crate::CloudError;
@@ -171,18 +172,50 @@ fn classify_operation(resource: &str, e: &OperationError) -> Failure {
     )
 }
 
-fn is_throttled(e: &GaxError) -> bool {
+pub(crate) fn is_throttled(e: &GaxError) -> bool {
     matches!(kind_of(e), Kind::Throttled | Kind::Unavailable)
+}
+
+/// Pauses every call through the adapter's limiter after a rate-limit answer
+/// (429, 403 rateLimitExceeded): the quota is the project's, so the calls of
+/// other reconciles would meet the same answer. The retried call itself waits
+/// for the SDK's back-off, which starts at the same length.
+#[derive(Debug, Clone)]
+pub(crate) struct Throttle {
+    pub limiter: RateLimiter,
+    pub pause: Duration,
+}
+
+impl Throttle {
+    fn note(&self, e: &GaxError) {
+        if kind_of(e) == Kind::Throttled {
+            tracing::debug!(pause = ?self.pause, error = %e, "throttled: every call pauses");
+            self.limiter.pause(self.pause);
+        }
+    }
+}
+
+/// The adapter's token bucket: `rate` calls per second, in bursts of up to
+/// a second's worth.
+pub(crate) fn limiter(rate: f64) -> Result<RateLimiter, crate::CloudError> {
+    // Saturating: a burst above u32::MAX is no limit anyway.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let burst = rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+    RateLimiter::new(rate, burst).map_err(|e| crate::CloudError::Invalid {
+        resource: "GceConfig.rate_limit_per_sec".to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// Aip194Strict plus Compute's throttling (429, 403 rateLimitExceeded),
 /// which the SDK never retries by itself. Retrying a mutation is safe only
 /// because every one carries a request id and is marked idempotent.
 #[derive(Debug)]
-pub(crate) struct ComputeRetry;
+pub(crate) struct ComputeRetry(pub Throttle);
 
 impl RetryPolicy for ComputeRetry {
     fn on_error(&self, state: &RetryState, error: GaxError) -> RetryResult {
+        self.0.note(&error);
         if state.idempotent && is_throttled(&error) {
             return RetryResult::Continue(error);
         }
@@ -193,10 +226,11 @@ impl RetryPolicy for ComputeRetry {
 /// Polls of an operation go on through throttling and outages: the overall
 /// wait is bounded by `op_timeout` instead.
 #[derive(Debug)]
-pub(crate) struct ComputePollErrors;
+pub(crate) struct ComputePollErrors(pub Throttle);
 
 impl PollingErrorPolicy for ComputePollErrors {
     fn on_error(&self, _state: &PollingState, error: GaxError) -> RetryResult {
+        self.0.note(&error);
         if is_throttled(&error) || error.is_transient_and_before_rpc() {
             RetryResult::Continue(error)
         } else {
@@ -204,6 +238,9 @@ impl PollingErrorPolicy for ComputePollErrors {
         }
     }
 }
+
+/// The tracing target of one debug line per call sent (`RUST_LOG=ccd_cloud::calls=debug`).
+pub(crate) const CALLS: &str = "ccd_cloud::calls";
 
 /// A fresh request id: Compute answers a repeated one with the first call's operation.
 pub(crate) fn request_id() -> String {
@@ -219,6 +256,7 @@ impl GceCloud {
     ) -> Outcome<T> {
         self.limiter.acquire().await;
         self.counters.read();
+        tracing::debug!(target: CALLS, resource, "read");
         call.await.map_err(|e| classify(resource, &e))
     }
 
@@ -228,9 +266,51 @@ impl GceCloud {
         resource: &str,
         call: impl Future<Output = google_cloud_gax::Result<T>>,
     ) -> Outcome<Option<T>> {
-        match self.read(resource, call).await {
-            Ok(v) => Ok(Some(v)),
-            Err(f) if f.kind == Kind::NotFound => Ok(None),
+        let found = match self.read(resource, call).await {
+            Ok(v) => Some(v),
+            Err(f) if f.kind == Kind::NotFound => None,
+            Err(f) => return Err(f),
+        };
+        self.seen.saw(resource, found.is_some());
+        Ok(found)
+    }
+
+    /// A resource ccd names, created when missing; what exists is returned
+    /// for the caller to check for ccd's mark and compare (`None`: created
+    /// now). One call for what is new or known: a resource this adapter saw
+    /// exist is read first, anything else inserted first (`seen.rs`), and a
+    /// 409 is always read, so nothing found by name escapes the check. A
+    /// read-only view reads, and refuses the insert.
+    pub(crate) async fn find_or_insert<T, G, P>(
+        &self,
+        resource: &str,
+        get: impl Fn() -> G,
+        insert: impl FnOnce() -> P,
+    ) -> Outcome<Option<T>>
+    where
+        G: Future<Output = google_cloud_gax::Result<T>>,
+        P: Poller<Operation, Operation>,
+    {
+        if (self.read_only || self.seen.exists(resource))
+            && let Some(found) = self.find(resource, get()).await?
+        {
+            return Ok(Some(found));
+        }
+        self.refuse_if_read_only(resource, "is missing and would be created")?;
+        match self.mutate(resource, insert()).await {
+            Ok(_) => {
+                tracing::info!(resource, "created");
+                self.seen.saw(resource, true);
+                Ok(None)
+            }
+            Err(f) if f.kind == Kind::AlreadyExists => match self.find(resource, get()).await? {
+                Some(found) => Ok(Some(found)),
+                None => Err(Failure::new(
+                    Kind::Stale,
+                    resource,
+                    "exists, then vanished before it could be read",
+                )),
+            },
             Err(f) => Err(f),
         }
     }
@@ -238,42 +318,14 @@ impl GceCloud {
     /// Sends a mutation (built with a request id and idempotency) and waits
     /// for its operation to be DONE, within `op_timeout`; a DONE operation
     /// that failed is a failure (`until_done` alone would call it a success).
-    pub(crate) async fn mutate<P>(&self, resource: &str, mut poller: P) -> Outcome<Operation>
+    pub(crate) async fn mutate<P>(&self, resource: &str, poller: P) -> Outcome<Operation>
     where
         P: Poller<Operation, Operation>,
     {
         self.refuse_if_read_only(resource, "differs from the spec and would be updated")?;
-        let (first, max) = (
-            self.config.initial_backoff,
-            self.config.initial_backoff.max(Duration::from_secs(10)),
-        );
-        let wait = async {
-            let mut delay = first.min(Duration::from_secs(1));
-            let mut sent = false;
-            loop {
-                self.limiter.acquire().await;
-                self.counters.poll(!sent);
-                sent = true;
-                match poller.poll().await {
-                    None => {
-                        return Err(Failure::new(
-                            Kind::Other,
-                            resource,
-                            "the operation vanished while polled",
-                        ));
-                    }
-                    Some(PollingResult::Completed(result)) => {
-                        return result.map_err(|e| classify(resource, &e));
-                    }
-                    Some(PollingResult::InProgress(_)) => {}
-                    Some(PollingResult::PollingError(e)) => {
-                        tracing::debug!(resource, error = %e, "polling an operation failed; polling on");
-                    }
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(max);
-            }
-        };
+        // On the heap: the SDK's poller is large, and the futures of the
+        // passes above hold this one (debug builds overflowed a worker's stack).
+        let wait = Box::pin(self.until_done(resource, poller));
         let op = match tokio::time::timeout(self.config.op_timeout, wait).await {
             Ok(result) => result?,
             Err(_) => {
@@ -303,10 +355,12 @@ impl GceCloud {
         match self.mutate(resource, poller).await {
             Ok(_) => {
                 tracing::info!(resource, "created");
+                self.seen.saw(resource, true);
                 Ok(())
             }
             Err(f) if f.kind == Kind::AlreadyExists => {
                 tracing::debug!(resource, "exists already: adopted");
+                self.seen.saw(resource, true);
                 Ok(())
             }
             Err(f) => Err(f),
@@ -319,14 +373,18 @@ impl GceCloud {
         P: Poller<Operation, Operation>,
     {
         self.refuse_if_read_only(resource, "would be deleted")?;
-        match self.mutate(resource, poller).await {
+        let done = match self.mutate(resource, poller).await {
             Ok(_) => {
                 tracing::info!(resource, "deleted");
                 Ok(())
             }
             Err(f) if f.kind == Kind::NotFound => Ok(()),
             Err(f) => Err(f),
+        };
+        if done.is_ok() {
+            self.seen.saw(resource, false);
         }
+        done
     }
 }
 
@@ -375,6 +433,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use google_cloud_compute_v1::model::operation;
 
@@ -390,6 +449,30 @@ mod tests {
         match op.to_result() {
             Err(e) => e,
             Ok(_) => panic!("a failed operation"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_adapters_bucket_holds_a_seconds_worth_then_spaces_calls_by_the_rate() {
+        let limiter = limiter(10.0).unwrap();
+        let start = tokio::time::Instant::now();
+        for _ in 0..30 {
+            limiter.acquire().await;
+        }
+        // 10 from the full bucket, 20 more at 10 per second.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        let slow = super::limiter(0.5).unwrap();
+        slow.acquire().await;
+        let start = tokio::time::Instant::now();
+        slow.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2), "a burst of one");
+    }
+
+    #[test]
+    fn a_rate_that_limits_nothing_is_refused() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = limiter(rate).unwrap_err();
+            assert!(e.to_string().contains("rate_limit_per_sec"), "{e}");
         }
     }
 

@@ -139,11 +139,15 @@ impl GceCloud {
                 .set_page_token(&token)
                 .send();
             let page = self.read("global/firewalls", list).await?;
-            out.extend(
-                page.items
-                    .iter()
-                    .filter_map(|f| Self::parse_firewall(app, f)),
-            );
+            for rule in page
+                .items
+                .iter()
+                .filter_map(|f| Self::parse_firewall(app, f))
+            {
+                self.seen
+                    .saw(&format!("global/firewalls/{}", rule.name), true);
+                out.push(rule);
+            }
             match page.next_page_token {
                 Some(next) if !next.is_empty() => token = next,
                 _ => return Ok(out),
@@ -154,64 +158,58 @@ impl GceCloud {
     #[tracing::instrument(skip_all, fields(app = %spec.app, firewall = %spec.name))]
     pub(crate) async fn apply_firewall_impl(&self, spec: &FirewallSpec) -> Outcome<()> {
         let resource = format!("global/firewalls/{}", spec.name);
-        let get = self
-            .c
-            .firewalls
-            .get()
-            .set_project(self.project())
-            .set_firewall(&spec.name)
-            .send();
+        let c = &self.c.firewalls;
+        let get = || {
+            c.get()
+                .set_project(self.project())
+                .set_firewall(&spec.name)
+                .send()
+        };
         let spec = &FirewallSpec {
             sources: expand(&spec.sources, &self.lb_proxy_ranges(spec).await?),
             ..spec.clone()
         };
-        let current = self.find(&resource, get).await?;
-        if let Some(current) = &current {
-            marker::check_owned(&resource, &spec.app, current)?;
-        }
         if spec.sources.is_empty() {
             // A rule without sources would admit everyone: have none instead.
-            return match current {
-                Some(_) => self.delete_firewall_impl(&spec.app, &spec.name).await,
+            return match self.find(&resource, get()).await? {
+                Some(current) => {
+                    marker::check_owned(&resource, &spec.app, &current)?;
+                    self.delete_firewall_impl(&spec.app, &spec.name).await
+                }
                 None => Ok(()),
             };
         }
         let want = self.render_firewall(spec);
-        match current {
-            None => {
-                let insert = self
-                    .c
-                    .firewalls
-                    .insert()
-                    .set_project(self.project())
-                    .set_body(want);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current) => {
-                let mut sources = current.source_ranges.clone();
-                sources.sort();
-                let mut want_sources = spec.sources.clone();
-                want_sources.sort();
-                let same = Self::parse_firewall(&spec.app, &current)
-                    .is_some_and(|c| c.port == spec.port)
-                    && sources == want_sources
-                    && current.target_tags == want.target_tags
-                    && current.allowed.len() == 1;
-                if same {
-                    return Ok(());
-                }
-                let update = self
-                    .c
-                    .firewalls
-                    .update()
-                    .set_project(self.project())
-                    .set_firewall(&spec.name)
-                    .set_body(want);
-                self.mutate(&resource, idempotent!(update)).await?;
-                tracing::info!(resource, "firewall rule updated");
-                Ok(())
-            }
+        let insert = || {
+            let insert = c
+                .insert()
+                .set_project(self.project())
+                .set_body(want.clone());
+            idempotent!(insert)
+        };
+        let Some(current) = self.find_or_insert(&resource, get, insert).await? else {
+            return Ok(());
+        };
+        marker::check_owned(&resource, &spec.app, &current)?;
+        let mut sources = current.source_ranges.clone();
+        sources.sort();
+        let mut want_sources = spec.sources.clone();
+        want_sources.sort();
+        let same = Self::parse_firewall(&spec.app, &current).is_some_and(|c| c.port == spec.port)
+            && sources == want_sources
+            && current.target_tags == want.target_tags
+            && current.allowed.len() == 1;
+        if same {
+            return Ok(());
         }
+        let update = c
+            .update()
+            .set_project(self.project())
+            .set_firewall(&spec.name)
+            .set_body(want);
+        self.mutate(&resource, idempotent!(update)).await?;
+        tracing::info!(resource, "firewall rule updated");
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(app = %app, firewall = %name))]

@@ -23,18 +23,35 @@ fn action(a: Option<&managed_instance::CurrentAction>) -> InstanceAction {
         Some(A::Deleting | A::Abandoning) => InstanceAction::Deleting,
         Some(A::Restarting) => InstanceAction::Restarting,
         Some(A::Verifying) => InstanceAction::Verifying,
-        Some(other) => InstanceAction::Other(other.name().unwrap_or("UNKNOWN").to_owned()),
+        Some(other) => InstanceAction::Other(cloud_word(other.name())),
     }
 }
 
 fn status(s: Option<&managed_instance::InstanceStatus>) -> InstanceStatus {
-    let name = s.and_then(|s| s.name()).unwrap_or("UNKNOWN");
-    match name {
+    match s.and_then(|s| s.name()).unwrap_or("UNKNOWN") {
         "RUNNING" => InstanceStatus::Running,
         "PROVISIONING" | "STAGING" | "PENDING" | "REPAIRING" => InstanceStatus::Pending,
         "STOPPING" | "SUSPENDING" | "PENDING_STOP" => InstanceStatus::Stopping,
         "STOPPED" | "TERMINATED" | "SUSPENDED" => InstanceStatus::Stopped,
-        other => InstanceStatus::Unknown(other.to_owned()),
+        other => InstanceStatus::Unknown(cloud_word(Some(other))),
+    }
+}
+
+/// A value Compute may add after this code was written (an enum's unknown
+/// variant keeps the server's text): kept as a short upper-case word, so
+/// that whatever an endpoint sends reaches status, events and terminals as
+/// a word, never as markup, control characters or a wall of text.
+fn cloud_word(raw: Option<&str>) -> String {
+    let word: String = raw
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+        .take(32)
+        .collect();
+    if word.is_empty() {
+        "UNKNOWN".to_owned()
+    } else {
+        word
     }
 }
 
@@ -133,11 +150,13 @@ impl GceCloud {
         &self,
         id: &GroupId,
     ) -> Outcome<Option<Vec<ManagedInstance>>> {
-        match self.managed_instances(id).await {
-            Ok(members) => Ok(Some(members.iter().map(member).collect())),
-            Err(f) if f.kind == Kind::NotFound => Ok(None),
-            Err(f) => Err(f),
-        }
+        let members = match self.managed_instances(id).await {
+            Ok(members) => Some(members.iter().map(member).collect()),
+            Err(f) if f.kind == Kind::NotFound => None,
+            Err(f) => return Err(f),
+        };
+        self.seen.saw(&self.group_resource(id), members.is_some());
+        Ok(members)
     }
 
     async fn managed_instances(&self, id: &GroupId) -> Outcome<Vec<GceInstance>> {
@@ -191,5 +210,35 @@ impl GceCloud {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_compute_did_not_have_when_this_was_written_stays_one_word() {
+        let hostile = managed_instance::InstanceStatus::from(
+            "HIBERNATING\nphase: Ready\n\u{1b}[2J<script>alert(1)</script>",
+        );
+        assert_eq!(
+            status(Some(&hostile)),
+            InstanceStatus::Unknown("HIBERNATING".into())
+        );
+        let long = managed_instance::InstanceStatus::from("A".repeat(10_000).as_str());
+        assert_eq!(status(Some(&long)).to_string().len(), 32);
+        let nothing = managed_instance::InstanceStatus::from("\n\n");
+        assert_eq!(status(Some(&nothing)).to_string(), "UNKNOWN");
+        assert_eq!(status(None).to_string(), "UNKNOWN");
+        let action = managed_instance::CurrentAction::from("SUSPENDING\r\nx: y");
+        assert_eq!(
+            super::action(Some(&action)),
+            InstanceAction::Other("SUSPENDING".into())
+        );
+        assert_eq!(
+            status(Some(&managed_instance::InstanceStatus::Running)).to_string(),
+            "Running"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! group's fingerprint; the named port lives on the group's instance group.
 
 use google_cloud_compute_v1::model::{
-    DistributionPolicy, DistributionPolicyZoneConfiguration, FixedOrPercent, InstanceGroupManager,
-    InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy,
+    DistributionPolicy, DistributionPolicyZoneConfiguration, FixedOrPercent, InstanceGroup,
+    InstanceGroupManager, InstanceGroupManagerAutoHealingPolicy, InstanceGroupManagerUpdatePolicy,
     InstanceGroupManagerVersion, InstanceGroupManagersRecreateInstancesRequest,
     InstanceGroupsSetNamedPortsRequest, NamedPort as GceNamedPort,
     RegionInstanceGroupManagersRecreateRequest, RegionInstanceGroupsSetNamedPortsRequest,
@@ -184,7 +184,7 @@ impl GceCloud {
     }
 
     #[tracing::instrument(skip_all, fields(app = %spec.app, group = %spec.name))]
-    pub(crate) async fn apply_group_impl(&self, spec: &GroupSpec) -> Outcome<()> {
+    pub(crate) async fn apply_group_impl(&self, spec: &GroupSpec) -> Outcome<bool> {
         let id = spec.id();
         let resource = self.group_resource(&id);
         let open = spec.versions.iter().filter(|v| v.target.is_none()).count();
@@ -192,51 +192,102 @@ impl GceCloud {
             let message = "exactly one version must leave its target unset";
             return Err(Failure::new(Kind::Invalid, &resource, message));
         }
-        let existing = self.find_group(&id).await?;
-        if let Some(g) = &existing {
-            marker::check_owned(&resource, &spec.app, g)?;
-        }
-        let current = existing
-            .as_ref()
-            .and_then(|g| g.target_size)
-            .and_then(|s| u32::try_from(s).ok());
-        // A scaler's size stands, within the spec's bounds.
-        let wanted = match (spec.size_range, current) {
-            (Some((min, max)), Some(current)) => Some(current.clamp(min, max.max(min))),
-            _ => spec.target_size,
-        };
-        let size = wanted.or(current).unwrap_or(1);
         let zones = match &id.zone {
             Some(_) => None,
             None if !spec.zones.is_empty() => u32::try_from(spec.zones.len()).ok(),
             None => Some(self.region_zone_count().await?),
         };
-        let spec = &GroupSpec {
+        // Read first when this adapter saw the group, or when it could not
+        // create one anyway (no size given); otherwise insert first.
+        let read_first =
+            self.read_only || spec.target_size.is_none() || self.seen.exists(&resource);
+        let existing = match read_first {
+            true => self.find_group(&id).await?,
+            false => None,
+        };
+        let existing = match existing {
+            Some(g) => g,
+            None => {
+                let (new, _) = Self::effective(spec, None, zones);
+                if self.insert_group(&new, &id, &resource).await? {
+                    if let Some(port) = &new.named_port {
+                        // A group just made has no named port and no other writer.
+                        self.set_named_port(&id, port, None).await?;
+                    }
+                    return Ok(true);
+                }
+                self.find_group(&id).await?.ok_or_else(|| {
+                    Failure::new(
+                        Kind::Stale,
+                        &resource,
+                        "exists, then vanished before it could be read",
+                    )
+                })?
+            }
+        };
+        marker::check_owned(&resource, &spec.app, &existing)?;
+        let (spec, wanted) = Self::effective(spec, Some(&existing), zones);
+        let spec = &spec;
+        // The first attempt patches against the read above; a stale fingerprint reads again.
+        let mut first = Some(existing.clone());
+        let (id, resource) = (&id, resource.as_str());
+        with_fresh_fingerprint(|| {
+            let read = first.take();
+            async move {
+                let current = match read {
+                    Some(g) => g,
+                    None => self.find_group(id).await?.ok_or_else(|| {
+                        Failure::new(
+                            Kind::NotFound,
+                            resource,
+                            "the group vanished while being updated",
+                        )
+                    })?,
+                };
+                self.patch_group(spec, id, resource, current).await
+            }
+        })
+        .await?;
+        // A patch leaves the size alone: the read above still tells it.
+        if let Some(size) = wanted
+            && existing.target_size != i32::try_from(size).ok()
+        {
+            self.resize_group_impl(id, size).await?;
+        }
+        if let Some(port) = &spec.named_port {
+            // The manager shows its instance group's named ports: read that
+            // group (for its fingerprint) only when they differ.
+            let shown = existing.named_ports.len() == 1
+                && existing.named_ports[0].name.as_deref() == Some(port.name.as_str())
+                && existing.named_ports[0].port == Some(i32::from(port.port));
+            if !shown {
+                with_fresh_fingerprint(|| self.set_named_port_checked(id, port)).await?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// The spec as applied to a group of the current size (`existing`'s, or
+    /// none yet): the update policy Compute accepts for that size, and the
+    /// size to set, if any (a scaler's size stands, within the spec's bounds).
+    fn effective(
+        spec: &GroupSpec,
+        existing: Option<&InstanceGroupManager>,
+        zones: Option<u32>,
+    ) -> (GroupSpec, Option<u32>) {
+        let current = existing
+            .and_then(|g| g.target_size)
+            .and_then(|s| u32::try_from(s).ok());
+        let wanted = match (spec.size_range, current) {
+            (Some((min, max)), Some(current)) => Some(current.clamp(min, max.max(min))),
+            _ => spec.target_size,
+        };
+        let size = wanted.or(current).unwrap_or(1);
+        let spec = GroupSpec {
             update: rollout_policy::effective(spec.update, size, zones),
             ..spec.clone()
         };
-        let created = match existing {
-            Some(_) => false,
-            None => self.insert_group(spec, &id, &resource).await?,
-        };
-        if !created {
-            with_fresh_fingerprint(|| self.patch_group(spec, &id, &resource)).await?;
-            if let Some(size) = wanted {
-                // A patch leaves the size alone: the first read still tells it,
-                // unless the group was created concurrently after that read.
-                let current = match &existing {
-                    Some(g) => g.target_size,
-                    None => self.find_group(&id).await?.and_then(|g| g.target_size),
-                };
-                if current != i32::try_from(size).ok() {
-                    self.resize_group_impl(&id, size).await?;
-                }
-            }
-        }
-        if let Some(port) = &spec.named_port {
-            with_fresh_fingerprint(|| self.set_named_port(&id, port)).await?;
-        }
-        Ok(())
+        (spec, wanted)
     }
 
     /// Creates the group; `false` when it turned out to exist already.
@@ -284,6 +335,7 @@ impl GceCloud {
         match result {
             Ok(_) => {
                 tracing::info!(resource, size, "group created");
+                self.seen.saw(resource, true);
                 Ok(true)
             }
             Err(f) if f.kind == Kind::AlreadyExists => Ok(false),
@@ -291,14 +343,13 @@ impl GceCloud {
         }
     }
 
-    async fn patch_group(&self, spec: &GroupSpec, id: &GroupId, resource: &str) -> Outcome<()> {
-        let Some(current) = self.find_group(id).await? else {
-            return Err(Failure::new(
-                Kind::NotFound,
-                resource,
-                "the group vanished while being updated",
-            ));
-        };
+    async fn patch_group(
+        &self,
+        spec: &GroupSpec,
+        id: &GroupId,
+        resource: &str,
+        current: InstanceGroupManager,
+    ) -> Outcome<()> {
         if Self::matches(spec, &current) {
             return Ok(());
         }
@@ -317,81 +368,83 @@ impl GceCloud {
         Ok(())
     }
 
-    async fn set_named_port(&self, id: &GroupId, port: &NamedPort) -> Outcome<()> {
+    fn instance_group_resource(&self, id: &GroupId) -> String {
+        match &id.zone {
+            Some(zone) => format!("zones/{zone}/instanceGroups/{}", id.name),
+            None => format!("regions/{}/instanceGroups/{}", self.region(), id.name),
+        }
+    }
+
+    /// Reads the group's instance group and sets the named port unless it
+    /// is set, against the fingerprint read.
+    async fn set_named_port_checked(&self, id: &GroupId, port: &NamedPort) -> Outcome<()> {
+        let resource = self.instance_group_resource(id);
+        let (p, r) = (self.project(), self.region());
+        let group = match &id.zone {
+            Some(zone) => {
+                let get = self.c.groups.get().set_project(p).set_zone(zone);
+                self.read(&resource, get.set_instance_group(&id.name).send())
+                    .await?
+            }
+            None => {
+                let get = self.c.rgroups.get().set_project(p).set_region(r);
+                self.read(&resource, get.set_instance_group(&id.name).send())
+                    .await?
+            }
+        };
+        let current = &group.named_ports;
+        let is_set = current.len() == 1
+            && current[0].name.as_deref() == Some(&port.name)
+            && current[0].port == Some(i32::from(port.port));
+        if is_set {
+            return Ok(());
+        }
+        self.set_named_port(id, port, Some(&group)).await
+    }
+
+    /// Sets the group's one named port; with the instance group as `read`,
+    /// only over the named ports it was read with (its fingerprint).
+    async fn set_named_port(
+        &self,
+        id: &GroupId,
+        port: &NamedPort,
+        read: Option<&InstanceGroup>,
+    ) -> Outcome<()> {
+        let fingerprint = read.and_then(|g| g.fingerprint.clone());
+        let resource = self.instance_group_resource(id);
         let ports = [GceNamedPort::new()
             .set_name(&port.name)
             .set_port(i32::from(port.port))];
-        let is_set = |current: &[GceNamedPort]| {
-            current.len() == 1
-                && current[0].name.as_deref() == Some(&port.name)
-                && current[0].port == Some(i32::from(port.port))
-        };
+        let (p, r) = (self.project(), self.region());
         match &id.zone {
             Some(zone) => {
-                let resource = format!("zones/{zone}/instanceGroups/{}", id.name);
-                let get = self
-                    .c
-                    .groups
-                    .get()
-                    .set_project(self.project())
-                    .set_zone(zone)
-                    .set_instance_group(&id.name);
-                let group = self.read(&resource, get.send()).await?;
-                if is_set(&group.named_ports) {
-                    return Ok(());
-                }
                 let body = InstanceGroupsSetNamedPortsRequest::new()
                     .set_named_ports(ports)
-                    .set_or_clear_fingerprint(group.fingerprint);
+                    .set_or_clear_fingerprint(fingerprint.clone());
                 let call = self
                     .c
                     .groups
                     .set_named_ports()
-                    .set_project(self.project())
-                    .set_zone(zone)
-                    .set_instance_group(&id.name);
-                self.mutate(
-                    &resource,
-                    call.set_body(body)
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                    .set_project(p)
+                    .set_zone(zone);
+                let call = call.set_instance_group(&id.name).set_body(body);
+                self.mutate(&resource, idempotent!(call)).await?;
             }
             None => {
-                let resource = format!("regions/{}/instanceGroups/{}", self.region(), id.name);
-                let get = self
-                    .c
-                    .rgroups
-                    .get()
-                    .set_project(self.project())
-                    .set_region(self.region())
-                    .set_instance_group(&id.name);
-                let group = self.read(&resource, get.send()).await?;
-                if is_set(&group.named_ports) {
-                    return Ok(());
-                }
                 let body = RegionInstanceGroupsSetNamedPortsRequest::new()
                     .set_named_ports(ports)
-                    .set_or_clear_fingerprint(group.fingerprint);
+                    .set_or_clear_fingerprint(fingerprint);
                 let call = self
                     .c
                     .rgroups
                     .set_named_ports()
-                    .set_project(self.project())
-                    .set_region(self.region())
-                    .set_instance_group(&id.name);
-                self.mutate(
-                    &resource,
-                    call.set_body(body)
-                        .set_request_id(request_id())
-                        .with_idempotency(true)
-                        .poller(),
-                )
-                .await?;
+                    .set_project(p)
+                    .set_region(r);
+                let call = call.set_instance_group(&id.name).set_body(body);
+                self.mutate(&resource, idempotent!(call)).await?;
             }
         }
+        tracing::info!(resource, port = port.port, "named port set");
         Ok(())
     }
 

@@ -67,41 +67,35 @@ impl GceCloud {
     ) -> Outcome<()> {
         let name = want.name.clone().unwrap_or_default();
         let resource = format!("global/healthChecks/{name}");
-        let get = self
-            .c
-            .health_checks
-            .get()
+        let c = &self.c.health_checks;
+        let get = || {
+            c.get()
+                .set_project(self.project())
+                .set_health_check(&name)
+                .send()
+        };
+        let insert = || {
+            let insert = c
+                .insert()
+                .set_project(self.project())
+                .set_body(want.clone());
+            idempotent!(insert)
+        };
+        let Some(current) = self.find_or_insert(&resource, get, insert).await? else {
+            return Ok(());
+        };
+        check_owned(&resource, app, &current)?;
+        if matches(&current, &want) {
+            return Ok(());
+        }
+        let update = c
+            .update()
             .set_project(self.project())
             .set_health_check(&name)
-            .send();
-        let current = self.find(&resource, get).await?;
-        if let Some(current) = &current {
-            check_owned(&resource, app, current)?;
-        }
-        match current {
-            None => {
-                let insert = self
-                    .c
-                    .health_checks
-                    .insert()
-                    .set_project(self.project())
-                    .set_body(want);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current) if matches(&current, &want) => Ok(()),
-            Some(_) => {
-                let update = self
-                    .c
-                    .health_checks
-                    .update()
-                    .set_project(self.project())
-                    .set_health_check(&name)
-                    .set_body(want);
-                self.mutate(&resource, idempotent!(update)).await?;
-                tracing::info!(resource, "health check updated");
-                Ok(())
-            }
-        }
+            .set_body(want);
+        self.mutate(&resource, idempotent!(update)).await?;
+        tracing::info!(resource, "health check updated");
+        Ok(())
     }
 
     pub(crate) async fn ensure_region_health_check(
@@ -111,39 +105,38 @@ impl GceCloud {
     ) -> Outcome<()> {
         let name = want.name.clone().unwrap_or_default();
         let resource = format!("regions/{}/healthChecks/{name}", self.region());
-        let c = &self.c.rhealth_checks;
-        let get = c
-            .get()
-            .set_project(self.project())
-            .set_region(self.region())
+        let (c, p, r) = (&self.c.rhealth_checks, self.project(), self.region());
+        let get = || {
+            c.get()
+                .set_project(p)
+                .set_region(r)
+                .set_health_check(&name)
+                .send()
+        };
+        let insert = || {
+            let insert = c
+                .insert()
+                .set_project(p)
+                .set_region(r)
+                .set_body(want.clone());
+            idempotent!(insert)
+        };
+        let Some(current) = self.find_or_insert(&resource, get, insert).await? else {
+            return Ok(());
+        };
+        check_owned(&resource, app, &current)?;
+        if matches(&current, &want) {
+            return Ok(());
+        }
+        let update = c
+            .update()
+            .set_project(p)
+            .set_region(r)
             .set_health_check(&name)
-            .send();
-        let current = self.find(&resource, get).await?;
-        if let Some(current) = &current {
-            check_owned(&resource, app, current)?;
-        }
-        match current {
-            None => {
-                let insert = c
-                    .insert()
-                    .set_project(self.project())
-                    .set_region(self.region())
-                    .set_body(want);
-                self.create(&resource, idempotent!(insert)).await
-            }
-            Some(current) if matches(&current, &want) => Ok(()),
-            Some(_) => {
-                let update = c
-                    .update()
-                    .set_project(self.project())
-                    .set_region(self.region())
-                    .set_health_check(&name)
-                    .set_body(want);
-                self.mutate(&resource, idempotent!(update)).await?;
-                tracing::info!(resource, "health check updated");
-                Ok(())
-            }
-        }
+            .set_body(want);
+        self.mutate(&resource, idempotent!(update)).await?;
+        tracing::info!(resource, "health check updated");
+        Ok(())
     }
 
     pub(crate) async fn delete_global_health_check(&self, app: &str, name: &str) -> Outcome<()> {

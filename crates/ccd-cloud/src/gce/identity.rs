@@ -51,6 +51,18 @@ pub(crate) fn granted(policy: &Policy, role: &str, member: &str) -> Option<Polic
     Some(out)
 }
 
+/// `policy` with `member` in each of `roles`: one write for them all;
+/// `None` when it holds every one already.
+pub(crate) fn granted_all(policy: &Policy, roles: &[&str], member: &str) -> Option<Policy> {
+    let mut changed: Option<Policy> = None;
+    for role in roles {
+        if let Some(next) = granted(changed.as_ref().unwrap_or(policy), role, member) {
+            changed = Some(next);
+        }
+    }
+    changed
+}
+
 /// `policy` without `member` in any unconditional binding (bindings left
 /// empty dropped); `None` when it is in none.
 pub(crate) fn revoked(policy: &Policy, member: &str) -> Option<Policy> {
@@ -70,7 +82,8 @@ pub(crate) fn revoked(policy: &Policy, member: &str) -> Option<Policy> {
 /// A change to one policy.
 #[derive(Debug, Clone, Copy)]
 enum Edit<'a> {
-    Grant(&'a str),
+    /// These roles, each in one policy write.
+    Grant(&'a [&'a str]),
     Revoke,
 }
 
@@ -109,6 +122,7 @@ impl GceCloud {
         self.refuse_if_read_only(resource, change)?;
         self.limiter.acquire().await;
         self.counters.poll(true);
+        tracing::debug!(target: super::call::CALLS, resource, "mutation");
         call.await.map_err(|e| super::call::classify(resource, &e))
     }
 
@@ -118,8 +132,14 @@ impl GceCloud {
         let app = spec.app.as_str();
         let resource = self.account_resource(app);
         let email = account_email(app, self.project());
-        let get = self.c.iam.get_service_account().set_name(&resource).send();
-        match self.find(&resource, get).await? {
+        let get = || self.c.iam.get_service_account().set_name(&resource).send();
+        // Read first when this adapter saw the account; create first otherwise
+        // (see seen.rs): whatever exists is read and checked either way.
+        let found = match self.read_only || self.seen.exists(&resource) {
+            true => self.find(&resource, get()).await?,
+            false => None,
+        };
+        match found {
             Some(found) => check_account(&resource, app, &found)?,
             None => {
                 let create = self
@@ -141,23 +161,31 @@ impl GceCloud {
                     .change(&resource, "is missing and would be created", create)
                     .await
                 {
-                    Ok(_) => tracing::info!(resource, "created"),
-                    // A create that raced ours: checked on the next pass.
-                    Err(f) if f.kind == Kind::AlreadyExists => {}
+                    Ok(_) => {
+                        tracing::info!(resource, "created");
+                        self.seen.saw(&resource, true);
+                    }
+                    Err(f) if f.kind == Kind::AlreadyExists => {
+                        let Some(found) = self.find(&resource, get()).await? else {
+                            let gone = "exists, then vanished before it could be read";
+                            return Err(Failure::new(Kind::Stale, &resource, gone));
+                        };
+                        check_account(&resource, app, &found)?;
+                    }
                     Err(f) => return Err(f),
                 }
             }
         }
         let member = format!("serviceAccount:{email}");
-        for role in PROJECT_ROLES {
-            self.grant(&Holder::Project, role, &member).await?;
-        }
+        // Both project roles in one read and at most one write.
+        self.grant(&Holder::Project, &PROJECT_ROLES, &member)
+            .await?;
         for secret in &spec.secrets {
-            self.grant(&Holder::Secret(secret.clone()), SECRET_ROLE, &member)
+            self.grant(&Holder::Secret(secret.clone()), &[SECRET_ROLE], &member)
                 .await?;
         }
         if let Some(repository) = image_repository(&spec.image) {
-            self.grant(&Holder::Repository(repository), IMAGE_ROLE, &member)
+            self.grant(&Holder::Repository(repository), &[IMAGE_ROLE], &member)
                 .await?;
         }
         for secret in spec.revoke.difference(&spec.secrets) {
@@ -211,17 +239,16 @@ impl GceCloud {
             .set_name(&resource)
             .send();
         match self.change(&resource, "would be deleted", delete).await {
-            Ok(()) => {
-                tracing::info!(resource, "deleted");
-                Ok(())
-            }
-            Err(f) if f.kind == Kind::NotFound => Ok(()),
-            Err(f) => Err(f),
+            Ok(()) => tracing::info!(resource, "deleted"),
+            Err(f) if f.kind == Kind::NotFound => {}
+            Err(f) => return Err(f),
         }
+        self.seen.saw(&resource, false);
+        Ok(())
     }
 
-    async fn grant(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
-        self.edit(holder, member, Edit::Grant(role)).await
+    async fn grant(&self, holder: &Holder, roles: &[&str], member: &str) -> Outcome<()> {
+        self.edit(holder, member, Edit::Grant(roles)).await
     }
 
     async fn revoke(&self, holder: &Holder, member: &str) -> Outcome<()> {
@@ -235,7 +262,7 @@ impl GceCloud {
         let mut delay = CONFLICT_BACKOFF;
         for attempt in 1..=CONFLICT_ATTEMPTS {
             let done = match edit {
-                Edit::Grant(role) => self.grant_once(holder, role, member).await,
+                Edit::Grant(roles) => self.grant_once(holder, roles, member).await,
                 Edit::Revoke => self.revoke_once(holder, member).await,
             };
             match done {
@@ -252,7 +279,7 @@ impl GceCloud {
         Ok(())
     }
 
-    async fn grant_once(&self, holder: &Holder, role: &str, member: &str) -> Outcome<()> {
+    async fn grant_once(&self, holder: &Holder, roles: &[&str], member: &str) -> Outcome<()> {
         let resource = self.holder_resource(holder);
         let policy = self
             .policy(holder)
@@ -269,11 +296,11 @@ impl GceCloud {
                 ),
                 _ => f,
             })?;
-        let Some(policy) = granted(&policy, role, member) else {
+        let Some(policy) = granted_all(&policy, roles, member) else {
             return Ok(());
         };
         self.set_policy(holder, &resource, policy).await?;
-        tracing::info!(resource, role, member, "granted");
+        tracing::info!(resource, ?roles, member, "granted");
         Ok(())
     }
 
@@ -386,6 +413,22 @@ mod tests {
         let joined = granted(&other, SECRET_ROLE, me).unwrap();
         assert_eq!(joined.bindings.len(), 1);
         assert_eq!(joined.bindings[0].members, ["user:ana@example.com", me]);
+    }
+
+    #[test]
+    fn the_project_roles_are_granted_in_one_change() {
+        let me = "serviceAccount:ccd-web@p.iam.gserviceaccount.com";
+        let start = policy(&[(PROJECT_ROLES[1], &[me])]);
+        let both = granted_all(&start, &PROJECT_ROLES, me).unwrap();
+        for role in PROJECT_ROLES {
+            assert_eq!(granted(&both, role, me), None, "{role}");
+        }
+        assert_eq!(both.bindings.len(), 2, "{both:?}");
+        assert_eq!(
+            granted_all(&both, &PROJECT_ROLES, me),
+            None,
+            "nothing to write"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ struct Clients {
 #[derive(Debug)]
 pub struct Inspector {
     config: GceConfig,
-    /// Ours, to show that a token can be had (`None` when anonymous).
+    /// Ours, to show that a token can be had (`None` on a local cloud).
     token: Option<AccessTokenCredentials>,
     c: Clients,
 }
@@ -92,14 +92,14 @@ macro_rules! build {
 impl Inspector {
     /// Clients for `config`'s project; nothing is sent yet.
     pub async fn new(config: &GceConfig) -> Result<Self, CloudError> {
-        let (creds, token) = if config.anonymous {
-            let creds = google_cloud_auth::credentials::anonymous::Builder::new().build();
-            (creds, None)
-        } else {
-            let token = google_cloud_auth::credentials::Builder::default()
-                .build_access_token_credentials()
-                .map_err(|e| invalid(format!("Application Default Credentials: {e}")))?;
-            (Credentials::from(token.clone()), Some(token))
+        let (creds, token) = match &config.endpoint_token {
+            Some(local) => (super::bearer::credentials(local)?, None),
+            None => {
+                let token = google_cloud_auth::credentials::Builder::default()
+                    .build_access_token_credentials()
+                    .map_err(|e| invalid(format!("Application Default Credentials: {e}")))?;
+                (Credentials::from(token.clone()), Some(token))
+            }
         };
         let endpoint = config.endpoint.as_ref();
         // Service Usage and Resource Manager are never asked on a local cloud.
@@ -125,7 +125,7 @@ impl Inspector {
         name_of(&self.config.network)
     }
 
-    /// An access token from Application Default Credentials; `Ok` when anonymous.
+    /// An access token from Application Default Credentials; `Ok` on a local cloud.
     pub async fn credentials(&self) -> Result<(), CloudError> {
         let Some(token) = &self.token else {
             return Ok(());

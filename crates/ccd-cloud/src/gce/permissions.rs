@@ -114,6 +114,10 @@ pub const TABLE: &[Need] = &[
     row("health_checks", "insert", &["compute.healthChecks.create"], Adapter),
     row("health_checks", "update", &["compute.healthChecks.update"], Adapter),
     row("health_checks", "delete", &["compute.healthChecks.delete"], Adapter),
+    // Global and regional health checks in one list: whether a load balancer of either kind exists.
+    row("health_checks", "aggregated_list", &[
+        "compute.healthChecks.list", "compute.regionHealthChecks.list",
+    ], Adapter),
     row("rhealth_checks", "get", &["compute.regionHealthChecks.get"], Adapter),
     row("rhealth_checks", "insert", &["compute.regionHealthChecks.create"], Adapter),
     row("rhealth_checks", "update", &["compute.regionHealthChecks.update"], Adapter),
@@ -209,7 +213,10 @@ pub const TABLE: &[Need] = &[
     row("firewalls", "delete", &["compute.firewalls.delete", "compute.networks.updatePolicy"], Adapter),
     // Cloud Monitoring: a canary's traffic.
     row("metrics", "list_time_series", &["monitoring.timeSeries.list"], Adapter),
-    // The operation of every mutation, polled until DONE.
+    // The operation of every mutation, waited for until DONE (polled when it has no name).
+    row("global_operations", "wait", &["compute.globalOperations.get"], Adapter),
+    row("region_operations", "wait", &["compute.regionOperations.get"], Adapter),
+    row("zone_operations", "wait", &["compute.zoneOperations.get"], Adapter),
     row("operations", "get", &[
         "compute.globalOperations.get", "compute.regionOperations.get", "compute.zoneOperations.get",
     ], Poller),

@@ -5,13 +5,14 @@
 //! `ccd-secrets` metadata item, which the local cloud reads to emulate the
 //! same thing from files.
 
-use std::collections::BTreeMap;
+use ccd_wire::secrets::{SecretRefs, valid_env_name, valid_secret_name, valid_version};
 
 use super::templates::quote;
 use crate::model::TemplateSpec;
 
-/// The metadata item listing the secret references, `{"ENV": "projects/P/secrets/S/versions/V"}`.
-pub(crate) const METADATA_KEY: &str = "ccd-secrets";
+/// The metadata item listing the secret references, `{"ENV": "projects/P/secrets/S/versions/V"}`;
+/// its shape is `ccd_wire::secrets`'s, shared with the local cloud that reads it.
+pub(crate) use ccd_wire::secrets::METADATA_KEY;
 /// Written at boot, read by `docker run --env-file`, removed once the
 /// container exists. `/run` is a tmpfs on Container-Optimized OS.
 pub(crate) const ENV_FILE: &str = "/run/ccd/secrets.env";
@@ -70,12 +71,12 @@ pub(crate) fn metadata_value(spec: &TemplateSpec, project: &str) -> Option<Strin
     if spec.secrets.is_empty() {
         return None;
     }
-    let refs: BTreeMap<&str, String> = spec
+    let refs = spec
         .secrets
         .iter()
-        .map(|(env, s)| (env.as_str(), s.resource(project)))
+        .map(|(env, s)| (env.clone(), s.version_in(project)))
         .collect();
-    serde_json::to_string(&refs).ok()
+    Some(SecretRefs(refs).to_metadata_value())
 }
 
 /// What the script and the env file can carry: the spec's own rules for
@@ -83,23 +84,13 @@ pub(crate) fn metadata_value(spec: &TemplateSpec, project: &str) -> Option<Strin
 /// outside the secret it names.
 pub(crate) fn check(spec: &TemplateSpec) -> Result<(), String> {
     for (env, s) in &spec.secrets {
-        let env_ok = env.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !env_ok {
+        if !valid_env_name(env) {
             return Err(format!("{env:?} is not an environment variable name"));
         }
-        let name_ok = (1..=255).contains(&s.secret.len())
-            && s.secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !name_ok {
+        if !valid_secret_name(&s.secret) {
             return Err(format!("{env}: {:?} is not a secret name", s.secret));
         }
-        let version_ok = s.version == "latest"
-            || (s.version.starts_with(|c: char| ('1'..='9').contains(&c))
-                && s.version.len() <= 10
-                && s.version.chars().all(|c| c.is_ascii_digit()));
-        if !version_ok {
+        if !valid_version(&s.version) {
             return Err(format!(
                 "{env}: {:?} is not a secret version (latest or a number)",
                 s.version
@@ -111,6 +102,8 @@ pub(crate) fn check(spec: &TemplateSpec) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::SecretRef;
 

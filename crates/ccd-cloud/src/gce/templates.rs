@@ -6,7 +6,6 @@ use google_cloud_compute_v1::model::{
     NetworkInterface, ServiceAccount, Tags, metadata,
 };
 use google_cloud_gax::options::RequestOptionsBuilder as _;
-use serde_json::json;
 
 use super::boot::startup_script;
 use super::call::{Failure, Kind};
@@ -20,8 +19,8 @@ use crate::model::{LocalRun, TemplateInfo, TemplateSpec, instance_tag};
 const BOOT_IMAGE: &str = "projects/cos-cloud/global/images/family/cos-stable";
 /// Scope of the instances' service account; IAM decides what it may do.
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
-/// The metadata item the local cloud reads to run an instance.
-const LOCAL_RUN_KEY: &str = "ccd-local-run";
+/// The metadata item the local cloud reads to run an instance; its shape is `ccd_wire`'s.
+const LOCAL_RUN_KEY: &str = ccd_wire::local_run::METADATA_KEY;
 /// COS's logging agent sends the containers' output (and the startup
 /// script's) to Cloud Logging only when asked; Fluent Bit is the agent COS
 /// ships now, the older one is going away.
@@ -38,8 +37,8 @@ pub(super) fn quote(s: &str) -> String {
 
 /// The local cloud's `ccd-local-run` item; `PORT` and the app's env are given too.
 fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
-    match run {
-        LocalRun::Simulated => json!({"simulated": true}).to_string(),
+    let wire = match run {
+        LocalRun::Simulated => ccd_wire::LocalRun::simulated(),
         LocalRun::Process {
             command,
             args,
@@ -49,9 +48,16 @@ fn local_run(spec: &TemplateSpec, run: &LocalRun) -> String {
             let mut all = spec.env.clone();
             all.insert("PORT".to_owned(), spec.port.to_string());
             all.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            json!({"command": command, "args": args, "env": all, "stopGraceSec": stop_grace.as_secs()}).to_string()
+            ccd_wire::LocalRun {
+                command: command.clone(),
+                args: args.clone(),
+                env: all,
+                simulated: false,
+                stop_grace_sec: Some(stop_grace.as_secs()),
+            }
         }
-    }
+    };
+    wire.to_metadata_value()
 }
 
 /// The instance template `spec` names, as Compute Engine takes it.
@@ -132,27 +138,28 @@ impl GceCloud {
         tracing::Span::current().record("template", name.as_str());
         let resource = format!("global/instanceTemplates/{name}");
         secrets::check(spec).map_err(|m| Failure::new(Kind::Invalid, &resource, m))?;
-        let get = self
-            .c
-            .templates
-            .get()
-            .set_project(self.project())
-            .set_instance_template(&name)
-            .send();
-        if let Some(found) = self.find(&resource, get).await? {
+        let get = || {
+            self.c
+                .templates
+                .get()
+                .set_project(self.project())
+                .set_instance_template(&name)
+                .send()
+        };
+        let insert = || {
+            self.c
+                .templates
+                .insert()
+                .set_project(self.project())
+                .set_body(self.render_template(spec, &name))
+                .set_request_id(request_id())
+                .with_idempotency(true)
+                .poller()
+        };
+        // Named by content: one of this name that is ccd's for the app is this one.
+        if let Some(found) = self.find_or_insert(&resource, get, insert).await? {
             marker::check_owned(&resource, &spec.app, &found)?;
-            return Ok(name);
         }
-        let insert = self
-            .c
-            .templates
-            .insert()
-            .set_project(self.project())
-            .set_body(self.render_template(spec, &name))
-            .set_request_id(request_id())
-            .with_idempotency(true)
-            .poller();
-        self.create(&resource, insert).await?;
         Ok(name)
     }
 

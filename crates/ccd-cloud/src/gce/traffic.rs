@@ -141,6 +141,7 @@ pub(crate) fn backends_of(series: &[TimeSeries]) -> Vec<BackendTraffic> {
 pub(crate) async fn metric_client(
     config: &GceConfig,
     creds: &Credentials,
+    throttle: &super::call::Throttle,
 ) -> Result<MetricService, CloudError> {
     let backoff = ExponentialBackoffBuilder::new()
         .with_initial_delay(config.initial_backoff)
@@ -153,7 +154,7 @@ pub(crate) async fn metric_client(
     let mut b = MetricService::builder()
         .with_credentials(creds.clone())
         .with_retry_policy(
-            ComputeRetry
+            ComputeRetry(throttle.clone())
                 .with_attempt_limit(10)
                 .with_time_limit(Duration::from_secs(180)),
         )

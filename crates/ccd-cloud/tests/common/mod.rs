@@ -10,7 +10,7 @@ use ccd_cloud::model::{
     GroupId, GroupSpec, GroupState, GroupVersion, HealthDefinition, LocalRun, NamedPort, Probe,
     TemplateSpec, UpdatePolicy,
 };
-use ccd_cloud::{Cloud, GceCloud, GceConfig};
+use ccd_cloud::{Cloud, EndpointToken, GceCloud, GceConfig};
 use ccd_localcloud::{Config, FaultConfig, LocalCloud};
 
 pub const PROJECT: &str = "ccd-test";
@@ -39,12 +39,23 @@ pub fn config(local: &LocalCloud) -> GceConfig {
         project: PROJECT.to_owned(),
         region: REGION.to_owned(),
         endpoint: Some(local.endpoint()),
-        anonymous: true,
+        endpoint_token: Some(EndpointToken::new(local.token())),
         rate_limit_per_sec: 500.0,
         op_timeout: Duration::from_secs(60),
         initial_backoff: Duration::from_millis(20),
         ..GceConfig::default()
     }
+}
+
+/// A plain HTTP client for the local cloud's API: its token on every request.
+pub fn http(local: &LocalCloud) -> reqwest::Client {
+    let token = EndpointToken::new(local.token());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, token.header().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Every test ends here: no response strayed from the discovery document.
@@ -189,7 +200,7 @@ const COLLECTIONS: [&str; 19] = [
 /// Names of everything in the project whose name starts with `prefix`, per
 /// collection, read straight from the REST API (faults must be off).
 pub async fn inventory(local: &LocalCloud, prefix: &str) -> BTreeMap<String, Vec<String>> {
-    let http = reqwest::Client::new();
+    let http = http(local);
     let mut out = BTreeMap::new();
     for collection in COLLECTIONS {
         let url = format!(
@@ -224,7 +235,7 @@ pub async fn inventory(local: &LocalCloud, prefix: &str) -> BTreeMap<String, Vec
 /// Changes fault injection while the local cloud runs.
 pub async fn set_faults(local: &LocalCloud, faults: serde_json::Value) {
     let url = format!("{}/admin/v1/faults", local.endpoint());
-    reqwest::Client::new()
+    http(local)
         .put(url)
         .json(&faults)
         .send()

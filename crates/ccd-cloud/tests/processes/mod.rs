@@ -62,11 +62,12 @@ impl Processes {
         let cloud = GceCloud::new(common::config(&local))
             .await
             .expect("the adapter starts");
+        let http = common::http(&local);
         Processes {
             local,
             cloud,
             data,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 

@@ -23,8 +23,8 @@ pub struct Known {
     pub checked: Timestamp,
     /// What that look found and the drift mode left alone.
     pub drift: Vec<String>,
-    /// The app was at rest then (a rollout that just ended gets one full
-    /// pass at rest: a look, and the templates it no longer needs collected).
+    /// The app was at rest then (when a rollout ends, the templates it no
+    /// longer needs are collected).
     pub settled: bool,
 }
 
@@ -69,7 +69,9 @@ pub fn work(
         // the members it observed are all it needs.
         return if same { Work::Nothing } else { Work::Apply };
     }
-    if decision.settled && same && known.is_some_and(|k| k.settled) {
+    // At rest on what was applied or looked at a short while ago (a rollout
+    // that just ended included: its last pass applied this very shape).
+    if decision.settled && same {
         return Work::Nothing;
     }
     let deployed = input

@@ -80,6 +80,7 @@ impl Decider<'_> {
                 return;
             }
             self.requeue_by(r.step.due);
+            self.pace_by_health(&r);
             self.status.rollout = Some(r);
             return;
         }
@@ -130,6 +131,33 @@ impl Decider<'_> {
         let left = due.since(self.now());
         let floor = std::time::Duration::from_millis(100);
         self.requeue = self.requeue.min(left.max(floor));
+    }
+
+    /// While the step waits for its instances, look again when their health
+    /// can have changed, not every poll: none passes the cloud's check before
+    /// `healthyThreshold` checks `interval` apart from the step's start, and
+    /// after that an answer changes at most once an interval. On Compute
+    /// Engine a boot takes a minute, so this is a few looks instead of sixty.
+    fn pace_by_health(&mut self, r: &Rollout) {
+        let Some(check) = self.input.plan.health_check.as_ref().map(|c| &c.health) else {
+            return;
+        };
+        let now = self.now();
+        let earliest = r
+            .step
+            .started
+            .plus(check.interval * check.healthy_threshold);
+        let wait = match earliest.since(now) {
+            d if d.is_zero() => check.interval,
+            d => d,
+        };
+        // Never past the step's deadline, which the look must judge.
+        let left = r
+            .step
+            .due
+            .since(now)
+            .max(std::time::Duration::from_millis(100));
+        self.requeue = self.requeue.max(wait.min(left));
     }
 
     /// New instances of the target revision, and when each was first seen

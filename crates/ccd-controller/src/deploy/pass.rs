@@ -8,7 +8,7 @@ use ccd_store::SpecStore;
 use super::{DeployReconciler, ReconcileError};
 use crate::apply::{Applied, apply};
 use crate::control::Control;
-use crate::decide::{self, Decision, Input, Known, Observed, Work};
+use crate::decide::{self, Decision, Input, Known, Work};
 use crate::plan::{Plan, plan};
 use crate::shape::{Shape, shape};
 use crate::status::{AccountStatus, Status};
@@ -71,9 +71,9 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let outcome = self
             .act(&input, &mut decision, &shape, work, memory.known.as_ref())
             .await;
-        let (endpoints, drift, certificate, error) = match outcome {
-            Ok(acted) => (acted.endpoints, acted.drift, acted.certificate, None),
-            Err(e) => (None, Vec::new(), None, Some(e)),
+        let (endpoints, drift, certificate, created, error) = match outcome {
+            Ok(a) => (a.endpoints, a.drift, a.certificate, a.created, None),
+            Err(e) => (None, Vec::new(), None, Vec::new(), Some(e)),
         };
         let result = match &error {
             Some(e) => Err(e),
@@ -83,7 +83,16 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         decide::gate_https(&input, &mut decision, certificate);
         let revoked = error.is_none() && work == Work::Apply;
         decision.status.service_account = account_status(&recorded, &shape, revoked);
-        if error.is_none() && work != Work::Nothing && decision.settled {
+        // Unused templates go on a full pass at rest, and when a rollout
+        // that replaced a revision ends (a first deploy made one template).
+        let ended = memory.known.as_ref().is_some_and(|k| !k.settled)
+            && (decision
+                .status
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.from.is_some())
+                || !decision.status.history.is_empty());
+        if error.is_none() && decision.settled && (work != Work::Nothing || ended) {
             self.collect_templates(name, &decision.status, &plan).await;
         }
         match &decision.probe {
@@ -110,9 +119,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             });
         }
         self.record_events(name, Some(app.spec.version.as_str()), &decision.events);
-        if error.is_none() {
-            self.record_created(name, &observed, &shape);
-        }
+        self.record_created(name, &created, &shape);
         let moving = decision
             .status
             .groups
@@ -125,7 +132,10 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .is_some_and(|r| r.state.is_open());
         let known = match work {
             _ if error.is_some() || !(decision.settled || moving) => None,
-            Work::Nothing => memory.known,
+            Work::Nothing => memory.known.map(|k| Known {
+                settled: decision.settled,
+                ..k
+            }),
             Work::Look | Work::Apply => Some(Known {
                 shape,
                 spec_version: spec_version.to_owned(),
@@ -198,22 +208,16 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     }
 
     /// Events for groups this pass created.
-    fn record_created(&self, app: &str, observed: &Observed, shape: &Shape) {
-        for g in &shape.groups {
-            let existed = observed
-                .groups
-                .iter()
-                .any(|(r, m)| r.id(app) == g.id() && m.is_some());
-            if !existed {
-                let version = g.versions.first().map_or("", |v| v.name.as_str());
-                self.events.record(
-                    app,
-                    false,
-                    "GroupCreated",
-                    &format!("created group {} for version {version}", g.name),
-                    Some(version),
-                );
-            }
+    fn record_created(&self, app: &str, created: &[GroupId], shape: &Shape) {
+        for g in shape.groups.iter().filter(|g| created.contains(&g.id())) {
+            let version = g.versions.first().map_or("", |v| v.name.as_str());
+            self.events.record(
+                app,
+                false,
+                "GroupCreated",
+                &format!("created group {} for version {version}", g.name),
+                Some(version),
+            );
         }
     }
 

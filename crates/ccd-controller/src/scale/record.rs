@@ -47,8 +47,13 @@ impl ScalingRecord {
 
     /// `None` when the bytes are not a record (a person broke it).
     pub fn parse(bytes: &[u8]) -> Option<ScalingRecord> {
-        let value = ccd_spec::document::from_yaml(bytes).ok()?;
-        serde_json::from_value(value).ok()
+        Self::read(bytes).ok()
+    }
+
+    /// As [`ScalingRecord::parse`], with why it is not a record, for `ccd status`.
+    pub fn read(bytes: &[u8]) -> Result<ScalingRecord, String> {
+        let value = ccd_spec::document::from_yaml(bytes).map_err(|e| e.to_string())?;
+        serde_json::from_value(value).map_err(|e| e.to_string())
     }
 
     /// One line for `ccd status`.

@@ -299,7 +299,7 @@ impl Cloud for FakeCloud {
         Ok(Some(settle(&mut s, &k)))
     }
 
-    async fn apply_group(&self, spec: &GroupSpec) -> Result<(), CloudError> {
+    async fn apply_group(&self, spec: &GroupSpec) -> Result<bool, CloudError> {
         let k = key(&spec.id());
         let resource = format!("instanceGroupManagers/{k}");
         for v in &spec.versions {
@@ -316,18 +316,18 @@ impl Cloud for FakeCloud {
         }
         let spec = &spec;
         match current {
-            Some(g) if g == *spec => Ok(()),
+            Some(g) if g == *spec => Ok(false),
             Some(_) => {
                 self.mutate("updated", &resource)?;
                 if let Some(g) = self.state().groups.get_mut(&k) {
                     g.0 = spec.clone();
                 }
-                Ok(())
+                Ok(false)
             }
             None => {
                 self.mutate("created", &resource)?;
                 self.state().groups.insert(k, (spec.clone(), Vec::new()));
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -460,9 +460,14 @@ impl Cloud for FakeCloud {
         })
     }
 
-    async fn has_load_balancer(&self, id: &LbId) -> Result<bool, CloudError> {
+    async fn load_balancers(&self, app: &str, name: &str) -> Result<Vec<LbId>, CloudError> {
         let s = self.state();
-        Ok(s.lbs.get(&id.name).is_some_and(|lb| lb.id() == *id))
+        Ok(s.lbs
+            .get(name)
+            .map(LoadBalancerSpec::id)
+            .filter(|id| id.app == app)
+            .into_iter()
+            .collect())
     }
 
     async fn delete_load_balancer(&self, id: &LbId) -> Result<(), CloudError> {

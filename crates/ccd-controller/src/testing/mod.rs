@@ -4,7 +4,7 @@
 
 pub mod fake_cloud;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,9 @@ pub use fake_cloud::{Behaviour, FakeCloud};
 /// Specs and status objects in memory.
 #[derive(Debug, Default)]
 pub struct MemStore {
+    /// Spec files by app name (`specs/<name>.yaml`), for tests that run a
+    /// whole controller over the store.
+    pub specs: Mutex<BTreeMap<String, Vec<u8>>>,
     pub status: Mutex<HashMap<String, Vec<u8>>>,
     pub controls: Mutex<HashMap<String, Vec<u8>>>,
     pub scaling: Mutex<HashMap<String, Vec<u8>>>,
@@ -37,11 +40,19 @@ impl SpecStore for MemStore {
     }
 
     async fn list_specs(&self) -> Result<SpecListing, StoreError> {
-        Ok(SpecListing::default())
+        let specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(SpecListing {
+            specs: specs
+                .iter()
+                .map(|(name, bytes)| spec_file(name, bytes))
+                .collect(),
+            unreadable: vec![],
+        })
     }
 
-    async fn get_spec(&self, _name: &str) -> Result<Option<SpecFile>, StoreError> {
-        Ok(None)
+    async fn get_spec(&self, name: &str) -> Result<Option<SpecFile>, StoreError> {
+        let specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(specs.get(name).map(|bytes| spec_file(name, bytes)))
     }
 
     fn changes(&self) -> Option<Changes> {
@@ -51,6 +62,13 @@ impl SpecStore for MemStore {
     async fn read_status(&self, app: &str) -> Result<Option<Bytes>, StoreError> {
         let map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(map.get(app).map(|b| Bytes::from(b.clone())))
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<String>, StoreError> {
+        let map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut apps: Vec<String> = map.keys().cloned().collect();
+        apps.sort();
+        Ok(apps)
     }
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
@@ -100,6 +118,26 @@ impl SpecStore for MemStore {
         let mut map = self.scaling.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(app);
         Ok(())
+    }
+}
+
+impl MemStore {
+    pub fn put_spec(&self, name: &str, text: &str) {
+        self.specs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), text.as_bytes().to_vec());
+    }
+}
+
+/// A spec file as a store hands it out, versioned by its content's hash.
+fn spec_file(name: &str, bytes: &[u8]) -> SpecFile {
+    use sha2::{Digest, Sha256};
+    SpecFile {
+        name: name.to_owned(),
+        path: format!("specs/{name}.yaml"),
+        bytes: Bytes::from(bytes.to_vec()),
+        version: format!("sha256:{:x}", Sha256::digest(bytes)),
     }
 }
 

@@ -20,6 +20,15 @@ pub enum IamError {
         "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
     )]
     Aborted,
+    /// The change could not be saved and was undone; clients retry a 503.
+    #[error("{0}. Retry the request.")]
+    Unavailable(String),
+}
+
+impl From<crate::store::StoreError> for IamError {
+    fn from(e: crate::store::StoreError) -> Self {
+        IamError::Unavailable(e.to_string())
+    }
 }
 
 impl IamError {
@@ -28,6 +37,7 @@ impl IamError {
             IamError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             IamError::NotFound(_) => StatusCode::NOT_FOUND,
             IamError::AlreadyExists(_) | IamError::Aborted => StatusCode::CONFLICT,
+            IamError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -38,6 +48,7 @@ impl IamError {
             IamError::NotFound(_) => "NOT_FOUND",
             IamError::AlreadyExists(_) => "ALREADY_EXISTS",
             IamError::Aborted => "ABORTED",
+            IamError::Unavailable(_) => "UNAVAILABLE",
         }
     }
 

@@ -56,14 +56,16 @@ impl Iam {
         match call {
             Call::CreateAccount { project } => {
                 let (account, seq) = accounts::create(&self.store, &project, &parse(body)?)?;
-                self.store.durable(seq).await;
+                self.store.durable(seq).await?;
                 Ok(account)
             }
             Call::ListAccounts { project } => Ok(accounts::list(&self.store, &project)),
             Call::GetAccount { project, account } => accounts::get(&self.store, &project, &account),
             Call::DeleteAccount { project, account } => {
+                // The account and the policies naming it are several writes.
+                let since = self.store.mark();
                 let seq = accounts::delete(&self.store, &project, &account)?;
-                self.store.durable(seq).await;
+                self.store.durable(since.through(seq)).await?;
                 Ok(json!({}))
             }
             Call::GetPolicy(resource) => {
@@ -73,7 +75,7 @@ impl Iam {
             Call::SetPolicy(resource) => {
                 self.check_exists(&resource)?;
                 let (stored, seq) = policy::set(&self.store, &resource.name(), &parse(body)?)?;
-                self.store.durable(seq).await;
+                self.store.durable(seq).await?;
                 Ok(stored)
             }
         }

@@ -611,3 +611,29 @@ fn paths_name_their_calls() {
     assert!(route::v3("GET", "p:getIamPolicy").is_err());
     assert!(route::v3("POST", "p").is_err());
 }
+
+#[tokio::test]
+async fn a_change_that_cannot_be_saved_is_a_503_and_is_undone() {
+    let dir = scratch("unsaved");
+    let switch = crate::store::faulty::switch(&dir.join("localcloud.redb"));
+    let store = Store::open(&dir).unwrap();
+    let writer = store.spawn_writer();
+    let iam = Iam::new(store.clone(), Some(dir.join("secrets")));
+    switch
+        .full
+        .store(true, std::sync::atomic::Ordering::Release);
+    let e = create(&iam, "ccd-web").await.unwrap_err();
+    assert!(matches!(e, IamError::Unavailable(_)), "{e}");
+    assert_eq!(e.body()["error"]["status"], "UNAVAILABLE");
+    let path = format!("/v1/projects/p/serviceAccounts/{EMAIL}");
+    let gone = call(&iam, "GET", &path, Value::Null).await.unwrap_err();
+    assert!(matches!(gone, IamError::NotFound(_)), "{gone}");
+
+    switch
+        .full
+        .store(false, std::sync::atomic::Ordering::Release);
+    create(&iam, "ccd-web").await.unwrap();
+    store.close();
+    writer.await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cloud::Cloud;
 use crate::guest::{Guest, Vm, metadata_items};
 use crate::iam;
-use crate::local_run::LocalRun;
+use crate::local_run::{self, LocalRun};
 use crate::paths;
 use crate::secrets;
 use crate::store::Store;
@@ -121,7 +121,7 @@ impl Instances {
         instance: &Value,
     ) -> Result<Option<Option<CancellationToken>>, Start> {
         let template = template_of(cloud, instance);
-        let run = LocalRun::of_template(&template).map_err(Start::Failed)?;
+        let run = local_run::of_template(&template).map_err(Start::Failed)?;
         if run.simulated {
             return Ok(None);
         }
@@ -220,9 +220,11 @@ impl Instances {
     fn boot_log(&self, zone: &str, name: &str, line: &str) {
         let dir = self.log_dir(zone, name);
         let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            use std::os::unix::fs::OpenOptionsExt as _;
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600) // the same file the supervisor keeps private
                 .open(dir.join("stderr.log"))?;
             writeln!(f, "ccd-localcloud: {line}")
         });
@@ -310,7 +312,7 @@ fn stops(instance: &Value) -> bool {
 
 /// The local run description of an instance's template.
 fn run_of(cloud: &Cloud, instance: &Value) -> Result<LocalRun, String> {
-    LocalRun::of_template(&template_of(cloud, instance))
+    local_run::of_template(&template_of(cloud, instance))
 }
 
 /// An instance's template, or its own metadata shaped as one when it has none.

@@ -3,6 +3,8 @@
 //! controller does, and errors classified the way the SDK exposes them.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod raw;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -46,14 +48,79 @@ pub async fn finish(cloud: LocalCloud) {
     );
 }
 
-/// A client of the official SDK on the local cloud, with anonymous
-/// credentials and quick operation polling (Compute's default starts at 1 s).
+/// The local cloud's token as credentials for the official SDK: the same
+/// `Authorization: Bearer TOKEN` on every call.
+#[derive(Clone)]
+pub struct Bearer {
+    headers: http::HeaderMap,
+    tag: google_cloud_auth::credentials::EntityTag,
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+impl google_cloud_auth::credentials::CredentialsProvider for Bearer {
+    async fn headers(
+        &self,
+        extensions: http::Extensions,
+    ) -> Result<
+        google_cloud_auth::credentials::CacheableResource<http::HeaderMap>,
+        google_cloud_auth::errors::CredentialsError,
+    > {
+        use google_cloud_auth::credentials::{CacheableResource, EntityTag};
+        Ok(match extensions.get::<EntityTag>() {
+            Some(tag) if *tag == self.tag => CacheableResource::NotModified,
+            _ => CacheableResource::New {
+                entity_tag: self.tag.clone(),
+                data: self.headers.clone(),
+            },
+        })
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        None
+    }
+}
+
+pub fn credentials(cloud: &LocalCloud) -> google_cloud_auth::credentials::Credentials {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, bearer(cloud));
+    google_cloud_auth::credentials::Credentials::from(Bearer {
+        headers,
+        tag: google_cloud_auth::credentials::EntityTag::new(),
+    })
+}
+
+/// `Bearer TOKEN`, marked sensitive.
+pub fn bearer(cloud: &LocalCloud) -> http::HeaderValue {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {}", cloud.token())).unwrap();
+    value.set_sensitive(true);
+    value
+}
+
+/// A plain HTTP client that sends the local cloud's token on every request.
+pub fn http(cloud: &LocalCloud) -> reqwest::Client {
+    authorized(cloud, reqwest::Client::builder())
+}
+
+/// `builder` with the local cloud's token on every request.
+pub fn authorized(cloud: &LocalCloud, builder: reqwest::ClientBuilder) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, bearer(cloud));
+    builder.default_headers(headers).build().unwrap()
+}
+
+/// A client of the official SDK on the local cloud, with its token and
+/// quick operation polling (Compute's default starts at 1 s).
 #[macro_export]
 macro_rules! client {
     ($client:ty, $cloud:expr) => {
         <$client>::builder()
             .with_endpoint($cloud.endpoint())
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+            .with_credentials(common::credentials(&$cloud))
             .with_polling_backoff_policy(
                 google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder::new()
                     .with_initial_delay(std::time::Duration::from_millis(50))

@@ -41,6 +41,31 @@ impl Record {
 }
 
 impl Objects {
+    /// The apps with this record, sorted: every `<dir>/<app>.yaml` whose stem is an app name
+    /// the store accepts, whether or not the app's spec is still there. Anything else in the
+    /// folder (a write's temporary file, a stray name) is not a record and is left out.
+    pub(crate) async fn list_records(&self, record: Record) -> Result<Vec<String>, StoreError> {
+        let mut apps: Vec<String> = self
+            .list_dir(record.dir())
+            .await?
+            .into_iter()
+            .filter_map(|listed| {
+                let name = listed.file_name.ok()?;
+                let app = name.strip_suffix(".yaml")?;
+                match names::check_app_name(app) {
+                    Ok(()) => Some(app.to_owned()),
+                    Err(reason) => {
+                        debug!(file = %self.display(record.dir(), &name), reason, "not a record");
+                        None
+                    }
+                }
+            })
+            .collect();
+        apps.sort();
+        apps.dedup();
+        Ok(apps)
+    }
+
     /// The record's bytes, `None` when there is none.
     pub(crate) async fn read_record(
         &self,

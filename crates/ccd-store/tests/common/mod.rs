@@ -45,6 +45,7 @@ macro_rules! behaviour_suite {
             ambiguous_and_misnamed_specs_are_reported,
             status_is_written_only_when_changed,
             status_delete_is_idempotent,
+            statuses_are_listed_whether_or_not_their_spec_remains,
             controls_are_written_read_and_deleted_beside_status,
             controls_are_never_specs,
             bad_app_names_are_refused,
@@ -71,6 +72,7 @@ pub async fn empty_store_lists_nothing<S: SpecStore, B: Backdoor>(s: Subject<S, 
     assert!(listing.specs.is_empty() && listing.unreadable.is_empty());
     assert_eq!(s.store.get_spec("hello").await.unwrap(), None);
     assert_eq!(s.store.read_status("hello").await.unwrap(), None);
+    assert!(s.store.list_statuses().await.unwrap().is_empty());
 }
 
 pub async fn lists_and_gets_specs_ignoring_other_files<S: SpecStore, B: Backdoor>(
@@ -264,6 +266,54 @@ pub async fn status_delete_is_idempotent<S: SpecStore, B: Backdoor>(s: Subject<S
     assert_eq!(s.raw.stamp("status/app.yaml").await, None);
     s.store.delete_status("app").await.unwrap();
     assert!(s.store.write_status("app", b"x: 1\n").await.unwrap());
+}
+
+pub async fn statuses_are_listed_whether_or_not_their_spec_remains<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    s.raw.put("specs/web.yaml", b"v: 1\n").await;
+    s.raw.put("specs/no-status.yaml", b"v: 1\n").await;
+    assert!(
+        s.store
+            .write_status("web", b"phase: Ready\n")
+            .await
+            .unwrap()
+    );
+    // The spec is gone, the status remains: exactly when someone looks.
+    assert!(
+        s.store
+            .write_status("gone", b"phase: Ready\n")
+            .await
+            .unwrap()
+    );
+    // The store lists it; whether it parses is the reader's business.
+    s.raw.put("status/broken.yaml", b"{{{ not yaml").await;
+    for not_a_status in [
+        "status/Bad Name.yaml",
+        "status/.hidden.yaml",
+        "status/web.yml",
+        "status/web.yaml#3",
+        "status/notes.txt",
+        "status/nested/deep.yaml",
+        "controls/ctl.yaml",
+        "scaling/scaled.yaml",
+    ] {
+        s.raw.put(not_a_status, b"phase: Ready\n").await;
+    }
+    assert_eq!(
+        s.store.list_statuses().await.unwrap(),
+        ["broken", "gone", "web"]
+    );
+    let broken = s.store.read_status("broken").await.unwrap();
+    assert_eq!(broken.as_deref(), Some(&b"{{{ not yaml"[..]));
+
+    s.store.delete_status("gone").await.unwrap();
+    assert_eq!(s.store.list_statuses().await.unwrap(), ["broken", "web"]);
+    // Listing statuses lists no specs, and the other way round.
+    assert_eq!(
+        names(&s.store.list_specs().await.unwrap()),
+        ["no-status", "web"]
+    );
 }
 
 pub async fn controls_are_written_read_and_deleted_beside_status<S: SpecStore, B: Backdoor>(

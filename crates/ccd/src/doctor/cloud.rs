@@ -13,14 +13,19 @@ use crate::controller::ControllerConfig;
 const LOCAL: &str = "not checked: the local cloud does not serve this";
 
 pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs, r: &mut Report) {
-    // A local cloud is one on this machine; any other endpoint is Compute
-    // Engine behind another address and gets the real checks.
-    let local = crate::controller::anonymous(config.endpoint.as_deref());
+    // A local cloud is one on this machine (or one given a token file); any
+    // other endpoint is Compute Engine behind another address and gets the
+    // real checks.
+    let local = config.local_cloud();
+    let endpoint_token = match config.endpoint_token() {
+        Ok(token) => token,
+        Err(e) => return r.fail("credentials", format!("{e:#}")),
+    };
     let gce = GceConfig {
         project: config.project.clone(),
         region: config.region.clone(),
         endpoint: config.endpoint.clone(),
-        anonymous: local,
+        endpoint_token,
         network: config.network.clone(),
         subnetwork: config.subnetwork.clone(),
         ..GceConfig::default()
@@ -33,20 +38,31 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
         }
     };
     let i = &inspector;
-    match (&config.endpoint, i.credentials().await) {
-        (Some(endpoint), _) => r.ok(
+    match (
+        &config.endpoint,
+        &config.endpoint_token_file,
+        i.credentials().await,
+    ) {
+        (Some(endpoint), Some(file), _) => r.ok(
             "credentials",
-            format!("none needed by the local cloud at {endpoint}"),
+            format!(
+                "the local cloud's token from {} for {endpoint}",
+                file.display()
+            ),
         ),
-        (None, Ok(())) => r.ok(
+        (_, _, Ok(())) => r.ok(
             "credentials",
             "Application Default Credentials give a token",
         ),
-        (None, Err(e)) => return r.fail("credentials", format!("{e}; {}", credentials_fix())),
+        (_, _, Err(e)) => return r.fail("credentials", format!("{e}; {}", credentials_fix())),
     }
     let (p, region) = (&config.project, &config.region);
     if let Err(e) = i.region().await {
         let fix = match e {
+            _ if local => format!(
+                "check \"endpoint\" and \"endpointTokenFile\" in {}: is the local cloud running, and is the file its data folder's `token`?",
+                path.display()
+            ),
             CloudError::NotFound { .. } => format!(
                 "check \"project\" and \"region\" in {}: project {p} or region {region} does not exist",
                 path.display()
@@ -192,9 +208,7 @@ async fn network(
             Ok(how) => r.ok("egress", how),
             Err(fix) => r.fail("egress", fix),
         },
-        Err(_) if crate::controller::anonymous(config.endpoint.as_deref()) => {
-            r.warn("egress", LOCAL)
-        }
+        Err(_) if config.local_cloud() => r.warn("egress", LOCAL),
         Err(e) => r.fail("egress", e),
     }
     if needs.internal_apps.is_empty() {
@@ -204,7 +218,7 @@ async fn network(
             "proxy-only subnet",
             format!("{} ({}, {}) in {region}", s.name, s.range, s.purpose),
         );
-    } else if crate::controller::anonymous(config.endpoint.as_deref()) {
+    } else if config.local_cloud() {
         r.warn(
             "proxy-only subnet",
             "not checked: the local cloud's internal load balancers need none",

@@ -178,7 +178,7 @@ pub(super) fn desired(
         .set_backends([Backend::new()
             .set_group(group)
             .set_balancing_mode(backend::BalancingMode::Utilization)
-            .set_capacity_scaler(1.0)])
+            .set_capacity_scaler(1.0_f32)])
         .set_or_clear_locality_lb_policy(
             spec.outlier
                 .as_ref()

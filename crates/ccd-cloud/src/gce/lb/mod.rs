@@ -170,22 +170,52 @@ impl GceCloud {
         }
     }
 
-    /// Whether any piece exists, in one read: the health check is created
-    /// first and deleted last, so it exists while any other piece does.
-    pub(crate) async fn has_load_balancer_impl(&self, id: &LbId) -> Outcome<bool> {
-        let names = Names::of(&id.name);
-        let (p, r) = (self.project(), self.region());
-        let resource = self.lb_resource(id.internal, "healthChecks", &names.hc);
-        let found = if id.internal {
-            let get = self.c.rhealth_checks.get().set_project(p).set_region(r);
-            let get = get.set_health_check(&names.hc).send();
-            self.find(&resource, get).await?.is_some()
-        } else {
-            let get = self.c.health_checks.get().set_project(p);
-            let get = get.set_health_check(&names.hc).send();
-            self.find(&resource, get).await?.is_some()
+    /// Which kinds exist, in one read: the health check is created first and
+    /// deleted last, so it exists while any other piece does, and one
+    /// aggregated list finds the global one (external) and the region's
+    /// (internal) together.
+    pub(crate) async fn load_balancers_impl(&self, app: &str, name: &str) -> Outcome<Vec<LbId>> {
+        let hc = Names::of(name).hc;
+        let filter = format!("name = \"{hc}\"");
+        let region = format!("regions/{}", self.region());
+        let (mut external, mut internal) = (false, false);
+        let mut token = String::new();
+        loop {
+            let list = self
+                .c
+                .health_checks
+                .aggregated_list()
+                .set_project(self.project())
+                .set_filter(&filter)
+                .set_page_token(&token)
+                .send();
+            let page = self.read("aggregated/healthChecks", list).await?;
+            for (scope, listed) in &page.items {
+                let here = listed
+                    .health_checks
+                    .iter()
+                    .any(|h| h.name.as_deref() == Some(hc.as_str()));
+                external |= here && scope == "global";
+                internal |= here && *scope == region;
+            }
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = next,
+                _ => break,
+            }
+        }
+        let id = |internal| LbId {
+            app: app.to_owned(),
+            name: name.to_owned(),
+            internal,
         };
-        Ok(found)
+        let mut out = Vec::new();
+        if external {
+            out.push(id(false));
+        }
+        if internal {
+            out.push(id(true));
+        }
+        Ok(out)
     }
 
     #[tracing::instrument(skip_all, fields(app = %id.app, lb = %id.name))]

@@ -43,6 +43,42 @@ async fn a_first_deploy_becomes_ready_with_one_group_behind_the_load_balancer() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_new_app_is_looked_at_when_its_instances_can_have_turned_healthy() {
+    // The autohealing check probes every 5 s and needs two passes in a row.
+    let h = Harness::new(&spec("1", ROLLING).replace("interval: 1s", "interval: 5s"));
+    let first = h.pass().await;
+    assert_eq!(
+        h.cloud.state().reads,
+        0,
+        "no status yet: nothing to observe before creating"
+    );
+    assert_eq!(first, Duration::from_secs(10), "two checks 5 s apart");
+    h.cloud.behave(&template_of(&h, "1"), Behaviour::Starting);
+    tokio::time::advance(first).await;
+    assert_eq!(h.pass().await, Duration::from_secs(5), "then once a check");
+    assert_eq!(h.cloud.state().reads, 1);
+    assert_eq!(h.status().phase, Phase::Progressing);
+    h.cloud.behave(&template_of(&h, "1"), Behaviour::Healthy);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let mutations = h.cloud.mutations();
+    h.pass().await;
+    assert_eq!(h.status().phase, Phase::Ready);
+    let reads = h.cloud.state().reads;
+    assert_eq!(
+        (reads, h.cloud.mutations()),
+        (2, mutations),
+        "the pass that ends the rollout only reads the members"
+    );
+    assert_eq!(
+        h.event_reasons()
+            .iter()
+            .filter(|r| *r == "GroupCreated")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_converged_app_costs_one_read_and_no_write() {
     let h = ready(ROLLING).await;
     h.pass().await;
