@@ -147,13 +147,13 @@ async fn check_nothing_leaked(
     prefix: &str,
     reference: &BTreeMap<String, Footprint>,
 ) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let now = footprints(http, compute, apps).await;
         if now == *reference {
             break;
         }
-        if std::time::Instant::now() > deadline {
+        if tokio::time::Instant::now() > deadline {
             bail!(
                 "resources differ from the first deployment's:\nnow:   {now:?}\nfirst: {reference:?}"
             );

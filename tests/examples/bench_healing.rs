@@ -19,7 +19,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use anyhow::{Result, bail};
 use ccd_e2e::agents::{burn, busy_spec, programs, signal};

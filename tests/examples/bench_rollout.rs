@@ -15,7 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use ccd_controller::status::Status;
@@ -290,7 +291,7 @@ async fn fleet_back(up: &Up, group: &str, good: &str) -> Result<jiff::Timestamp>
         if !all_good {
             left_good = true;
         } else if left_good {
-            return Ok(jiff::Timestamp::now());
+            return Ok(jiff::Timestamp::try_from(ccd_clock::wall()).unwrap_or_default());
         }
         if start.elapsed() > Duration::from_secs(300) {
             bail!("the fleet did not come back to {good} within 5 minutes");

@@ -23,7 +23,7 @@ pub fn setting(name: &str, default: u64) -> u64 {
 pub fn seed() -> u64 {
     setting(
         "SEED",
-        std::time::SystemTime::now()
+        ccd_clock::wall()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
     )

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -21,6 +22,7 @@ fn profile_dir() -> PathBuf {
 
 pub mod agents;
 pub mod chaos;
+pub mod fake_gcs;
 pub mod load;
 pub mod rollout;
 pub mod up;

@@ -120,9 +120,9 @@ impl Drop for Up {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && std::time::Instant::now() < deadline
+            && tokio::time::Instant::now() < deadline
         {
             if self.child.try_wait().ok().flatten().is_some() {
                 break;

@@ -67,7 +67,7 @@ async fn http_gives_up_after_the_timeout() {
             held.push(s);
         }
     });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let answer = check(CheckConfig::Http {
         port,
         path: "/".into(),

@@ -8,7 +8,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// `host:port` of the emulator, started on first use (the value for
 /// `PUBSUB_EMULATOR_HOST`). The process is spawned by a thread of its own

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,7 @@ impl<B: Bus> Outbox<B> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
+    ccd_clock::wall()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -95,7 +95,7 @@ fn now_ms() -> u64 {
 /// nanoseconds and the process ID.
 fn new_run() -> String {
     static RUNS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
+    let nanos = ccd_clock::wall()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);

@@ -35,6 +35,9 @@ pub enum CloudError {
     /// what the call would have done, e.g. "would be created".
     #[error("{resource} {change}")]
     WouldChange { resource: String, change: String },
+    /// Not sent: this controller's lease lapsed (another may lead now).
+    #[error("{resource}: not changed: this controller does not hold the leader lease")]
+    NotLeader { resource: String },
 }
 
 impl CloudError {
@@ -49,7 +52,8 @@ impl CloudError {
             | CloudError::Invalid { resource, .. }
             | CloudError::Other { resource, .. }
             | CloudError::NotOwned { resource, .. }
-            | CloudError::WouldChange { resource, .. } => resource,
+            | CloudError::WouldChange { resource, .. }
+            | CloudError::NotLeader { resource } => resource,
         }
     }
 

@@ -89,9 +89,9 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
     })
     .await;
     // The window starts once the warm-up above is counted.
-    let warmed_up = SystemTime::now();
+    let warmed_up = ccd_clock::wall();
     traffic_until(cloud, &lb, warmed_up, warmed_up).await;
-    let since = SystemTime::now();
+    let since = ccd_clock::wall();
     let reads_before = cloud.api_calls().reads;
 
     let (mut answered, mut server_errors) = (0u64, 0u64);
@@ -102,7 +102,7 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
             server_errors += 1;
         }
     }
-    let last_request = SystemTime::now();
+    let last_request = ccd_clock::wall();
     assert!(server_errors > 0, "the sample app answers a share with 500");
 
     let traffic = traffic_until(cloud, &lb, since, last_request).await;
@@ -120,7 +120,7 @@ async fn the_load_balancer_reports_the_requests_and_errors_its_group_answered() 
     );
 
     // A window that starts after the requests holds none of them.
-    let after = SystemTime::now();
+    let after = ccd_clock::wall();
     let later = traffic_until(cloud, &lb, after, after).await;
     assert_eq!(total(&later), (0, 0), "{later:?}");
 

@@ -21,7 +21,8 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use ccd_controller::{Desired, SpecSource};
 use ccd_runtime::{Action, Config, Controller, Reconciler};
@@ -160,7 +161,7 @@ async fn main() -> Fallible<ExitCode> {
     }
     let seed = match std::env::var("BENCH_SEED") {
         Ok(s) => s.parse().map_err(|_| "BENCH_SEED must be a number")?,
-        Err(_) => std::time::SystemTime::now()
+        Err(_) => ccd_clock::wall()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_nanos() as u64,
     };

@@ -13,6 +13,7 @@ pub mod decide;
 mod deploy;
 pub mod heal;
 pub mod heard;
+pub mod lease;
 mod observe;
 mod plan;
 pub mod preview;

@@ -4,7 +4,7 @@
 //! changes nothing, not even the status. Then the rollout's schedule: its
 //! steps, the capacity serving at each, and the best-case duration.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ccd_cloud::{Cloud, CloudError};
 use ccd_spec::App;
@@ -90,7 +90,7 @@ pub async fn preview<C: Cloud>(
         recorded,
         observed: &observed,
         control: None,
-        now: Timestamp::new(SystemTime::now()),
+        now: Timestamp::new(ccd_clock::wall()),
         poll: decide::WHILE_MOVING,
     };
     let decision = decide::decide(&input);

@@ -86,7 +86,7 @@ pub struct WallClock {
 
 impl WallClock {
     pub fn new() -> WallClock {
-        WallClock::starting_at(std::time::SystemTime::now())
+        WallClock::starting_at(ccd_clock::wall())
     }
 
     pub fn starting_at(base: std::time::SystemTime) -> WallClock {

@@ -173,10 +173,10 @@ async fn a_spec_the_parser_panics_on_is_invalid_alone() {
 /// run. (The paused clock stands still while a blocking task runs, so a
 /// Tokio sleep would wait for the parse this test holds.)
 async fn spin_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "gave up waiting for {what}"
         );
         tokio::task::yield_now().await;

@@ -190,6 +190,15 @@ pub struct Status {
     /// they are (it was deleted, broken or moved them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupRecord>,
+    /// The region of the controller that writes it: a controller for
+    /// another region on the same store leaves the app alone.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub controller_region: String,
+    /// The leader epoch of the controller that wrote it (0, left out: a
+    /// controller alone by configuration); a deposed leader of the same
+    /// region does not overwrite a status with a later one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leader_epoch: u64,
     /// Where the one group was, in statuses written before `groups`.
     #[serde(default, skip_serializing)]
     zone: Option<String>,
@@ -198,6 +207,16 @@ pub struct Status {
 }
 
 const HEADER: &str = "Written by ccd; edits are overwritten.";
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The region and leader epoch a stored status was written under (see
+/// [`Status::leader_epoch`]); `None` for bytes that are not a status.
+pub fn epoch_of(bytes: &[u8]) -> Option<(String, u64)> {
+    Status::parse(bytes).map(|s| (s.controller_region, s.leader_epoch))
+}
 
 impl Status {
     pub fn to_yaml(&self) -> String {

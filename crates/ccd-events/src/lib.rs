@@ -39,10 +39,11 @@
 
 mod table;
 
+use ccd_clock::Instant;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -607,7 +608,7 @@ fn duration_ms(d: Duration) -> u64 {
 
 /// The current time, unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    ccd_clock::wall()
         .duration_since(UNIX_EPOCH)
         .map_or(0, duration_ms)
 }

@@ -3,10 +3,11 @@
 //! file, so they exclude each other as two processes do), and across real processes, by running
 //! this test binary again as a child that plays the other side.
 
+use ccd_clock::Instant;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ccd_events::{Event, EventLog, EventsError, Kind};
 

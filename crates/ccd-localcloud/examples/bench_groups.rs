@@ -8,7 +8,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark reports on stdout
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};

@@ -1,14 +1,11 @@
 //! Timestamps and ids in Compute's formats, without a date library.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// RFC 3339 in UTC with milliseconds, as Compute writes `creationTimestamp`
 /// (Google uses the Pacific offset; any offset is valid RFC 3339).
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = ccd_clock::since_epoch();
     rfc3339(since.as_secs(), since.subsec_millis())
 }
 
@@ -41,10 +38,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A unique numeric id, sent as a decimal string like Compute's `id`.
 pub fn new_id() -> String {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
+    let seed = ccd_clock::since_epoch().as_nanos() as u64;
     let _ = NEXT_ID.compare_exchange(0, seed | (1 << 60), Ordering::Relaxed, Ordering::Relaxed);
     NEXT_ID.fetch_add(1, Ordering::Relaxed).to_string()
 }

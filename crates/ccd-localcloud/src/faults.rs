@@ -106,10 +106,7 @@ impl Faults {
 
     /// splitmix64: good enough to spread failures, no dependency.
     fn next_random(&self) -> u64 {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
+        let seed = ccd_clock::since_epoch().as_nanos() as u64;
         let _ = self
             .rng
             .compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);

@@ -11,7 +11,8 @@
 //! how many reconciles run together.
 //!
 //! A [`RateLimiter`] caps calls to the cloud across all reconciles;
-//! [`Metrics`] counts what the controller did, for `/metrics`.
+//! [`Metrics`] counts what the controller did, for `/metrics`. [`lease`]
+//! elects one leader among controllers sharing a store.
 //!
 //! Every timer is `tokio::time`, so all of it runs on Tokio's paused test
 //! clock.
@@ -19,6 +20,7 @@
 mod backoff;
 mod cache;
 mod controller;
+pub mod lease;
 mod metrics;
 mod queue;
 mod rate_limit;

@@ -10,7 +10,8 @@ use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use common::{App, WAIT, addr, read_response, send_request};
 

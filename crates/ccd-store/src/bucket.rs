@@ -134,6 +134,11 @@ pub struct BucketStore {
 }
 
 impl BucketStore {
+    /// The shared object machinery, for records kept in their own modules.
+    pub(crate) fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
     /// Builds the client; no request is made until the first operation.
     pub fn new(config: BucketConfig) -> Result<Self, StoreError> {
         let location = config.url();
@@ -239,6 +244,17 @@ impl SpecStore for BucketStore {
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         self.objects.write_record(Record::Status, app, bytes).await
+    }
+
+    async fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: crate::Fence,
+    ) -> Result<bool, StoreError> {
+        self.objects
+            .write_record_fenced(Record::Status, app, bytes, Some(fence))
+            .await
     }
 
     async fn delete_status(&self, app: &str) -> Result<(), StoreError> {

@@ -92,4 +92,30 @@ pub enum StoreError {
         /// How many read-compare-write rounds were tried.
         attempts: u32,
     },
+    /// The store does not refuse stale conditional writes, which leader
+    /// election needs.
+    #[error(
+        "{location} cannot hold a leader election: {reason}. Leader election needs a Cloud Storage bucket (gs://BUCKET/PREFIX); on a local folder run a single controller"
+    )]
+    Unconditional {
+        /// The store.
+        location: String,
+        /// What the check found.
+        reason: String,
+    },
+    /// A status kept by another writer: a controller of another region, or
+    /// a later leader of the same one (this writer was deposed).
+    #[error(
+        "{location} is kept by the controller of {holder} (epoch {theirs}); this one (epoch {ours}) leaves it alone"
+    )]
+    Fenced {
+        /// The file's full location.
+        location: String,
+        /// The election (region) of the controller that wrote it.
+        holder: String,
+        /// Its epoch.
+        theirs: u64,
+        /// The writer's.
+        ours: u64,
+    },
 }

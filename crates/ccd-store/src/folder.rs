@@ -26,6 +26,11 @@ pub struct FolderStore {
 }
 
 impl FolderStore {
+    /// The shared object machinery, for records kept in their own modules.
+    pub(crate) fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
     /// Opens the store at `root`, creating `root`, `specs/` and `status/` when missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self, StoreError> {
         let given = root.as_ref();
@@ -104,6 +109,17 @@ impl SpecStore for FolderStore {
 
     async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         self.objects.write_record(Record::Status, app, bytes).await
+    }
+
+    async fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: crate::Fence,
+    ) -> Result<bool, StoreError> {
+        self.objects
+            .write_record_fenced(Record::Status, app, bytes, Some(fence))
+            .await
     }
 
     async fn delete_status(&self, app: &str) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ mod conflict_tests;
 mod emulator;
 mod error;
 mod folder;
+mod lease;
 mod names;
 mod objects;
 mod url;
@@ -30,6 +31,7 @@ pub use bytes::Bytes;
 pub use error::StoreError;
 pub use folder::FolderStore;
 use futures::stream::BoxStream;
+pub use lease::{LeaseObject, LeaseWrite};
 pub use url::StoreUrl;
 
 /// A spec's version as the store reports it: `sha256:<hex>` of its bytes.
@@ -128,6 +130,16 @@ pub trait SpecStore: Send + Sync + 'static {
         bytes: &[u8],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// As [`write_status`](Self::write_status), but refused
+    /// ([`StoreError::Fenced`]) when the stored status was written under a
+    /// later leader epoch than `fence.epoch`.
+    fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: Fence,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Removes `status/<app>.yaml`; succeeds when there is none.
     fn delete_status(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -168,6 +180,38 @@ pub trait SpecStore: Send + Sync + 'static {
     fn delete_scaling(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Which writer may replace a record: the writer's election (controllers of
+/// different regions hold different leases) and epoch in it, and how to read
+/// both from a stored record (the store does not know the status format).
+///
+/// A record of another election is never replaced; one of the same election
+/// only by an epoch at least as late. A record naming no election is
+/// anyone's, and epoch 0 (a controller alone by configuration) does not
+/// compare epochs.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    /// The writer's election: its region, say.
+    pub election: String,
+    /// The writer's epoch in it.
+    pub epoch: u64,
+    /// The election and epoch a stored record was written under, `None`
+    /// when it is not such a record.
+    pub read: fn(&[u8]) -> Option<(String, u64)>,
+}
+
+impl Fence {
+    /// Why the stored record must not be replaced: its election and epoch.
+    pub(crate) fn refuses(&self, stored: &[u8]) -> Option<(String, u64)> {
+        let (election, theirs) = (self.read)(stored)?;
+        let refused = match election.is_empty() {
+            true => false,
+            false if election != self.election => true,
+            false => self.epoch > 0 && theirs > self.epoch,
+        };
+        refused.then_some((election, theirs))
+    }
+}
+
 /// Either store, chosen at run time from a [`StoreUrl`].
 #[derive(Debug)]
 pub enum AnyStore {
@@ -187,6 +231,15 @@ impl AnyStore {
                 Self::Bucket(BucketStore::new(BucketConfig::from_env(bucket, prefix))?)
             }
         })
+    }
+}
+
+impl AnyStore {
+    fn objects(&self) -> &objects::Objects {
+        match self {
+            Self::Folder(s) => s.objects(),
+            Self::Bucket(s) => s.objects(),
+        }
     }
 }
 
@@ -237,6 +290,18 @@ impl SpecStore for AnyStore {
         match self {
             Self::Folder(s) => s.write_status(app, bytes).await,
             Self::Bucket(s) => s.write_status(app, bytes).await,
+        }
+    }
+
+    async fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: Fence,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Folder(s) => s.write_status_fenced(app, bytes, fence).await,
+            Self::Bucket(s) => s.write_status_fenced(app, bytes, fence).await,
         }
     }
 

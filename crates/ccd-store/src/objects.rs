@@ -310,6 +310,50 @@ impl Objects {
     }
 
     /// Reads `<dir>/<file>`, refusing anything over `limit` before downloading it.
+    /// A file's bytes and metadata, for records kept outside this module
+    /// (leases); `None` when there is none.
+    pub(crate) async fn read_file(
+        &self,
+        dir: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        self.read(dir, file, limit).await
+    }
+
+    /// One put with the caller's mode (create-only, conditional update).
+    pub(crate) async fn put_file(
+        &self,
+        dir: &str,
+        file: &str,
+        payload: object_store::PutPayload,
+        options: object_store::PutOptions,
+    ) -> Result<object_store::PutResult, StoreError> {
+        self.store
+            .put_opts(&self.key(dir, file), payload, options)
+            .await
+            .map_err(|source| StoreError::Write {
+                location: self.display(dir, file),
+                source,
+            })
+    }
+
+    /// Removes a file; succeeds when there is none.
+    pub(crate) async fn delete_file(&self, dir: &str, file: &str) -> Result<(), StoreError> {
+        match object_store::ObjectStoreExt::delete(&*self.store, &self.key(dir, file)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::Delete {
+                location: self.display(dir, file),
+                source,
+            }),
+        }
+    }
+
+    /// A file's full location, for messages.
+    pub(crate) fn display_file(&self, dir: &str, file: &str) -> String {
+        self.display(dir, file)
+    }
+
     async fn read(
         &self,
         dir: &str,

@@ -8,7 +8,9 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use ccd_store::{BucketConfig, BucketStore, SpecStore};
+use ccd_store::{
+    AnyStore, BucketConfig, BucketStore, FolderStore, LeaseWrite, SpecStore, StoreError,
+};
 use common::{Backdoor, Subject, behaviour_suite};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -222,4 +224,63 @@ async fn controls_written_by_one_store_are_seen_by_another() {
     assert_eq!(read.as_deref(), Some(&b"resume: true\n"[..]));
     controller.delete_control("app").await.unwrap();
     assert_eq!(s.store.read_control("app").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn leases_are_written_only_at_the_generation_read() {
+    let s = bucket_subject().await;
+    let store = AnyStore::Bucket(BucketStore::new(config(&s.raw.fake)).unwrap());
+    assert_eq!(store.read_lease("ctl").await.unwrap(), None);
+    let LeaseWrite::Written(first) = store.write_lease("ctl", b"{\"a\":1}", None).await.unwrap()
+    else {
+        panic!("the first create writes");
+    };
+    assert_eq!(
+        store.write_lease("ctl", b"{\"b\":1}", None).await.unwrap(),
+        LeaseWrite::Moved
+    );
+    let LeaseWrite::Written(second) = store
+        .write_lease("ctl", b"{\"a\":2}", Some(first))
+        .await
+        .unwrap()
+    else {
+        panic!("a write at the current generation writes");
+    };
+    assert!(second > first, "{first} then {second}");
+    assert_eq!(
+        store
+            .write_lease("ctl", b"{\"b\":2}", Some(first))
+            .await
+            .unwrap(),
+        LeaseWrite::Moved,
+        "a stale generation is refused"
+    );
+    let read = store.read_lease("ctl").await.unwrap().unwrap();
+    assert_eq!(
+        (read.bytes.as_ref(), read.generation),
+        (&b"{\"a\":2}"[..], second)
+    );
+    // The object really is at leases/ under the prefix.
+    assert_eq!(
+        s.raw.stamp("leases/ctl.json").await,
+        Some(second.to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_bucket_passes_the_election_check_and_a_folder_is_refused_naming_the_fix() {
+    let s = bucket_subject().await;
+    let bucket = AnyStore::Bucket(BucketStore::new(config(&s.raw.fake)).unwrap());
+    bucket.check_conditional_writes().await.unwrap();
+    bucket.check_conditional_writes().await.unwrap();
+    assert_eq!(
+        s.raw.stamp("leases/.probe.json").await,
+        None,
+        "the probe is removed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let folder = AnyStore::Folder(FolderStore::new(dir.path()).unwrap());
+    let err = folder.check_conditional_writes().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unconditional { .. }), "{err}");
+    assert!(err.to_string().contains("single controller"), "{err}");
 }

@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use ccd_supervisor::{Error, ExitStatus, ProcessEvent, ProcessState, Signal, Supervisor};
 use common::*;

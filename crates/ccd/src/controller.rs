@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ccd_bus::{AnyBus, Drops, PubSubBus, PubSubConfig};
 use ccd_cloud::model::LbKind;
 use ccd_cloud::{EndpointToken, GceCloud, GceConfig};
 use ccd_controller::{DeployReconciler, LocalTarget, SpecSource};
+use ccd_runtime::lease::{LeaseTimes, run_elector};
 use ccd_store::{AnyStore, StoreUrl};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +86,46 @@ pub struct ControllerConfig {
     /// `false`: as the project's default account.
     #[serde(default = "default_app_service_accounts")]
     pub app_service_accounts: bool,
+    /// Several controllers on one bucket elect a leader, which alone
+    /// changes the cloud and writes status; the others stand by with their
+    /// caches warm. `{}` takes the defaults. A bucket store only.
+    #[serde(default)]
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// The lease's timings, in seconds (defaults 15, 5 and 10, as Kubernetes').
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElection {
+    #[serde(default = "default_lease_seconds")]
+    lease_seconds: u64,
+    #[serde(default = "default_renew_seconds")]
+    renew_seconds: u64,
+    #[serde(default = "default_renew_deadline_seconds")]
+    renew_deadline_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    LeaseTimes::default().lease.as_secs()
+}
+
+fn default_renew_seconds() -> u64 {
+    LeaseTimes::default().renew_every.as_secs()
+}
+
+fn default_renew_deadline_seconds() -> u64 {
+    LeaseTimes::default().renew_deadline.as_secs()
+}
+
+impl LeaderElection {
+    pub fn times(&self) -> LeaseTimes {
+        LeaseTimes {
+            lease: Duration::from_secs(self.lease_seconds),
+            renew_every: Duration::from_secs(self.renew_seconds),
+            renew_deadline: Duration::from_secs(self.renew_deadline_seconds),
+            ..LeaseTimes::default()
+        }
+    }
 }
 
 fn default_app_service_accounts() -> bool {
@@ -230,6 +272,24 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
         ),
         _ => {}
     }
+    if let Some(election) = &config.leader_election {
+        election.times().check().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: leaderElection: {e}; e.g. leaseSeconds 15, renewSeconds 5, renewDeadlineSeconds 10",
+                path.display()
+            )
+        })?;
+        if config
+            .store
+            .parse::<StoreUrl>()
+            .is_ok_and(|u| !matches!(u, StoreUrl::Bucket { .. }))
+        {
+            bail!(
+                "{}: leaderElection needs a bucket store (gs://BUCKET/PREFIX): a folder cannot refuse a stale write; run a single controller on a folder",
+                path.display()
+            );
+        }
+    }
     if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
         bail!(
             "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
@@ -303,6 +363,9 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         .parse()
         .with_context(|| format!("store {:?}", config.store))?;
     let store = Arc::new(AnyStore::open(&url).context("cannot open the store")?);
+    let stop = CancellationToken::new();
+    let (election, elector) = elect(&config, set, &store, &stop).await?;
+    let leadership = election.leadership.clone();
     let cloud = GceCloud::new(GceConfig {
         project: config.project.clone(),
         region: config.region.clone(),
@@ -316,7 +379,8 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         ..GceConfig::default()
     })
     .await
-    .context("cannot set up the Compute client")?;
+    .context("cannot set up the Compute client")?
+    .with_fence(leadership.clone());
     let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
     let events = Arc::new(Events {
@@ -354,14 +418,21 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     ))
     .with_deletion_grace(std::time::Duration::from_secs(
         config.deletion_grace_seconds,
-    ));
+    ))
+    .with_leadership(leadership.clone());
     let runtime_config = deploy_runtime();
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, runtime_config);
-    let stop = CancellationToken::new();
     let mut metrics = Vec::new();
     if set.deploy {
         metrics.push(controller.metrics());
+        tokio::spawn(ccd_controller::lease::wake_on_leading(
+            leadership.clone(),
+            controller.cache(),
+            store.clone(),
+            controller.trigger(),
+            stop.clone(),
+        ));
         tokio::spawn(ccd_controller::sweep::run(
             cloud.clone(),
             controller.cache(),
@@ -383,11 +454,15 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
             Arc::new(AnyBus::PubSub(bus)),
             events,
             dropped.clone(),
-            stop.clone(),
+            crate::reconcilers::Acting {
+                leadership: leadership.clone(),
+                stop: stop.clone(),
+            },
         ));
         drops = Some(dropped);
     }
-    let metrics = crate::metrics::serve(config.metrics_listen, metrics, cloud, drops).await?;
+    let metrics =
+        crate::metrics::serve(config.metrics_listen, metrics, cloud, drops, election).await?;
     tracing::info!(%metrics, "metrics served at /metrics");
     tracing::info!(store = %config.store, project = %config.project, ?set, "controller running");
     let signalled = stop.clone();
@@ -400,7 +475,77 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     } else {
         stop.cancelled().await;
     }
+    if let Some(elector) = elector {
+        // It gives the lease up once this process has stopped acting.
+        let _ = tokio::time::timeout(Duration::from_secs(10), elector).await;
+    }
     Ok(())
+}
+
+/// Joins the leader election the configuration asks for, once the store
+/// has shown it refuses stale writes; alone otherwise. The lease is per
+/// region and set of reconcilers, so controllers for other regions, or
+/// running other reconcilers, do not compete.
+async fn elect(
+    config: &ControllerConfig,
+    set: crate::reconcilers::Set,
+    store: &Arc<AnyStore>,
+    stop: &CancellationToken,
+) -> anyhow::Result<(
+    crate::metrics::Election,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let Some(election) = &config.leader_election else {
+        return Ok((crate::metrics::Election::alone(), None));
+    };
+    store
+        .check_conditional_writes()
+        .await
+        .context("leaderElection")?;
+    let lease =
+        ccd_controller::lease::StoreLease::new(store.clone(), lease_name(&config.region, set));
+    let holder = holder_id();
+    let stopped = stop.clone();
+    let (leadership, counts, elector) = run_elector(
+        Arc::new(lease),
+        holder.clone(),
+        election.times(),
+        async move { stopped.cancelled().await },
+    );
+    tracing::info!(holder, "leader election joined");
+    let election = crate::metrics::Election {
+        leadership,
+        counts: Some(counts),
+    };
+    Ok((election, Some(tokio::spawn(elector))))
+}
+
+/// `controller-REGION-RECONCILERS`, e.g. `controller-europe-west1-deploy-health`.
+fn lease_name(region: &str, set: crate::reconcilers::Set) -> String {
+    let mut name = format!("controller-{region}");
+    for (on, reconciler) in [
+        (set.deploy, "deploy"),
+        (set.health, "health"),
+        (set.scaling, "scaling"),
+    ] {
+        if on {
+            name.push('-');
+            name.push_str(reconciler);
+        }
+    }
+    name
+}
+
+/// This process among the candidates: host, process id and a random part
+/// (a restarted process is a new candidate).
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    // std's hasher keys are random per process: enough to tell restarts apart.
+    let random =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+    format!("{host}-{}-{:08x}", std::process::id(), random as u32)
 }
 
 /// The deploy controller's machinery. Most of a reconcile is waiting for

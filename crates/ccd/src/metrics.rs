@@ -11,6 +11,7 @@ use axum::routing::get;
 use ccd_bus::{DropReason, Drops};
 use ccd_cloud::{ApiCalls, GceCloud};
 use ccd_runtime::Metrics;
+use ccd_runtime::lease::{ElectorMetrics, Leadership};
 
 /// Serves the metrics on `listen` until the process ends; returns the bound address.
 pub async fn serve(
@@ -18,6 +19,7 @@ pub async fn serve(
     runtime: Vec<Metrics>,
     cloud: Arc<GceCloud>,
     drops: Option<Arc<Drops>>,
+    election: Election,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -29,6 +31,7 @@ pub async fn serve(
         if let Some(drops) = &drops {
             render_drops(&mut out, drops);
         }
+        render_election(&mut out, &election);
         out
     };
     let app = Router::new()
@@ -40,6 +43,49 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+/// This process's place in the leader election, for `ccd_leader`.
+#[derive(Debug, Clone)]
+pub struct Election {
+    pub leadership: Leadership,
+    /// `None` for a controller alone by configuration.
+    pub counts: Option<Arc<ElectorMetrics>>,
+}
+
+impl Election {
+    pub fn alone() -> Self {
+        Self {
+            leadership: Leadership::alone(),
+            counts: None,
+        }
+    }
+}
+
+fn render_election(out: &mut String, election: &Election) {
+    let leading = u8::from(election.leadership.epoch().is_some());
+    let _ = writeln!(
+        out,
+        "# HELP ccd_leader 1 while this process leads (and may change the cloud), 0 on a standby.\n\
+         # TYPE ccd_leader gauge\nccd_leader {leading}"
+    );
+    let Some(counts) = &election.counts else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP ccd_leader_election_total What the leader election saw: acquisitions, leases lost, unreadable lease objects, store errors.\n\
+         # TYPE ccd_leader_election_total counter"
+    );
+    for (event, n) in [
+        ("acquired", &counts.acquired),
+        ("lost", &counts.lost),
+        ("unreadable_lease", &counts.unreadable),
+        ("store_error", &counts.store_errors),
+    ] {
+        let n = n.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(out, "ccd_leader_election_total{{event=\"{event}\"}} {n}");
+    }
 }
 
 fn render_drops(out: &mut String, drops: &Drops) {

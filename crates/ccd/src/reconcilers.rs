@@ -12,6 +12,7 @@ use ccd_controller::heard::{Listener, Reports};
 use ccd_controller::scale::ScalingReconciler;
 use ccd_controller::{EventSink, SpecSource};
 use ccd_runtime::Metrics;
+use ccd_runtime::lease::{Gated, Leadership};
 use ccd_store::SpecStore;
 use tokio_util::sync::CancellationToken;
 
@@ -63,8 +64,20 @@ impl Set {
     }
 }
 
+/// How soon a standby's health and scaling reconcilers look again, so one
+/// that starts to lead picks its apps up within this.
+const STANDBY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When the reconcilers act: while `leadership` says this process leads,
+/// until `stop`.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    pub leadership: Leadership,
+    pub stop: CancellationToken,
+}
+
 /// The health and scaling reconcilers this process runs, each a controller
-/// over the specs with a listener on the bus; they stop with `stop`.
+/// over the specs with a listener on the bus.
 pub fn start<S: SpecStore>(
     set: Set,
     cloud: Arc<GceCloud>,
@@ -72,8 +85,9 @@ pub fn start<S: SpecStore>(
     bus: Arc<AnyBus>,
     events: Arc<dyn EventSink>,
     drops: Arc<Drops>,
-    stop: CancellationToken,
+    acting: Acting,
 ) -> Vec<Metrics> {
+    let Acting { leadership, stop } = acting;
     let mut metrics = Vec::new();
     if set.health {
         let reports = Reports::default();
@@ -86,7 +100,7 @@ pub fn start<S: SpecStore>(
         );
         let controller = ccd_runtime::Controller::new(
             SpecSource::new(store.clone()),
-            reconciler,
+            Gated::new(reconciler, leadership.clone(), STANDBY_POLL),
             runtime("health"),
         );
         let listener = Listener {
@@ -102,8 +116,11 @@ pub fn start<S: SpecStore>(
     if set.scaling {
         let reports = Reports::default();
         let reconciler = ScalingReconciler::new(cloud, store.clone(), reports.clone(), events);
-        let controller =
-            ccd_runtime::Controller::new(SpecSource::new(store), reconciler, runtime("scaling"));
+        let controller = ccd_runtime::Controller::new(
+            SpecSource::new(store),
+            Gated::new(reconciler, leadership, STANDBY_POLL),
+            runtime("scaling"),
+        );
         let listener = Listener {
             bus,
             name: "scaling".to_owned(),

@@ -132,9 +132,7 @@ async fn control(op: &Operator, change: impl Fn(&mut Control), verb: &str) -> an
         ..Control::default()
     });
     change(&mut c);
-    c.changed = Some(ccd_controller::record::Timestamp::new(
-        std::time::SystemTime::now(),
-    ));
+    c.changed = Some(ccd_controller::record::Timestamp::new(ccd_clock::wall()));
     c.by = std::env::var("USER").ok().filter(|u| !u.is_empty());
     store
         .write_control(&op.app, c.to_yaml(&op.app).as_bytes())

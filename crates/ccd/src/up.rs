@@ -151,9 +151,19 @@ async fn up(args: Args) -> anyhow::Result<()> {
         bus,
         events,
         drops.clone(),
-        stop.clone(),
+        crate::reconcilers::Acting {
+            leadership: ccd_runtime::lease::Leadership::alone(),
+            stop: stop.clone(),
+        },
     ));
-    let metrics = crate::metrics::serve(args.metrics_listen, metrics, cloud, Some(drops)).await?;
+    let metrics = crate::metrics::serve(
+        args.metrics_listen,
+        metrics,
+        cloud,
+        Some(drops),
+        crate::metrics::Election::alone(),
+    )
+    .await?;
     #[allow(clippy::print_stdout)] // the command's own output
     {
         println!("metrics: http://{metrics}/metrics");

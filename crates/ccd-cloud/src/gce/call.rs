@@ -35,6 +35,8 @@ pub(crate) enum Kind {
     Other,
     /// A read-only view refused a mutation.
     WouldChange,
+    /// This controller does not lead (any more): it sends no mutation.
+    NotLeader,
     /// Found by name, but not marked as ccd's for the app.
     NotOwned,
 }
@@ -77,6 +79,7 @@ impl From<Failure> for CloudError {
                 change: message,
             },
             Kind::NotOwned => CloudError::NotOwned { resource, message },
+            Kind::NotLeader => CloudError::NotLeader { resource },
         }
     }
 }
@@ -342,7 +345,16 @@ impl GceCloud {
         if self.read_only {
             return Err(Failure::new(Kind::WouldChange, resource, change));
         }
-        Ok(())
+        self.refuse_unless_leading(resource)
+    }
+
+    /// The fence, checked again right before a mutation is sent: the rate
+    /// limiter may have held it past the lease's renew deadline.
+    pub(crate) fn refuse_unless_leading(&self, resource: &str) -> Outcome<()> {
+        match self.fence.epoch() {
+            Some(_) => Ok(()),
+            None => Err(Failure::new(Kind::NotLeader, resource, "not leading")),
+        }
     }
 
     /// A create: 409 means it exists already (ours, from an earlier attempt, or

@@ -121,6 +121,7 @@ impl GceCloud {
     ) -> Outcome<T> {
         self.refuse_if_read_only(resource, change)?;
         self.limiter.acquire().await;
+        self.refuse_unless_leading(resource)?;
         self.counters.poll(true);
         tracing::debug!(target: super::call::CALLS, resource, "mutation");
         call.await.map_err(|e| super::call::classify(resource, &e))

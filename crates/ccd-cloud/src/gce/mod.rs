@@ -162,6 +162,8 @@ pub struct GceCloud {
     proxy_ranges: Arc<tokio::sync::OnceCell<Vec<String>>>,
     /// Mutations are refused ([`Cloud::read_only`]).
     read_only: bool,
+    /// Mutations are refused unless this process leads (see [`GceCloud::with_fence`]).
+    fence: ccd_runtime::lease::Leadership,
 }
 
 macro_rules! client {
@@ -276,7 +278,16 @@ impl GceCloud {
             region_zones: Default::default(),
             proxy_ranges: Default::default(),
             read_only: false,
+            fence: ccd_runtime::lease::Leadership::alone(),
         })
+    }
+
+    /// Sends mutations only while `leadership` says this process may act,
+    /// checked before each is sent (after any wait for the rate limiter):
+    /// a controller whose lease lapsed changes nothing, even mid-pass.
+    pub fn with_fence(mut self, leadership: ccd_runtime::lease::Leadership) -> Self {
+        self.fence = leadership;
+        self
     }
 
     /// Calls sent so far, by kind.
@@ -306,6 +317,7 @@ impl Cloud for GceCloud {
             region_zones: self.region_zones.clone(),
             proxy_ranges: self.proxy_ranges.clone(),
             read_only: true,
+            fence: self.fence.clone(),
         }
     }
 

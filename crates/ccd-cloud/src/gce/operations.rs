@@ -41,6 +41,9 @@ impl GceCloud {
         loop {
             let waited = sent && running.as_ref().is_some_and(|o| o.name.is_some());
             self.limiter.acquire().await;
+            if !sent {
+                self.refuse_unless_leading(resource)?;
+            }
             self.counters.poll(!sent);
             let what = match (sent, waited) {
                 (false, _) => "mutation",

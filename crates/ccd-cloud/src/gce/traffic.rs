@@ -176,7 +176,7 @@ fn timestamp(resource: &str, t: SystemTime) -> Outcome<google_cloud_wkt::Timesta
 impl GceCloud {
     #[tracing::instrument(skip_all, fields(app = %id.app, lb = %id.name))]
     pub(crate) async fn lb_traffic_impl(&self, id: &LbId, since: SystemTime) -> Outcome<LbTraffic> {
-        let now = SystemTime::now();
+        let now = ccd_clock::wall();
         let local = self.config.endpoint.is_some();
         let complete_until = now.checked_sub(publication_delay(local, id.internal));
         let resource = format!(

@@ -9,12 +9,14 @@ mod pass;
 mod remove;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ccd_cloud::{Cloud, CloudError};
+use ccd_runtime::lease::Leadership;
 use ccd_runtime::{Action, Reconciler};
-use ccd_store::{SpecStore, StoreError};
+use ccd_store::{Fence, SpecStore, StoreError};
 use tracing::{Instrument, info_span};
 
 use crate::decide::Known;
@@ -43,6 +45,9 @@ pub enum ReconcileError {
     Cloud(#[from] CloudError),
     #[error("cannot write the status: {0}")]
     Store(#[from] StoreError),
+    /// The lease lapsed during the pass: what is left is the next leader's.
+    #[error("stopped: this controller no longer holds the leader lease")]
+    NotLeading,
 }
 
 /// Turns an app's load balancer (as asked, and as it is) into the URLs users call.
@@ -77,6 +82,10 @@ pub struct DeployReconciler<C, S> {
     probes: Arc<dyn Probes>,
     clock: WallClock,
     memory: Mutex<HashMap<String, Memory>>,
+    /// The leader epoch `memory` was built under: another leader may have
+    /// written every status since, so a new epoch starts from the store.
+    memory_epoch: AtomicU64,
+    leadership: Leadership,
     drift_check: Duration,
     poll: Duration,
     deletion_grace: Duration,
@@ -102,6 +111,8 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     ) -> Self {
         DeployReconciler {
             memory: Default::default(),
+            memory_epoch: AtomicU64::new(0),
+            leadership: Leadership::alone(),
             drift_check: DRIFT_CHECK,
             deletion_grace: DELETION_GRACE,
             poll: crate::decide::WHILE_MOVING,
@@ -141,6 +152,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         self
     }
 
+    /// Acts only while `leadership` says this process leads (default: alone,
+    /// always), and stamps its epoch on every status it writes.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
     /// The clock rollout records are kept by.
     pub fn with_clock(mut self, clock: WallClock) -> Self {
         self.clock = clock;
@@ -173,7 +191,47 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             .unwrap_or_default())
     }
 
-    async fn write_status(&self, status: &Status) -> Result<bool, StoreError> {
+    /// Forgets what was remembered under another epoch.
+    fn start_epoch(&self, epoch: u64) {
+        if self.memory_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            self.memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    /// Whether another region's controller keeps `app`'s status: read from
+    /// the store, since that controller may have written it a moment ago.
+    async fn kept_elsewhere(&self, app: &str) -> Result<bool, StoreError> {
+        let stored = self.store.read_status(app).await?;
+        let region = stored
+            .and_then(|b| Status::parse(&b))
+            .map(|s| s.controller_region)
+            .unwrap_or_default();
+        Ok(!region.is_empty() && region != self.cloud.region())
+    }
+
+    /// Writes a status of an app of this controller's region, claiming it
+    /// for this region and stamping the epoch.
+    async fn write_status(&self, status: &Status) -> Result<bool, ReconcileError> {
+        self.write_status_as(status, true).await
+    }
+
+    /// Writes a status; `claim: false` keeps its region stamp as recorded
+    /// (a stall over a spec that may be another region's app must not stop
+    /// that region's controller from taking it).
+    async fn write_status_as(&self, status: &Status, claim: bool) -> Result<bool, ReconcileError> {
+        let Some(epoch) = self.leadership.epoch() else {
+            return Err(ReconcileError::NotLeading);
+        };
+        let mut status = status.clone();
+        if claim {
+            status.controller_region = self.cloud.region().to_owned();
+        }
+        let ours = status.controller_region == self.cloud.region();
+        status.leader_epoch = if ours { epoch } else { 0 };
+        let status = &status;
         let mut memory = self.memory(&status.app);
         let recent = memory.written.is_some_and(|at| at.elapsed() < COUNTS_EVERY);
         if recent
@@ -185,9 +243,15 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             // The probe's counts are cumulative: the next write carries them.
             return Ok(false);
         }
+        let bytes = status.to_yaml();
+        let fence = Fence {
+            election: self.cloud.region().to_owned(),
+            epoch,
+            read: crate::status::epoch_of,
+        };
         let written = self
             .store
-            .write_status(&status.app, status.to_yaml().as_bytes())
+            .write_status_fenced(&status.app, bytes.as_bytes(), fence)
             .await?;
         memory.status = Some(status.clone());
         if written {
@@ -213,6 +277,13 @@ impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
         key: &str,
         object: Option<Arc<Desired>>,
     ) -> Result<Action, ReconcileError> {
+        let Some(epoch) = self.leadership.epoch() else {
+            // A standby: the leader does this app; waking on leading
+            // queues it again here.
+            tracing::debug!(app = key, "not leading");
+            return Ok(Action::AwaitChange);
+        };
+        self.start_epoch(epoch);
         if object.is_some() {
             self.spec_is_back(key);
         }

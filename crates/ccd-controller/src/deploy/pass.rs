@@ -24,6 +24,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         let name = &app.metadata.name;
         let region = &app.spec.machine.region;
         if region != self.cloud.region() {
+            // `stall` leaves an app another region's controller keeps alone.
             let problem = format!(
                 "{path}: spec.machine.region: {region} is not the region this controller deploys to \
                  ({}); write `region: {}` or run a controller for {region}",

@@ -24,6 +24,10 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     ) -> Result<Action, ReconcileError> {
         // Nothing moves while the spec is invalid: nothing to measure.
         self.probes.stop(app);
+        if self.kept_elsewhere(app).await? {
+            // Another region's app: its controller says what is wrong.
+            return Ok(Action::AwaitChange);
+        }
         let recorded = self.recorded(app).await?;
         let mut status = decide::stalled(&recorded, app, version, problems);
         let mut members = Vec::new();
@@ -37,7 +41,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         status.instances = report::instance_views(&refs, recorded.groups.len() > 1);
         status.serving = report::serving(&refs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
         let message = problems.join("\n");
-        if self.write_status(&status).await? {
+        if self.write_status_as(&status, false).await? {
             self.events
                 .record(app, true, "SpecRejected", &message, None);
         }
@@ -53,6 +57,11 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// records, so a lost status file leaks nothing.
     pub(super) async fn remove(&self, app: &str) -> Result<Action, ReconcileError> {
         self.probes.stop(app);
+        if self.kept_elsewhere(app).await? {
+            // Another region's app: its resources are there, not here.
+            self.remember(app, None);
+            return Ok(Action::AwaitChange);
+        }
         let recorded = self.recorded(app).await?;
         let mut memory = self.memory(app);
         let first_look = memory.absent_since.is_none();

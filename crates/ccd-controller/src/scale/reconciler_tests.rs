@@ -175,7 +175,7 @@ async fn requests_per_second_come_from_the_load_balancers_counts() {
             requests: 500,
             server_errors: 0,
         }];
-        state.traffic.complete_until = Some(std::time::SystemTime::now());
+        state.traffic.complete_until = Some(ccd_clock::wall());
     }
     let out = s.pass(0.0).await;
     assert_eq!(out.size, 3, "{out:?}");

@@ -59,6 +59,8 @@ pub struct State {
 pub struct FakeCloud {
     state: Arc<Mutex<State>>,
     read_only: bool,
+    /// `europe-west1` when `None`.
+    region: Option<&'static str>,
 }
 
 fn key(id: &GroupId) -> String {
@@ -66,6 +68,14 @@ fn key(id: &GroupId) -> String {
 }
 
 impl FakeCloud {
+    /// An empty cloud whose controller deploys to `region`.
+    pub fn in_region(region: &'static str) -> Self {
+        FakeCloud {
+            region: Some(region),
+            ..FakeCloud::default()
+        }
+    }
+
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -206,11 +216,12 @@ impl Cloud for FakeCloud {
         FakeCloud {
             state: self.state.clone(),
             read_only: true,
+            region: self.region,
         }
     }
 
     fn region(&self) -> &str {
-        "europe-west1"
+        self.region.unwrap_or("europe-west1")
     }
 
     async fn ensure_template(&self, spec: &TemplateSpec) -> Result<String, CloudError> {

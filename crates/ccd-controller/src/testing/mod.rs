@@ -81,6 +81,35 @@ impl SpecStore for MemStore {
         Ok(true)
     }
 
+    async fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: ccd_store::Fence,
+    ) -> Result<bool, StoreError> {
+        let stored = self
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(app)
+            .cloned();
+        let refused = stored.and_then(|b| {
+            let (election, theirs) = (fence.read)(&b)?;
+            let refuses = !election.is_empty()
+                && (election != fence.election || (fence.epoch > 0 && theirs > fence.epoch));
+            refuses.then_some((election, theirs))
+        });
+        if let Some((holder, theirs)) = refused {
+            return Err(StoreError::Fenced {
+                location: format!("memory/status/{app}.yaml"),
+                holder,
+                theirs,
+                ours: fence.epoch,
+            });
+        }
+        self.write_status(app, bytes).await
+    }
+
     async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
         let mut map = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(app);
@@ -268,6 +297,24 @@ impl Harness {
             reconciler,
             clock,
             spec: spec.to_owned(),
+        }
+    }
+
+    /// Another controller on the same store, with its own cloud.
+    pub fn beside(&self, cloud: Arc<FakeCloud>) -> Harness {
+        Harness::with(
+            &self.spec,
+            cloud,
+            self.store.clone(),
+            self.clock.now().system(),
+        )
+    }
+
+    /// The same harness, acting only while `leadership` says it leads.
+    pub fn with_leadership(self, leadership: ccd_runtime::lease::Leadership) -> Harness {
+        Harness {
+            reconciler: self.reconciler.with_leadership(leadership),
+            ..self
         }
     }
 

@@ -49,7 +49,7 @@ pub async fn sample(cloud: Arc<Cloud>, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = tick.tick() => cloud.balancers.sample_traffic(SystemTime::now()),
+            _ = tick.tick() => cloud.balancers.sample_traffic(ccd_clock::wall()),
         }
     }
 }
@@ -61,7 +61,7 @@ async fn list_time_series(
 ) -> Response {
     let answer = query::parse(raw.as_deref().unwrap_or("")).and_then(|q| {
         // Read the proxies now: what was answered until this query is in the answer.
-        cloud.balancers.sample_traffic(SystemTime::now());
+        cloud.balancers.sample_traffic(ccd_clock::wall());
         let sources = sources(&cloud, &project);
         cloud
             .balancers

@@ -36,10 +36,7 @@ pub fn version_targets(mig: &Value, target: i64) -> Vec<(Value, i64)> {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    ccd_clock::since_epoch().as_millis() as u64
 }
 
 /// One pass over one group. Returns true when it changed something.

@@ -197,7 +197,7 @@ where
 pub fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
-    let nanos = std::time::SystemTime::now()
+    let nanos = ccd_clock::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::{Objects, UpdateCheck};
 use crate::names::{self, CONTROLS_DIR, SCALING_DIR, STATUS_DIR};
-use crate::{MAX_STATUS_BYTES, StoreError};
+use crate::{Fence, MAX_STATUS_BYTES, StoreError};
 
 /// Read-compare-write rounds before a write gives up on a busy object.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -87,6 +87,19 @@ impl Objects {
         app: &str,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
+        self.write_record_fenced(record, app, bytes, None).await
+    }
+
+    /// As `write_record`, but never over a record that `fence` finds was
+    /// written under a later epoch, judged on every read of the loop, so a
+    /// conflict retry cannot overwrite a successor either.
+    pub(crate) async fn write_record_fenced(
+        &self,
+        record: Record,
+        app: &str,
+        bytes: &[u8],
+        fence: Option<Fence>,
+    ) -> Result<bool, StoreError> {
         names::app_name(app)?;
         let (dir, limit) = (record.dir(), record.limit());
         let file = format!("{app}.yaml");
@@ -105,6 +118,18 @@ impl Objects {
             let current = self.read(dir, &file, limit).await;
             let mode = match current {
                 Ok(Some((old, _))) if old.as_ref() == bytes => return Ok(false),
+                Ok(Some((old, _))) if fence.as_ref().and_then(|f| f.refuses(&old)).is_some() => {
+                    let (holder, theirs) = fence
+                        .as_ref()
+                        .and_then(|f| f.refuses(&old))
+                        .unwrap_or_default();
+                    return Err(StoreError::Fenced {
+                        location,
+                        holder,
+                        theirs,
+                        ours: fence.as_ref().map_or(0, |f| f.epoch),
+                    });
+                }
                 Ok(Some((_, meta))) => self.update_mode(meta),
                 Ok(None) => PutMode::Create,
                 // An oversized leftover cannot be compared; replacing it is the fix.

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ccd_store::{MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecStore, StoreError};
+use ccd_store::{Fence, MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecStore, StoreError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -50,6 +50,7 @@ macro_rules! behaviour_suite {
             controls_are_never_specs,
             bad_app_names_are_refused,
             changes_hint_created_edited_and_deleted_specs,
+            a_status_from_a_later_leader_is_not_overwritten,
         );
     };
     (@each $subject:path; $($name:ident),* $(,)?) => {
@@ -478,4 +479,85 @@ pub async fn hints_until(hints: &mut BoxStream<'static, String>, app: &str) -> V
     .await;
     assert_eq!(found, Ok(true), "no hint for {app:?}; saw {seen:?}");
     seen
+}
+
+/// The election and epoch in a test status: its `epoch: ELECTION N` line.
+fn epoch_line(bytes: &[u8]) -> Option<(String, u64)> {
+    std::str::from_utf8(bytes).ok()?.lines().find_map(|l| {
+        let (election, n) = l.strip_prefix("epoch: ")?.split_once(' ')?;
+        Some((election.to_owned(), n.trim().parse().ok()?))
+    })
+}
+
+pub async fn a_status_from_a_later_leader_is_not_overwritten<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    let fence = |election: &str, epoch| Fence {
+        election: election.to_owned(),
+        epoch,
+        read: epoch_line,
+    };
+    let ready = b"epoch: eu 7\nphase: Ready\n";
+    assert!(
+        s.store
+            .write_status_fenced("app", ready, fence("eu", 7))
+            .await
+            .unwrap()
+    );
+    let refused = s
+        .store
+        .write_status_fenced("app", b"epoch: eu 5\nphase: Failed\n", fence("eu", 5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::Fenced {
+                theirs: 7,
+                ours: 5,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("status/app.yaml"), "{refused}");
+    assert_eq!(
+        s.store.read_status("app").await.unwrap().unwrap().as_ref(),
+        ready
+    );
+    // The same epoch and a later one write; a controller alone (epoch 0) of
+    // the same region too.
+    assert!(
+        s.store
+            .write_status_fenced("app", b"epoch: eu 7\nphase: Moving\n", fence("eu", 7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.store
+            .write_status_fenced("app", b"epoch: eu 9\n", fence("eu", 9))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.store
+            .write_status_fenced("app", b"epoch: eu 0\n", fence("eu", 0))
+            .await
+            .unwrap()
+    );
+    // Another region's controller never replaces it, whatever its epoch.
+    let other = s
+        .store
+        .write_status_fenced("app", b"epoch: us 99\n", fence("us", 99))
+        .await
+        .unwrap_err();
+    assert!(other.to_string().contains("controller of eu"), "{other}");
+    // A status naming no region is anyone's.
+    s.raw.put("status/other.yaml", b"phase: Ready\n").await;
+    assert!(
+        s.store
+            .write_status_fenced("other", b"epoch: us 1\n", fence("us", 1))
+            .await
+            .unwrap()
+    );
 }

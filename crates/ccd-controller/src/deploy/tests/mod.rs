@@ -5,6 +5,7 @@
 
 mod basics;
 mod identity;
+mod leadership;
 mod rollouts;
 mod switches;
 

@@ -114,7 +114,7 @@ fn traffic(h: &Harness, stable: (u64, u64), canary: (u64, u64)) {
                 server_errors: canary.1,
             },
         ],
-        complete_until: Some(std::time::SystemTime::now() + Duration::from_secs(3_000_000_000)),
+        complete_until: Some(ccd_clock::wall() + Duration::from_secs(3_000_000_000)),
     };
 }
 

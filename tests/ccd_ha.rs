@@ -1,0 +1,231 @@
+//! Two `ccd controller`s on one bucket (fake-gcs-server) and one local cloud
+//! elect one leader; `kill -9` of the leader hands over within 20 s and the
+//! next spec converges; a leader frozen with SIGSTOP past its renew
+//! deadline, and resumed after another took over, sends nothing and
+//! overwrites no status. Shorter lease timings than the defaults (6 s, 2 s,
+//! 4 s) keep the test short; the mechanism is the same.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ccd_controller::status::{Phase, Status};
+use ccd_e2e::agents::signal;
+use ccd_e2e::fake_gcs::FakeGcs;
+use ccd_e2e::rollout::sample_spec;
+use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
+use ccd_store::{BucketConfig, BucketStore, SpecStore as _};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+const BUCKET: &str = "ccd-ha";
+const PREFIX: &str = "prod";
+const ROLLING: &str = "{maxSurge: 1, maxUnavailable: 0, drainTime: 1s, deadline: 2m}";
+
+struct Controller {
+    name: &'static str,
+    child: Child,
+    metrics: u16,
+}
+
+impl Controller {
+    fn start(dir: &Path, name: &'static str, cloud: &LocalCloudProcess, gcs: &FakeGcs) -> Self {
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let config = serde_json::json!({
+            "store": format!("gs://{BUCKET}/{PREFIX}"),
+            "project": "local",
+            "region": "europe-west1",
+            "endpoint": cloud.base,
+            "endpointTokenFile": cloud.token_file,
+            "events": dir.join(format!("{name}-events.redb")),
+            "metricsListen": format!("127.0.0.1:{metrics}"),
+            "driftCheckSeconds": 600,
+            "apiRequestsPerSecond": 1000,
+            "leaderElection": {"leaseSeconds": 6, "renewSeconds": 2, "renewDeadlineSeconds": 4},
+        });
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, config.to_string()).unwrap();
+        let child = Command::new(binary("ccd"))
+            .args(["controller", "--config"])
+            .arg(&path)
+            .env("STORAGE_EMULATOR_HOST", &gcs.host)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join(format!("{name}.log"))).unwrap(),
+            ))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self {
+            name,
+            child,
+            metrics,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// A sample from its `/metrics`, `None` while it does not answer.
+    async fn sample(&self, series: &str) -> Option<u64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    async fn leads(&self) -> Option<bool> {
+        self.sample("ccd_leader").await.map(|v| v == 1)
+    }
+
+    /// What its adapter sent that changes the cloud.
+    async fn mutations(&self) -> Option<u64> {
+        self.sample(r#"ccd_cloud_api_calls_total{kind="mutation"}"#)
+            .await
+    }
+}
+
+/// Puts `specs/web.yaml` into the bucket through the JSON API, as `gcloud storage cp` does.
+async fn put_spec(gcs: &FakeGcs, text: String) {
+    let url = format!("http://{}/upload/storage/v1/b/{BUCKET}/o", gcs.host);
+    let name = format!("{PREFIX}/specs/web.yaml");
+    let answer = reqwest::Client::new()
+        .post(url)
+        .query(&[("uploadType", "media"), ("name", name.as_str())])
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+}
+
+/// Waits for `web` to be Ready on `version`; its status then.
+async fn ready_on(store: &BucketStore, version: &str, dir: &Path) -> Status {
+    eventually(
+        &format!("web to be Ready on version {version}"),
+        Duration::from_secs(120),
+        || async {
+            let bytes = store.read_status("web").await.ok()??;
+            let s = Status::parse(&bytes)?;
+            (s.phase == Phase::Ready && s.serving == [version]).then_some(s)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)))
+}
+
+/// Which of `controllers` leads, once exactly one does and the others answer as standbys.
+async fn one_leader<'a>(controllers: &[&'a Controller], dir: &Path) -> &'a Controller {
+    eventually("exactly one leader", Duration::from_secs(30), || async {
+        let mut leaders = Vec::new();
+        for c in controllers {
+            if c.leads().await? {
+                leaders.push(*c);
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)))
+}
+
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["a", "b", "c"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(15);
+        out.push_str(&format!("--- {name}.log\n{}\n", lines[from..].join("\n")));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
+    let dir = temp_dir("ha");
+    let gcs = FakeGcs::start().await.unwrap();
+    gcs.create_bucket(BUCKET).await.unwrap();
+    let cloud_dir = dir.join("cloud");
+    std::fs::create_dir_all(&cloud_dir).unwrap();
+    let cloud = LocalCloudProcess::start(&cloud_dir).await.unwrap();
+    let store = BucketStore::new(BucketConfig::fake_gcs_server(
+        format!("http://{}", gcs.host),
+        BUCKET,
+        PREFIX,
+    ))
+    .unwrap();
+
+    put_spec(&gcs, sample_spec("1", ROLLING, "", "2s")).await;
+    let a = Controller::start(&dir, "a", &cloud, &gcs);
+    let b = Controller::start(&dir, "b", &cloud, &gcs);
+    let first = one_leader(&[&a, &b], &dir).await;
+    let v1 = ready_on(&store, "1", &dir).await;
+    assert!(v1.leader_epoch > 0, "the status names the leader's epoch");
+
+    // kill -9 of the leader: the standby takes over within 20 s.
+    let (mut dead, standby) = if first.name == "a" { (a, b) } else { (b, a) };
+    signal(dead.pid(), "KILL");
+    let killed = Instant::now();
+    eventually("the standby to lead", Duration::from_secs(20), || async {
+        standby.leads().await?.then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
+    let handover = killed.elapsed();
+    let _ = dead.child.wait().await;
+    put_spec(&gcs, sample_spec("2", ROLLING, "", "2s")).await;
+    let v2 = ready_on(&store, "2", &dir).await;
+    assert!(
+        v2.leader_epoch > v1.leader_epoch,
+        "{} then {}",
+        v1.leader_epoch,
+        v2.leader_epoch
+    );
+    eprintln!("hand-over after kill -9: {:.1} s", handover.as_secs_f64());
+
+    // A third controller stands by; the leader freezes past its deadline.
+    let c = Controller::start(&dir, "c", &cloud, &gcs);
+    eventually("c to stand by", Duration::from_secs(30), || async {
+        (!c.leads().await?).then_some(())
+    })
+    .await
+    .unwrap();
+    let frozen = &standby;
+    let sent = frozen.mutations().await.unwrap();
+    signal(frozen.pid(), "STOP");
+    eventually("c to lead", Duration::from_secs(20), || async {
+        c.leads().await?.then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
+    put_spec(&gcs, sample_spec("3", ROLLING, "", "2s")).await;
+    let v3 = ready_on(&store, "3", &dir).await;
+    assert!(v3.leader_epoch > v2.leader_epoch);
+
+    // Resumed, the old leader finds its lease lapsed: it sends nothing and
+    // overwrites no status, though its queue held work from before.
+    signal(frozen.pid(), "CONT");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(frozen.leads().await, Some(false), "{}", logs(&dir));
+    assert_eq!(
+        frozen.mutations().await,
+        Some(sent),
+        "the frozen leader sent a mutation"
+    );
+    let now = Status::parse(&store.read_status("web").await.unwrap().unwrap()).unwrap();
+    assert_eq!(now.leader_epoch, v3.leader_epoch, "{}", logs(&dir));
+    assert_eq!(now.serving, ["3"]);
+
+    for p in [&frozen.child, &c.child] {
+        if let Some(pid) = p.id() {
+            signal(pid, "TERM");
+        }
+    }
+    drop(cloud);
+}
