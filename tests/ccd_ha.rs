@@ -7,102 +7,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ccd_controller::status::{Phase, Status};
 use ccd_e2e::agents::signal;
 use ccd_e2e::fake_gcs::FakeGcs;
+use ccd_e2e::ha::{Controller, LeaseSeconds, put_spec, status};
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
-use ccd_store::{BucketConfig, BucketStore, SpecStore as _};
-use tokio::process::{Child, Command};
+use ccd_store::BucketStore;
 use tokio::time::Instant;
 
-const BUCKET: &str = "ccd-ha";
-const PREFIX: &str = "prod";
 const ROLLING: &str = "{maxSurge: 1, maxUnavailable: 0, drainTime: 1s, deadline: 2m}";
+/// Shorter than the defaults (15, 5, 10) to keep the test short.
+const LEASE: LeaseSeconds = (6, 2, 4);
 
-struct Controller {
-    name: &'static str,
-    child: Child,
-    metrics: u16,
-}
-
-impl Controller {
-    fn start(dir: &Path, name: &'static str, cloud: &LocalCloudProcess, gcs: &FakeGcs) -> Self {
-        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let config = serde_json::json!({
-            "store": format!("gs://{BUCKET}/{PREFIX}"),
-            "project": "local",
-            "region": "europe-west1",
-            "endpoint": cloud.base,
-            "endpointTokenFile": cloud.token_file,
-            "events": dir.join(format!("{name}-events.redb")),
-            "metricsListen": format!("127.0.0.1:{metrics}"),
-            "driftCheckSeconds": 600,
-            "apiRequestsPerSecond": 1000,
-            "leaderElection": {"leaseSeconds": 6, "renewSeconds": 2, "renewDeadlineSeconds": 4},
-        });
-        let path = dir.join(format!("{name}.json"));
-        std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new(binary("ccd"))
-            .args(["controller", "--config"])
-            .arg(&path)
-            .env("STORAGE_EMULATOR_HOST", &gcs.host)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join(format!("{name}.log"))).unwrap(),
-            ))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Self {
-            name,
-            child,
-            metrics,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    /// A sample from its `/metrics`, `None` while it does not answer.
-    async fn sample(&self, series: &str) -> Option<u64> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics);
-        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    async fn leads(&self) -> Option<bool> {
-        self.sample("ccd_leader").await.map(|v| v == 1)
-    }
-
-    /// What its adapter sent that changes the cloud.
-    async fn mutations(&self) -> Option<u64> {
-        self.sample(r#"ccd_cloud_api_calls_total{kind="mutation"}"#)
-            .await
-    }
-}
-
-/// Puts `specs/web.yaml` into the bucket through the JSON API, as `gcloud storage cp` does.
-async fn put_spec(gcs: &FakeGcs, text: String) {
-    let url = format!("http://{}/upload/storage/v1/b/{BUCKET}/o", gcs.host);
-    let name = format!("{PREFIX}/specs/web.yaml");
-    let answer = reqwest::Client::new()
-        .post(url)
-        .query(&[("uploadType", "media"), ("name", name.as_str())])
-        .body(text)
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{}", answer.status());
+fn controller(dir: &Path, name: &str, cloud: &LocalCloudProcess, gcs: &FakeGcs) -> Controller {
+    Controller::start(&binary("ccd"), dir, name, cloud, gcs, LEASE)
 }
 
 /// Waits for `web` to be Ready on `version`; its status then.
@@ -111,8 +32,7 @@ async fn ready_on(store: &BucketStore, version: &str, dir: &Path) -> Status {
         &format!("web to be Ready on version {version}"),
         Duration::from_secs(120),
         || async {
-            let bytes = store.read_status("web").await.ok()??;
-            let s = Status::parse(&bytes)?;
+            let s = status(store, "web").await?;
             (s.phase == Phase::Ready && s.serving == [version]).then_some(s)
         },
     )
@@ -150,20 +70,17 @@ fn logs(dir: &Path) -> String {
 async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
     let dir = temp_dir("ha");
     let gcs = FakeGcs::start().await.unwrap();
-    gcs.create_bucket(BUCKET).await.unwrap();
+    gcs.create_bucket(ccd_e2e::ha::BUCKET).await.unwrap();
     let cloud_dir = dir.join("cloud");
     std::fs::create_dir_all(&cloud_dir).unwrap();
     let cloud = LocalCloudProcess::start(&cloud_dir).await.unwrap();
-    let store = BucketStore::new(BucketConfig::fake_gcs_server(
-        format!("http://{}", gcs.host),
-        BUCKET,
-        PREFIX,
-    ))
-    .unwrap();
+    let store = ccd_e2e::ha::store(&gcs);
 
-    put_spec(&gcs, sample_spec("1", ROLLING, "", "2s")).await;
-    let a = Controller::start(&dir, "a", &cloud, &gcs);
-    let b = Controller::start(&dir, "b", &cloud, &gcs);
+    put_spec(&gcs, "web", sample_spec("1", ROLLING, "", "2s"))
+        .await
+        .unwrap();
+    let a = controller(&dir, "a", &cloud, &gcs);
+    let b = controller(&dir, "b", &cloud, &gcs);
     let first = one_leader(&[&a, &b], &dir).await;
     let v1 = ready_on(&store, "1", &dir).await;
     assert!(v1.leader_epoch > 0, "the status names the leader's epoch");
@@ -179,7 +96,9 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
     let handover = killed.elapsed();
     let _ = dead.child.wait().await;
-    put_spec(&gcs, sample_spec("2", ROLLING, "", "2s")).await;
+    put_spec(&gcs, "web", sample_spec("2", ROLLING, "", "2s"))
+        .await
+        .unwrap();
     let v2 = ready_on(&store, "2", &dir).await;
     assert!(
         v2.leader_epoch > v1.leader_epoch,
@@ -190,7 +109,7 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
     eprintln!("hand-over after kill -9: {:.1} s", handover.as_secs_f64());
 
     // A third controller stands by; the leader freezes past its deadline.
-    let c = Controller::start(&dir, "c", &cloud, &gcs);
+    let c = controller(&dir, "c", &cloud, &gcs);
     eventually("c to stand by", Duration::from_secs(30), || async {
         (!c.leads().await?).then_some(())
     })
@@ -204,7 +123,9 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
-    put_spec(&gcs, sample_spec("3", ROLLING, "", "2s")).await;
+    put_spec(&gcs, "web", sample_spec("3", ROLLING, "", "2s"))
+        .await
+        .unwrap();
     let v3 = ready_on(&store, "3", &dir).await;
     assert!(v3.leader_epoch > v2.leader_epoch);
 
@@ -218,7 +139,7 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
         Some(sent),
         "the frozen leader sent a mutation"
     );
-    let now = Status::parse(&store.read_status("web").await.unwrap().unwrap()).unwrap();
+    let now = status(&store, "web").await.unwrap();
     assert_eq!(now.leader_epoch, v3.leader_epoch, "{}", logs(&dir));
     assert_eq!(now.serving, ["3"]);
 

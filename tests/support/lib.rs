@@ -23,6 +23,7 @@ fn profile_dir() -> PathBuf {
 pub mod agents;
 pub mod chaos;
 pub mod fake_gcs;
+pub mod ha;
 pub mod load;
 pub mod rollout;
 pub mod up;
@@ -109,7 +110,17 @@ impl LocalCloudProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let mut child = Command::new(binary("ccd"))
+        Self::start_of(&binary("ccd"), data, extra, env).await
+    }
+
+    /// The same with a given `ccd` binary (a release build, for benchmarks).
+    pub async fn start_of(
+        ccd: &std::path::Path,
+        data: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let mut child = Command::new(ccd)
             .args(["localcloud", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
