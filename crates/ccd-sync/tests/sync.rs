@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ccd_store::{FolderStore, SpecStore};
+use ccd_store::{FolderStore, SpecStore, StoreError};
 use ccd_sync::{Options, Repo, SyncError, SyncMarker, sync};
 use tempfile::TempDir;
 
@@ -388,4 +388,112 @@ async fn files_the_store_would_refuse_are_skipped_and_kept() {
     );
     assert!(all.contains("deploy/Bad Name.yaml"), "{all}");
     assert!(w.data.join("specs/web.yaml").is_file() && w.data.join("specs/dup.yaml").is_file());
+}
+
+/// A folder store where "another sync" writes the marker while this one uploads.
+struct Meddling {
+    inner: FolderStore,
+    meddled: std::sync::atomic::AtomicBool,
+}
+
+impl SpecStore for Meddling {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    async fn list_specs(&self) -> Result<ccd_store::SpecListing, StoreError> {
+        self.inner.list_specs().await
+    }
+    async fn get_spec(&self, name: &str) -> Result<Option<ccd_store::SpecFile>, StoreError> {
+        self.inner.get_spec(name).await
+    }
+    fn changes(&self) -> Option<futures::stream::BoxStream<'static, String>> {
+        None
+    }
+    async fn read_status(&self, app: &str) -> Result<Option<ccd_store::Bytes>, StoreError> {
+        self.inner.read_status(app).await
+    }
+    async fn list_statuses(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_statuses().await
+    }
+    async fn write_status(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.inner.write_status(app, bytes).await
+    }
+    async fn delete_status(&self, app: &str) -> Result<(), StoreError> {
+        self.inner.delete_status(app).await
+    }
+    async fn write_status_fenced(
+        &self,
+        app: &str,
+        bytes: &[u8],
+        fence: ccd_store::Fence,
+    ) -> Result<bool, StoreError> {
+        self.inner.write_status_fenced(app, bytes, fence).await
+    }
+    async fn read_control(&self, app: &str) -> Result<Option<ccd_store::Bytes>, StoreError> {
+        self.inner.read_control(app).await
+    }
+    async fn write_control(&self, app: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.write_control(app, bytes).await
+    }
+    async fn delete_control(&self, app: &str) -> Result<(), StoreError> {
+        self.inner.delete_control(app).await
+    }
+    async fn read_scaling(&self, app: &str) -> Result<Option<ccd_store::Bytes>, StoreError> {
+        self.inner.read_scaling(app).await
+    }
+    async fn write_scaling(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.inner.write_scaling(app, bytes).await
+    }
+    async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
+        self.inner.delete_scaling(app).await
+    }
+    async fn write_spec(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        if !self.meddled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let theirs = self.inner.read_marker().await?.map(|m| m.generation);
+            self.inner
+                .write_marker(b"commit: theirs\n", theirs.as_ref())
+                .await?;
+        }
+        self.inner.write_spec(app, bytes).await
+    }
+    async fn delete_spec(&self, app: &str) -> Result<(), StoreError> {
+        self.inner.delete_spec(app).await
+    }
+    async fn read_marker(&self) -> Result<Option<ccd_store::Marker>, StoreError> {
+        self.inner.read_marker().await
+    }
+    async fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&ccd_store::Generation>,
+    ) -> Result<(), StoreError> {
+        self.inner.write_marker(bytes, expected).await
+    }
+}
+
+#[tokio::test]
+async fn a_sync_that_loses_the_marker_to_another_says_so() {
+    let w = world();
+    commit(
+        &w.repo,
+        &[("deploy/web.yaml", Some(app("web", "1").as_str()))],
+        "first",
+    );
+    let store = Meddling {
+        inner: FolderStore::new(&w.data).unwrap(),
+        meddled: Default::default(),
+    };
+    let err = sync(&store, &options(&w.repo)).await.unwrap_err();
+    assert!(matches!(err, SyncError::Raced { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("specs/.ccd-sync") && message.contains("run ccd sync again"),
+        "{message}"
+    );
+    // The other sync's marker stands.
+    let m = w.store.read_marker().await.unwrap().unwrap();
+    assert_eq!(m.bytes.as_ref(), b"commit: theirs\n");
+    // Run again: it wins this time.
+    sync(&store, &options(&w.repo)).await.unwrap();
+    assert_eq!(marker(&w.store).await.commit.len(), 40);
 }
