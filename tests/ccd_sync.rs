@@ -223,6 +223,8 @@ async fn commits_reach_the_apps_and_status_names_them() {
     .unwrap();
     let api = status_of(data_arg, "api").await.unwrap();
     assert_eq!(api["phase"], "Stalled", "{api}");
+    // api's file did not change in the third commit: its spec still came from the second.
+    assert_eq!(api["source"]["commit"], second.as_str(), "{api}");
 
     up.stop();
     let _ = tokio::time::timeout(Duration::from_secs(60), up.child.wait()).await;

@@ -255,14 +255,6 @@ async fn refresh_marker<S: SpecStore>(store: &S, cell: &Mutex<Option<SyncMarker>
     *marker_of(cell) = read;
 }
 
-/// The apps a marker names.
-fn marked_apps(cell: &Mutex<Option<SyncMarker>>) -> HashSet<String> {
-    marker_of(cell)
-        .iter()
-        .flat_map(|m| m.files.iter().map(|f| f.app.clone()))
-        .collect()
-}
-
 /// What a blocking task needs to parse files.
 struct Job {
     parse: Parser,
@@ -355,8 +347,9 @@ impl<S: SpecStore> Source for SpecSource<S> {
             .collect())
     }
 
-    /// The store's hints, with the marker's hint turned into a hint for every
-    /// app the marker names, before or after it changed (their origin may have).
+    /// The store's hints, with the marker's hint turned into a hint for each
+    /// app whose origin it changed (an unchanged file keeps its commit, so a
+    /// commit touching one spec looks at one app).
     fn changes(&self) -> Option<Changes> {
         let hints = self.store.changes()?;
         let (store, cell) = (Arc::clone(&self.store), Arc::clone(&self.marker));
@@ -367,12 +360,10 @@ impl<S: SpecStore> Source for SpecSource<S> {
                     if hint != MARKER_HINT {
                         return vec![hint];
                     }
-                    let mut apps = marked_apps(&cell);
+                    let before = marker_of(&cell).clone();
                     refresh_marker(&*store, &cell).await;
-                    apps.extend(marked_apps(&cell));
-                    let mut apps: Vec<String> = apps.into_iter().collect();
-                    apps.sort();
-                    apps
+                    let after = marker_of(&cell).clone();
+                    SyncMarker::changed_apps(before.as_ref(), after.as_ref())
                 }
             })
             .flat_map(futures::stream::iter);

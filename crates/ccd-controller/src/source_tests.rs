@@ -249,6 +249,7 @@ fn put_marker(store: &MemStore, commit: &str, files: &[(&str, &str)]) {
                 app: (*app).into(),
                 path: format!("deploy/{app}.yaml"),
                 checksum: ccd_store::spec_version(text.as_bytes()),
+                commit: String::new(),
             })
             .collect(),
         ..Default::default()
@@ -341,6 +342,7 @@ async fn a_new_marker_hints_every_app_it_names() {
             app: "web".into(),
             path: "deploy/web.yaml".into(),
             checksum: ccd_store::spec_version(web.as_bytes()),
+            commit: String::new(),
         }],
         ..Default::default()
     };

@@ -38,6 +38,11 @@ pub struct MarkedFile {
     pub path: String,
     /// `sha256:<hex>` of its bytes: the version the store reports for the app's spec.
     pub checksum: String,
+    /// The synced commit that first had these bytes (an earlier one when the file did not
+    /// change since), so an app's origin moves only when its spec does. Empty in markers
+    /// that predate it: the marker's commit.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit: String,
 }
 
 /// Where an app's spec came from, as its status records it.
@@ -69,9 +74,43 @@ impl SyncMarker {
             .iter()
             .find(|f| f.app == app && f.checksum == version)
             .map(|f| Origin {
-                commit: self.commit.clone(),
+                commit: if f.commit.is_empty() {
+                    self.commit.clone()
+                } else {
+                    f.commit.clone()
+                },
                 path: f.path.clone(),
             })
+    }
+
+    /// The commit that first had `checksum` for `app`, if this marker has that very file.
+    pub fn commit_of(&self, app: &str, checksum: &str) -> Option<String> {
+        self.origin(app, checksum).map(|o| o.commit)
+    }
+
+    /// Apps whose origin may differ between two markers (added, removed or changed
+    /// entries), sorted: what a controller looks at again when the marker changes.
+    pub fn changed_apps(before: Option<&SyncMarker>, after: Option<&SyncMarker>) -> Vec<String> {
+        let entries =
+            |m: Option<&SyncMarker>| -> std::collections::BTreeMap<String, Option<Origin>> {
+                m.into_iter()
+                    .flat_map(|m| {
+                        m.files
+                            .iter()
+                            .map(|f| (f.app.clone(), m.origin(&f.app, &f.checksum)))
+                    })
+                    .collect()
+            };
+        let (before, after) = (entries(before), entries(after));
+        let mut apps: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|app| before.get(*app) != after.get(*app))
+            .cloned()
+            .collect();
+        apps.sort();
+        apps.dedup();
+        apps
     }
 }
 
@@ -91,6 +130,7 @@ mod tests {
                 app: "web".into(),
                 path: "deploy/web.yaml".into(),
                 checksum: "sha256:ab".into(),
+                commit: String::new(),
             }],
         }
     }
@@ -115,5 +155,32 @@ mod tests {
         assert_eq!(origin.commit, m.commit);
         assert_eq!(m.origin("web", "sha256:edited"), None);
         assert_eq!(m.origin("api", "sha256:ab"), None);
+    }
+
+    #[test]
+    fn an_unchanged_file_keeps_the_commit_that_brought_it() {
+        let mut m = marker();
+        m.files[0].commit = "1111".into();
+        assert_eq!(m.origin("web", "sha256:ab").unwrap().commit, "1111");
+        assert_eq!(m.commit_of("web", "sha256:ab").as_deref(), Some("1111"));
+        assert_eq!(m.commit_of("web", "sha256:cd"), None);
+    }
+
+    #[test]
+    fn only_apps_whose_origin_moved_are_looked_at_again() {
+        let old = marker();
+        let mut new = marker();
+        new.commit = "2222".into();
+        // web's file is unchanged since the old marker's commit: same origin.
+        new.files[0].commit = old.commit.clone();
+        new.files.push(MarkedFile {
+            app: "api".into(),
+            path: "deploy/api.yaml".into(),
+            checksum: "sha256:cd".into(),
+            commit: String::new(),
+        });
+        assert_eq!(SyncMarker::changed_apps(Some(&old), Some(&new)), ["api"]);
+        assert_eq!(SyncMarker::changed_apps(Some(&new), None), ["api", "web"]);
+        assert!(SyncMarker::changed_apps(Some(&old), Some(&old)).is_empty());
     }
 }

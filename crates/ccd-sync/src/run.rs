@@ -98,6 +98,9 @@ pub async fn apply<S: SpecStore>(
 
     // Read before any write: the marker is written only if no other sync wrote it meanwhile.
     let before = store.read_marker().await?;
+    let previous = before
+        .as_ref()
+        .and_then(|m| SyncMarker::parse(&m.bytes).ok());
     let listing = store.list_specs().await?;
     let mut stored: BTreeMap<String, Option<String>> = listing
         .specs
@@ -163,17 +166,24 @@ pub async fn apply<S: SpecStore>(
         files: snapshot
             .files
             .iter()
-            .map(|f| MarkedFile {
-                app: f.app.clone(),
-                path: f.path.clone(),
-                checksum: checksums.get(&f.app).cloned().unwrap_or_default(),
+            .map(|f| {
+                let checksum = checksums.get(&f.app).cloned().unwrap_or_default();
+                // A file unchanged since the last sync keeps the commit that brought it.
+                let brought_by = previous
+                    .as_ref()
+                    .filter(|m| m.files.iter().any(|p| p.app == f.app && p.path == f.path))
+                    .and_then(|m| m.commit_of(&f.app, &checksum))
+                    .unwrap_or_else(|| commit.id.clone());
+                MarkedFile {
+                    app: f.app.clone(),
+                    path: f.path.clone(),
+                    checksum,
+                    commit: brought_by,
+                }
             })
             .collect(),
     };
-    let unchanged_marker = before
-        .as_ref()
-        .and_then(|m| SyncMarker::parse(&m.bytes).ok())
-        .is_some_and(|m| m == marker);
+    let unchanged_marker = previous.as_ref().is_some_and(|m| *m == marker);
     let marker_written = if unchanged_marker {
         debug!("the marker already names this commit and these files");
         false

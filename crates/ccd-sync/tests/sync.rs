@@ -166,7 +166,13 @@ async fn a_commit_is_synced_then_only_its_changes() {
         "{:?}",
         report.warnings
     );
-    assert_eq!(marker(&w.store).await.commit, second);
+    let m = marker(&w.store).await;
+    assert_eq!(m.commit, second);
+    // api's file did not change: its origin is still the commit that brought it.
+    let spec = w.store.get_spec("api").await.unwrap().unwrap();
+    assert_eq!(m.origin("api", &spec.version).unwrap().commit, first);
+    let spec = w.store.get_spec("web").await.unwrap().unwrap();
+    assert_eq!(m.origin("web", &spec.version).unwrap().commit, second);
 }
 
 #[tokio::test]
