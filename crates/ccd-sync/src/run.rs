@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ccd_store::{SpecStore, StoreError};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::git::{self, Commit, short};
 use crate::marker::{MarkedFile, SyncMarker};
@@ -146,7 +146,7 @@ pub async fn apply<S: SpecStore>(
         .filter(|f| plan.upload.contains(&f.app))
     {
         store.write_spec(&file.app, &file.bytes).await?;
-        info!(app = %file.app, path = %file.path, "uploaded");
+        debug!(app = %file.app, path = %file.path, "uploaded");
         uploaded.push(Upload {
             app: file.app.clone(),
             path: file.path.clone(),
@@ -154,7 +154,7 @@ pub async fn apply<S: SpecStore>(
     }
     for app in &plan.delete {
         store.delete_spec(app).await?;
-        info!(%app, "deleted");
+        debug!(%app, "deleted");
     }
 
     let marker = SyncMarker {
