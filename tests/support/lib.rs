@@ -30,9 +30,15 @@ pub mod up;
 
 /// A workspace binary, brought up to date once per test process: this
 /// crate does not depend on the binaries, so cargo would not rebuild them.
+/// `CCD_E2E_PREBUILT=1` skips that build, for a run of one test after
+/// `cargo build -p ccd -p ccd-sample-app` (the build covers the whole
+/// workspace's tests, far more than one test needs).
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
+        if std::env::var_os("CCD_E2E_PREBUILT").is_some_and(|v| !v.is_empty()) {
+            return;
+        }
         let status = nested_cargo()
             // The same targets as `cargo test --workspace` builds (so the
             // same features): under `make test` the binaries it built are

@@ -33,5 +33,5 @@ pub use deploy::{
     DELETION_GRACE, DRIFT_CHECK, DeployReconciler, Endpoints, EventSink, ReconcileError,
 };
 pub use plan::{LocalTarget, PORT_NAME, Plan, plan};
-pub use source::{Desired, ParseCount, SourceError, SpecSource, desired};
+pub use source::{Desired, Origin, ParseCount, SourceError, SpecSource, desired};
 pub use status::{Condition, GroupRecord, GroupRole, InstanceView, LastGood, Phase, Status};

@@ -6,6 +6,11 @@
 //! reflector, and with it these reads) keeps starting and finishing
 //! reconciles meanwhile; and each file is parsed once per content: a relist
 //! of unchanged files parses nothing.
+//!
+//! Each answer also says which commit the spec came from when `ccd sync` put
+//! it there: the sync marker is read once per relist (and when the store hints
+//! it changed), and an app whose content is the marker's file for it gets the
+//! marker's commit and path as its origin.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -15,9 +20,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ccd_runtime::{Changes, Source};
 use ccd_spec::App;
-use ccd_store::{SpecFile, SpecStore, StoreError};
+use ccd_store::{MARKER_HINT, SpecFile, SpecStore, StoreError};
+pub use ccd_sync::Origin;
+use ccd_sync::SyncMarker;
+use futures::StreamExt as _;
 use tokio::task::{JoinError, spawn_blocking};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 /// What the store says about one app.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +35,8 @@ pub enum Desired {
         app: Box<App>,
         path: String,
         version: String,
+        /// The commit and file `ccd sync` put it there from, if it did.
+        origin: Option<Origin>,
     },
     /// A spec that cannot be deployed: every problem, located. The running
     /// revision keeps serving; status says why nothing changes.
@@ -34,10 +44,28 @@ pub enum Desired {
         path: String,
         version: String,
         problems: Vec<String>,
+        origin: Option<Origin>,
     },
 }
 
 impl Desired {
+    /// The commit and file `ccd sync` put the spec there from: the sync
+    /// marker names this very content.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Desired::Valid { origin, .. } | Desired::Invalid { origin, .. } => origin.as_ref(),
+        }
+    }
+
+    /// The same answer, with the origin `marker` gives `app`'s content.
+    fn with_origin(mut self, app: &str, marker: Option<&SyncMarker>) -> Desired {
+        let found = marker.and_then(|m| m.origin(app, self.version()));
+        match &mut self {
+            Desired::Valid { origin, .. } | Desired::Invalid { origin, .. } => *origin = found,
+        }
+        self
+    }
+
     pub fn path(&self) -> &str {
         match self {
             Desired::Valid { path, .. } | Desired::Invalid { path, .. } => path,
@@ -55,28 +83,18 @@ impl Desired {
 /// Turns a spec file into what the controller wants for its app.
 pub fn desired(file: &SpecFile) -> Desired {
     let version = file.version.clone();
-    match ccd_spec::parse_bytes(&file.bytes) {
-        Ok(app) if app.metadata.name != file.name => Desired::Invalid {
-            path: file.path.clone(),
-            version,
-            problems: vec![format!(
-                "{}:1:1: metadata.name: {:?} does not match the file name; name the file {}.yaml or the app {:?}",
-                file.path, app.metadata.name, app.metadata.name, file.name
-            )],
-        },
+    match ccd_spec::parse_file(&file.name, &file.path, &file.bytes) {
         Ok(app) => Desired::Valid {
             app: Box::new(app),
             path: file.path.clone(),
             version,
+            origin: None,
         },
         Err(problems) => Desired::Invalid {
             path: file.path.clone(),
             version,
-            problems: problems
-                .0
-                .iter()
-                .map(|p| p.display_in(&file.path).to_string())
-                .collect(),
+            problems,
+            origin: None,
         },
     }
 }
@@ -132,6 +150,9 @@ pub struct SpecSource<S> {
     parsed: Mutex<HashMap<String, Parsed>>,
     parses: ParseCount,
     parse: Parser,
+    /// The sync marker as last read: read once per relist, and again when the
+    /// store hints that it changed; never once per app.
+    marker: Arc<Mutex<Option<SyncMarker>>>,
 }
 
 impl<S> fmt::Debug for SpecSource<S> {
@@ -150,6 +171,7 @@ impl<S> SpecSource<S> {
             parsed: Mutex::new(HashMap::new()),
             parses: ParseCount::default(),
             parse: Arc::new(desired),
+            marker: Arc::default(),
         }
     }
 
@@ -203,6 +225,36 @@ impl<S> SpecSource<S> {
     }
 }
 
+/// The last marker read (a shortcut: a poisoned lock still holds a marker).
+fn marker_of(cell: &Mutex<Option<SyncMarker>>) -> std::sync::MutexGuard<'_, Option<SyncMarker>> {
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads the sync marker into `cell`. A marker that cannot be read or parsed
+/// leaves origins as they were (read error) or unknown (not a marker): the
+/// specs themselves are unaffected either way.
+async fn refresh_marker<S: SpecStore>(store: &S, cell: &Mutex<Option<SyncMarker>>) {
+    let read = match store.read_marker().await {
+        Ok(None) => None,
+        Ok(Some(m)) => match SyncMarker::parse(&m.bytes) {
+            Ok(marker) => Some(marker),
+            Err(why) => {
+                warn!(
+                    marker = %format!("{}/specs/.ccd-sync", store.location()),
+                    %why,
+                    "the sync marker is not one this ccd can read; specs are deployed without their commit until the next ccd sync rewrites it"
+                );
+                None
+            }
+        },
+        Err(e) => {
+            warn!(error = %e, "cannot read the sync marker; keeping the last one read");
+            return;
+        }
+    };
+    *marker_of(cell) = read;
+}
+
 /// What a blocking task needs to parse files.
 struct Job {
     parse: Parser,
@@ -230,6 +282,7 @@ impl Job {
                         "{}:1:1: ccd failed while reading this spec, a bug in ccd; please report it: {what}",
                         file.path
                     )],
+                    origin: None,
                 }
             });
         let parsed = Parsed {
@@ -278,14 +331,43 @@ impl<S: SpecStore> Source for SpecSource<S> {
                     path: bad.path.clone(),
                     version: String::new(),
                     problems: vec![bad.error.to_string()],
+                    origin: None,
                 },
             ));
         }
-        Ok(out)
+        // Read after the specs: `ccd sync` writes it after them.
+        refresh_marker(&*self.store, &self.marker).await;
+        let marker = marker_of(&self.marker).clone();
+        Ok(out
+            .into_iter()
+            .map(|(name, d)| {
+                let d = d.with_origin(&name, marker.as_ref());
+                (name, d)
+            })
+            .collect())
     }
 
+    /// The store's hints, with the marker's hint turned into a hint for each
+    /// app whose origin it changed (an unchanged file keeps its commit, so a
+    /// commit touching one spec looks at one app).
     fn changes(&self) -> Option<Changes> {
-        self.store.changes().map(|s| -> Changes { Box::pin(s) })
+        let hints = self.store.changes()?;
+        let (store, cell) = (Arc::clone(&self.store), Arc::clone(&self.marker));
+        let hints = hints
+            .then(move |hint| {
+                let (store, cell) = (Arc::clone(&store), Arc::clone(&cell));
+                async move {
+                    if hint != MARKER_HINT {
+                        return vec![hint];
+                    }
+                    let before = marker_of(&cell).clone();
+                    refresh_marker(&*store, &cell).await;
+                    let after = marker_of(&cell).clone();
+                    SyncMarker::changed_apps(before.as_ref(), after.as_ref())
+                }
+            })
+            .flat_map(futures::stream::iter);
+        Some(Box::pin(hints))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Desired>, SourceError> {
@@ -300,18 +382,21 @@ impl<S: SpecStore> Source for SpecSource<S> {
                     path: format!("specs/{key}.yaml"),
                     version: String::new(),
                     problems: vec![e.to_string()],
+                    origin: None,
                 }));
             }
             Err(e) => return Err(e.into()),
         };
+        // The marker as last read: a hint is about one app, never worth a read of it.
+        let marker = marker_of(&self.marker).clone();
         let known = self.memo().get(key).and_then(|p| p.for_file(&file));
         if let Some(known) = known {
-            return Ok(Some(known));
+            return Ok(Some(known.with_origin(key, marker.as_ref())));
         }
         let (name, parsed) = self.parse_one(file).await?;
         let desired = parsed.desired.clone();
         self.memo().insert(name, parsed);
-        Ok(Some(desired))
+        Ok(Some(desired.with_origin(key, marker.as_ref())))
     }
 }
 

@@ -236,3 +236,128 @@ async fn the_loop_reconciles_while_a_spec_is_being_parsed() {
     stop.send(()).unwrap();
     running.await.unwrap();
 }
+
+/// A sync marker naming `files` (app, content) at `commit`.
+fn put_marker(store: &MemStore, commit: &str, files: &[(&str, &str)]) {
+    let marker = ccd_sync::SyncMarker {
+        repository: "https://git.example/ops.git".into(),
+        path: "deploy".into(),
+        commit: commit.into(),
+        files: files
+            .iter()
+            .map(|(app, text)| ccd_sync::MarkedFile {
+                app: (*app).into(),
+                path: format!("deploy/{app}.yaml"),
+                checksum: ccd_store::spec_version(text.as_bytes()),
+                commit: String::new(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    *store.marker.lock().unwrap() = Some((marker.to_yaml().into_bytes(), 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_names_the_commit_a_spec_came_from_while_it_is_that_content() {
+    let Harness {
+        store, reconciler, ..
+    } = Harness::new("");
+    let (web, bad) = (
+        good("web"),
+        good("bad").replace("port: 8080", "port: 70000"),
+    );
+    store.put_spec("web", &web);
+    store.put_spec("bad", &bad);
+    put_marker(&store, "c0ffee", &[("web", &web), ("bad", &bad)]);
+    let source = SpecSource::new(store.clone());
+    let controller = Controller::new(source, reconciler, config());
+    let store2 = store.clone();
+    controller
+        .run(async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            // Edited in the store by hand: no longer the commit's file.
+            store2.put_spec("web", &good("web").replace("\"1\"", "\"2\""));
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+        .await;
+
+    let bad = status(&store, "bad").expect("bad was reconciled");
+    assert_eq!(bad.phase, Phase::Stalled);
+    let source = bad.source.as_ref().expect("bad's source");
+    assert_eq!(
+        (source.commit.as_str(), source.path.as_str()),
+        ("c0ffee", "deploy/bad.yaml")
+    );
+    let message = &bad.conditions[0].message;
+    assert!(
+        message.contains("specs/bad.yaml:7:9: spec.port"),
+        "{message}"
+    );
+    assert!(
+        message.contains("this spec is deploy/bad.yaml at commit c0ffee"),
+        "{message}"
+    );
+    let web = status(&store, "web").expect("web was reconciled");
+    assert_eq!(web.revision.as_ref().unwrap().version, "2");
+    assert_eq!(
+        web.source,
+        None,
+        "an edited spec has no commit: {}",
+        web.to_yaml()
+    );
+}
+
+#[tokio::test]
+async fn the_marker_is_read_once_per_list_and_a_broken_one_means_no_origin() {
+    let store = Arc::new(MemStore::default());
+    let web = good("web");
+    store.put_spec("web", &web);
+    put_marker(&store, "c0ffee", &[("web", &web)]);
+    let source = SpecSource::new(store.clone());
+    let listed = source.list().await.unwrap();
+    assert_eq!(listed[0].1.origin().unwrap().commit, "c0ffee");
+    // A hint for one app uses the marker as last read.
+    *store.marker.lock().unwrap() = Some((b"commit: [not, a, marker]".to_vec(), 2));
+    let got = source.get("web").await.unwrap().unwrap();
+    assert_eq!(got.origin().unwrap().commit, "c0ffee");
+    let listed = source.list().await.unwrap();
+    assert_eq!(listed[0].1.origin(), None);
+}
+
+#[tokio::test]
+async fn a_new_marker_hints_every_app_it_names() {
+    use ccd_store::SpecStore as _;
+    use futures::StreamExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ccd_store::FolderStore::new(dir.path()).unwrap());
+    let web = good("web");
+    std::fs::write(dir.path().join("specs/web.yaml"), &web).unwrap();
+    let source = SpecSource::new(store.clone());
+    assert_eq!(source.list().await.unwrap()[0].1.origin(), None);
+    let mut hints = source.changes().expect("a folder hints changes");
+
+    let marker = ccd_sync::SyncMarker {
+        commit: "c0ffee".into(),
+        files: vec![ccd_sync::MarkedFile {
+            app: "web".into(),
+            path: "deploy/web.yaml".into(),
+            checksum: ccd_store::spec_version(web.as_bytes()),
+            commit: String::new(),
+        }],
+        ..Default::default()
+    };
+    store
+        .write_marker(marker.to_yaml().as_bytes(), None)
+        .await
+        .unwrap();
+    let hint = tokio::time::timeout(Duration::from_secs(30), hints.next())
+        .await
+        .expect("a hint within 30 s");
+    assert_eq!(
+        hint.as_deref(),
+        Some("web"),
+        "the marker's hint became its app's"
+    );
+    let got = source.get("web").await.unwrap().unwrap();
+    assert_eq!(got.origin().unwrap().commit, "c0ffee");
+}

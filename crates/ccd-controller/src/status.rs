@@ -148,6 +148,11 @@ pub struct Status {
     /// The spec file's content hash this status answers.
     #[serde(default)]
     pub observed_spec: String,
+    /// The commit and repository file the spec came from, when `ccd sync`
+    /// put it in the store (absent for a spec written there otherwise, or
+    /// edited there since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::Origin>,
     #[serde(default)]
     pub phase: Phase,
     /// The revision the spec asks for.

@@ -97,6 +97,24 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<App, Problems> {
     }
 }
 
+/// Parses one app's spec file as the controller and `ccd sync` judge it: [`parse_bytes`], and
+/// its `metadata.name` must be `name`, the app the file's name defines. Problems come as lines
+/// located in `path` (`PATH:LINE:COL: field: what is wrong and how to fix it`).
+pub fn parse_file(name: &str, path: &str, bytes: &[u8]) -> Result<App, Vec<String>> {
+    match parse_bytes(bytes) {
+        Ok(app) if app.metadata.name != name => Err(vec![format!(
+            "{path}:1:1: metadata.name: {:?} does not match the file name; name the file {}.yaml or the app {name:?}",
+            app.metadata.name, app.metadata.name
+        )]),
+        Ok(app) => Ok(app),
+        Err(problems) => Err(problems
+            .0
+            .iter()
+            .map(|p| p.display_in(path).to_string())
+            .collect()),
+    }
+}
+
 impl AppSpec {
     /// The single probe the health definition names; TCP on the app's port when none is given.
     pub fn probe(&self) -> ProbeKind<'_> {

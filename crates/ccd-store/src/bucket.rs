@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::emulator::FakeGcsConnector;
 use crate::names;
 use crate::objects::{Lister, Objects, Record, UpdateCheck, spec_stamps};
-use crate::{SpecFile, SpecListing, SpecStore, StoreError};
+use crate::{Generation, Marker, SpecFile, SpecListing, SpecStore, StoreError};
 
 /// Names a storage emulator to use instead of Google's endpoint, as in Google's client libraries.
 pub const EMULATOR_HOST_VAR: &str = "STORAGE_EMULATOR_HOST";
@@ -287,6 +287,26 @@ impl SpecStore for BucketStore {
     async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
         self.objects.delete_record(Record::Scaling, app).await
     }
+
+    async fn write_spec(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.objects.write_spec(app, bytes).await
+    }
+
+    async fn delete_spec(&self, app: &str) -> Result<(), StoreError> {
+        self.objects.delete_spec(app).await
+    }
+
+    async fn read_marker(&self) -> Result<Option<Marker>, StoreError> {
+        self.objects.read_marker().await
+    }
+
+    async fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Generation>,
+    ) -> Result<(), StoreError> {
+        self.objects.write_marker(bytes, expected).await
+    }
 }
 
 struct Poller {
@@ -322,7 +342,7 @@ impl Poller {
                     .filter(|(file, stamp)| before.get(*file) != Some(*stamp))
                     .map(|(file, _)| file)
                     .chain(before.keys().filter(|file| !now.contains_key(*file)));
-                for app in changed.filter_map(|file| names::app_of(file)) {
+                for app in changed.filter_map(|file| names::hint_of(file)) {
                     if !self.pending.contains(&app) {
                         self.pending.push_back(app);
                     }

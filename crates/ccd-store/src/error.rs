@@ -118,4 +118,17 @@ pub enum StoreError {
         /// The writer's.
         ours: u64,
     },
+    /// A conditional write found the object at another version than the one it was read at.
+    #[error(
+        "{location} was changed by another writer since it was read (expected {expected}, \
+         found {found}); read it again and retry"
+    )]
+    Changed {
+        /// The object's full location.
+        location: String,
+        /// The version the write was conditioned on (`none`: that there was none).
+        expected: String,
+        /// The version found (`none`: it is gone).
+        found: String,
+    },
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::names::{SPECS_DIR, STATUS_DIR};
 use crate::objects::{Lister, Objects, Record, UpdateCheck};
-use crate::{SpecFile, SpecListing, SpecStore, StoreError, watch};
+use crate::{Generation, Marker, SpecFile, SpecListing, SpecStore, StoreError, watch};
 
 /// Specs and status in a local folder: `<root>/specs/<app>.yaml`, `<root>/status/<app>.yaml`,
 /// and operators' controls in `<root>/controls/<app>.yaml` (created with the first one).
@@ -151,5 +151,25 @@ impl SpecStore for FolderStore {
 
     async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
         self.objects.delete_record(Record::Scaling, app).await
+    }
+
+    async fn write_spec(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.objects.write_spec(app, bytes).await
+    }
+
+    async fn delete_spec(&self, app: &str) -> Result<(), StoreError> {
+        self.objects.delete_spec(app).await
+    }
+
+    async fn read_marker(&self) -> Result<Option<Marker>, StoreError> {
+        self.objects.read_marker().await
+    }
+
+    async fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Generation>,
+    ) -> Result<(), StoreError> {
+        self.objects.write_marker(bytes, expected).await
     }
 }

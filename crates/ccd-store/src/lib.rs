@@ -1,6 +1,7 @@
 //! ccd's spec and status store: where users drop `specs/<app>.yaml`, where the controller
 //! writes `status/<app>.yaml` beside them, and where operators leave `controls/<app>.yaml`
-//! (pause, resume, promote, abort a rollout) for the controller to read.
+//! (pause, resume, promote, abort a rollout) for the controller to read. `ccd sync` writes
+//! specs here too, and last its marker (`specs/.ccd-sync`: the commit they came from).
 //!
 //! One port, [`SpecStore`], and two adapters built on Apache Arrow's `object_store`:
 //! [`FolderStore`] (a local folder, the embedded default; change hints from filesystem events)
@@ -32,7 +33,12 @@ pub use error::StoreError;
 pub use folder::FolderStore;
 use futures::stream::BoxStream;
 pub use lease::{LeaseObject, LeaseWrite};
+pub use objects::{Generation, Marker};
 pub use url::StoreUrl;
+
+/// The change hint [`SpecStore::changes`] gives when the sync marker changed: the marker's file
+/// name (`specs/.ccd-sync`), which no app name can be, since app names never start with '.'.
+pub const MARKER_HINT: &str = names::MARKER_FILE;
 
 /// A spec's version as the store reports it: `sha256:<hex>` of its bytes.
 pub fn spec_version(bytes: &[u8]) -> String {
@@ -103,9 +109,9 @@ pub trait SpecStore: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<Option<SpecFile>, StoreError>> + Send;
 
-    /// App names whose spec may have changed. Hints only: lossy, possibly repeated, possibly
-    /// about apps that did not change; the caller still relists periodically. `None` when this
-    /// store cannot watch.
+    /// App names whose spec may have changed, and [`MARKER_HINT`] when the sync marker may have.
+    /// Hints only: lossy, possibly repeated, possibly about apps that did not change; the
+    /// caller still relists periodically. `None` when this store cannot watch.
     fn changes(&self) -> Option<BoxStream<'static, String>>;
 
     /// The bytes of `status/<app>.yaml`, `None` when there is none.
@@ -178,6 +184,32 @@ pub trait SpecStore: Send + Sync + 'static {
 
     /// Removes `scaling/<app>.yaml`; succeeds when there is none.
     fn delete_scaling(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `specs/<app>.yaml` (what `ccd sync` uploads) unless it already holds `bytes`,
+    /// atomically and conditionally as `write_status` does, within [`MAX_SPEC_BYTES`]; then
+    /// removes a `specs/<app>.yml` twin, so that one file defines the app. Returns whether it
+    /// wrote.
+    fn write_spec(
+        &self,
+        app: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes `specs/<app>.yaml` and `specs/<app>.yml`; succeeds when there is neither.
+    fn delete_spec(&self, app: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The sync marker `ccd sync` writes last (`specs/.ccd-sync`: which commit the specs came
+    /// from), with the version read; `None` when there is none.
+    fn read_marker(&self) -> impl Future<Output = Result<Option<Marker>, StoreError>> + Send;
+
+    /// Writes the sync marker only if it is still at `expected` (`None`: only if there is
+    /// none); otherwise fails with [`StoreError::Changed`] and writes nothing. A bucket checks
+    /// the generation itself; a folder compares and writes under a lock file.
+    fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Generation>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Which writer may replace a record: the writer's election (controllers of
@@ -351,6 +383,38 @@ impl SpecStore for AnyStore {
         match self {
             Self::Folder(s) => s.delete_scaling(app).await,
             Self::Bucket(s) => s.delete_scaling(app).await,
+        }
+    }
+
+    async fn write_spec(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Self::Folder(s) => s.write_spec(app, bytes).await,
+            Self::Bucket(s) => s.write_spec(app, bytes).await,
+        }
+    }
+
+    async fn delete_spec(&self, app: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.delete_spec(app).await,
+            Self::Bucket(s) => s.delete_spec(app).await,
+        }
+    }
+
+    async fn read_marker(&self) -> Result<Option<Marker>, StoreError> {
+        match self {
+            Self::Folder(s) => s.read_marker().await,
+            Self::Bucket(s) => s.read_marker().await,
+        }
+    }
+
+    async fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Generation>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Folder(s) => s.write_marker(bytes, expected).await,
+            Self::Bucket(s) => s.write_marker(bytes, expected).await,
         }
     }
 }

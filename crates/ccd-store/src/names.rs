@@ -11,6 +11,10 @@ pub(crate) const STATUS_DIR: &str = "status";
 /// Folder (or key prefix) of the operators' control files.
 pub(crate) const CONTROLS_DIR: &str = "controls";
 pub(crate) const SCALING_DIR: &str = "scaling";
+/// The sync marker's file name inside `specs/`: a dotfile without a `.yaml` extension, so
+/// listings, `ccd validate` and the spec watchers never take it for a spec, while the spec
+/// folder's own watch and poll see it change at no extra cost.
+pub(crate) const MARKER_FILE: &str = ".ccd-sync";
 
 /// Longest app name in bytes; far above the spec's own limit, it only keeps paths sane.
 const MAX_NAME_BYTES: usize = 128;
@@ -55,6 +59,15 @@ pub(crate) fn app_of(file_name: &str) -> Option<String> {
         SpecName::App(name) => Some(name),
         _ => None,
     }
+}
+
+/// What a change under `specs/` hints: the app a spec file defines, or [`MARKER_FILE`] for
+/// the sync marker (no app name starts with '.', so the two cannot be confused).
+pub(crate) fn hint_of(file_name: &str) -> Option<String> {
+    if file_name == MARKER_FILE {
+        return Some(MARKER_FILE.to_owned());
+    }
+    app_of(file_name)
 }
 
 /// Accepts ASCII letters, digits, `-`, `_` and `.` (not leading), at most 128 bytes.
@@ -132,6 +145,15 @@ mod tests {
         assert!(matches!(classify("a%20.yaml"), SpecName::Invalid(..)));
         assert!(matches!(classify("é.yaml"), SpecName::Invalid(..)));
         assert!(matches!(classify("x.yaml.yaml"), SpecName::App(n) if n == "x.yaml"));
+        assert_eq!(classify(MARKER_FILE), SpecName::Ignored);
+    }
+
+    #[test]
+    fn hints_name_apps_or_the_marker() {
+        assert_eq!(hint_of("web.yaml").as_deref(), Some("web"));
+        assert_eq!(hint_of(".ccd-sync").as_deref(), Some(MARKER_FILE));
+        assert_eq!(hint_of(".ccd-sync#1"), None);
+        assert_eq!(hint_of("notes.txt"), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The behaviour both stores share, written once over `object_store` so the folder and the
-//! bucket cannot drift: spec listing and loading, size limits, and (in `records`) change-only
-//! writes of the status and control records.
+//! bucket cannot drift: spec listing and loading, size limits, (in `records`) change-only
+//! writes of the status and control records, and (in `sync`) what `ccd sync` writes.
 
 mod records;
+mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore};
 
 pub(crate) use self::records::Record;
+pub use self::sync::{Generation, Marker};
 use crate::names::{self, SPECS_DIR, SpecName};
 use crate::{MAX_SPEC_BYTES, SpecFile, SpecListing, StoreError, UnreadableSpec};
 
@@ -396,13 +398,14 @@ impl Objects {
     }
 }
 
-/// Stamp per spec file name (files with a valid app name), for change detection.
+/// Stamp per spec file name (files with a valid app name, and the sync marker), for change
+/// detection.
 pub(crate) fn spec_stamps(listed: &[Listed]) -> HashMap<String, String> {
     listed
         .iter()
         .filter_map(|l| {
             let name = l.file_name.as_ref().ok()?;
-            names::app_of(name)?;
+            names::hint_of(name)?;
             Some((name.clone(), l.stamp.clone().unwrap_or_default()))
         })
         .collect()

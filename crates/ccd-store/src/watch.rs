@@ -2,8 +2,9 @@
 //!
 //! Two non-recursive watches: `specs/` for its files, and the store root so that a `specs/`
 //! folder that is removed and created again (a sync tool swapping folders) is watched again.
-//! Hints are app names; when events were lost (a kernel queue overflow, or our buffer filling)
-//! every current spec is hinted, which is what a rescan means here.
+//! Hints are app names, or `crate::MARKER_HINT` when the sync marker changed; when events were
+//! lost (a kernel queue overflow, or our buffer filling) every current spec is hinted, which is
+//! what a rescan means here.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -125,7 +126,7 @@ impl Watch {
             if let Some(app) = path
                 .file_name()
                 .and_then(|f| f.to_str())
-                .and_then(names::app_of)
+                .and_then(names::hint_of)
             {
                 self.push(app);
             }
@@ -165,6 +166,6 @@ fn app_names_in(dir: &Path) -> Vec<String> {
     };
     entries
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(names::app_of))
+        .filter_map(|e| e.file_name().to_str().and_then(names::hint_of))
         .collect()
 }

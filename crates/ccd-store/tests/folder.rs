@@ -208,3 +208,33 @@ async fn the_controls_folder_comes_with_the_first_control_and_keeps_no_temporary
     store.delete_control("app").await.unwrap();
     assert_eq!(again.read_control("app").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_racing_marker_writes_from_one_version_exactly_one_wins() {
+    // Each writer is its own store, as two `ccd sync` processes are; the lock file makes the
+    // folder's compare-and-rename one step.
+    let dir = tempfile::tempdir().unwrap();
+    let first = FolderStore::new(dir.path()).unwrap();
+    first.write_marker(b"commit: base\n", None).await.unwrap();
+    let base = first.read_marker().await.unwrap().unwrap().generation;
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (root, base) = (dir.path().to_owned(), base.clone());
+        writers.spawn(async move {
+            let store = FolderStore::new(&root).unwrap();
+            let bytes = format!("commit: writer-{i}\n");
+            store.write_marker(bytes.as_bytes(), Some(&base)).await
+        });
+    }
+    let mut won = 0;
+    while let Some(result) = writers.join_next().await {
+        match result.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Changed { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let now = first.read_marker().await.unwrap().unwrap();
+    assert!(now.bytes.starts_with(b"commit: writer-"), "{:?}", now.bytes);
+}

@@ -17,6 +17,7 @@ mod observe;
 mod plan;
 mod reconcilers;
 mod rollout;
+mod sync;
 mod target;
 mod up;
 mod validate;
@@ -60,6 +61,8 @@ enum Command {
     Plan(plan::Args),
     /// Whether the project, network, permissions and store are ready for `ccd controller --config FILE`.
     Doctor(doctor::Args),
+    /// Put a git commit's spec files into the store: only what changed, deletions with --prune.
+    Sync(sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,5 +85,6 @@ fn main() -> ExitCode {
         Command::Rollout(args) => rollout::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Sync(args) => sync::run(args),
     }
 }

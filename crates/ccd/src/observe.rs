@@ -92,6 +92,8 @@ struct Row {
     instances: usize,
     endpoint: String,
     rollout: String,
+    /// The commit the spec came from (`ccd sync`), and its file in the repository.
+    source: Option<ccd_controller::Origin>,
     text: String,
     /// The scaling reconciler's record (`scaling/<app>.yaml`), for an autoscaled app.
     scaling: Option<ScalingRecord>,
@@ -108,6 +110,7 @@ impl Row {
             instances: 0,
             endpoint: "-".to_owned(),
             rollout: "-".to_owned(),
+            source: None,
             text: String::new(),
             scaling: None,
             problems: vec![problem],
@@ -135,6 +138,7 @@ impl Row {
                 .cloned()
                 .unwrap_or_else(|| "-".to_owned()),
             rollout,
+            source: status.source.clone(),
             app,
             text,
             scaling: None,
@@ -281,7 +285,7 @@ fn print_rows(rows: &[Row], output: Output) {
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
-                    let mut item = serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout, "scaling": r.scaling});
+                    let mut item = serde_json::json!({"app": r.app, "phase": r.phase, "version": r.version, "instances": r.instances, "endpoint": r.endpoint, "rollout": r.rollout, "source": r.source, "scaling": r.scaling});
                     if !r.problems.is_empty() {
                         item["problems"] = serde_json::json!(r.problems);
                     }
@@ -295,21 +299,28 @@ fn print_rows(rows: &[Row], output: Output) {
         }
         Output::Table => {
             outln!(
-                "{:<20} {:<12} {:<12} {:>9}  {:<24} ROLLOUT",
+                "{:<20} {:<12} {:<12} {:>9}  {:<24} {:<12} ROLLOUT",
                 "APP",
                 "PHASE",
                 "VERSION",
                 "INSTANCES",
-                "ENDPOINT"
+                "ENDPOINT",
+                "COMMIT"
             );
             for r in rows {
+                // Twelve characters name a commit in any repository of a sane size.
+                let commit = r
+                    .source
+                    .as_ref()
+                    .map_or("-", |s| s.commit.get(..12).unwrap_or(&s.commit));
                 outln!(
-                    "{:<20} {:<12} {:<12} {:>9}  {:<24} {}",
+                    "{:<20} {:<12} {:<12} {:>9}  {:<24} {:<12} {}",
                     r.app,
                     r.phase,
                     r.version,
                     r.instances,
                     r.endpoint,
+                    commit,
                     r.rollout
                 );
             }

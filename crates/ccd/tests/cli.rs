@@ -116,3 +116,150 @@ fn schema_output_equals_the_committed_schema() {
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(schema["properties"]["apiVersion"]["const"], "ccd/v1");
 }
+
+#[test]
+fn sync_mistakes_name_the_fix_and_touch_nothing() {
+    let dir = std::env::temp_dir().join(format!("ccd-cli-sync-{}", std::process::id()));
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let store_arg = store.to_str().unwrap();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let out = ccd(&[
+        "sync",
+        "/nonexistent/ops",
+        "--path",
+        "deploy",
+        "--to",
+        store_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("\"/nonexistent/ops\" is not a repository: there is no such folder"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!store.join("specs").exists(), "the store was touched");
+
+    let out = ccd(&[
+        "sync",
+        ".",
+        "--path",
+        "deploy",
+        "--to",
+        "/nonexistent/store",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--to /nonexistent/store: there is no such folder"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ccd(&["sync", ".", "--path", "../up", "--to", store_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--path \"../up\": it leaves the repository"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --force only makes sense with --prune.
+    let out = ccd(&[
+        "sync", ".", "--path", "deploy", "--to", store_arg, "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--prune"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn git(repo: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `check` every 100 ms for up to `seconds`.
+fn wait_for(what: &str, seconds: u64, check: impl Fn() -> bool) {
+    for _ in 0..seconds * 10 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("gave up waiting for {what} after {seconds} s");
+}
+
+#[test]
+fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
+    let dir = std::env::temp_dir().join(format!("ccd-cli-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (repo, store) = (dir.join("repo"), dir.join("store"));
+    std::fs::create_dir_all(repo.join("deploy")).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    let spec = |v: &str| {
+        format!(
+            "apiVersion: ccd/v1\nkind: App\nmetadata: {{name: web}}\nspec:\n  image: example/web:{v}\n  version: \"{v}\"\n  port: 8080\n"
+        )
+    };
+    let commit = |v: &str| {
+        std::fs::write(repo.join("deploy/web.yaml"), spec(v)).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "--quiet", "-m", v]);
+    };
+    let synced =
+        |v: &str| std::fs::read_to_string(store.join("specs/web.yaml")).is_ok_and(|s| s == spec(v));
+    commit("1");
+    let log = dir.join("watch.log");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_ccd"))
+        .args(["sync", repo.to_str().unwrap(), "--path", "deploy"])
+        .args([
+            "--to",
+            store.to_str().unwrap(),
+            "--watch",
+            "--interval",
+            "1s",
+        ])
+        .stdout(std::fs::File::create(dir.join("watch.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the first commit in the store", 30, || synced("1"));
+    commit("2");
+    wait_for("the second commit in the store", 30, || synced("2"));
+
+    // The repository goes away for a while: each tick logs the error, the loop goes on.
+    std::fs::rename(repo.join(".git"), dir.join("git-away")).unwrap();
+    wait_for("a failed sync in the log", 30, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sync failed"))
+    });
+    std::fs::rename(dir.join("git-away"), repo.join(".git")).unwrap();
+    commit("3");
+    wait_for("the third commit in the store", 30, || synced("3"));
+
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let out = std::fs::read_to_string(dir.join("watch.out")).unwrap();
+    assert_eq!(out.matches("uploaded specs/web.yaml").count(), 3, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -279,3 +279,82 @@ fn a_folder_reads_as_before_and_errors_name_the_folder_or_file_and_the_fix() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn sync_puts_a_commit_into_a_bucket_with_its_marker() {
+    let fake = FakeGcs::start();
+    fake.create_bucket(BUCKET);
+    let dir = scratch("sync");
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("deploy")).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    let spec = "apiVersion: ccd/v1\nkind: App\nmetadata: {name: web}\nspec:\n  image: example/web:1\n  version: \"1\"\n  port: 8080\n";
+    std::fs::write(repo.join("deploy/web.yaml"), spec).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "web"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+    let to = format!("gs://{BUCKET}/{PREFIX}");
+    let args = ["sync", "repo", "--path", "deploy", "--to", to.as_str()];
+
+    let out = ccd(&args, &fake.host, &dir);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("commit {commit} by Ada <ada@example.com>")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("-> {to}")), "{stdout}");
+    assert!(
+        stdout.contains("uploaded specs/web.yaml from deploy/web.yaml"),
+        "{stdout}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let endpoint = format!("http://{}", fake.host);
+    let store = BucketStore::new(BucketConfig::fake_gcs_server(&endpoint, BUCKET, PREFIX)).unwrap();
+    let (web, marker) = runtime.block_on(async {
+        (
+            store.get_spec("web").await.unwrap().unwrap(),
+            store.read_marker().await.unwrap().unwrap(),
+        )
+    });
+    assert_eq!(web.bytes.as_ref(), spec.as_bytes());
+    let read = ccd_sync::SyncMarker::parse(&marker.bytes).unwrap();
+    assert_eq!(read.commit, commit);
+    assert_eq!(
+        read.origin("web", &web.version).unwrap().path,
+        "deploy/web.yaml"
+    );
+
+    // Again: nothing to upload, and the marker keeps its generation.
+    let out = ccd(&args, &fake.host, &dir);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("unchanged 1") && !stdout.contains("uploaded"),
+        "{stdout}"
+    );
+    let again = runtime.block_on(async { store.read_marker().await.unwrap().unwrap() });
+    assert_eq!(again.generation, marker.generation);
+}

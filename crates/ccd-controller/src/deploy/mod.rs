@@ -294,15 +294,25 @@ impl<C: Cloud, S: SpecStore> Reconciler<Desired> for DeployReconciler<C, S> {
                     .await
             }
             Some(Desired::Invalid {
-                version, problems, ..
+                version,
+                problems,
+                origin,
+                ..
             }) => {
-                self.stall(key, version, problems)
+                self.stall(key, version, problems, origin.as_ref())
                     .instrument(info_span!("stall", app = key))
                     .await
             }
-            Some(Desired::Valid { app, path, version }) => {
+            Some(Desired::Valid {
+                app,
+                path,
+                version,
+                origin,
+            }) => {
                 let span = info_span!("deploy", app = key, revision = %app.spec.version);
-                self.deploy(app, path, version).instrument(span).await
+                self.deploy(app, path, version, origin.as_ref())
+                    .instrument(span)
+                    .await
             }
         }
     }

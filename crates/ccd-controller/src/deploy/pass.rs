@@ -11,6 +11,7 @@ use crate::control::Control;
 use crate::decide::{self, Decision, Input, Known, Work};
 use crate::plan::{Plan, plan};
 use crate::shape::{Shape, shape};
+use crate::source::Origin;
 use crate::status::{AccountStatus, Status};
 use crate::steps::target_size;
 
@@ -20,6 +21,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         app: &ccd_spec::App,
         path: &str,
         spec_version: &str,
+        origin: Option<&Origin>,
     ) -> Result<Action, ReconcileError> {
         let name = &app.metadata.name;
         let region = &app.spec.machine.region;
@@ -31,7 +33,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 self.cloud.region(),
                 self.cloud.region()
             );
-            return self.stall(name, spec_version, &[problem]).await;
+            return self.stall(name, spec_version, &[problem], origin).await;
         }
         let plan = plan(app, self.local.as_ref(), self.cloud.app_account(name));
         let recorded = self.recorded(name).await?;
@@ -50,6 +52,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             poll: self.poll,
         };
         let mut decision = decide::decide(&input);
+        decision.status.source = origin.cloned();
         let shape = shape(&plan, &decision.status, target_size(app));
         let memory = self.memory(name);
         let work = decide::work(

@@ -11,6 +11,7 @@ use super::pass::{lb_ids, legacy_group};
 use super::{DeployReconciler, ReconcileError};
 use crate::decide::{self, WHEN_SETTLED};
 use crate::report;
+use crate::source::Origin;
 use crate::status::{Condition, Status};
 
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
@@ -21,6 +22,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         app: &str,
         version: &str,
         problems: &[String],
+        origin: Option<&Origin>,
     ) -> Result<Action, ReconcileError> {
         // Nothing moves while the spec is invalid: nothing to measure.
         self.probes.stop(app);
@@ -29,7 +31,16 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             return Ok(Action::AwaitChange);
         }
         let recorded = self.recorded(app).await?;
-        let mut status = decide::stalled(&recorded, app, version, problems);
+        let mut problems = problems.to_vec();
+        if let Some(o) = origin {
+            // Where to fix it: the store's copy is overwritten by the next sync.
+            problems.push(format!(
+                "this spec is {} at commit {}: fix it there and sync again",
+                o.path, o.commit
+            ));
+        }
+        let mut status = decide::stalled(&recorded, app, version, &problems);
+        status.source = origin.cloned();
         let mut members = Vec::new();
         for g in &recorded.groups {
             if let Some(m) = self.cloud.group_members(&g.id(app)).await? {

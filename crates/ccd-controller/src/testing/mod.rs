@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ccd_runtime::{Action, Reconciler};
-use ccd_store::{Bytes, SpecFile, SpecListing, SpecStore, StoreError};
+use ccd_store::{Bytes, Generation, Marker, SpecFile, SpecListing, SpecStore, StoreError};
 use futures_core::Stream;
 
 type Changes = std::pin::Pin<Box<dyn Stream<Item = String> + Send>>;
@@ -32,6 +32,8 @@ pub struct MemStore {
     pub controls: Mutex<HashMap<String, Vec<u8>>>,
     pub scaling: Mutex<HashMap<String, Vec<u8>>>,
     pub writes: Mutex<usize>,
+    /// The sync marker and how many times it was written (its generation).
+    pub marker: Mutex<Option<(Vec<u8>, u64)>>,
 }
 
 impl SpecStore for MemStore {
@@ -146,6 +148,46 @@ impl SpecStore for MemStore {
     async fn delete_scaling(&self, app: &str) -> Result<(), StoreError> {
         let mut map = self.scaling.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(app);
+        Ok(())
+    }
+
+    async fn write_spec(&self, app: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let mut map = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.insert(app.to_owned(), bytes.to_vec()).as_deref() != Some(bytes))
+    }
+
+    async fn delete_spec(&self, app: &str) -> Result<(), StoreError> {
+        let mut map = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(app);
+        Ok(())
+    }
+
+    async fn read_marker(&self) -> Result<Option<Marker>, StoreError> {
+        let marker = self.marker.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(marker.as_ref().map(|(bytes, generation)| Marker {
+            bytes: Bytes::from(bytes.clone()),
+            generation: Generation::tagged(generation.to_string()),
+        }))
+    }
+
+    async fn write_marker(
+        &self,
+        bytes: &[u8],
+        expected: Option<&Generation>,
+    ) -> Result<(), StoreError> {
+        let mut marker = self.marker.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = marker
+            .as_ref()
+            .map(|(_, g)| Generation::tagged(g.to_string()));
+        if current.as_ref() != expected {
+            return Err(StoreError::Changed {
+                location: "memory/specs/.ccd-sync".into(),
+                expected: format!("{expected:?}"),
+                found: format!("{current:?}"),
+            });
+        }
+        let next = marker.as_ref().map_or(1, |(_, g)| g + 1);
+        *marker = Some((bytes.to_vec(), next));
         Ok(())
     }
 }

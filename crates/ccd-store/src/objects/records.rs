@@ -1,15 +1,15 @@
 //! The per-app records beside the specs, `status/<app>.yaml` (the controller's) and
-//! `controls/<app>.yaml` (the operator's): read, written only when their bytes change
-//! (atomically, and conditionally where the backend can check versions), and deleted.
+//! `controls/<app>.yaml` (the operator's), and the specs themselves as `ccd sync` writes them:
+//! read, written only when their bytes change (atomically, and conditionally where the
+//! backend can check versions), and deleted.
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tracing::{debug, warn};
 
 use super::{Objects, UpdateCheck};
-use crate::names::{self, CONTROLS_DIR, SCALING_DIR, STATUS_DIR};
-use crate::{Fence, MAX_STATUS_BYTES, StoreError};
+use crate::names::{self, CONTROLS_DIR, SCALING_DIR, SPECS_DIR, STATUS_DIR};
+use crate::{Fence, MAX_SPEC_BYTES, MAX_STATUS_BYTES, StoreError};
 
 /// Read-compare-write rounds before a write gives up on a busy object.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -23,6 +23,9 @@ pub(crate) enum Record {
     Control,
     /// `scaling/<app>.yaml`, what the scaling reconciler decided last.
     Scaling,
+    /// `specs/<app>.yaml`, as `ccd sync` uploads it (listing and reading specs is
+    /// `Objects::list_specs`'s, which also knows `.yml`).
+    Spec,
 }
 
 impl Record {
@@ -31,12 +34,17 @@ impl Record {
             Self::Status => STATUS_DIR,
             Self::Control => CONTROLS_DIR,
             Self::Scaling => SCALING_DIR,
+            Self::Spec => SPECS_DIR,
         }
     }
 
-    /// Status and controls share one cap: both are small documents ccd writes itself.
+    /// Status and controls share one cap: both are small documents ccd writes itself. A spec
+    /// has the cap the controller reads it under, so nothing is written that it would refuse.
     fn limit(self) -> u64 {
-        MAX_STATUS_BYTES
+        match self {
+            Self::Spec => MAX_SPEC_BYTES,
+            Self::Status | Self::Control | Self::Scaling => MAX_STATUS_BYTES,
+        }
     }
 }
 
@@ -184,23 +192,6 @@ impl Objects {
     /// Removes the record; succeeds when there is none.
     pub(crate) async fn delete_record(&self, record: Record, app: &str) -> Result<(), StoreError> {
         names::app_name(app)?;
-        let dir = record.dir();
-        let file = format!("{app}.yaml");
-        let key = self.key(dir, &file);
-        let mut results = self
-            .store
-            .delete_stream(stream::once(async move { Ok(key) }).boxed());
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(source) => {
-                    return Err(StoreError::Delete {
-                        location: self.display(dir, &file),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(())
+        self.delete_file(record.dir(), &format!("{app}.yaml")).await
     }
 }

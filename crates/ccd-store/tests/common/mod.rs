@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ccd_store::{Fence, MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecStore, StoreError};
+use ccd_store::{Fence, MARKER_HINT, MAX_SPEC_BYTES, MAX_STATUS_BYTES, SpecStore, StoreError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -51,6 +51,8 @@ macro_rules! behaviour_suite {
             bad_app_names_are_refused,
             changes_hint_created_edited_and_deleted_specs,
             a_status_from_a_later_leader_is_not_overwritten,
+            specs_are_written_and_deleted_as_sync_does,
+            the_marker_is_written_only_at_the_version_read,
         );
     };
     (@each $subject:path; $($name:ident),* $(,)?) => {
@@ -457,6 +459,89 @@ pub async fn changes_hint_created_edited_and_deleted_specs<S: SpecStore, B: Back
     expect_hint(&mut hints, "edited").await;
     s.raw.remove("specs/deleted.yaml").await;
     expect_hint(&mut hints, "deleted").await;
+}
+
+pub async fn specs_are_written_and_deleted_as_sync_does<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    assert!(s.store.write_spec("web", b"v: 1\n").await.unwrap());
+    let stamp = s.raw.stamp("specs/web.yaml").await;
+    assert!(stamp.is_some(), "no specs/web.yaml");
+    let web = s.store.get_spec("web").await.unwrap().unwrap();
+    assert_eq!(web.bytes.as_ref(), b"v: 1\n");
+    // The same bytes again: nothing written.
+    assert!(!s.store.write_spec("web", b"v: 1\n").await.unwrap());
+    assert_eq!(s.raw.stamp("specs/web.yaml").await, stamp);
+
+    // A `.yml` twin left by hand would make the app ambiguous: the upload removes it.
+    s.raw.put("specs/api.yml", b"v: old\n").await;
+    assert!(s.store.write_spec("api", b"v: new\n").await.unwrap());
+    assert_eq!(s.raw.stamp("specs/api.yml").await, None);
+    let listing = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&listing), ["api", "web"]);
+    assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+
+    s.raw.put("specs/web.yml", b"v: twin\n").await;
+    s.store.delete_spec("web").await.unwrap();
+    assert_eq!(s.raw.stamp("specs/web.yaml").await, None);
+    assert_eq!(s.raw.stamp("specs/web.yml").await, None);
+    s.store.delete_spec("web").await.unwrap();
+    assert_eq!(names(&s.store.list_specs().await.unwrap()), ["api"]);
+
+    let too_large = vec![b'#'; usize::try_from(MAX_SPEC_BYTES).unwrap() + 1];
+    let err = s.store.write_spec("big", &too_large).await.unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("specs/big.yaml"), "{err}");
+    for bad in ["../escape", ".hidden", "a/b"] {
+        let err = s.store.write_spec(bad, b"v: 1\n").await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidAppName { .. }), "{err}");
+        let err = s.store.delete_spec(bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidAppName { .. }), "{err}");
+    }
+}
+
+pub async fn the_marker_is_written_only_at_the_version_read<S: SpecStore, B: Backdoor>(
+    s: Subject<S, B>,
+) {
+    s.raw.put("specs/web.yaml", b"v: 1\n").await;
+    let listing = s.store.list_specs().await.unwrap();
+    let mut hints = s.store.changes().expect("this store reports changes");
+    assert_eq!(s.store.read_marker().await.unwrap(), None);
+
+    s.store.write_marker(b"commit: a\n", None).await.unwrap();
+    expect_hint(&mut hints, MARKER_HINT).await;
+    let first = s.store.read_marker().await.unwrap().unwrap();
+    assert_eq!(first.bytes.as_ref(), b"commit: a\n");
+    // "Create" loses to a marker that is there.
+    let err = s
+        .store
+        .write_marker(b"commit: x\n", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Changed { .. }), "{err}");
+    assert!(err.to_string().contains("specs/.ccd-sync"), "{err}");
+
+    s.store
+        .write_marker(b"commit: b\n", Some(&first.generation))
+        .await
+        .unwrap();
+    let second = s.store.read_marker().await.unwrap().unwrap();
+    assert_eq!(second.bytes.as_ref(), b"commit: b\n");
+    assert_ne!(second.generation, first.generation);
+    // A second sync that read the first marker finds it changed, and writes nothing.
+    let err = s
+        .store
+        .write_marker(b"commit: c\n", Some(&first.generation))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Changed { .. }), "{err}");
+    let now = s.store.read_marker().await.unwrap().unwrap();
+    assert_eq!(now, second);
+
+    // The marker is never a spec.
+    let after = s.store.list_specs().await.unwrap();
+    assert_eq!(names(&after), names(&listing));
+    assert!(after.unreadable.is_empty(), "{:?}", after.unreadable);
 }
 
 /// Waits for a hint naming `app`, skipping others (hints may repeat or be spurious).
