@@ -240,6 +240,9 @@ impl Status {
     pub fn read(bytes: &[u8]) -> Result<Status, String> {
         let value = ccd_spec::document::from_yaml(bytes).map_err(|e| e.to_string())?;
         let mut status: Status = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        // The name goes into the header comment and every message: only a
+        // name the store accepts (a NUL, found by fuzzing, broke the YAML).
+        ccd_store::check_app_name(&status.app).map_err(|e| format!("app: {e}"))?;
         if status.groups.is_empty() && (status.zone.is_some() || status.region.is_some()) {
             // Written before `groups`: one group, named after the app.
             status.groups.push(GroupRecord {
@@ -334,6 +337,16 @@ fn is_name(s: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_status_whose_app_is_not_an_app_name_is_not_a_status() {
+        // Found by `make fuzz` (status target): a NUL in the name made a
+        // status that could not be read back.
+        let text = "app: \"lo0\\0f\"\nobservedSpec: \"\"\nphase: Progressing\n";
+        let err = Status::read(text.as_bytes()).unwrap_err();
+        assert!(err.starts_with("app: "), "{err}");
+        assert!(Status::parse(b"app: web\nobservedSpec: x\n").is_some());
+    }
 
     fn good() -> LastGood {
         LastGood {
