@@ -1,6 +1,9 @@
 //! The `ccd` binary as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 
+mod common;
+
+use common::git;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -171,27 +174,6 @@ fn sync_mistakes_name_the_fix_and_touch_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--prune"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn git(repo: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Polls `check` every 100 ms for up to `seconds`.
