@@ -16,8 +16,9 @@ use crate::shape::Shape;
 /// What a pass did.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
-    /// The load balancer's URLs once it is complete; `Some(vec![])` for an
-    /// app that is not exposed; `None` while pieces are missing.
+    /// The load balancer's URLs once it is complete and has them;
+    /// `Some(vec![])` for an app that is not exposed; `None` while pieces
+    /// are missing or it has no URL yet.
     pub endpoints: Option<Vec<String>>,
     /// A load balancer of the kind the spec no longer asks for was deleted.
     pub removed_load_balancer: bool,
@@ -89,9 +90,12 @@ pub(crate) async fn apply<C: Cloud>(
             certificate = state
                 .as_ref()
                 .and_then(|s| Some((s.certificate.clone()?, s.address)));
+            // Complete, and reachable at a URL: a frontend that listens a
+            // moment after its forwarding rule exists has none yet.
             state
                 .filter(|state| state.complete())
                 .map(|state| endpoints(spec, &state))
+                .filter(|urls| !urls.is_empty())
         }
     };
     for id in &shape.retire {

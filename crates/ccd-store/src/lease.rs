@@ -51,14 +51,17 @@ impl AnyStore {
 
     /// Checks that this store refuses a write conditional on a generation the
     /// object is no longer at, which leader election rests on: a bucket does,
-    /// a local folder cannot. Writes and then removes `leases/.probe.json`.
-    pub async fn check_conditional_writes(&self) -> Result<(), StoreError> {
+    /// a local folder cannot. Writes and then removes
+    /// `leases/.probe-<candidate>.json`: a probe of its own per candidate, so
+    /// that controllers starting together do not move each other's probe.
+    pub async fn check_conditional_writes(&self, candidate: &str) -> Result<(), StoreError> {
         let objects = self.objects();
         let refuse = |reason: String| StoreError::Unconditional {
             location: objects.location().to_owned(),
             reason,
         };
-        let probe = ".probe";
+        let probe = probe_name(candidate);
+        let probe = probe.as_str();
         let first = match write(objects, probe, b"{}", None).await {
             Ok(LeaseWrite::Written(g)) => g,
             // A probe left by a crashed run: replace it from its generation.
@@ -99,6 +102,22 @@ impl AnyStore {
             ))),
         }
     }
+}
+
+/// `.probe-<candidate>`, keeping only characters safe in an object name.
+fn probe_name(candidate: &str) -> String {
+    let safe: String = candidate
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(".probe-{safe}")
 }
 
 fn file(name: &str) -> String {

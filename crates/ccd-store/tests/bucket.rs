@@ -271,16 +271,26 @@ async fn leases_are_written_only_at_the_generation_read() {
 async fn a_bucket_passes_the_election_check_and_a_folder_is_refused_naming_the_fix() {
     let s = bucket_subject().await;
     let bucket = AnyStore::Bucket(BucketStore::new(config(&s.raw.fake)).unwrap());
-    bucket.check_conditional_writes().await.unwrap();
-    bucket.check_conditional_writes().await.unwrap();
+    bucket.check_conditional_writes("a").await.unwrap();
+    bucket.check_conditional_writes("a").await.unwrap();
     assert_eq!(
-        s.raw.stamp("leases/.probe.json").await,
+        s.raw.stamp("leases/.probe-a.json").await,
         None,
         "the probe is removed"
     );
+    // Controllers starting together each probe on their own (CI once saw
+    // two share one probe and the second refuse HA: "the probe kept moving").
+    let (a, b, c) = tokio::join!(
+        bucket.check_conditional_writes("host-1-aa"),
+        bucket.check_conditional_writes("host-2-bb"),
+        bucket.check_conditional_writes("host/3 cc"),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let folder = AnyStore::Folder(FolderStore::new(dir.path()).unwrap());
-    let err = folder.check_conditional_writes().await.unwrap_err();
+    let err = folder.check_conditional_writes("a").await.unwrap_err();
     assert!(matches!(err, StoreError::Unconditional { .. }), "{err}");
     assert!(err.to_string().contains("single controller"), "{err}");
 }

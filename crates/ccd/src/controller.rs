@@ -498,13 +498,13 @@ async fn elect(
     let Some(election) = &config.leader_election else {
         return Ok((crate::metrics::Election::alone(), None));
     };
+    let holder = holder_id();
     store
-        .check_conditional_writes()
+        .check_conditional_writes(&holder)
         .await
         .context("leaderElection")?;
     let lease =
         ccd_controller::lease::StoreLease::new(store.clone(), lease_name(&config.region, set));
-    let holder = holder_id();
     let stopped = stop.clone();
     let (leadership, counts, elector) = run_elector(
         Arc::new(lease),

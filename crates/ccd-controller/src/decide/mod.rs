@@ -128,13 +128,15 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let probe = d.probe_order();
     let moving = d.status.rollout.as_ref().is_some_and(|r| r.state.is_open())
         || d.status.groups.iter().any(|g| g.role != GroupRole::Stable);
+    let exposed = input.plan.load_balancer.is_none() || !d.status.endpoints.is_empty();
     Decision {
         requeue: if moving {
             d.requeue
-        } else if settled {
+        } else if settled && exposed {
             WHEN_SETTLED
         } else {
-            // At rest but not whole: autohealing at work, or a version stuck.
+            // At rest but not whole (autohealing at work, or a version
+            // stuck), or its load balancer without a URL yet.
             WHEN_BROKEN
         },
         status: d.status,

@@ -134,8 +134,11 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .rollout
                 .as_ref()
                 .is_some_and(|r| r.state.is_open());
+        // A load balancer without its URLs yet is not done: the next pass
+        // applies again rather than resting on this one.
+        let unexposed = shape.load_balancer.is_some() && decision.status.endpoints.is_empty();
         let known = match work {
-            _ if error.is_some() || !(decision.settled || moving) => None,
+            _ if error.is_some() || unexposed || !(decision.settled || moving) => None,
             Work::Nothing => memory.known.map(|k| Known {
                 settled: decision.settled,
                 ..k

@@ -284,6 +284,10 @@ pub struct Harness {
     pub reconciler: DeployReconciler<FakeCloud, MemStore>,
     pub clock: WallClock,
     pub spec: String,
+    /// Whether the load balancer's frontend listens yet: the local cloud
+    /// starts it a moment after the forwarding rule exists, and until then
+    /// a complete load balancer has no URL.
+    pub listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// 2026-11-30T00:00:00Z: where the test clock starts.
@@ -316,7 +320,12 @@ impl Harness {
         let clock = WallClock::starting_at(now);
         let events = Arc::new(EventLog::default());
         let probes = Arc::new(FakeProbes::default());
-        let endpoints: crate::Endpoints = Arc::new(|_, state| {
+        let listening = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let listens = listening.clone();
+        let endpoints: crate::Endpoints = Arc::new(move |_, state| {
+            if !listens.load(std::sync::atomic::Ordering::SeqCst) {
+                return Vec::new();
+            }
             state
                 .address
                 .map(|a| vec![format!("http://{a}")])
@@ -339,6 +348,7 @@ impl Harness {
             reconciler,
             clock,
             spec: spec.to_owned(),
+            listening,
         }
     }
 

@@ -417,3 +417,37 @@ async fn an_external_app_is_ready_only_once_its_certificate_is_active() {
     assert_eq!(s.certificate.unwrap().status, "ACTIVE");
     assert!(h.event("Ready").is_some());
 }
+
+/// The chaos suite once found an app whose rollout had succeeded stay
+/// Progressing for minutes: the pass that created its load balancer ran
+/// before the local cloud's frontend listened, found no URL, and every
+/// later pass rested on that pass until the drift check came round.
+#[tokio::test(start_paused = true)]
+async fn a_load_balancer_without_its_url_yet_is_applied_again_until_it_has_one() {
+    let h = Harness::new(&spec("1", ROLLING));
+    h.listening
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let s = h
+        .until("the first rollout to succeed", MINUTE, |s| {
+            s.rollout
+                .as_ref()
+                .is_some_and(|r| r.state == RolloutState::Succeeded)
+        })
+        .await;
+    assert_eq!(s.phase, Phase::Progressing, "no URL yet: not Ready");
+    assert!(s.endpoints.is_empty());
+    let wait = h.pass().await;
+    assert!(
+        wait <= crate::decide::WHEN_BROKEN,
+        "an app without its URL is looked at soon, not in {wait:?}"
+    );
+    h.listening.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Well before the drift check would have looked again.
+    let s = h
+        .until("Ready once it listens", Duration::from_secs(15), |s| {
+            s.phase == Phase::Ready
+        })
+        .await;
+    assert_eq!(s.endpoints, ["http://10.0.0.9"]);
+    assert!(h.event("Ready").is_some(), "{:?}", h.event_reasons());
+}
