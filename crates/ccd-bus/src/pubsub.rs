@@ -227,6 +227,50 @@ impl PubSubBus {
         self.inner.subscription_path(topic, subscription)
     }
 
+    /// Consumes a subscription ccd did not make, by its full name
+    /// (`projects/P/subscriptions/S`): the one Cloud Storage's notifications
+    /// of the spec bucket reach, say. It is neither created nor changed, and
+    /// one that does not exist is an error saying how to make it.
+    pub async fn consume(&self, subscription: &str) -> Result<Subscription, BusError> {
+        let path = subscription.to_owned();
+        let (tx, rx) = unbounded_channel();
+        {
+            let mut consumers = lock(&self.inner.consumers);
+            consumers.retain(|_, tx| !tx.is_closed());
+            if consumers.contains_key(&path) {
+                return Err(BusError::AlreadySubscribed(path));
+            }
+            consumers.insert(path.clone(), tx.clone());
+        }
+        let found = self
+            .inner
+            .subscriptions
+            .get_subscription()
+            .set_subscription(&path)
+            .send()
+            .await;
+        match found {
+            Ok(_) => {}
+            // Credentials that may only consume cannot read it: the stream says.
+            Err(e) if code(&e) == Some(Code::PermissionDenied) => {}
+            Err(e) => {
+                lock(&self.inner.consumers).remove(&path);
+                return Err(BusError::Transport {
+                    context: format!("reading subscription {path}"),
+                    message: explain(
+                        &e,
+                        &self.inner.config,
+                        Operation::ConsumeGiven {
+                            subscription: &path,
+                        },
+                    ),
+                });
+            }
+        }
+        tokio::spawn(consume(self.inner.clone(), None, path, tx));
+        Ok(Subscription::new(rx))
+    }
+
     async fn publisher(&self, topic: Topic) -> Result<Publisher, BusError> {
         let cell = lock(&self.inner.publishers)
             .entry(topic)
@@ -294,7 +338,7 @@ impl Bus for PubSubBus {
             lock(&self.inner.consumers).remove(&path);
             return Err(e);
         }
-        tokio::spawn(consume(self.inner.clone(), topic, path, tx));
+        tokio::spawn(consume(self.inner.clone(), Some(topic), path, tx));
         Ok(Subscription::new(rx))
     }
 }
@@ -460,8 +504,14 @@ impl Inner {
 /// Streams a subscription's messages into the consumer's channel until the
 /// consumer drops its end. A stream that fails (the client already retries
 /// what is transient) is logged and opened again, the subscription made
-/// again if it expired meanwhile.
-async fn consume(inner: Arc<Inner>, topic: Topic, path: String, tx: UnboundedSender<Delivery>) {
+/// again if it expired meanwhile (one of the bus's topics; one that is not
+/// ccd's is left as it is).
+async fn consume(
+    inner: Arc<Inner>,
+    topic: Option<Topic>,
+    path: String,
+    tx: UnboundedSender<Delivery>,
+) {
     let mut backoff = REOPEN_MIN;
     loop {
         let mut stream = inner
@@ -494,13 +544,15 @@ async fn consume(inner: Arc<Inner>, topic: Topic, path: String, tx: UnboundedSen
                     let _ = tx.send(Delivery::new(payload, Box::new(acker)));
                 }
                 Some(Err(e)) => {
-                    break explain(
-                        &e,
-                        &inner.config,
-                        Operation::Consume {
+                    let operation = match topic {
+                        Some(_) => Operation::Consume {
                             subscription: &path,
                         },
-                    );
+                        None => Operation::ConsumeGiven {
+                            subscription: &path,
+                        },
+                    };
+                    break explain(&e, &inner.config, operation);
                 }
                 None => break "the stream ended".to_owned(),
             }
@@ -517,6 +569,9 @@ async fn consume(inner: Arc<Inner>, topic: Topic, path: String, tx: UnboundedSen
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(REOPEN_MAX);
+        let Some(topic) = topic else {
+            continue;
+        };
         let ready = async {
             inner.ensure_topic(topic).await?;
             inner.ensure_subscription(topic, &path).await
@@ -588,6 +643,10 @@ enum Operation<'a> {
     Consume {
         subscription: &'a str,
     },
+    /// A subscription ccd consumes but did not make.
+    ConsumeGiven {
+        subscription: &'a str,
+    },
 }
 
 /// The error, and what to do about it.
@@ -615,10 +674,12 @@ fn explain(error: &GaxError, config: &PubSubConfig, operation: Operation<'_>) ->
             Operation::Publish { topic } => format!(
                 "the credentials may not publish: grant them roles/pubsub.publisher on {topic}"
             ),
-            Operation::Consume { subscription } => format!(
-                "the credentials may not consume: grant them roles/pubsub.subscriber on \
-                 {subscription}"
-            ),
+            Operation::Consume { subscription } | Operation::ConsumeGiven { subscription } => {
+                format!(
+                    "the credentials may not consume: grant them roles/pubsub.subscriber on \
+                     {subscription}"
+                )
+            }
         },
         Some(Code::Unauthenticated) => "the credentials were refused: check Application Default \
              Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default \
@@ -636,6 +697,11 @@ fn explain(error: &GaxError, config: &PubSubConfig, operation: Operation<'_>) ->
                 "subscription {subscription} does not exist (deleted, or expired after a day \
                  without a consumer): it is made again"
             ),
+            Operation::ConsumeGiven { subscription } => format!(
+                "subscription {subscription} does not exist: create it on the topic the bucket's \
+                 notifications go to (gcloud pubsub subscriptions create SUBSCRIPTION --topic \
+                 TOPIC; see deploy/README.md), or fix the name"
+            ),
         },
         Some(Code::InvalidArgument) => match operation {
             Operation::CreateTopic { .. } | Operation::CreateSubscription { .. } => format!(
@@ -644,7 +710,9 @@ fn explain(error: &GaxError, config: &PubSubConfig, operation: Operation<'_>) ->
                  lowercase letters, digits and hyphens",
                 config.prefix
             ),
-            Operation::Publish { .. } | Operation::Consume { .. } => return error.to_string(),
+            Operation::Publish { .. }
+            | Operation::Consume { .. }
+            | Operation::ConsumeGiven { .. } => return error.to_string(),
         },
         _ if error.is_authentication() => "no usable credentials: set up Application Default \
              Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default \

@@ -323,3 +323,48 @@ fn from_env_reads_pubsub_emulator_host_as_google_libraries_do() {
         "set but empty: no emulator"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_ccd_did_not_make_is_consumed_as_it_is() {
+    let project = "ccd-test-given";
+    let (topics, subscriptions) = admins(project).await;
+    let bus = bus(project).await;
+    let missing = format!("projects/{project}/subscriptions/spec-changes");
+    let err = bus.consume(&missing).await.unwrap_err();
+    assert!(
+        err.to_string().contains("does not exist") && err.to_string().contains(&missing),
+        "{err}"
+    );
+    // As a user makes it for the bucket's notifications: their own names.
+    let topic = bus.topic_path(Topic::Alerts);
+    topics.create_topic().set_name(&topic).send().await.unwrap();
+    subscriptions
+        .create_subscription()
+        .set_name(&missing)
+        .set_topic(&topic)
+        .send()
+        .await
+        .unwrap();
+    let mut sub = bus.consume(&missing).await.unwrap();
+    let note = Payload {
+        data: b"{}".to_vec(),
+        attributes: [("objectId".to_owned(), "specs/web.yaml".to_owned())]
+            .into_iter()
+            .collect(),
+    };
+    bus.publish(Topic::Alerts, note.clone()).await.unwrap();
+    let got = next(&mut sub).await;
+    assert_eq!(got.payload, note, "data and attributes as published");
+    got.ack();
+    let made = subscriptions
+        .get_subscription()
+        .set_subscription(&missing)
+        .send()
+        .await
+        .unwrap();
+    assert!(made.labels.is_empty(), "left as the user made it");
+    assert!(matches!(
+        bus.consume(&missing).await,
+        Err(BusError::AlreadySubscribed(_))
+    ));
+}

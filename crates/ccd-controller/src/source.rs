@@ -153,6 +153,9 @@ pub struct SpecSource<S> {
     /// The sync marker as last read: read once per relist, and again when the
     /// store hints that it changed; never once per app.
     marker: Arc<Mutex<Option<SyncMarker>>>,
+    /// Hints from elsewhere (Cloud Storage's Pub/Sub notifications), merged
+    /// with the store's own when the controller subscribes.
+    extra: Mutex<Option<Changes>>,
 }
 
 impl<S> fmt::Debug for SpecSource<S> {
@@ -172,7 +175,15 @@ impl<S> SpecSource<S> {
             parses: ParseCount::default(),
             parse: Arc::new(desired),
             marker: Arc::default(),
+            extra: Mutex::new(None),
         }
+    }
+
+    /// The same source, with `hints` (app names, or [`MARKER_HINT`]) besides
+    /// the store's own: the store's poller stays the backstop.
+    pub fn with_hints(self, hints: Changes) -> Self {
+        *self.extra.lock().unwrap_or_else(PoisonError::into_inner) = Some(hints);
+        self
     }
 
     /// The same source, parsing with `parse` (a test's slow or counting stand-in).
@@ -351,7 +362,17 @@ impl<S: SpecStore> Source for SpecSource<S> {
     /// app whose origin it changed (an unchanged file keeps its commit, so a
     /// commit touching one spec looks at one app).
     fn changes(&self) -> Option<Changes> {
-        let hints = self.store.changes()?;
+        let extra = self
+            .extra
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let hints = match (self.store.changes(), extra) {
+            (None, None) => return None,
+            (Some(own), None) => own,
+            (None, Some(extra)) => extra,
+            (Some(own), Some(extra)) => futures::stream::select(own, extra).boxed(),
+        };
         let (store, cell) = (Arc::clone(&self.store), Arc::clone(&self.marker));
         let hints = hints
             .then(move |hint| {

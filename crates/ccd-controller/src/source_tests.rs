@@ -361,3 +361,27 @@ async fn a_new_marker_hints_every_app_it_names() {
     let got = source.get("web").await.unwrap().unwrap();
     assert_eq!(got.origin().unwrap().commit, "c0ffee");
 }
+
+#[tokio::test]
+async fn hints_from_notifications_reach_the_controller_beside_the_stores_own() {
+    use futures::StreamExt as _;
+    let store = Arc::new(MemStore::default());
+    assert!(
+        SpecSource::new(store.clone()).changes().is_none(),
+        "this store hints nothing itself"
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let notified = tokio_stream_of(rx);
+    let source = SpecSource::new(store).with_hints(notified);
+    let mut hints = source.changes().expect("the notifications' hints");
+    tx.send("web".into()).unwrap();
+    assert_eq!(hints.next().await.as_deref(), Some("web"));
+    assert!(
+        source.changes().is_none(),
+        "taken once, by the one subscriber"
+    );
+}
+
+fn tokio_stream_of(mut rx: tokio::sync::mpsc::UnboundedReceiver<String>) -> ccd_runtime::Changes {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}

@@ -131,12 +131,19 @@ impl BucketConfig {
 pub struct BucketStore {
     objects: Arc<Objects>,
     poll_interval: Option<Duration>,
+    bucket: String,
+    prefix: String,
 }
 
 impl BucketStore {
     /// The shared object machinery, for records kept in their own modules.
     pub(crate) fn objects(&self) -> &Objects {
         &self.objects
+    }
+
+    /// The filter for this store's Cloud Storage notifications ([`crate::Notices`]).
+    pub fn notices(&self) -> crate::Notices {
+        crate::Notices::new(&self.bucket, &self.prefix)
     }
 
     /// Builds the client; no request is made until the first operation.
@@ -198,6 +205,8 @@ impl BucketStore {
         Ok(Self {
             objects: Arc::new(objects),
             poll_interval: config.poll_interval,
+            bucket: config.bucket,
+            prefix: config.prefix,
         })
     }
 }
@@ -218,9 +227,8 @@ impl SpecStore for BucketStore {
     /// A poller: one object listing of `specs/` per interval (a class A operation), hinting
     /// the apps whose objects appeared, disappeared or changed etag since the previous poll,
     /// or, for the first poll, since this store's last `list_specs` (with no listing yet, the
-    /// first poll is only the baseline). Pub/Sub
-    /// bucket notifications would be faster; they need setup outside the bucket and are not
-    /// implemented here.
+    /// first poll is only the baseline). Cloud Storage's Pub/Sub notifications are faster
+    /// ([`crate::Notices`] turns them into the same hints); the controller merges them in.
     fn changes(&self) -> Option<BoxStream<'static, String>> {
         let interval = self.poll_interval?;
         let mut ticker = tokio::time::interval(interval);

@@ -21,6 +21,7 @@ mod error;
 mod folder;
 mod lease;
 mod names;
+mod notices;
 mod objects;
 mod url;
 mod watch;
@@ -33,6 +34,7 @@ pub use error::StoreError;
 pub use folder::FolderStore;
 use futures::stream::BoxStream;
 pub use lease::{LeaseObject, LeaseWrite};
+pub use notices::{Notice, Notices};
 pub use objects::{Generation, Marker};
 pub use url::StoreUrl;
 
@@ -257,12 +259,33 @@ impl AnyStore {
     /// Opens the store a URL names; buckets use Application Default Credentials, or the
     /// emulator `STORAGE_EMULATOR_HOST` names (see [`BucketConfig::from_env`]).
     pub fn open(url: &StoreUrl) -> Result<Self, StoreError> {
+        Self::open_polling(url, None)
+    }
+
+    /// As [`AnyStore::open`], a bucket's change poller listing every `poll` instead of its
+    /// default (Pub/Sub notifications make it a backstop that can run seldom).
+    pub fn open_polling(
+        url: &StoreUrl,
+        poll: Option<std::time::Duration>,
+    ) -> Result<Self, StoreError> {
         Ok(match url {
             StoreUrl::Folder(path) => Self::Folder(FolderStore::new(path)?),
             StoreUrl::Bucket { bucket, prefix } => {
-                Self::Bucket(BucketStore::new(BucketConfig::from_env(bucket, prefix))?)
+                let mut config = BucketConfig::from_env(bucket, prefix);
+                if poll.is_some() {
+                    config.poll_interval = poll;
+                }
+                Self::Bucket(BucketStore::new(config)?)
             }
         })
+    }
+
+    /// The filter for this store's Cloud Storage notifications; `None` for a folder.
+    pub fn notices(&self) -> Option<Notices> {
+        match self {
+            Self::Folder(_) => None,
+            Self::Bucket(s) => Some(s.notices()),
+        }
     }
 }
 

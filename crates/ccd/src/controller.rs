@@ -91,6 +91,11 @@ pub struct ControllerConfig {
     /// caches warm. `{}` takes the defaults. A bucket store only.
     #[serde(default)]
     pub leader_election: Option<LeaderElection>,
+    /// Cloud Storage's Pub/Sub notifications of the spec bucket: changes
+    /// reach the controller in about a second instead of at the next poll.
+    /// A bucket store only.
+    #[serde(default)]
+    pub bucket_notifications: Option<crate::notifications::BucketNotifications>,
 }
 
 /// The lease's timings, in seconds (defaults 15, 5 and 10, as Kubernetes').
@@ -290,6 +295,25 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
             );
         }
     }
+    if let Some(notifications) = &config.bucket_notifications {
+        notifications.project().map_err(at)?;
+        if config
+            .store
+            .parse::<StoreUrl>()
+            .is_ok_and(|u| !matches!(u, StoreUrl::Bucket { .. }))
+        {
+            bail!(
+                "{}: bucketNotifications are Cloud Storage's: the store is a folder, whose changes are seen at once without them; remove bucketNotifications",
+                path.display()
+            );
+        }
+        if notifications.poll_seconds == 0 {
+            bail!(
+                "{}: bucketNotifications.pollSeconds must be at least 1 (the backstop for lost messages), e.g. 60",
+                path.display()
+            );
+        }
+    }
     if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
         bail!(
             "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
@@ -362,7 +386,11 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         .store
         .parse()
         .with_context(|| format!("store {:?}", config.store))?;
-    let store = Arc::new(AnyStore::open(&url).context("cannot open the store")?);
+    let poll = config
+        .bucket_notifications
+        .as_ref()
+        .map(|n| Duration::from_secs(n.poll_seconds));
+    let store = Arc::new(AnyStore::open_polling(&url, poll).context("cannot open the store")?);
     let stop = CancellationToken::new();
     let (election, elector) = elect(&config, set, &store, &stop).await?;
     let leadership = election.leadership.clone();
@@ -421,8 +449,17 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     ))
     .with_leadership(leadership.clone());
     let runtime_config = deploy_runtime();
-    let controller =
-        ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, runtime_config);
+    let mut source = SpecSource::new(store.clone());
+    let mut notice_counts = None;
+    if let (Some(settings), Some(notices)) = (&config.bucket_notifications, store.notices()) {
+        let counts = Arc::new(crate::notifications::NoticeCounts::default());
+        let hints =
+            crate::notifications::hints(settings, notices, counts.clone(), stop.clone()).await?;
+        source = source.with_hints(hints);
+        tracing::info!(subscription = %settings.subscription, poll_seconds = settings.poll_seconds, "bucket notifications consumed");
+        notice_counts = Some(counts);
+    }
+    let controller = ccd_runtime::Controller::new(source, reconciler, runtime_config);
     let mut metrics = Vec::new();
     if set.deploy {
         metrics.push(controller.metrics());
@@ -461,8 +498,15 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         ));
         drops = Some(dropped);
     }
-    let metrics =
-        crate::metrics::serve(config.metrics_listen, metrics, cloud, drops, election).await?;
+    let metrics = crate::metrics::serve(
+        config.metrics_listen,
+        metrics,
+        cloud,
+        drops,
+        election,
+        notice_counts,
+    )
+    .await?;
     tracing::info!(%metrics, "metrics served at /metrics");
     tracing::info!(store = %config.store, project = %config.project, ?set, "controller running");
     let signalled = stop.clone();

@@ -13,6 +13,7 @@ mod guest;
 mod localcloud;
 mod logging;
 mod metrics;
+mod notifications;
 mod observe;
 mod plan;
 mod reconcilers;

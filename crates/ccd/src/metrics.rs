@@ -20,6 +20,7 @@ pub async fn serve(
     cloud: Arc<GceCloud>,
     drops: Option<Arc<Drops>>,
     election: Election,
+    notices: Option<Arc<crate::notifications::NoticeCounts>>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -32,6 +33,9 @@ pub async fn serve(
             render_drops(&mut out, drops);
         }
         render_election(&mut out, &election);
+        if let Some(notices) = &notices {
+            notices.render(&mut out);
+        }
         out
     };
     let app = Router::new()

@@ -162,6 +162,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         cloud,
         Some(drops),
         crate::metrics::Election::alone(),
+        None,
     )
     .await?;
     #[allow(clippy::print_stdout)] // the command's own output
