@@ -59,3 +59,31 @@ pub enum SyncError {
     )]
     Raced { location: String, detail: String },
 }
+
+/// Why the webhook (`--listen`) cannot start or stopped. No message carries the secret, nor any
+/// part of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The secret file cannot be read.
+    #[error(
+        "cannot read the webhook secret file {file}: {reason}; write the hook's secret into it \
+         (GitHub: the webhook's Secret; GitLab: its signing token, whsec_...) and chmod 600 it"
+    )]
+    SecretUnreadable { file: String, reason: String },
+    /// The secret file holds nothing but white space.
+    #[error(
+        "the webhook secret file {file} is empty: write the hook's secret into it (GitHub: the \
+         webhook's Secret; GitLab: its signing token, whsec_...)"
+    )]
+    SecretEmpty { file: String },
+    /// The secret looks like a signing token but is not one.
+    #[error(
+        "the webhook secret file {file} starts with whsec_ but the rest is not base64: copy \
+         GitLab's signing token whole, on one line"
+    )]
+    SecretNotBase64 { file: String },
+    /// The server itself failed (accepting connections).
+    #[error("the webhook server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}

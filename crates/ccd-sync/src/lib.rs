@@ -10,6 +10,7 @@
 //! - [`marker`]: the marker's one definition, which the controller reads back to record per
 //!   app the commit its spec came from.
 //! - [`sync()`]: the whole run: [`fetch()`] the commit (no store touched), then [`apply()`] it.
+//! - [`webhook`]: `--listen`'s server: a signed push (GitHub or GitLab) wakes `--watch` at once.
 
 mod error;
 pub mod git;
@@ -17,8 +18,9 @@ pub mod marker;
 mod plan;
 pub mod repo;
 mod run;
+pub mod webhook;
 
-pub use error::SyncError;
+pub use error::{SyncError, WebhookError};
 pub use marker::{MarkedFile, Origin, SyncMarker};
 pub use plan::{Plan, PlanError, plan};
 pub use repo::Repo;

@@ -1,15 +1,20 @@
 //! `ccd sync REPO --path DIR --to STORE`: a git commit's spec files into the store
-//! (`ccd-sync` does the work), once, or every `--interval` with `--watch`.
+//! (`ccd-sync` does the work), once, or every `--interval` with `--watch`, and at once on a
+//! signed push with `--listen`.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the command's output
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use ccd_store::{AnyStore, SpecStore as _, StoreUrl};
+use ccd_sync::webhook::{self, Push, Secret};
 use ccd_sync::{Options, Report};
+use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,6 +44,14 @@ pub struct Args {
     /// How often --watch syncs (30s, 5m, ...).
     #[arg(long, default_value = "60s", value_parser = crate::up::parse_duration)]
     interval: Duration,
+    /// With --watch, also serve a webhook on ADDR (0.0.0.0:9000) at /hooks/git: a push signed
+    /// by GitHub or GitLab syncs at once; --interval's polling goes on as the backstop.
+    #[arg(long, value_name = "ADDR", requires_all = ["watch", "secret_file"])]
+    listen: Option<SocketAddr>,
+    /// The webhook's secret (GitHub: the hook's Secret; GitLab: its signing token, whsec_...),
+    /// alone in a file readable only by you (chmod 600).
+    #[arg(long, value_name = "FILE", requires_all = ["watch", "listen"])]
+    secret_file: Option<PathBuf>,
     /// Where a URL's clone is kept between syncs; default $XDG_CACHE_HOME/ccd/sync
     /// (~/.cache/ccd/sync).
     #[arg(long)]
@@ -68,7 +81,13 @@ pub fn run(args: Args) -> ExitCode {
         }
         if args.watch {
             let store = AnyStore::open(&url).context("cannot open the store")?;
-            watch(&store, &options, args.interval).await;
+            let stop = CancellationToken::new();
+            let pushes = match (args.listen, &args.secret_file) {
+                (Some(addr), Some(file)) => Some(listen(addr, file, &stop).await?),
+                _ => None,
+            };
+            watch(&store, &options, args.interval, pushes).await;
+            stop.cancel();
             return Ok(());
         }
         // The repository first: one that cannot be read leaves the store untouched.
@@ -87,9 +106,38 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Syncs every `interval` until SIGINT or SIGTERM. A failed sync is logged and tried again
-/// at the next tick: a repository or store that is briefly unreachable stops nothing.
-async fn watch(store: &AnyStore, options: &Options, interval: Duration) {
+/// Starts `--listen`'s webhook (the secret read first, so a bad file fails before anything
+/// listens); it stops when `stop` is cancelled. Its pushes come out of the returned channel.
+async fn listen(
+    addr: SocketAddr,
+    file: &std::path::Path,
+    stop: &CancellationToken,
+) -> anyhow::Result<mpsc::Receiver<Push>> {
+    let secret = Secret::read(file)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--listen {addr}: cannot listen there"))?;
+    let bound = listener.local_addr()?;
+    let (tx, rx) = webhook::channel();
+    let stopped = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = webhook::serve(listener, secret, tx, stopped).await {
+            tracing::error!("{e}; syncs go on every --interval");
+        }
+    });
+    println!("webhook: listening on http://{bound}{}", webhook::PATH);
+    Ok(rx)
+}
+
+/// Syncs every `interval`, and at once on a webhook's push, until SIGINT or SIGTERM. A failed
+/// sync is logged and tried again at the next tick: a repository or store that is briefly
+/// unreachable stops nothing.
+async fn watch(
+    store: &AnyStore,
+    options: &Options,
+    interval: Duration,
+    mut pushes: Option<mpsc::Receiver<Push>>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // One signal future for the whole loop: a signal during a sync is not lost.
@@ -100,6 +148,23 @@ async fn watch(store: &AnyStore, options: &Options, interval: Duration) {
         tokio::select! {
             () = &mut stop => return,
             _ = ticker.tick() => {}
+            push = next_push(&mut pushes) => match push {
+                Some(push) => {
+                    tracing::info!(
+                        "push to {} ({}) from {}: syncing",
+                        push.reference,
+                        push.commit,
+                        push.forge
+                    );
+                    // The next poll is a whole interval after this sync.
+                    ticker.reset();
+                }
+                None => {
+                    // The server stopped (its error is logged): polling goes on alone.
+                    pushes = None;
+                    continue;
+                }
+            },
         }
         let result = tokio::select! {
             () = &mut stop => return,
@@ -127,6 +192,14 @@ async fn watch(store: &AnyStore, options: &Options, interval: Duration) {
                 shown = None;
             }
         }
+    }
+}
+
+/// The webhook's next push; never, without `--listen`.
+async fn next_push(pushes: &mut Option<mpsc::Receiver<Push>>) -> Option<Push> {
+    match pushes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
