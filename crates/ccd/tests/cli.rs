@@ -245,3 +245,114 @@ fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
     assert_eq!(out.matches("uploaded specs/web.yaml").count(), 3, "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// POSTs `body` to the webhook at `addr` with `headers`; the answer's status code.
+fn post(addr: &str, headers: &[(&str, String)], body: &str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST /hooks/git HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+#[test]
+fn sync_watch_syncs_at_once_on_a_signed_push_and_refuses_an_unsigned_one() {
+    use hmac::{KeyInit as _, Mac as _};
+    let dir = std::env::temp_dir().join(format!("ccd-cli-webhook-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (repo, store) = (dir.join("repo"), dir.join("store"));
+    std::fs::create_dir_all(repo.join("deploy")).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    let spec = |v: &str| {
+        format!(
+            "apiVersion: ccd/v1\nkind: App\nmetadata: {{name: web}}\nspec:\n  image: example/web:{v}\n  version: \"{v}\"\n  port: 8080\n"
+        )
+    };
+    let commit = |v: &str| {
+        std::fs::write(repo.join("deploy/web.yaml"), spec(v)).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "--quiet", "-m", v]);
+        git(&repo, &["rev-parse", "HEAD"])
+    };
+    let synced =
+        |v: &str| std::fs::read_to_string(store.join("specs/web.yaml")).is_ok_and(|s| s == spec(v));
+    commit("1");
+    let secret = dir.join("hook-secret");
+    std::fs::write(&secret, "s3cret-of-the-hook\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = dir.join("watch.out");
+    // Polling once an hour: only the webhook can bring the next commit in time.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_ccd"))
+        .args(["sync", repo.to_str().unwrap(), "--path", "deploy"])
+        .args([
+            "--to",
+            store.to_str().unwrap(),
+            "--watch",
+            "--interval",
+            "1h",
+        ])
+        .args(["--listen", &addr, "--secret-file", secret.to_str().unwrap()])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(dir.join("watch.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the first commit in the store", 30, || synced("1"));
+    let printed = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        printed.contains(&format!("webhook: listening on http://{addr}/hooks/git")),
+        "{printed}"
+    );
+    let head = commit("2");
+    let body = format!(r#"{{"ref": "refs/heads/main", "after": "{head}"}}"#);
+    let unsigned = post(&addr, &[("X-GitHub-Event", "push".to_owned())], &body);
+    let forged = post(
+        &addr,
+        &[
+            ("X-GitHub-Event", "push".to_owned()),
+            ("X-Hub-Signature-256", format!("sha256={}", "0".repeat(64))),
+        ],
+        &body,
+    );
+    assert_eq!((unsigned, forged), (401, 401));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(synced("1"), "a refused push syncs nothing");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-of-the-hook").unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let signed = post(
+        &addr,
+        &[
+            ("X-GitHub-Event", "push".to_owned()),
+            ("X-Hub-Signature-256", signature),
+        ],
+        &body,
+    );
+    assert_eq!(signed, 202);
+    wait_for("the pushed commit in the store", 30, || synced("2"));
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
