@@ -92,6 +92,27 @@ for topic in agent-reports agent-alerts agent-commands; do
   fi
 done
 
+# Spec changes reach the controller in about a second: the bucket notifies
+# a topic of its own, the controller consumes a subscription of it (and still
+# lists the bucket every minute, for lost messages).
+notes_topic="${pubsub_prefix}spec-changes"
+notes_subscription="${pubsub_prefix}spec-changes-controller"
+step "bucket notifications of $prefix/specs/ to $notes_topic"
+if ! g pubsub topics describe "$notes_topic" >/dev/null 2>&1; then
+  g pubsub topics create "$notes_topic"
+fi
+if ! g storage buckets notifications list "gs://$bucket" --format 'value(topic)' | grep -q "/topics/$notes_topic\$"; then
+  # Also grants the bucket's service agent roles/pubsub.publisher on the topic.
+  g storage buckets notifications create "gs://$bucket" --topic "$notes_topic" \
+    --event-types OBJECT_FINALIZE,OBJECT_DELETE --object-prefix "$prefix/specs/" --payload-format none
+fi
+if ! g pubsub subscriptions describe "$notes_subscription" >/dev/null 2>&1; then
+  g pubsub subscriptions create "$notes_subscription" --topic "$notes_topic" \
+    --ack-deadline 10 --message-retention-duration 10m
+fi
+g pubsub subscriptions add-iam-policy-binding "$notes_subscription" \
+  --member "serviceAccount:$account" --role roles/pubsub.subscriber >/dev/null
+
 step "configuration and binary"
 {
   printf '{\n  "store": "gs://%s/%s",\n  "project": "%s",\n  "region": "%s",\n' \
@@ -100,6 +121,8 @@ step "configuration and binary"
   [ -n "$subnetwork" ] && printf '  "subnetwork": "%s",\n' "$subnetwork"
   [ -n "${AGENT_IMAGE:-}" ] && printf '  "agentImage": "%s",\n' "$AGENT_IMAGE"
   printf '  "events": "/var/lib/ccd/events.redb",\n'
+  printf '  "bucketNotifications": {"subscription": "projects/%s/subscriptions/%s"},\n' \
+    "$project" "$notes_subscription"
   printf '  "pubsub": {"project": "%s", "prefix": "%s"}\n}\n' "$project" "$pubsub_prefix"
 } > "$work/config.json"
 g storage cp "$ccd" "gs://$bucket/bin/ccd"

@@ -682,6 +682,9 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config.example.json");
         let c = load(&example).unwrap();
         assert_eq!(c.api_requests_per_second, 10.0);
+        let notes = c.bucket_notifications.as_ref().unwrap();
+        assert_eq!(notes.project(), Ok("acme-prod"));
+        assert_eq!(notes.poll_seconds, 60);
         assert_eq!(c.drift_check_seconds, 600);
         assert_eq!(c.metrics_listen, default_metrics_listen());
 
@@ -724,6 +727,15 @@ mod tests {
             e.contains("bad.json: network: \"My VPC\" is not a network"),
             "{e}"
         );
+        let on_folder = r#""store": "/srv/ccd", "project": "p", "region": "europe-west1""#;
+        let notes = r#""bucketNotifications": {"subscription": "projects/p/subscriptions/s"}"#;
+        std::fs::write(&bad, format!("{{{on_folder}, {notes}}}")).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("remove bucketNotifications"), "{e}");
+        let notes = r#""bucketNotifications": {"subscription": "s"}"#;
+        std::fs::write(&bad, format!("{{{base}, {notes}}}")).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("projects/PROJECT/subscriptions/NAME"), "{e}");
         let other = r#""subnetwork": "regions/us-east1/subnetworks/s""#;
         std::fs::write(&bad, format!("{{{base}, {other}}}")).unwrap();
         let e = load(&bad).unwrap_err().to_string();
