@@ -9,10 +9,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ccd_controller::status::{Phase, Status};
+use ccd_controller::status::Status;
 use ccd_e2e::agents::signal;
 use ccd_e2e::fake_gcs::FakeGcs;
-use ccd_e2e::ha::{Controller, LeaseSeconds, cloud_mutations, put_spec, status, status_generation};
+use ccd_e2e::ha::{
+    Controller, LeaseSeconds, cloud_mutations, put_spec, status, status_generation, web_ready_on,
+};
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
 use ccd_store::BucketStore;
@@ -34,16 +36,9 @@ fn controller(dir: &Path, name: &str, cloud: &LocalCloudProcess, gcs: &FakeGcs) 
 
 /// Waits for `web` to be Ready on `version`; its status then.
 async fn ready_on(store: &BucketStore, version: &str, dir: &Path) -> Status {
-    eventually(
-        &format!("web to be Ready on version {version}"),
-        Duration::from_secs(120),
-        || async {
-            let s = status(store, "web").await?;
-            (s.phase == Phase::Ready && s.serving == [version]).then_some(s)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)))
+    web_ready_on(store, version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(dir)))
 }
 
 /// Which of `controllers` leads, once exactly one does and the others answer as standbys.

@@ -11,9 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ccd_controller::status::{Phase, Status};
+use ccd_controller::status::Status;
 use ccd_e2e::agents::signal;
-use ccd_e2e::ha::{Controller, put_spec, status};
+use ccd_e2e::ha::{Controller, put_spec, status, web_ready_on};
 use ccd_e2e::notifications::Notified;
 use ccd_e2e::rollout::sample_spec;
 use ccd_e2e::{LocalCloudProcess, binary, eventually, temp_dir};
@@ -27,16 +27,9 @@ fn spec(version: &str) -> String {
 }
 
 async fn ready_on(store: &BucketStore, version: &str, dir: &Path) -> Status {
-    eventually(
-        &format!("web to be Ready on version {version}"),
-        Duration::from_secs(120),
-        || async {
-            let s = status(store, "web").await?;
-            (s.phase == Phase::Ready && s.serving == [version]).then_some(s)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", log(dir)))
+    web_ready_on(store, version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log(dir)))
 }
 
 fn log(dir: &Path) -> String {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use ccd_controller::status::Status;
+use ccd_controller::status::{Phase, Status};
 use ccd_store::{BucketConfig, BucketStore, SpecStore as _};
 use tokio::process::{Child, Command};
 
@@ -197,4 +197,17 @@ pub async fn cloud_mutations(cloud: &LocalCloudProcess) -> Option<u64> {
         .await
         .ok()?;
     status["calls"]["mutations"].as_u64()
+}
+
+/// Waits up to two minutes for `web` to be Ready, serving `version` alone; its status then.
+pub async fn web_ready_on(store: &BucketStore, version: &str) -> anyhow::Result<Status> {
+    crate::eventually(
+        &format!("web to be Ready on version {version}"),
+        std::time::Duration::from_secs(120),
+        || async {
+            let s = status(store, "web").await?;
+            (s.phase == Phase::Ready && s.serving == [version]).then_some(s)
+        },
+    )
+    .await
 }

@@ -187,26 +187,53 @@ fn wait_for(what: &str, seconds: u64, check: impl Fn() -> bool) {
     panic!("gave up waiting for {what} after {seconds} s");
 }
 
-#[test]
-fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
-    let dir = std::env::temp_dir().join(format!("ccd-cli-watch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (repo, store) = (dir.join("repo"), dir.join("store"));
-    std::fs::create_dir_all(repo.join("deploy")).unwrap();
-    std::fs::create_dir_all(&store).unwrap();
-    git(&repo, &["init", "--quiet"]);
-    let spec = |v: &str| {
+/// A git repository with `deploy/web.yaml`, and an empty store folder, under a fresh
+/// `ccd-cli-TAG-PID` folder.
+struct SyncedRepo {
+    dir: PathBuf,
+    repo: PathBuf,
+    store: PathBuf,
+}
+
+impl SyncedRepo {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ccd-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (repo, store) = (dir.join("repo"), dir.join("store"));
+        std::fs::create_dir_all(repo.join("deploy")).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        git(&repo, &["init", "--quiet"]);
+        Self { dir, repo, store }
+    }
+
+    fn spec(v: &str) -> String {
         format!(
             "apiVersion: ccd/v1\nkind: App\nmetadata: {{name: web}}\nspec:\n  image: example/web:{v}\n  version: \"{v}\"\n  port: 8080\n"
         )
-    };
+    }
+
+    /// Commits version `v` of the spec; the commit's id.
+    fn commit(&self, v: &str) -> String {
+        std::fs::write(self.repo.join("deploy/web.yaml"), Self::spec(v)).unwrap();
+        git(&self.repo, &["add", "-A"]);
+        git(&self.repo, &["commit", "--quiet", "-m", v]);
+        git(&self.repo, &["rev-parse", "HEAD"])
+    }
+
+    /// Whether the store holds version `v`.
+    fn synced(&self, v: &str) -> bool {
+        std::fs::read_to_string(self.store.join("specs/web.yaml")).is_ok_and(|s| s == Self::spec(v))
+    }
+}
+
+#[test]
+fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
+    let r = SyncedRepo::new("watch");
+    let (dir, repo, store) = (&r.dir, &r.repo, &r.store);
     let commit = |v: &str| {
-        std::fs::write(repo.join("deploy/web.yaml"), spec(v)).unwrap();
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "--quiet", "-m", v]);
+        r.commit(v);
     };
-    let synced =
-        |v: &str| std::fs::read_to_string(store.join("specs/web.yaml")).is_ok_and(|s| s == spec(v));
+    let synced = |v: &str| r.synced(v);
     commit("1");
     let log = dir.join("watch.log");
     let mut watch = Command::new(env!("CARGO_BIN_EXE_ccd"))
@@ -243,7 +270,7 @@ fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
     assert!(status.success(), "{status:?}");
     let out = std::fs::read_to_string(dir.join("watch.out")).unwrap();
     assert_eq!(out.matches("uploaded specs/web.yaml").count(), 3, "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// POSTs `body` to the webhook at `addr` with `headers`; the answer's status code.
@@ -272,25 +299,10 @@ fn post(addr: &str, headers: &[(&str, String)], body: &str) -> u16 {
 #[test]
 fn sync_watch_syncs_at_once_on_a_signed_push_and_refuses_an_unsigned_one() {
     use hmac::{KeyInit as _, Mac as _};
-    let dir = std::env::temp_dir().join(format!("ccd-cli-webhook-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (repo, store) = (dir.join("repo"), dir.join("store"));
-    std::fs::create_dir_all(repo.join("deploy")).unwrap();
-    std::fs::create_dir_all(&store).unwrap();
-    git(&repo, &["init", "--quiet"]);
-    let spec = |v: &str| {
-        format!(
-            "apiVersion: ccd/v1\nkind: App\nmetadata: {{name: web}}\nspec:\n  image: example/web:{v}\n  version: \"{v}\"\n  port: 8080\n"
-        )
-    };
-    let commit = |v: &str| {
-        std::fs::write(repo.join("deploy/web.yaml"), spec(v)).unwrap();
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "--quiet", "-m", v]);
-        git(&repo, &["rev-parse", "HEAD"])
-    };
-    let synced =
-        |v: &str| std::fs::read_to_string(store.join("specs/web.yaml")).is_ok_and(|s| s == spec(v));
+    let r = SyncedRepo::new("webhook");
+    let (dir, repo, store) = (&r.dir, &r.repo, &r.store);
+    let commit = |v: &str| r.commit(v);
+    let synced = |v: &str| r.synced(v);
     commit("1");
     let secret = dir.join("hook-secret");
     std::fs::write(&secret, "s3cret-of-the-hook\n").unwrap();
@@ -354,5 +366,5 @@ fn sync_watch_syncs_at_once_on_a_signed_push_and_refuses_an_unsigned_one() {
         .status()
         .unwrap();
     assert!(watch.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
