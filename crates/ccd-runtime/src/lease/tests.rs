@@ -15,6 +15,8 @@ use super::*;
 struct Bucket {
     object: Option<StoredLease>,
     last_generation: u64,
+    /// Every call fails until then: the store lost for everyone.
+    down_until: Option<Instant>,
 }
 
 impl Bucket {
@@ -50,7 +52,11 @@ impl LeaseStore for Connection {
 
     async fn read_lease(&self) -> Result<Option<StoredLease>, String> {
         self.wait_if_hung().await;
-        Ok(self.bucket.lock().unwrap().object.clone())
+        let bucket = self.bucket.lock().unwrap();
+        if bucket.down_until.is_some_and(|t| Instant::now() < t) {
+            return Err("connection refused".to_owned());
+        }
+        Ok(bucket.object.clone())
     }
 
     async fn write_lease(
@@ -60,6 +66,9 @@ impl LeaseStore for Connection {
     ) -> Result<u64, LeaseWriteError> {
         self.wait_if_hung().await;
         let mut bucket = self.bucket.lock().unwrap();
+        if bucket.down_until.is_some_and(|t| Instant::now() < t) {
+            return Err(LeaseWriteError::Store("connection refused".to_owned()));
+        }
         let current = bucket.object.as_ref().map(|o| o.generation);
         if current != expected {
             return Err(LeaseWriteError::Moved);
@@ -193,6 +202,43 @@ async fn a_frozen_leader_stops_acting_before_anyone_takes_over() {
     run_for(Duration::from_secs(70), &[&a, &b]).await;
     assert!(a.leadership.epoch().is_none());
     assert!(b.leadership.epoch().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_lost_for_a_minute_stops_every_leader_and_one_leads_after() {
+    let bucket: Arc<Mutex<Bucket>> = Arc::default();
+    let a = join(&bucket, "a");
+    run_for(Duration::from_secs(1), &[&a]).await;
+    let b = join(&bucket, "b");
+    run_for(Duration::from_secs(10), &[&a, &b]).await;
+    assert_eq!(leaders(&[&a, &b]), 1);
+    let lost = Instant::now();
+    bucket.lock().unwrap().down_until = Some(lost + Duration::from_secs(60));
+    // No renewal can succeed: the leader stops by its renew deadline.
+    run_for(Duration::from_secs(11), &[&a, &b]).await;
+    assert_eq!(leaders(&[&a, &b]), 0, "nobody acts without the store");
+    run_for(Duration::from_secs(49), &[&a, &b]).await;
+    assert_eq!(leaders(&[&a, &b]), 0);
+    let errors: u64 = [&a, &b]
+        .iter()
+        .map(|c| {
+            c.metrics
+                .store_errors
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(errors > 0, "the outage is counted");
+    // Back: one leads again within a lease and a renewal or two.
+    let back = Instant::now();
+    while leaders(&[&a, &b]) == 0 {
+        run_for(Duration::from_millis(100), &[&a, &b]).await;
+        assert!(
+            back.elapsed() < Duration::from_secs(25),
+            "nobody leads after the outage"
+        );
+    }
+    run_for(Duration::from_secs(30), &[&a, &b]).await;
+    assert_eq!(leaders(&[&a, &b]), 1);
 }
 
 #[tokio::test(start_paused = true)]
