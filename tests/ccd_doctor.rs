@@ -53,9 +53,15 @@ fn setup(dir: &Path, cloud: &LocalCloudProcess, extra: &str) -> Result<std::path
 
 /// Runs `ccd doctor`: its exit code and stdout.
 async fn doctor(config: &Path) -> Result<(i32, String)> {
+    doctor_with(config, &[]).await
+}
+
+/// `ccd doctor` with environment variables (the emulators').
+async fn doctor_with(config: &Path, env: &[(&str, &str)]) -> Result<(i32, String)> {
     let out = tokio::process::Command::new(binary("ccd"))
         .args(["doctor", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .output()
         .await?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -157,5 +163,52 @@ async fn fails_naming_a_token_file_it_cannot_read() -> Result<()> {
             && credentials.contains("endpointTokenFile"),
         "{credentials}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn checks_the_bucket_notification_subscription() -> Result<()> {
+    use ccd_e2e::notifications::Notified;
+    let dir = temp_dir("doctor-notes");
+    let cloud = LocalCloudProcess::start(&dir).await?;
+    default_network(&cloud).await?;
+    let notified = Notified::start().await?;
+    notified.gcs.create_bucket("ccd-doctor").await?;
+    let env = [
+        ("STORAGE_EMULATOR_HOST", notified.gcs.host.as_str()),
+        ("PUBSUB_EMULATOR_HOST", notified.pubsub.as_str()),
+    ];
+    let config = dir.join("ccd.json");
+    let write = |subscription: &str| {
+        std::fs::write(
+            &config,
+            json!({
+                "store": "gs://ccd-doctor/prod", "project": "p", "region": "europe-west1",
+                "endpoint": cloud.base, "endpointTokenFile": cloud.token_file,
+                "bucketNotifications": {"subscription": subscription},
+            })
+            .to_string(),
+        )
+    };
+    write("projects/local/subscriptions/not-made")?;
+    let (code, out) = doctor_with(&config, &env).await?;
+    assert_eq!(code, 1, "{out}");
+    let notes = line(&out, "notifications");
+    assert!(notes.starts_with("fail"), "{out}");
+    assert!(
+        notes.contains("projects/local/subscriptions/not-made does not exist")
+            && notes.contains("gcloud pubsub subscriptions create"),
+        "{notes}"
+    );
+    write(&notified.subscription)?;
+    let (_, out) = doctor_with(&config, &env).await?;
+    let notes = line(&out, "notifications");
+    assert!(notes.starts_with("ok"), "{out}");
+    assert!(
+        notes.contains("projects/local/topics/spec-changes")
+            && notes.contains("gcloud storage buckets notifications list gs://ccd-doctor"),
+        "{notes}"
+    );
+    assert!(line(&out, "store").starts_with("ok"), "{out}");
     Ok(())
 }

@@ -227,6 +227,26 @@ impl PubSubBus {
         self.inner.subscription_path(topic, subscription)
     }
 
+    /// The topic of a subscription ccd did not make (`ccd doctor`'s check
+    /// of the one `consume` would read), or why it cannot be read.
+    pub async fn subscription_topic(&self, subscription: &str) -> Result<String, BusError> {
+        self.inner
+            .subscriptions
+            .get_subscription()
+            .set_subscription(subscription)
+            .send()
+            .await
+            .map(|s| s.topic)
+            .map_err(|e| BusError::Transport {
+                context: format!("reading subscription {subscription}"),
+                message: explain(
+                    &e,
+                    &self.inner.config,
+                    Operation::ConsumeGiven { subscription },
+                ),
+            })
+    }
+
     /// Consumes a subscription ccd did not make, by its full name
     /// (`projects/P/subscriptions/S`): the one Cloud Storage's notifications
     /// of the spec bucket reach, say. It is neither created nor changed, and

@@ -330,6 +330,8 @@ async fn a_subscription_ccd_did_not_make_is_consumed_as_it_is() {
     let (topics, subscriptions) = admins(project).await;
     let bus = bus(project).await;
     let missing = format!("projects/{project}/subscriptions/spec-changes");
+    let err = bus.subscription_topic(&missing).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
     let err = bus.consume(&missing).await.unwrap_err();
     assert!(
         err.to_string().contains("does not exist") && err.to_string().contains(&missing),
@@ -345,6 +347,7 @@ async fn a_subscription_ccd_did_not_make_is_consumed_as_it_is() {
         .send()
         .await
         .unwrap();
+    assert_eq!(bus.subscription_topic(&missing).await.unwrap(), topic);
     let mut sub = bus.consume(&missing).await.unwrap();
     let note = Payload {
         data: b"{}".to_vec(),

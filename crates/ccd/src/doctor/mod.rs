@@ -7,6 +7,7 @@
 
 mod cloud;
 mod judge;
+mod notifications;
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ pub fn run(args: Args) -> ExitCode {
     report.ok("configuration", path.display());
     let checked = crate::logging::block_on(async {
         let needs = store(&config, &mut report).await;
+        notifications::check(&config, &mut report).await;
         cloud::checks(&config, &path, &needs, &mut report).await;
         Ok(())
     });
