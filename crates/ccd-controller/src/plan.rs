@@ -36,6 +36,26 @@ pub struct Plan {
 
 pub const PORT_NAME: &str = "http";
 
+impl Plan {
+    /// Adds the services' credentials (`ENV` ← secret, version `latest`):
+    /// references the template carries and the app's account is granted,
+    /// as the spec's own secrets are.
+    pub fn add_credentials(&mut self, credentials: &std::collections::BTreeMap<String, String>) {
+        for (env, secret) in credentials {
+            self.template.secrets.insert(
+                env.clone(),
+                SecretRef {
+                    secret: secret.clone(),
+                    version: "latest".to_owned(),
+                },
+            );
+            if let Some(identity) = &mut self.identity {
+                identity.secrets.insert(secret.clone());
+            }
+        }
+    }
+}
+
 /// `account`: the email of the account ccd keeps for the app on this cloud
 /// ([`Cloud::app_account`](ccd_cloud::Cloud::app_account)), which the
 /// instances run as unless the spec names one.

@@ -187,6 +187,10 @@ pub struct Status {
     /// grant on (so that a secret dropped from the spec is taken away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<AccountStatus>,
+    /// The app's services (`spec.services`): state, where and as whom;
+    /// never a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ccd_services::ServiceStatus>,
     /// The spec's `deletionProtection`, kept here because removing the spec
     /// must not remove the protection with it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

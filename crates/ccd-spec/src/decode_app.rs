@@ -176,6 +176,19 @@ fn cross_checks(cx: &mut Ctx, spec: &AppSpec, at: crate::problem::Location, path
             format!("{name} is both in env and in secrets; keep one"),
         );
     }
+    // The variables the services deliver are theirs alone.
+    if spec.services.cache.is_some() {
+        for name in ["REDIS_URL"]
+            .into_iter()
+            .filter(|n| spec.env.contains_key(*n) || spec.secrets.contains_key(*n))
+        {
+            cx.report(
+                at,
+                &join(path, "services.cache"),
+                format!("delivers {name}, which env or secrets also sets; remove it there"),
+            );
+        }
+    }
     if spec.rollout.strategy == crate::model::Strategy::Canary
         && spec.expose.external.is_none()
         && spec.expose.internal.is_none()

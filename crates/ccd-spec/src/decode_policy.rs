@@ -429,14 +429,19 @@ fn sql_identifier(s: &str) -> Result<(), String> {
 }
 
 fn cache_namespace(s: &str) -> Result<(), String> {
+    // Printable ASCII without Redis's pattern characters: the namespace
+    // becomes the ACL pattern `~<namespace>*`, which must match it alone.
     let ok = (1..=64).contains(&s.len())
         && s.ends_with(':')
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !s
+            .chars()
+            .any(|c| !c.is_ascii_graphic() || matches!(c, '*' | '?' | '[' | ']' | '\\' | '^'));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{s:?} is not a key namespace; write a short prefix ending in ':', e.g. hello:"
+            "{s:?} is not a key namespace; write a short prefix of letters, digits and \
+             punctuation other than * ? [ ] \\ ^, ending in ':', e.g. hello:"
         ))
     }
 }

@@ -173,6 +173,14 @@ fn secrets_hold_names_never_values() {
     );
     let reserved = problems(&with("  env: {PORT: \"1\"}\n"));
     assert!(reserved[0].contains("PORT is set by ccd"), "{reserved:?}");
+    let delivered = problems(&with(
+        "  secrets: {REDIS_URL: {secret: r}}\n  services: {cache: {}}\n",
+    ));
+    assert!(
+        delivered[0]
+            .contains("spec.services.cache: delivers REDIS_URL, which env or secrets also sets"),
+        "{delivered:?}"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod observe;
 mod plan;
 mod reconcilers;
 mod rollout;
+mod services;
 mod sync;
 mod target;
 mod up;
@@ -64,6 +65,9 @@ enum Command {
     Doctor(doctor::Args),
     /// Put a git commit's spec files into the store: only what changed, deletions with --prune.
     Sync(sync::Args),
+    /// Each app's services (databases, cache, storage, logs) and their state; `env APP` prints
+    /// the variables an app receives, values included.
+    Services(services::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,5 +91,6 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Services(args) => services::run(args),
     }
 }

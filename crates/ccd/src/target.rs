@@ -37,6 +37,13 @@ impl Target {
         self.data.clone().unwrap_or_else(|| PathBuf::from(".ccd"))
     }
 
+    /// Where the local cloud of `ccd up` keeps its secrets; `None` with
+    /// `--config` (Secret Manager's).
+    pub fn local_secrets(&self) -> Option<PathBuf> {
+        self.is_local()
+            .then(|| crate::up::cloud_dir(&self.data()).join("secrets"))
+    }
+
     /// The local cloud of `ccd up`, rather than Compute Engine.
     pub fn is_local(&self) -> bool {
         self.config.is_none()

@@ -130,7 +130,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
     // The local cloud has no quota and its instances start in milliseconds.
     .with_poll(Duration::from_millis(250))
     .with_drift_check(args.drift_check)
-    .with_deletion_grace(args.deletion_grace);
+    .with_deletion_grace(args.deletion_grace)
+    // The apps' services on this machine; credentials as the local cloud's secrets.
+    .with_services(Arc::new(ccd_services::LocalServices::new(
+        &args.data,
+        &cloud_dir(&args.data).join("secrets"),
+    )));
     let config = crate::controller::deploy_runtime();
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);

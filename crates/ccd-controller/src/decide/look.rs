@@ -168,20 +168,22 @@ pub fn finalize(
     }
 }
 
-/// An invalid spec: the status keeps what serves (instances, endpoints,
-/// the rollout record) and says why nothing changes.
-pub fn stalled(recorded: &Status, app: &str, spec_version: &str, problems: &[String]) -> Status {
+/// A spec held back (invalid, or a service it needs missing): the status
+/// keeps what serves (instances, endpoints, the rollout record) and says why
+/// nothing changes.
+pub fn stalled(
+    recorded: &Status,
+    app: &str,
+    spec_version: &str,
+    reason: &str,
+    problems: &[String],
+) -> Status {
     let mut s = recorded.clone();
     s.app = app.to_owned();
     s.observed_spec = spec_version.to_owned();
     s.phase = Phase::Stalled;
     s.revision = None;
-    s.conditions = vec![condition(
-        "Stalled",
-        true,
-        "InvalidSpec",
-        problems.join("\n"),
-    )];
+    s.conditions = vec![condition("Stalled", true, reason, problems.join("\n"))];
     s
 }
 

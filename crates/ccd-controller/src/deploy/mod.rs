@@ -89,6 +89,8 @@ pub struct DeployReconciler<C, S> {
     drift_check: Duration,
     poll: Duration,
     deletion_grace: Duration,
+    /// Provisions the apps' `services` before the templates that need them.
+    services: Option<Arc<dyn ccd_services::Services>>,
 }
 
 impl<C, S> std::fmt::Debug for DeployReconciler<C, S> {
@@ -117,6 +119,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             deletion_grace: DELETION_GRACE,
             poll: crate::decide::WHILE_MOVING,
             probes: Arc::new(NoProbes),
+            services: None,
             clock: WallClock::new(),
             cloud,
             store,
@@ -156,6 +159,13 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// always), and stamps its epoch on every status it writes.
     pub fn with_leadership(mut self, leadership: Leadership) -> Self {
         self.leadership = leadership;
+        self
+    }
+
+    /// Provisions each app's `services` through `services` (default: none
+    /// provided, and the spec's `services` is recorded as not provided).
+    pub fn with_services(mut self, services: Arc<dyn ccd_services::Services>) -> Self {
+        self.services = Some(services);
         self
     }
 

@@ -35,7 +35,29 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
             );
             return self.stall(name, spec_version, &[problem], origin).await;
         }
-        let plan = plan(app, self.local.as_ref(), self.cloud.app_account(name));
+        // The services first: the template references their credentials.
+        let provisioned = match &self.services {
+            Some(services) if asks_for_services(app) => Some(services.ensure(app).await),
+            _ => None,
+        };
+        if let Some(p) = &provisioned
+            && let Some(problem) = &p.problem
+        {
+            let held = super::remove::Held::Services(p.services.clone());
+            return self
+                .hold(
+                    name,
+                    spec_version,
+                    std::slice::from_ref(problem),
+                    origin,
+                    held,
+                )
+                .await;
+        }
+        let mut plan = plan(app, self.local.as_ref(), self.cloud.app_account(name));
+        if let Some(p) = &provisioned {
+            plan.add_credentials(&p.credentials);
+        }
         let recorded = self.recorded(name).await?;
         let control = self.control(name, &recorded).await;
         let now = self.clock.now();
@@ -53,6 +75,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         };
         let mut decision = decide::decide(&input);
         decision.status.source = origin.cloned();
+        decision.status.services = provisioned.map(|p| p.services).unwrap_or_default();
         let shape = shape(&plan, &decision.status, target_size(app));
         let memory = self.memory(name);
         let work = decide::work(
@@ -287,4 +310,14 @@ fn account_status(recorded: &Status, shape: &Shape, revoked: bool) -> Option<Acc
         secrets.retain(|s| !identity.revoke.contains(s));
     }
     Some(AccountStatus { email, secrets })
+}
+
+/// Whether the spec asks for any service.
+fn asks_for_services(app: &ccd_spec::App) -> bool {
+    let s = &app.spec.services;
+    s.sql.is_some()
+        || s.nosql.is_some()
+        || s.cache.is_some()
+        || s.storage.is_some()
+        || s.logs.is_some()
 }

@@ -14,6 +14,25 @@ use crate::report;
 use crate::source::Origin;
 use crate::status::{Condition, Status};
 
+/// Why a spec is held back from the cloud.
+#[derive(Debug)]
+pub(super) enum Held {
+    /// It is not a valid spec.
+    InvalidSpec,
+    /// A service it asks for could not be provided: their states.
+    Services(Vec<ccd_services::ServiceStatus>),
+}
+
+impl Held {
+    /// The Stalled condition's reason, and the event's.
+    fn words(&self) -> (&'static str, &'static str) {
+        match self {
+            Held::InvalidSpec => ("InvalidSpec", "SpecRejected"),
+            Held::Services(_) => ("ServiceUnavailable", "ServiceUnavailable"),
+        }
+    }
+}
+
 impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
     /// An invalid spec: nothing in the cloud changes; status says why and
     /// still shows what serves.
@@ -23,6 +42,20 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         version: &str,
         problems: &[String],
         origin: Option<&Origin>,
+    ) -> Result<Action, ReconcileError> {
+        self.hold(app, version, problems, origin, Held::InvalidSpec)
+            .await
+    }
+
+    /// A spec that cannot roll out yet, for `why`: nothing in the cloud
+    /// changes; status says why and still shows what serves.
+    pub(super) async fn hold(
+        &self,
+        app: &str,
+        version: &str,
+        problems: &[String],
+        origin: Option<&Origin>,
+        why: Held,
     ) -> Result<Action, ReconcileError> {
         // Nothing moves while the spec is invalid: nothing to measure.
         self.probes.stop(app);
@@ -39,8 +72,12 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 o.path, o.commit
             ));
         }
-        let mut status = decide::stalled(&recorded, app, version, &problems);
+        let (reason, event) = why.words();
+        let mut status = decide::stalled(&recorded, app, version, reason, &problems);
         status.source = origin.cloned();
+        if let Held::Services(services) = why {
+            status.services = services;
+        }
         let mut members = Vec::new();
         for g in &recorded.groups {
             if let Some(m) = self.cloud.group_members(&g.id(app)).await? {
@@ -53,8 +90,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         status.serving = report::serving(&refs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
         let message = problems.join("\n");
         if self.write_status_as(&status, false).await? {
-            self.events
-                .record(app, true, "SpecRejected", &message, None);
+            self.events.record(app, true, event, &message, None);
         }
         let mut memory = self.memory(app);
         memory.known = None;

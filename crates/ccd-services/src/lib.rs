@@ -1,0 +1,52 @@
+//! App services: each app's `services` (a SQL database, a document
+//! database, a Redis namespace, file storage, log shipping) provisioned with
+//! credentials of the app's own that reach only what is the app's.
+//!
+//! This crate holds what every adapter shares: the names derived from an app
+//! ([`names`]), its passwords ([`password`]), and per service the rules as
+//! pure functions beside the adapter that applies them. Today: the cache
+//! (`cache`: Redis 7 ACL users limited to the app's namespace, over
+//! [`resp`], a client of Redis's protocol small enough to read).
+//!
+//! [`Services`] is the port the deploy reconciler provisions through before
+//! it writes the template that needs the credentials; [`LocalServices`] is
+//! the adapter of `ccd up` (a redis-server of its own under the data folder,
+//! credentials as the local cloud's Secret Manager files).
+
+pub mod cache;
+mod error;
+mod local;
+pub mod names;
+pub mod password;
+pub mod resp;
+mod status;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use error::ServiceError;
+pub use local::LocalServices;
+pub use status::{ServiceState, ServiceStatus};
+
+/// What provisioning an app's services came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provisioned {
+    /// One per service the spec asks for, for the app's status.
+    pub services: Vec<ServiceStatus>,
+    /// Why the app cannot roll out yet (a service that failed), naming the
+    /// service and the fix; the running revision stays.
+    pub problem: Option<String>,
+    /// The variables the app receives, each from a secret the service wrote:
+    /// `ENV` → secret name (never the value).
+    pub credentials: std::collections::BTreeMap<String, String>,
+}
+
+/// Provisions what an app's `services` asks for, and keeps its credentials
+/// where the template's secret references find them ([`names`]).
+pub trait Services: Send + Sync + std::fmt::Debug {
+    /// Makes every service of `app` exist as its spec asks; idempotent.
+    fn ensure<'a>(
+        &'a self,
+        app: &'a ccd_spec::App,
+    ) -> Pin<Box<dyn Future<Output = Provisioned> + Send + 'a>>;
+}

@@ -1,0 +1,30 @@
+//! What an app's services are called, defined once: the adapters that make
+//! them and the commands that show them derive the same names.
+
+/// The Redis ACL user of an app.
+pub fn cache_user(app: &str) -> String {
+    format!("ccd-{app}")
+}
+
+/// The default key namespace of an app's cache: `<app>:`.
+pub fn default_namespace(app: &str) -> String {
+    format!("{app}:")
+}
+
+/// The secret holding the app's `REDIS_URL`: the services write it, the
+/// template references it.
+pub fn cache_secret(app: &str) -> String {
+    format!("ccd-{app}-cache")
+}
+
+/// The variable the app receives its cache's URL in.
+pub const CACHE_ENV: &str = "REDIS_URL";
+
+/// The secret a service of `kind` (the spec's key) keeps the app's
+/// credentials in, for the kinds that have one.
+pub fn secret_of(app: &str, kind: &str) -> Option<String> {
+    match kind {
+        "cache" => Some(cache_secret(app)),
+        _ => None,
+    }
+}

@@ -1,0 +1,122 @@
+//! `ccd services [APP]`: each app's services and their state, from its
+//! status; `ccd services env APP`: the variables the app receives, values
+//! included, for a person who needs them (as `heroku config` does).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the command's output
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use ccd_controller::Status;
+use ccd_services::{ServiceState, names};
+use ccd_store::{SpecStore as _, check_app_name};
+
+use crate::target::Target;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Only this app.
+    app: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// The variables APP receives from its services, as NAME=value lines, values included.
+    Env {
+        app: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate::logging::init();
+    let result = crate::logging::block_on(async move {
+        match args.command {
+            Some(Sub::Env { app, target }) => env(&app, &target).await,
+            None => list(args.app.as_deref(), &args.target).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ccd services: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn status(target: &Target, app: &str) -> anyhow::Result<Status> {
+    check_app_name(app)?;
+    let store = target.store()?;
+    let bytes = store.read_status(app).await?.with_context(|| {
+        format!(
+            "{app} has no status in {}: is it deployed?",
+            target.describe()
+        )
+    })?;
+    Status::read(&bytes).map_err(|e| anyhow::anyhow!("status/{app}.yaml: {e}"))
+}
+
+async fn list(only: Option<&str>, target: &Target) -> anyhow::Result<()> {
+    let apps = match only {
+        Some(app) => vec![app.to_owned()],
+        None => target.store()?.list_statuses().await?,
+    };
+    println!(
+        "{:<20} {:<8} {:<7} {:<22} {:<14} MESSAGE",
+        "APP", "SERVICE", "STATE", "ENDPOINT", "USER"
+    );
+    for app in apps {
+        let status = status(target, &app).await?;
+        for s in &status.services {
+            let state = match s.state {
+                ServiceState::Ready => "Ready",
+                ServiceState::Failed => "Failed",
+            };
+            println!(
+                "{:<20} {:<8} {:<7} {:<22} {:<14} {}",
+                app,
+                s.kind,
+                state,
+                s.endpoint.as_deref().unwrap_or("-"),
+                s.user.as_deref().unwrap_or("-"),
+                if s.message.is_empty() {
+                    s.scope.as_deref().unwrap_or("")
+                } else {
+                    &s.message
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn env(app: &str, target: &Target) -> anyhow::Result<()> {
+    let status = status(target, app).await?;
+    let Some(secrets) = target.local_secrets() else {
+        bail!(
+            "with --config the values are in Secret Manager: gcloud secrets versions access latest --secret SECRET (the secret of each service is ccd-{app}-KIND)"
+        );
+    };
+    for s in status
+        .services
+        .iter()
+        .filter(|s| s.state == ServiceState::Ready)
+    {
+        let Some(secret) = names::secret_of(app, &s.kind) else {
+            continue;
+        };
+        let file = secrets.join(&secret);
+        let value = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {} ({} of {app})", file.display(), s.kind))?;
+        for name in &s.env {
+            println!("{name}={}", value.trim_end());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! App services under `ccd up`, as far as they are built: the cache. Two
+//! apps ask for one; each receives `REDIS_URL` as a secret (the sample app
+//! reports its digest), reaches its own keys and gets NOPERM on the other's
+//! and on FLUSHALL; its status says where and as whom, and no password
+//! appears in status, events or the log. A third app whose namespace
+//! overlaps another's is Stalled naming the field, and nothing else moves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use ccd_controller::status::{Phase, Status};
+use ccd_e2e::up::Up;
+use ccd_e2e::{eventually, temp_dir};
+use ccd_services::password::sha256_hex;
+use ccd_services::resp::{Connection, Reply};
+
+fn spec(app: &str, port: u16, cache: &str) -> String {
+    format!(
+        "apiVersion: ccd/v1
+kind: App
+metadata: {{name: {app}}}
+spec:
+  image: example/{app}:1
+  version: \"1\"
+  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"], env: {{SAMPLE_EXPOSE_ENV: \"1\"}}}}
+  port: 8080
+  replicas: {{min: 1, max: 1}}
+  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, unhealthyThreshold: 2, initialDelay: 5s}}
+  expose: {{internal: {{port: {port}, allowFrom: [10.0.0.0/8]}}}}
+  services: {{cache: {cache}}}
+"
+    )
+}
+
+fn status(data: &Path, app: &str) -> Option<Status> {
+    Status::parse(&std::fs::read(data.join(format!("status/{app}.yaml"))).ok()?)
+}
+
+fn redis_installed() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg("bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/scripts/redis.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The password in the app's `REDIS_URL`, as its secret holds it.
+fn url_of(data: &Path, app: &str) -> String {
+    std::fs::read_to_string(data.join(format!("cloud/secrets/ccd-{app}-cache"))).unwrap()
+}
+
+fn password_of(url: &str) -> String {
+    let (_, rest) = url.split_once("://").unwrap();
+    let (userinfo, _) = rest.split_once('@').unwrap();
+    userinfo.split_once(':').unwrap().1.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_app_gets_a_cache_of_its_own() {
+    redis_installed();
+    let data = temp_dir("services");
+    std::fs::create_dir_all(data.join("specs")).unwrap();
+    std::fs::write(data.join("specs/web.yaml"), spec("web", 8121, "{}")).unwrap();
+    std::fs::write(
+        data.join("specs/api.yaml"),
+        spec("api", 8122, "{namespace: \"api-v2:\"}"),
+    )
+    .unwrap();
+    let mut up = Up::start(&data, &[]).await.unwrap();
+    let mut urls = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let line = tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                for app in ["web", "api"] {
+                    if let Some(s) = status(&data, app)
+                        && s.phase == Phase::Ready
+                        && !urls.contains_key(app)
+                    {
+                        return (app, s.endpoints[0].clone());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "web and api Ready:\n{}",
+                std::fs::read_to_string(data.join("up.log")).unwrap_or_default()
+            )
+        });
+        urls.insert(line.0, line.1);
+    }
+
+    let web = status(&data, "web").unwrap();
+    let cache = &web.services[0];
+    assert_eq!(
+        (cache.kind.as_str(), cache.user.as_deref()),
+        ("cache", Some("ccd-web"))
+    );
+    assert_eq!(cache.scope.as_deref(), Some("keys and channels web:*"));
+    assert_eq!(cache.env, ["REDIS_URL"]);
+    let address = cache.endpoint.clone().unwrap();
+
+    // The credentials reached each app, as secrets.
+    let http = reqwest::Client::new();
+    for app in ["web", "api"] {
+        let url = url_of(&data, app);
+        assert!(url.starts_with(&format!("redis://ccd-{app}:")), "{app}");
+        let got: serde_json::Value = http
+            .get(format!("{}/env/REDIS_URL", urls[app]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["sha256"], sha256_hex(&url), "{app}: {got}");
+    }
+
+    // Each user reaches its own keys, and nothing of the other's.
+    let mut w = Connection::connect(&address).await.unwrap();
+    w.auth("ccd-web", &password_of(&url_of(&data, "web")))
+        .await
+        .unwrap();
+    let mut a = Connection::connect(&address).await.unwrap();
+    a.auth("ccd-api", &password_of(&url_of(&data, "api")))
+        .await
+        .unwrap();
+    assert!(w.call(&["SET", "web:k", "1"]).await.unwrap().is_ok());
+    assert!(a.call(&["SET", "api-v2:k", "2"]).await.unwrap().is_ok());
+    for reply in [
+        w.call(&["GET", "api-v2:k"]).await.unwrap(),
+        a.call(&["GET", "web:k"]).await.unwrap(),
+        w.call(&["FLUSHALL"]).await.unwrap(),
+    ] {
+        assert_eq!(reply.error_code(), Some("NOPERM"), "{reply:?}");
+    }
+    assert_eq!(
+        w.call(&["GET", "web:k"]).await.unwrap(),
+        Reply::Bulk(Some(b"1".to_vec()))
+    );
+
+    // What a person sees: the services, and on asking, the values.
+    let ccd = |args: &[&str]| {
+        let out = std::process::Command::new(ccd_e2e::binary("ccd"))
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = ccd(&["services"]);
+    for app in ["web", "api"] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(app))
+            .unwrap_or_else(|| panic!("{listed}"));
+        assert!(
+            line.contains("cache")
+                && line.contains("Ready")
+                && line.contains(&format!("ccd-{app}")),
+            "{line}"
+        );
+        assert!(!listed.contains(&password_of(&url_of(&data, app))));
+    }
+    assert_eq!(
+        ccd(&["services", "env", "web"]),
+        format!("REDIS_URL={}\n", url_of(&data, "web"))
+    );
+
+    // A namespace inside another app's: Stalled, naming the field; web serves on.
+    std::fs::write(
+        data.join("specs/clash.yaml"),
+        spec("clash", 8123, "{namespace: \"web:clash:\"}"),
+    )
+    .unwrap();
+    let clash = eventually("clash Stalled", Duration::from_secs(60), || async {
+        let s = status(&data, "clash")?;
+        (s.phase == Phase::Stalled).then_some(s)
+    })
+    .await
+    .unwrap();
+    let stalled = clash
+        .conditions
+        .iter()
+        .find(|c| c.kind == "Stalled")
+        .unwrap();
+    assert_eq!(stalled.reason, "ServiceUnavailable");
+    assert!(
+        stalled.message.contains("services.cache.namespace")
+            && stalled.message.contains("overlaps app web"),
+        "{}",
+        stalled.message
+    );
+    assert!(!data.join("cloud/secrets/ccd-clash-cache").exists());
+    assert_eq!(status(&data, "web").unwrap().phase, Phase::Ready);
+
+    // No password anywhere a person or a log collector looks.
+    up.stop();
+    let _ = up.child.wait().await;
+    let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, "web").await;
+    let log = std::fs::read_to_string(data.join("up.log")).unwrap();
+    for app in ["web", "api"] {
+        let password = password_of(&url_of(&data, app));
+        for (what, text) in [
+            (
+                "status",
+                std::fs::read_to_string(data.join(format!("status/{app}.yaml"))).unwrap(),
+            ),
+            ("events", events.clone()),
+            ("log", log.clone()),
+        ] {
+            assert!(!text.contains(&password), "{app}'s password in the {what}");
+        }
+    }
+}
