@@ -15,8 +15,6 @@ use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
-
 use crate::cache::{self, CacheGrant};
 use crate::resp::Connection;
 use crate::{Provisioned, ServiceState, ServiceStatus, Services, names, password};
@@ -28,7 +26,8 @@ pub struct LocalServices {
     dir: PathBuf,
     /// The local cloud's Secret Manager folder.
     secrets: PathBuf,
-    redis: OnceCell<Result<LocalRedis, String>>,
+    /// The server, once an app asked for a cache; started again if it stops.
+    redis: tokio::sync::Mutex<Option<LocalRedis>>,
     /// The namespace each app holds, so that no two overlap.
     namespaces: Mutex<HashMap<String, String>>,
     /// What was applied in this process: (namespace, password hash) per app.
@@ -37,8 +36,9 @@ pub struct LocalServices {
 
 #[derive(Debug)]
 struct LocalRedis {
-    /// Stopped with ccd up (kill on drop).
-    _server: Mutex<tokio::process::Child>,
+    /// Ours, stopped with ccd up (kill on drop); `None` for one adopted: a
+    /// server an earlier ccd up left running (killed with SIGKILL) on its port.
+    server: Option<tokio::process::Child>,
     address: String,
     admin_password: String,
 }
@@ -49,7 +49,7 @@ impl LocalServices {
         LocalServices {
             dir: data.join("services"),
             secrets: secrets.to_owned(),
-            redis: OnceCell::new(),
+            redis: tokio::sync::Mutex::new(None),
             namespaces: Mutex::default(),
             applied: Mutex::default(),
         }
@@ -58,12 +58,7 @@ impl LocalServices {
     async fn cache(&self, app: &str, namespace: Option<&str>) -> Result<ServiceStatus, String> {
         let grant = cache::grant(app, namespace).map_err(|e| e.to_string())?;
         self.claim(&grant)?;
-        let redis = self
-            .redis
-            .get_or_init(|| LocalRedis::start(self.dir.join("redis")))
-            .await
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let (address, admin_password) = self.redis().await?;
         let secret = self.secrets.join(names::cache_secret(app));
         // The password the app already has, if any: a restart keeps it.
         let known = std::fs::read_to_string(&secret)
@@ -79,26 +74,49 @@ impl LocalServices {
         let done = (grant.namespace.clone(), hash.clone());
         let applied = lock(&self.applied).get(app) == Some(&done);
         if !applied {
-            let mut admin = redis.admin().await?;
+            let mut admin = admin(&address, &admin_password).await?;
             cache::ensure_user(&mut admin, &grant, &hash)
                 .await
                 .map_err(|e| format!("cache: {e}"))?;
             write_secret(
                 &self.secrets,
                 &secret,
-                &cache::url(&grant, &password, &redis.address),
+                &cache::url(&grant, &password, &address),
             )?;
             lock(&self.applied).insert(app.to_owned(), done);
         }
         Ok(ServiceStatus {
             kind: "cache".into(),
             state: ServiceState::Ready,
-            endpoint: Some(redis.address.clone()),
+            endpoint: Some(address),
             user: Some(grant.user.clone()),
             scope: Some(format!("keys and channels {}*", grant.namespace)),
             env: vec![names::CACHE_ENV.to_owned()],
             message: String::new(),
         })
+    }
+
+    /// The server's address and admin password: the running one, or one
+    /// started (again: a server that stopped has lost its users, so every
+    /// grant is applied again).
+    async fn redis(&self) -> Result<(String, String), String> {
+        let mut slot = self.redis.lock().await;
+        if let Some(r) = slot.as_mut() {
+            let alive = match &mut r.server {
+                Some(child) => matches!(child.try_wait(), Ok(None)),
+                None => admin(&r.address, &r.admin_password).await.is_ok(),
+            };
+            if alive {
+                return Ok((r.address.clone(), r.admin_password.clone()));
+            }
+            tracing::warn!(address = %r.address, "the apps' redis-server stopped; starting it again");
+            *slot = None;
+            lock(&self.applied).clear();
+        }
+        let r = LocalRedis::start(self.dir.join("redis")).await?;
+        let found = (r.address.clone(), r.admin_password.clone());
+        *slot = Some(r);
+        Ok(found)
     }
 
     /// Holds `grant.namespace` for its app, unless it overlaps another app's.
@@ -201,9 +219,23 @@ impl LocalRedis {
             }
         };
         let port_file = dir.join("port");
-        let port = std::fs::read_to_string(&port_file)
+        let recorded = std::fs::read_to_string(&port_file)
             .ok()
-            .and_then(|p| p.trim().parse::<u16>().ok())
+            .and_then(|p| p.trim().parse::<u16>().ok());
+        if let Some(port) = recorded {
+            // A server an earlier ccd up left behind (SIGKILL): ours if it
+            // takes our admin password. Adopted, the apps' URLs stay right.
+            let address = format!("127.0.0.1:{port}");
+            if admin(&address, &admin_password).await.is_ok() {
+                tracing::info!(%address, "adopted the redis-server an earlier ccd up left running");
+                return Ok(LocalRedis {
+                    server: None,
+                    address,
+                    admin_password,
+                });
+            }
+        }
+        let port = recorded
             .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
             .or_else(|| {
                 std::net::TcpListener::bind("127.0.0.1:0")
@@ -235,13 +267,13 @@ impl LocalRedis {
             .spawn()
             .map_err(|e| format!("cache: cannot start {}: {e}", bin.display()))?;
         let redis = LocalRedis {
-            _server: Mutex::new(server),
+            server: Some(server),
             address: format!("127.0.0.1:{port}"),
             admin_password,
         };
         let mut last = String::new();
         for _ in 0..100 {
-            match redis.admin().await {
+            match admin(&redis.address, &redis.admin_password).await {
                 Ok(_) => {
                     tracing::info!(address = %redis.address, "redis-server started for the apps' caches");
                     return Ok(redis);
@@ -255,16 +287,17 @@ impl LocalRedis {
             dir.join("redis.log").display()
         ))
     }
+}
 
-    async fn admin(&self) -> Result<Connection, String> {
-        let mut c = Connection::connect(&self.address)
-            .await
-            .map_err(|e| format!("cache: {e}"))?;
-        c.auth("default", &self.admin_password)
-            .await
-            .map_err(|e| format!("cache: {e}"))?;
-        Ok(c)
-    }
+/// A connection as the server's administrator.
+async fn admin(address: &str, password: &str) -> Result<Connection, String> {
+    let mut c = Connection::connect(address)
+        .await
+        .map_err(|e| format!("cache: {e}"))?;
+    c.auth("default", password)
+        .await
+        .map_err(|e| format!("cache: {e}"))?;
+    Ok(c)
 }
 
 /// redis-server on PATH, or where Debian puts it.
