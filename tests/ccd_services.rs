@@ -1,7 +1,8 @@
-//! App services under `ccd up`, as far as they are built: the cache. Two
-//! apps ask for one; each receives `REDIS_URL` as a secret (the sample app
-//! reports its digest), reaches its own keys and gets NOPERM on the other's
-//! and on FLUSHALL; its status says where and as whom, and no password
+//! App services under `ccd up`, as far as they are built: the cache and
+//! PostgreSQL. Two apps ask for both; each receives `REDIS_URL` and
+//! `DATABASE_URL` as secrets (the sample app reports their digests), reaches
+//! its own keys and gets NOPERM on the other's and on FLUSHALL, and opens its
+//! own database only; its status says where and as whom, and no password
 //! appears in status, events or the log. A third app whose namespace
 //! overlaps another's is Stalled naming the field, and nothing else moves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,7 +29,7 @@ spec:
   replicas: {{min: 1, max: 1}}
   health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, unhealthyThreshold: 2, initialDelay: 5s}}
   expose: {{internal: {{port: {port}, allowFrom: [10.0.0.0/8]}}}}
-  services: {{cache: {cache}}}
+  services: {{cache: {cache}, sql: {{engine: postgres}}}}
 "
     )
 }
@@ -56,6 +57,11 @@ fn url_of(data: &Path, app: &str) -> String {
     std::fs::read_to_string(data.join(format!("cloud/secrets/ccd-{app}-cache"))).unwrap()
 }
 
+/// The app's `DATABASE_URL`, as its secret holds it.
+fn database_url_of(data: &Path, app: &str) -> String {
+    std::fs::read_to_string(data.join(format!("cloud/secrets/ccd-{app}-sql-databaseurl"))).unwrap()
+}
+
 fn password_of(url: &str) -> String {
     let (_, rest) = url.split_once("://").unwrap();
     let (userinfo, _) = rest.split_once('@').unwrap();
@@ -63,7 +69,7 @@ fn password_of(url: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_app_gets_a_cache_of_its_own() {
+async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     redis_installed();
     let data = temp_dir("services");
     std::fs::create_dir_all(data.join("specs")).unwrap();
@@ -108,6 +114,11 @@ async fn each_app_gets_a_cache_of_its_own() {
     assert_eq!(cache.scope.as_deref(), Some("keys and channels web:*"));
     assert_eq!(cache.env, ["REDIS_URL"]);
     let address = cache.endpoint.clone().unwrap();
+    let sql = &web.services[1];
+    assert_eq!(
+        (sql.kind.as_str(), sql.user.as_deref(), sql.scope.as_deref()),
+        ("sql", Some("ccd-web"), Some("database web"))
+    );
 
     // The credentials reached each app, as secrets.
     let http = reqwest::Client::new();
@@ -123,7 +134,43 @@ async fn each_app_gets_a_cache_of_its_own() {
             .await
             .unwrap();
         assert_eq!(got["sha256"], sha256_hex(&url), "{app}: {got}");
+        let database_url = database_url_of(&data, app);
+        let got: serde_json::Value = http
+            .get(format!("{}/env/DATABASE_URL", urls[app]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["sha256"], sha256_hex(&database_url), "{app}: {got}");
     }
+    // Its database is its own: create, insert, select; no other opens.
+    let sql_as = |app: &str, database: &str, sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .arg(database_url_of(&data, app).replace(&format!("/{app}"), &format!("/{database}")))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert_eq!(
+        sql_as(
+            "web",
+            "web",
+            "CREATE TABLE t (n int); INSERT INTO t VALUES (3); SELECT n FROM t"
+        ),
+        (true, "3".to_owned())
+    );
+    let (ok, said) = sql_as("api", "web", "SELECT 1");
+    assert!(
+        !ok && said.contains("permission denied for database"),
+        "{said}"
+    );
 
     // Each user reaches its own keys, and nothing of the other's.
     let mut w = Connection::connect(&address).await.unwrap();
@@ -177,9 +224,14 @@ async fn each_app_gets_a_cache_of_its_own() {
         );
         assert!(!listed.contains(&password_of(&url_of(&data, app))));
     }
-    assert_eq!(
-        ccd(&["services", "env", "web"]),
-        format!("REDIS_URL={}\n", url_of(&data, "web"))
+    let env = ccd(&["services", "env", "web"]);
+    assert!(
+        env.lines()
+            .any(|l| l == format!("REDIS_URL={}", url_of(&data, "web")))
+            && env
+                .lines()
+                .any(|l| l == format!("DATABASE_URL={}", database_url_of(&data, "web"))),
+        "{env}"
     );
 
     // A namespace inside another app's: Stalled, naming the field; web serves on.
@@ -215,6 +267,7 @@ async fn each_app_gets_a_cache_of_its_own() {
     let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, "web").await;
     let log = std::fs::read_to_string(data.join("up.log")).unwrap();
     for app in ["web", "api"] {
+        let sql_password = password_of(&database_url_of(&data, app));
         let password = password_of(&url_of(&data, app));
         for (what, text) in [
             (
@@ -225,6 +278,10 @@ async fn each_app_gets_a_cache_of_its_own() {
             ("log", log.clone()),
         ] {
             assert!(!text.contains(&password), "{app}'s password in the {what}");
+            assert!(
+                !text.contains(&sql_password),
+                "{app}'s SQL password in the {what}"
+            );
         }
     }
 }

@@ -18,7 +18,9 @@ mod error;
 mod local;
 pub mod names;
 pub mod password;
+mod postgres;
 pub mod resp;
+pub mod sql;
 mod status;
 
 use std::future::Future;

@@ -4,8 +4,9 @@
 //! reads them (`DATA/cloud/secrets/<secret>`, mode 0600), so that instances
 //! get them as the spec's own secrets, by reference.
 //!
-//! Only the cache is provided so far; the other kinds are reported as not
-//! provided, and do not hold the app back (it receives nothing for them).
+//! The cache and PostgreSQL (`DATA/services/postgres/`, `postgres.rs`) are
+//! provided so far; the other kinds are reported as not provided, and do not
+//! hold the app back (it receives nothing for them).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -16,7 +17,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cache::{self, CacheGrant};
+use crate::postgres::LocalPostgres;
 use crate::resp::Connection;
+use crate::sql;
 use crate::{Provisioned, ServiceState, ServiceStatus, Services, names, password};
 
 /// `ccd up`'s services.
@@ -32,6 +35,10 @@ pub struct LocalServices {
     namespaces: Mutex<HashMap<String, String>>,
     /// What was applied in this process: (namespace, password hash) per app.
     applied: Mutex<HashMap<String, (String, String)>>,
+    /// The PostgreSQL cluster, once an app asked for a database.
+    postgres: tokio::sync::Mutex<Option<LocalPostgres>>,
+    /// What was applied to it in this process: (database, password hash) per app.
+    applied_sql: Mutex<HashMap<String, (String, String)>>,
 }
 
 #[derive(Debug)]
@@ -52,7 +59,59 @@ impl LocalServices {
             redis: tokio::sync::Mutex::new(None),
             namespaces: Mutex::default(),
             applied: Mutex::default(),
+            postgres: tokio::sync::Mutex::new(None),
+            applied_sql: Mutex::default(),
         }
+    }
+
+    async fn sql(&self, app: &str, database: Option<&str>) -> Result<ServiceStatus, String> {
+        let grant = sql::grant(app, database).map_err(|e| e.to_string())?;
+        let mut slot = self.postgres.lock().await;
+        if let Some(pg) = slot.as_mut()
+            && !pg.alive().await
+        {
+            tracing::warn!(
+                port = pg.port,
+                "the apps' PostgreSQL stopped; starting it again"
+            );
+            *slot = None;
+            lock(&self.applied_sql).clear();
+        }
+        if slot.is_none() {
+            *slot = Some(LocalPostgres::start(self.dir.join("postgres")).await?);
+        }
+        let Some(pg) = slot.as_ref() else {
+            return Err("sql: PostgreSQL did not start".to_owned());
+        };
+        let password_file = self.secrets.join(names::sql_secret(app, "PGPASSWORD"));
+        let password = match std::fs::read_to_string(&password_file) {
+            Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
+            _ => password::generate().map_err(|e| format!("no randomness for a password: {e}"))?,
+        };
+        let done = (grant.database.clone(), password::sha256_hex(&password));
+        if lock(&self.applied_sql).get(app) != Some(&done) {
+            pg.apply(&sql::provision(&grant, &password))
+                .await
+                // psql quotes a failed statement: never the password.
+                .map_err(|e| format!("sql: {}", e.replace(&password, "<password>")))?;
+            for (env, value) in sql::env(&grant, &password, "127.0.0.1", pg.port) {
+                let file = self.secrets.join(names::sql_secret(app, env));
+                write_secret(&self.secrets, &file, &value)?;
+            }
+            lock(&self.applied_sql).insert(app.to_owned(), done);
+        }
+        Ok(ServiceStatus {
+            kind: "sql".into(),
+            state: ServiceState::Ready,
+            endpoint: Some(format!("127.0.0.1:{}", pg.port)),
+            user: Some(grant.role.clone()),
+            scope: Some(format!("database {}", grant.database)),
+            env: sql::env(&grant, "", "", 0)
+                .into_iter()
+                .map(|(env, _)| env.to_owned())
+                .collect(),
+            message: String::new(),
+        })
     }
 
     async fn cache(&self, app: &str, namespace: Option<&str>) -> Result<ServiceStatus, String> {
@@ -163,8 +222,29 @@ impl Services for LocalServices {
                     }
                 }
             }
+            if let Some(db) = &asked.sql {
+                let result = match db.engine {
+                    ccd_spec::SqlEngine::Postgres => self.sql(name, db.database.as_deref()).await,
+                    ccd_spec::SqlEngine::Mysql => Err(
+                        "services.sql.engine: mysql is not provided by ccd up; use engine: postgres"
+                            .to_owned(),
+                    ),
+                };
+                match result {
+                    Ok(status) => {
+                        for env in &status.env {
+                            out.credentials
+                                .insert(env.clone(), names::sql_secret(name, env));
+                        }
+                        out.services.push(status);
+                    }
+                    Err(message) => {
+                        out.problem.get_or_insert_with(|| message.clone());
+                        out.services.push(failed("sql", message));
+                    }
+                }
+            }
             let later = [
-                ("sql", asked.sql.is_some()),
                 ("nosql", asked.nosql.is_some()),
                 ("storage", asked.storage.is_some()),
                 ("logs", asked.logs.is_some()),

@@ -20,11 +20,28 @@ pub fn cache_secret(app: &str) -> String {
 /// The variable the app receives its cache's URL in.
 pub const CACHE_ENV: &str = "REDIS_URL";
 
-/// The secret a service of `kind` (the spec's key) keeps the app's
-/// credentials in, for the kinds that have one.
-pub fn secret_of(app: &str, kind: &str) -> Option<String> {
+/// The SQL role of an app.
+pub fn sql_role(app: &str) -> String {
+    format!("ccd-{app}")
+}
+
+/// The secret holding one of the SQL service's variables (`DATABASE_URL`,
+/// `PGHOST`...): `ccd-APP-sql-databaseurl`, `ccd-APP-sql-pghost`...
+pub fn sql_secret(app: &str, env: &str) -> String {
+    let var: String = env
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    format!("ccd-{app}-sql-{var}")
+}
+
+/// The secret a service of `kind` (the spec's key) keeps the variable `env`
+/// of the app in, for the kinds that have one.
+pub fn secret_of(app: &str, kind: &str, env: &str) -> Option<String> {
     match kind {
         "cache" => Some(cache_secret(app)),
+        "sql" => Some(sql_secret(app, env)),
         _ => None,
     }
 }

@@ -16,7 +16,11 @@ fn redis_installed() {
         .arg("bin")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn app() -> ccd_spec::App {
@@ -37,12 +41,31 @@ async fn as_the_app(data: &Path) -> (String, Connection) {
     (url.clone(), c)
 }
 
+/// Whether the app's credentials open a connection now.
+async fn reachable(data: &Path) -> bool {
+    let url = std::fs::read_to_string(data.join("secrets/ccd-web-cache")).unwrap();
+    let rest = url.strip_prefix("redis://ccd-web:").unwrap();
+    let (password, address) = rest.split_once('@').unwrap();
+    match Connection::connect(address.trim_end_matches("/0")).await {
+        Ok(mut c) => c.auth("ccd-web", password).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 async fn shutdown(data: &Path, address: &str) {
     let password = std::fs::read_to_string(data.join("services/redis/admin-password")).unwrap();
     let mut admin = Connection::connect(address).await.unwrap();
     admin.auth("default", password.trim()).await.unwrap();
     // The connection ends with the server: no reply to read.
     let _ = admin.call(&["SHUTDOWN", "NOSAVE"]).await;
+    // Gone, as a crash would leave it.
+    for _ in 0..100 {
+        if Connection::connect(address).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("redis-server at {address} did not stop");
 }
 
 #[tokio::test]
@@ -60,12 +83,25 @@ async fn a_stopped_server_is_started_again_and_a_left_one_adopted() {
     let (url, mut c) = as_the_app(&dir).await;
     assert!(c.call(&["SET", "web:k", "1"]).await.unwrap().is_ok());
     let mode = std::fs::metadata(dir.join("secrets/ccd-web-cache")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
 
-    // The server stops: the next pass starts it again, with the app's user.
+    // The server stops: a pass after it has gone starts it again, with the
+    // app's user (passes repeat, as the reconciler's do).
     shutdown(&dir, &address).await;
-    let again = services.ensure(&app).await;
-    assert_eq!(again.problem, None, "{again:?}");
+    let mut passes = 0;
+    loop {
+        let again = services.ensure(&app).await;
+        assert_eq!(again.problem, None, "{again:?}");
+        if reachable(&dir).await {
+            break;
+        }
+        passes += 1;
+        assert!(passes < 50, "the cache did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (url_again, _) = as_the_app(&dir).await;
     assert_eq!(url_again, url, "the app's URL (and password) stay");
 
@@ -74,9 +110,103 @@ async fn a_stopped_server_is_started_again_and_a_left_one_adopted() {
     let next = LocalServices::new(&dir, &dir.join("secrets"));
     let adopted = next.ensure(&app).await;
     assert_eq!(adopted.problem, None, "{adopted:?}");
-    assert_eq!(adopted.services[0].endpoint.as_deref(), Some(address.as_str()));
+    assert_eq!(
+        adopted.services[0].endpoint.as_deref(),
+        Some(address.as_str())
+    );
     let (url_next, _) = as_the_app(&dir).await;
     assert_eq!(url_next, url);
     shutdown(&dir, &address).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sql_app(name: &str) -> ccd_spec::App {
+    ccd_spec::parse_bytes(
+        format!(
+            "apiVersion: ccd/v1\nkind: App\nmetadata: {{name: {name}}}\nspec:\n  image: example/{name}:1\n  version: \"1\"\n  port: 8080\n  services: {{sql: {{engine: postgres}}}}\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+/// `psql` as `app`'s role, with the credentials it received, on `database`:
+/// stdout, or stderr on failure.
+fn psql(dir: &Path, app: &str, database: &str, sql: &str) -> Result<String, String> {
+    let secret = |var: &str| {
+        std::fs::read_to_string(dir.join(format!("secrets/ccd-{app}-sql-{var}"))).unwrap()
+    };
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGHOST", secret("pghost"))
+        .env("PGPORT", secret("pgport"))
+        .env("PGUSER", secret("pguser"))
+        .env("PGPASSWORD", secret("pgpassword"))
+        .env("PGDATABASE", database)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn each_app_owns_one_database_and_can_open_no_other() {
+    let dir = std::env::temp_dir().join(format!("ccd-local-sql-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let services = LocalServices::new(&dir, &dir.join("secrets"));
+    for app in ["web", "api"] {
+        let done = services.ensure(&sql_app(app)).await;
+        assert_eq!(done.problem, None, "{done:?}");
+        assert_eq!(done.services[0].state, ServiceState::Ready);
+        assert_eq!(
+            done.credentials["DATABASE_URL"],
+            format!("ccd-{app}-sql-databaseurl")
+        );
+    }
+    let url = std::fs::read_to_string(dir.join("secrets/ccd-web-sql-databaseurl")).unwrap();
+    assert!(
+        url.starts_with("postgresql://ccd-web:") && url.ends_with("/web"),
+        "{url}"
+    );
+    assert_eq!(
+        psql(
+            &dir,
+            "web",
+            "web",
+            "CREATE TABLE notes (n int); INSERT INTO notes VALUES (7); SELECT n FROM notes"
+        ),
+        Ok("7".to_owned())
+    );
+    assert_eq!(
+        psql(
+            &dir,
+            "web",
+            "web",
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ),
+        Ok("f|f|f".to_owned())
+    );
+    let denied = psql(&dir, "web", "web", "CREATE ROLE intruder").unwrap_err();
+    assert!(denied.contains("permission denied"), "{denied}");
+    for other in ["api", "postgres"] {
+        let denied = psql(&dir, "web", other, "SELECT 1").unwrap_err();
+        assert!(
+            denied.contains("permission denied for database"),
+            "{other}: {denied}"
+        );
+    }
+    // Applied again (a restart of ccd up): the same password, the data kept.
+    drop(services);
+    let again = LocalServices::new(&dir, &dir.join("secrets"));
+    assert_eq!(again.ensure(&sql_app("web")).await.problem, None);
+    assert_eq!(
+        psql(&dir, "web", "web", "SELECT n FROM notes"),
+        Ok("7".to_owned())
+    );
+    drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }

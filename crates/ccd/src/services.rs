@@ -108,13 +108,13 @@ async fn env(app: &str, target: &Target) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.state == ServiceState::Ready)
     {
-        let Some(secret) = names::secret_of(app, &s.kind) else {
-            continue;
-        };
-        let file = secrets.join(&secret);
-        let value = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {} ({} of {app})", file.display(), s.kind))?;
         for name in &s.env {
+            let Some(secret) = names::secret_of(app, &s.kind, name) else {
+                continue;
+            };
+            let file = secrets.join(&secret);
+            let value = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {} ({} of {app})", file.display(), s.kind))?;
             println!("{name}={}", value.trim_end());
         }
     }

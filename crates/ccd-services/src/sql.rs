@@ -1,0 +1,128 @@
+//! The SQL service (`engine: postgres`): per app a role that is neither
+//! superuser nor able to create roles or databases, owning only its own
+//! database, with `CONNECT` revoked from `PUBLIC` so no other app can open
+//! it. The statements are a pure function of the grant ([`provision`]),
+//! idempotent, so a pass can apply them again at any time.
+
+use crate::{ServiceError, names};
+
+/// What an app may reach in the SQL service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlGrant {
+    pub app: String,
+    /// The role, `ccd-<app>`.
+    pub role: String,
+    /// The database: the spec's `database`, or the app's name.
+    pub database: String,
+}
+
+/// The grant of `app`, with the spec's database name or the app's.
+pub fn grant(app: &str, database: Option<&str>) -> Result<SqlGrant, ServiceError> {
+    let database = database.unwrap_or(app).to_owned();
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    if !ok(&database) || !ok(app) {
+        return Err(ServiceError::Invalid(format!(
+            "services.sql.database: {database:?} must be 1 to 63 lowercase letters, digits, _ or -"
+        )));
+    }
+    if matches!(database.as_str(), "postgres" | "template0" | "template1") {
+        return Err(ServiceError::Invalid(format!(
+            "services.sql.database: {database:?} is the server's own; name another, e.g. {app}_db"
+        )));
+    }
+    Ok(SqlGrant {
+        app: app.to_owned(),
+        role: names::sql_role(app),
+        database,
+    })
+}
+
+/// `"name"`, with any `"` doubled.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'`, with any `'` doubled (standard_conforming_strings is on).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The statements (psql's, for `\gexec`) that make the grant true: the role
+/// with its password and nothing more, its database owned by it, opened by
+/// it alone.
+pub fn provision(grant: &SqlGrant, password: &str) -> String {
+    let (role, db) = (&grant.role, &grant.database);
+    let (role_i, db_i) = (ident(role), ident(db));
+    format!(
+        "SELECT format('CREATE ROLE %I', {role_l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n\
+         ALTER ROLE {role_i} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {password_l};\n\
+         SELECT format('CREATE DATABASE %I OWNER %I', {db_l}, {role_l}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {db_l})\\gexec\n\
+         ALTER DATABASE {db_i} OWNER TO {role_i};\n\
+         REVOKE ALL ON DATABASE {db_i} FROM PUBLIC;\n\
+         GRANT CONNECT, TEMPORARY ON DATABASE {db_i} TO {role_i};\n",
+        role_l = literal(role),
+        db_l = literal(db),
+        password_l = literal(password),
+    )
+}
+
+/// What a cluster of ccd's own needs once: no app may open the server's
+/// own databases.
+pub const CLUSTER_SETUP: &str = "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;\n\
+     REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n";
+
+/// The variables the app receives: `DATABASE_URL` and libpq's `PG*`.
+pub fn env(grant: &SqlGrant, password: &str, host: &str, port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "DATABASE_URL",
+            format!(
+                "postgresql://{}:{password}@{host}:{port}/{}",
+                grant.role, grant.database
+            ),
+        ),
+        ("PGHOST", host.to_owned()),
+        ("PGPORT", port.to_string()),
+        ("PGUSER", grant.role.clone()),
+        ("PGPASSWORD", password.to_owned()),
+        ("PGDATABASE", grant.database.clone()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_the_apps_unless_named_and_never_the_servers() {
+        let g = grant("web", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((g.role.as_str(), g.database.as_str()), ("ccd-web", "web"));
+        assert_eq!(
+            grant("web", Some("notes_main"))
+                .map(|g| g.database)
+                .ok()
+                .as_deref(),
+            Some("notes_main")
+        );
+        for bad in ["postgres", "Web", "a b", ""] {
+            assert!(grant("web", Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_statements_quote_names_and_the_password() {
+        let g = grant("web", None).unwrap_or_else(|e| panic!("{e}"));
+        let sql = provision(&g, "pa'ss");
+        assert!(
+            sql.contains("ALTER ROLE \"ccd-web\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+        );
+        assert!(sql.contains("PASSWORD 'pa''ss'"));
+        assert!(sql.contains("REVOKE ALL ON DATABASE \"web\" FROM PUBLIC"));
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+}
