@@ -79,7 +79,7 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
         spec("api", 8122, "{namespace: \"api-v2:\"}"),
     )
     .unwrap();
-    let mut up = Up::start(&data, &[]).await.unwrap();
+    let mut up = Up::start(&data, &["--deletion-grace", "1s"]).await.unwrap();
     let mut urls = std::collections::HashMap::new();
     for _ in 0..2 {
         let line = tokio::time::timeout(Duration::from_secs(120), async {
@@ -261,18 +261,49 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     assert!(!data.join("cloud/secrets/ccd-clash-cache").exists());
     assert_eq!(status(&data, "web").unwrap().phase, Phase::Ready);
 
+    // Deleting an app keeps its data (onDelete's default, retain): its
+    // database and its keys outlive it.
+    std::fs::remove_file(data.join("specs/api.yaml")).unwrap();
+    eventually("api removed", Duration::from_secs(60), || async {
+        status(&data, "api").is_none().then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sql_as("web", "web", "SELECT n FROM t"),
+        (true, "3".to_owned()),
+        "the others' data is untouched"
+    );
+    let (ok, tables) = sql_as(
+        "api",
+        "api",
+        "SELECT count(*) FROM pg_database WHERE datname = 'api'",
+    );
+    assert!(ok && tables == "1", "api's database is kept: {tables}");
+    assert_eq!(
+        a.call(&["GET", "api-v2:k"]).await.unwrap(),
+        Reply::Bulk(Some(b"2".to_vec())),
+        "api's keys are kept"
+    );
+
     // No password anywhere a person or a log collector looks.
     up.stop();
     let _ = up.child.wait().await;
-    let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, "web").await;
     let log = std::fs::read_to_string(data.join("up.log")).unwrap();
     for app in ["web", "api"] {
         let sql_password = password_of(&database_url_of(&data, app));
         let password = password_of(&url_of(&data, app));
+        let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, app).await;
+        assert!(
+            events.contains("Ready"),
+            "{app}'s events are read: {events}"
+        );
         for (what, text) in [
             (
                 "status",
-                std::fs::read_to_string(data.join(format!("status/{app}.yaml"))).unwrap(),
+                // api's went with it.
+                std::fs::read_to_string(data.join(format!("status/{app}.yaml")))
+                    .unwrap_or_default(),
             ),
             ("events", events.clone()),
             ("log", log.clone()),
