@@ -39,17 +39,7 @@ fn status(data: &Path, app: &str) -> Option<Status> {
 }
 
 fn redis_installed() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("bin")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tests/scripts/redis.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ccd_services::testing::redis_server();
 }
 
 /// The password in the app's `REDIS_URL`, as its secret holds it.
@@ -125,25 +115,21 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     for app in ["web", "api"] {
         let url = url_of(&data, app);
         assert!(url.starts_with(&format!("redis://ccd-{app}:")), "{app}");
-        let got: serde_json::Value = http
-            .get(format!("{}/env/REDIS_URL", urls[app]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(got["sha256"], sha256_hex(&url), "{app}: {got}");
-        let database_url = database_url_of(&data, app);
-        let got: serde_json::Value = http
-            .get(format!("{}/env/DATABASE_URL", urls[app]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(got["sha256"], sha256_hex(&database_url), "{app}: {got}");
+        for (name, value) in [
+            ("REDIS_URL", url),
+            ("DATABASE_URL", database_url_of(&data, app)),
+        ] {
+            // What the sample app reports of the variable: its SHA-256.
+            let got: serde_json::Value = http
+                .get(format!("{}/env/{name}", urls[app]))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(got["sha256"], sha256_hex(&value), "{app} {name}: {got}");
+        }
     }
     // Its database is its own: create, insert, select; no other opens.
     let sql_as = |app: &str, database: &str, sql: &str| {

@@ -20,8 +20,11 @@ pub mod names;
 pub mod password;
 mod postgres;
 pub mod resp;
+mod server;
 pub mod sql;
 mod status;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -315,14 +315,7 @@ impl LocalRedis {
                 });
             }
         }
-        let port = recorded
-            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .or_else(|| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .ok()
-                    .map(|a| a.port())
-            })
+        let port = crate::server::port_for(recorded)
             .ok_or_else(|| "cache: no free port on 127.0.0.1".to_owned())?;
         write_private(&port_file, &port.to_string())
             .map_err(|e| at(e, "cannot write the port in"))?;
@@ -351,21 +344,22 @@ impl LocalRedis {
             address: format!("127.0.0.1:{port}"),
             admin_password,
         };
-        let mut last = String::new();
-        for _ in 0..100 {
-            match admin(&redis.address, &redis.admin_password).await {
-                Ok(_) => {
-                    tracing::info!(address = %redis.address, "redis-server started for the apps' caches");
-                    return Ok(redis);
-                }
-                Err(e) => last = e,
+        let answered = crate::server::answers(
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || async { admin(&redis.address, &redis.admin_password).await.map(drop) },
+        )
+        .await;
+        match answered {
+            Ok(()) => {
+                tracing::info!(address = %redis.address, "redis-server started for the apps' caches");
+                Ok(redis)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(last) => Err(format!(
+                "cache: redis-server did not answer within 10 s ({last}); see {}",
+                dir.join("redis.log").display()
+            )),
         }
-        Err(format!(
-            "cache: redis-server did not answer within 10 s ({last}); see {}",
-            dir.join("redis.log").display()
-        ))
     }
 }
 

@@ -114,14 +114,7 @@ impl LocalPostgres {
                 ));
             }
         }
-        pg.port = recorded
-            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .or_else(|| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .ok()
-                    .map(|a| a.port())
-            })
+        pg.port = crate::server::port_for(recorded)
             .ok_or_else(|| "sql: no free port on 127.0.0.1".to_owned())?;
         std::fs::write(&port_file, pg.port.to_string()).map_err(|e| at(e, "cannot write in"))?;
         let log =
@@ -146,21 +139,21 @@ impl LocalPostgres {
             .spawn()
             .map_err(|e| format!("sql: cannot start postgres: {e}"))?;
         pg.server = Some(server);
-        let mut last = String::new();
-        for _ in 0..150 {
-            match pg.apply(CLUSTER_SETUP).await {
-                Ok(()) => {
-                    tracing::info!(port = pg.port, "PostgreSQL started for the apps' databases");
-                    return Ok(pg);
-                }
-                Err(e) => last = e,
+        let answered =
+            crate::server::answers(Duration::from_secs(30), Duration::from_millis(200), || {
+                pg.apply(CLUSTER_SETUP)
+            })
+            .await;
+        match answered {
+            Ok(()) => {
+                tracing::info!(port = pg.port, "PostgreSQL started for the apps' databases");
+                Ok(pg)
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err(last) => Err(format!(
+                "sql: PostgreSQL did not answer within 30 s ({last}); see {}",
+                dir.join("postgres.log").display()
+            )),
         }
-        Err(format!(
-            "sql: PostgreSQL did not answer within 30 s ({last}); see {}",
-            dir.join("postgres.log").display()
-        ))
     }
 
     /// Whether the server still runs.

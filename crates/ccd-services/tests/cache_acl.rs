@@ -3,7 +3,6 @@
 //! reaching its own keys and channels only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -31,18 +30,7 @@ mod tempdir {
 }
 
 async fn redis() -> Redis {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts/redis.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("bin")
-        .output()
-        .expect("bash runs tests/scripts/redis.sh");
-    assert!(
-        out.status.success(),
-        "tests/scripts/redis.sh could not provide redis-server: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let bin = ccd_services::testing::redis_server();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

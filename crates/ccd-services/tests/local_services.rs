@@ -10,17 +10,7 @@ use ccd_services::resp::Connection;
 use ccd_services::{LocalServices, ServiceState, Services};
 
 fn redis_installed() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts/redis.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("bin")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ccd_services::testing::redis_server();
 }
 
 fn app() -> ccd_spec::App {
