@@ -250,10 +250,13 @@ impl Services for LocalServices {
                 ("logs", asked.logs.is_some()),
             ];
             for (kind, _) in later.into_iter().filter(|(_, asked)| *asked) {
-                out.services.push(failed(
-                    kind,
-                    format!("{kind} is not provided by ccd up yet: the app receives no credentials for it"),
-                ));
+                out.services.push(ServiceStatus {
+                    state: ServiceState::NotProvided,
+                    ..failed(
+                        kind,
+                        format!("{kind} is not provided by ccd up yet: the app receives no credentials for it"),
+                    )
+                });
             }
             out
         })

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub enum ServiceState {
     Ready,
     Failed,
+    /// Asked for, but this controller does not provide the kind yet: the app
+    /// receives nothing for it, and is not held back.
+    NotProvided,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

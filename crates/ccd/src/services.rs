@@ -68,7 +68,7 @@ async fn list(only: Option<&str>, target: &Target) -> anyhow::Result<()> {
         None => target.store()?.list_statuses().await?,
     };
     println!(
-        "{:<20} {:<8} {:<7} {:<22} {:<14} MESSAGE",
+        "{:<20} {:<8} {:<11} {:<22} {:<14} MESSAGE",
         "APP", "SERVICE", "STATE", "ENDPOINT", "USER"
     );
     for app in apps {
@@ -77,9 +77,10 @@ async fn list(only: Option<&str>, target: &Target) -> anyhow::Result<()> {
             let state = match s.state {
                 ServiceState::Ready => "Ready",
                 ServiceState::Failed => "Failed",
+                ServiceState::NotProvided => "NotProvided",
             };
             println!(
-                "{:<20} {:<8} {:<7} {:<22} {:<14} {}",
+                "{:<20} {:<8} {:<11} {:<22} {:<14} {}",
                 app,
                 s.kind,
                 state,
