@@ -25,7 +25,7 @@ use google_cloud_pubsub::retry_policy::RetryableErrors;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
 use tokio::sync::OnceCell;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::{Acker, Bus, BusError, Delivery, Payload, Subscription, Topic};
 
@@ -231,20 +231,10 @@ impl PubSubBus {
     /// of the one `consume` would read), or why it cannot be read.
     pub async fn subscription_topic(&self, subscription: &str) -> Result<String, BusError> {
         self.inner
-            .subscriptions
-            .get_subscription()
-            .set_subscription(subscription)
-            .send()
+            .given_subscription(subscription)
             .await
             .map(|s| s.topic)
-            .map_err(|e| BusError::Transport {
-                context: format!("reading subscription {subscription}"),
-                message: explain(
-                    &e,
-                    &self.inner.config,
-                    Operation::ConsumeGiven { subscription },
-                ),
-            })
+            .map_err(|e| self.inner.given_error(&e, subscription))
     }
 
     /// Consumes a subscription ccd did not make, by its full name
@@ -253,38 +243,17 @@ impl PubSubBus {
     /// one that does not exist is an error saying how to make it.
     pub async fn consume(&self, subscription: &str) -> Result<Subscription, BusError> {
         let path = subscription.to_owned();
-        let (tx, rx) = unbounded_channel();
-        {
-            let mut consumers = lock(&self.inner.consumers);
-            consumers.retain(|_, tx| !tx.is_closed());
-            if consumers.contains_key(&path) {
-                return Err(BusError::AlreadySubscribed(path));
-            }
-            consumers.insert(path.clone(), tx.clone());
-        }
-        let found = self
+        let (tx, rx) = self
             .inner
-            .subscriptions
-            .get_subscription()
-            .set_subscription(&path)
-            .send()
-            .await;
-        match found {
+            .claim_consumer(&path)
+            .ok_or_else(|| BusError::AlreadySubscribed(path.clone()))?;
+        match self.inner.given_subscription(&path).await {
             Ok(_) => {}
             // Credentials that may only consume cannot read it: the stream says.
             Err(e) if code(&e) == Some(Code::PermissionDenied) => {}
             Err(e) => {
                 lock(&self.inner.consumers).remove(&path);
-                return Err(BusError::Transport {
-                    context: format!("reading subscription {path}"),
-                    message: explain(
-                        &e,
-                        &self.inner.config,
-                        Operation::ConsumeGiven {
-                            subscription: &path,
-                        },
-                    ),
-                });
+                return Err(self.inner.given_error(&e, &path));
             }
         }
         tokio::spawn(consume(self.inner.clone(), None, path, tx));
@@ -341,15 +310,10 @@ impl Bus for PubSubBus {
 
     async fn subscribe(&self, topic: Topic, subscription: &str) -> Result<Subscription, BusError> {
         let path = self.inner.subscription_path(topic, subscription);
-        let (tx, rx) = unbounded_channel();
-        {
-            let mut consumers = lock(&self.inner.consumers);
-            consumers.retain(|_, tx| !tx.is_closed());
-            if consumers.contains_key(&path) {
-                return Err(BusError::AlreadySubscribed(subscription.to_owned()));
-            }
-            consumers.insert(path.clone(), tx.clone());
-        }
+        let (tx, rx) = self
+            .inner
+            .claim_consumer(&path)
+            .ok_or_else(|| BusError::AlreadySubscribed(subscription.to_owned()))?;
         let ready = async {
             self.inner.ensure_topic(topic).await?;
             self.inner.ensure_subscription(topic, &path).await
@@ -364,6 +328,43 @@ impl Bus for PubSubBus {
 }
 
 impl Inner {
+    /// Registers this process's one consumer of `path`: its channel, or
+    /// `None` when it already has one.
+    fn claim_consumer(
+        &self,
+        path: &str,
+    ) -> Option<(UnboundedSender<Delivery>, UnboundedReceiver<Delivery>)> {
+        let (tx, rx) = unbounded_channel();
+        let mut consumers = lock(&self.consumers);
+        consumers.retain(|_, tx| !tx.is_closed());
+        if consumers.contains_key(path) {
+            return None;
+        }
+        consumers.insert(path.to_owned(), tx.clone());
+        Some((tx, rx))
+    }
+
+    /// A subscription ccd did not make, as Pub/Sub describes it.
+    async fn given_subscription(&self, path: &str) -> Result<model::Subscription, GaxError> {
+        self.subscriptions
+            .get_subscription()
+            .set_subscription(path)
+            .send()
+            .await
+    }
+
+    /// Why a subscription ccd did not make cannot be read, and the fix.
+    fn given_error(&self, error: &GaxError, path: &str) -> BusError {
+        BusError::Transport {
+            context: format!("reading subscription {path}"),
+            message: explain(
+                error,
+                &self.config,
+                Operation::ConsumeGiven { subscription: path },
+            ),
+        }
+    }
+
     fn topic_path(&self, topic: Topic) -> String {
         format!(
             "projects/{}/topics/{}{}",

@@ -106,10 +106,7 @@ impl LocalServices {
             endpoint: Some(format!("127.0.0.1:{}", pg.port)),
             user: Some(grant.role.clone()),
             scope: Some(format!("database {}", grant.database)),
-            env: sql::env(&grant, "", "", 0)
-                .into_iter()
-                .map(|(env, _)| env.to_owned())
-                .collect(),
+            env: sql::ENV.map(str::to_owned).to_vec(),
             message: String::new(),
         })
     }

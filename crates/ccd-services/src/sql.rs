@@ -76,22 +76,31 @@ pub fn provision(grant: &SqlGrant, password: &str) -> String {
 pub const CLUSTER_SETUP: &str = "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;\n\
      REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n";
 
+/// The variables the app receives, in [`env`]'s order.
+pub const ENV: [&str; 6] = [
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+];
+
 /// The variables the app receives: `DATABASE_URL` and libpq's `PG*`.
 pub fn env(grant: &SqlGrant, password: &str, host: &str, port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "DATABASE_URL",
-            format!(
-                "postgresql://{}:{password}@{host}:{port}/{}",
-                grant.role, grant.database
-            ),
-        ),
-        ("PGHOST", host.to_owned()),
-        ("PGPORT", port.to_string()),
-        ("PGUSER", grant.role.clone()),
-        ("PGPASSWORD", password.to_owned()),
-        ("PGDATABASE", grant.database.clone()),
-    ]
+    let url = format!(
+        "postgresql://{}:{password}@{host}:{port}/{}",
+        grant.role, grant.database
+    );
+    let values = [
+        url,
+        host.to_owned(),
+        port.to_string(),
+        grant.role.clone(),
+        password.to_owned(),
+        grant.database.clone(),
+    ];
+    ENV.into_iter().zip(values).collect()
 }
 
 #[cfg(test)]

@@ -408,6 +408,17 @@ pub struct Services {
     pub logs: Option<LogShipping>,
 }
 
+impl Services {
+    /// Whether the spec asks for any service at all.
+    pub fn asks_any(&self) -> bool {
+        self.sql.is_some()
+            || self.nosql.is_some()
+            || self.cache.is_some()
+            || self.storage.is_some()
+            || self.logs.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SqlEngine {

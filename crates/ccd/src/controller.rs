@@ -284,11 +284,7 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
                 path.display()
             )
         })?;
-        if config
-            .store
-            .parse::<StoreUrl>()
-            .is_ok_and(|u| !matches!(u, StoreUrl::Bucket { .. }))
-        {
+        if config.on_a_folder() {
             bail!(
                 "{}: leaderElection needs a bucket store (gs://BUCKET/PREFIX): a folder cannot refuse a stale write; run a single controller on a folder",
                 path.display()
@@ -297,11 +293,7 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
     }
     if let Some(notifications) = &config.bucket_notifications {
         notifications.project().map_err(at)?;
-        if config
-            .store
-            .parse::<StoreUrl>()
-            .is_ok_and(|u| !matches!(u, StoreUrl::Bucket { .. }))
-        {
+        if config.on_a_folder() {
             bail!(
                 "{}: bucketNotifications are Cloud Storage's: the store is a folder, whose changes are seen at once without them; remove bucketNotifications",
                 path.display()
@@ -324,6 +316,14 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
 }
 
 impl ControllerConfig {
+    /// The store is a folder (what a bucket's preconditions and notifications
+    /// cannot apply to).
+    fn on_a_folder(&self) -> bool {
+        self.store
+            .parse::<StoreUrl>()
+            .is_ok_and(|u| !matches!(u, StoreUrl::Bucket { .. }))
+    }
+
     /// A local cloud (so the token, not Google's credentials, and its checks).
     pub fn local_cloud(&self) -> bool {
         self.endpoint_token_file.is_some() || on_this_machine(self.endpoint.as_deref())

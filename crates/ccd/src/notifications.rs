@@ -54,24 +54,22 @@ impl BucketNotifications {
     }
 }
 
-/// What the notifications came to, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct NoticeCounts {
-    hint: AtomicU64,
-    seen: AtomicU64,
-    elsewhere: AtomicU64,
-    malformed: AtomicU64,
+/// What the notifications came to, for `/metrics`: a count per
+/// [`Notice::kind`].
+#[derive(Debug)]
+pub struct NoticeCounts([(&'static str, AtomicU64); 4]);
+
+impl Default for NoticeCounts {
+    fn default() -> Self {
+        Self(["hint", "seen", "elsewhere", "malformed"].map(|kind| (kind, AtomicU64::new(0))))
+    }
 }
 
 impl NoticeCounts {
     fn count(&self, notice: &Notice) {
-        let counter = match notice {
-            Notice::Hint(_) => &self.hint,
-            Notice::Seen => &self.seen,
-            Notice::Elsewhere => &self.elsewhere,
-            Notice::Malformed(_) => &self.malformed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some((_, n)) = self.0.iter().find(|(kind, _)| *kind == notice.kind()) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn render(&self, out: &mut String) {
@@ -81,12 +79,7 @@ impl NoticeCounts {
              hints given, generations already seen, other objects, and messages that are not \
              notifications.\n# TYPE ccd_bucket_notifications_total counter"
         );
-        for (result, n) in [
-            ("hint", &self.hint),
-            ("seen", &self.seen),
-            ("elsewhere", &self.elsewhere),
-            ("malformed", &self.malformed),
-        ] {
+        for (result, n) in &self.0 {
             let _ = writeln!(
                 out,
                 "ccd_bucket_notifications_total{{result=\"{result}\"}} {}",

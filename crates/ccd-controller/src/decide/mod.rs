@@ -128,11 +128,10 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let probe = d.probe_order();
     let moving = d.status.rollout.as_ref().is_some_and(|r| r.state.is_open())
         || d.status.groups.iter().any(|g| g.role != GroupRole::Stable);
-    let exposed = input.plan.load_balancer.is_none() || !d.status.endpoints.is_empty();
     Decision {
         requeue: if moving {
             d.requeue
-        } else if settled && exposed {
+        } else if settled && exposed(input.plan, &d.status) {
             WHEN_SETTLED
         } else {
             // At rest but not whole (autohealing at work, or a version
@@ -144,6 +143,12 @@ pub fn decide(input: &Input<'_>) -> Decision {
         settled,
         probe,
     }
+}
+
+/// Whether the app can be reached as the plan asks: not exposed, or its
+/// load balancer has its URLs.
+pub fn exposed(plan: &Plan, status: &Status) -> bool {
+    plan.load_balancer.is_none() || !status.endpoints.is_empty()
 }
 
 pub(crate) struct Decider<'a> {
@@ -257,8 +262,7 @@ impl Decider<'_> {
         let whole = self
             .stable_members()
             .is_some_and(|m| report::whole(m, &template, self.target_size()));
-        let exposed_ok =
-            self.input.plan.load_balancer.is_none() || !self.status.endpoints.is_empty();
+        let exposed_ok = exposed(self.input.plan, &self.status);
         let target = self.input.plan.template.name();
         if !open && whole && exposed_ok && template == target && !self.status.target_rolled_back() {
             self.status.last_good = Some(LastGood {
@@ -295,8 +299,7 @@ impl Decider<'_> {
             .as_ref()
             .and_then(|r| r.verdict.as_ref())
             .map_or_else(String::new, |v| v.reason.clone());
-        let exposed_ok =
-            self.input.plan.load_balancer.is_none() || !self.status.endpoints.is_empty();
+        let exposed_ok = exposed(self.input.plan, &self.status);
         // All traffic on the new revision, the old group only kept warm.
         let warm_hold = open.is_some_and(|r| {
             r.state == RolloutState::Progressing

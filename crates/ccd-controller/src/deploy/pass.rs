@@ -37,7 +37,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         // The services first: the template references their credentials.
         let provisioned = match &self.services {
-            Some(services) if asks_for_services(app) => Some(services.ensure(app).await),
+            Some(services) if app.spec.services.asks_any() => Some(services.ensure(app).await),
             _ => None,
         };
         if let Some(p) = &provisioned
@@ -159,7 +159,7 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
                 .is_some_and(|r| r.state.is_open());
         // A load balancer without its URLs yet is not done: the next pass
         // applies again rather than resting on this one.
-        let unexposed = shape.load_balancer.is_some() && decision.status.endpoints.is_empty();
+        let unexposed = !decide::exposed(&plan, &decision.status);
         let known = match work {
             _ if error.is_some() || unexposed || !(decision.settled || moving) => None,
             Work::Nothing => memory.known.map(|k| Known {
@@ -310,14 +310,4 @@ fn account_status(recorded: &Status, shape: &Shape, revoked: bool) -> Option<Acc
         secrets.retain(|s| !identity.revoke.contains(s));
     }
     Some(AccountStatus { email, secrets })
-}
-
-/// Whether the spec asks for any service.
-fn asks_for_services(app: &ccd_spec::App) -> bool {
-    let s = &app.spec.services;
-    s.sql.is_some()
-        || s.nosql.is_some()
-        || s.cache.is_some()
-        || s.storage.is_some()
-        || s.logs.is_some()
 }

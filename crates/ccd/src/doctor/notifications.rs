@@ -5,6 +5,7 @@
 //! so the line says how to look.
 
 use ccd_bus::{PubSubBus, PubSubConfig};
+use ccd_store::StoreUrl;
 
 use super::Report;
 use crate::controller::ControllerConfig;
@@ -38,8 +39,10 @@ pub(super) async fn check(config: &ControllerConfig, r: &mut Report) {
     }
 }
 
-/// `gs://BUCKET` of `gs://BUCKET/PREFIX`.
+/// `gs://BUCKET` of the store `gs://BUCKET/PREFIX`.
 fn bucket_of(store: &str) -> String {
-    let rest = store.strip_prefix("gs://").unwrap_or(store);
-    format!("gs://{}", rest.split('/').next().unwrap_or(rest))
+    match store.parse::<StoreUrl>() {
+        Ok(StoreUrl::Bucket { bucket, .. }) => format!("gs://{bucket}"),
+        _ => store.to_owned(),
+    }
 }
