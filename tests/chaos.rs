@@ -298,13 +298,7 @@ async fn converge_simulated(tag: &str, apps: u64, faults: &[&str]) -> Result<Cal
     let cloud = LocalCloudProcess::start_with(&dir.join("cloud"), faults, &[]).await?;
     let mut ctl = controller(&dir, &store, &cloud);
     all_settled_on(&store, &names, "1", Duration::from_secs(300)).await?;
-    let status: serde_json::Value = cloud
-        .http()
-        .get(format!("{}/admin/v1/status", cloud.base))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let status = cloud.admin_status().await?;
     kill_9(&mut ctl).await;
     let n = |k: &str| status["calls"][k].as_u64().unwrap_or(0);
     Ok(Calls {

@@ -187,16 +187,7 @@ pub async fn status_generation(gcs: &FakeGcs, app: &str) -> Option<String> {
 
 /// The calls the local cloud answered that change it (all callers together).
 pub async fn cloud_mutations(cloud: &LocalCloudProcess) -> Option<u64> {
-    let status: serde_json::Value = cloud
-        .http()
-        .get(format!("{}/admin/v1/status", cloud.base))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    status["calls"]["mutations"].as_u64()
+    cloud.admin_status().await.ok()?["calls"]["mutations"].as_u64()
 }
 
 /// Waits up to two minutes for `web` to be Ready, serving `version` alone; its status then.

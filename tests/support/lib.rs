@@ -177,6 +177,18 @@ impl LocalCloudProcess {
         cloud_client(&self.token)
     }
 
+    /// Its `/admin/v1/status`: calls answered by kind, injected faults.
+    pub async fn admin_status(&self) -> Result<serde_json::Value> {
+        Ok(self
+            .http()
+            .get(format!("{}/admin/v1/status", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
     /// The Compute API of `project`.
     pub fn api(&self, project: &str) -> Api {
         Api {

@@ -220,6 +220,19 @@ impl SyncedRepo {
         git(&self.repo, &["rev-parse", "HEAD"])
     }
 
+    /// `ccd sync REPO --path deploy --to STORE --watch` with `extra`, its
+    /// output in `DIR/watch.out` and its log in `DIR/watch.log`.
+    fn watch(&self, extra: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_ccd"))
+            .args(["sync", self.repo.to_str().unwrap(), "--path", "deploy"])
+            .args(["--to", self.store.to_str().unwrap(), "--watch"])
+            .args(extra)
+            .stdout(std::fs::File::create(self.dir.join("watch.out")).unwrap())
+            .stderr(std::fs::File::create(self.dir.join("watch.log")).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
     /// Whether the store holds version `v`.
     fn synced(&self, v: &str) -> bool {
         std::fs::read_to_string(self.store.join("specs/web.yaml")).is_ok_and(|s| s == Self::spec(v))
@@ -229,26 +242,14 @@ impl SyncedRepo {
 #[test]
 fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
     let r = SyncedRepo::new("watch");
-    let (dir, repo, store) = (&r.dir, &r.repo, &r.store);
+    let (dir, repo) = (&r.dir, &r.repo);
     let commit = |v: &str| {
         r.commit(v);
     };
     let synced = |v: &str| r.synced(v);
     commit("1");
     let log = dir.join("watch.log");
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_ccd"))
-        .args(["sync", repo.to_str().unwrap(), "--path", "deploy"])
-        .args([
-            "--to",
-            store.to_str().unwrap(),
-            "--watch",
-            "--interval",
-            "1s",
-        ])
-        .stdout(std::fs::File::create(dir.join("watch.out")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut watch = r.watch(&["--interval", "1s"]);
     wait_for("the first commit in the store", 30, || synced("1"));
     commit("2");
     wait_for("the second commit in the store", 30, || synced("2"));
@@ -300,7 +301,7 @@ fn post(addr: &str, headers: &[(&str, String)], body: &str) -> u16 {
 fn sync_watch_syncs_at_once_on_a_signed_push_and_refuses_an_unsigned_one() {
     use hmac::{KeyInit as _, Mac as _};
     let r = SyncedRepo::new("webhook");
-    let (dir, repo, store) = (&r.dir, &r.repo, &r.store);
+    let dir = &r.dir;
     let commit = |v: &str| r.commit(v);
     let synced = |v: &str| r.synced(v);
     commit("1");
@@ -314,20 +315,15 @@ fn sync_watch_syncs_at_once_on_a_signed_push_and_refuses_an_unsigned_one() {
     let addr = format!("127.0.0.1:{port}");
     let out = dir.join("watch.out");
     // Polling once an hour: only the webhook can bring the next commit in time.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_ccd"))
-        .args(["sync", repo.to_str().unwrap(), "--path", "deploy"])
-        .args([
-            "--to",
-            store.to_str().unwrap(),
-            "--watch",
-            "--interval",
-            "1h",
-        ])
-        .args(["--listen", &addr, "--secret-file", secret.to_str().unwrap()])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(dir.join("watch.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let secret = secret.to_str().unwrap();
+    let mut watch = r.watch(&[
+        "--interval",
+        "1h",
+        "--listen",
+        &addr,
+        "--secret-file",
+        secret,
+    ]);
     wait_for("the first commit in the store", 30, || synced("1"));
     let printed = std::fs::read_to_string(&out).unwrap();
     assert!(
