@@ -262,6 +262,13 @@ fn sync_watch_follows_commits_and_outlives_a_broken_repository() {
     std::fs::rename(dir.join("git-away"), repo.join(".git")).unwrap();
     commit("3");
     wait_for("the third commit in the store", 30, || synced("3"));
+    // The file lands before the sync ends (the marker, then its report): a
+    // stop in between would cut the report short, as CI once saw.
+    let reported = || {
+        std::fs::read_to_string(dir.join("watch.out"))
+            .is_ok_and(|out| out.matches("uploaded specs/web.yaml").count() >= 3)
+    };
+    wait_for("the third sync reported", 30, reported);
 
     Command::new("kill")
         .args(["-TERM", &watch.id().to_string()])
