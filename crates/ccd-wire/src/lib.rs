@@ -18,6 +18,15 @@ pub mod secrets;
 pub use local_run::LocalRun;
 pub use secrets::{SecretRefs, SecretVersion};
 
+/// The label naming the app a resource belongs to; the same value as `ccd_cloud::APP_LABEL`,
+/// which the adapter writes on every template (the local cloud does not depend on ccd-cloud).
+pub const APP_LABEL: &str = "ccd-app";
+
+/// The file in a local instance's log folder (`DATA/cloud/instances/<zone>/<instance>/`,
+/// beside `stdout.log` and `stderr.log`) holding its template's [`APP_LABEL`]: written by the
+/// local cloud before the process starts, read by `ccd up`'s log shipper (`ccd-services`).
+pub const INSTANCE_APP_FILE: &str = "app";
+
 /// Why a metadata item's value is not what the contract says; the message names the item
 /// where the caller's context does not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -171,6 +171,7 @@ impl Instances {
             .split_first()
             .ok_or(Start::Failed("no command".to_owned()))?;
         let process = format!("{zone}.{name}");
+        write_app_file(&self.log_dir(zone, name), &template, instance);
         let spec = ProcessSpec {
             name: process.clone(),
             command: command.clone(),
@@ -333,6 +334,32 @@ fn template_of(cloud: &Cloud, instance: &Value) -> Arc<Value> {
     }
 }
 
+/// Names the instance's app (its template's `ccd-app` label) beside its logs,
+/// so that `ccd up`'s log shipper knows whose output they are.
+fn write_app_file(dir: &std::path::Path, template: &Value, instance: &Value) {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let label = |v: &Value| v["labels"][ccd_wire::APP_LABEL].as_str().map(str::to_owned);
+    let Some(app) = label(&template["properties"]).or_else(|| label(instance)) else {
+        return;
+    };
+    let written = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.join(ccd_wire::INSTANCE_APP_FILE))?;
+            f.write_all(app.as_bytes())
+        });
+    if let Err(e) = written {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot name the instance's app; its logs are not shipped");
+    }
+}
+
 /// The account an instance runs as: its own `serviceAccounts[0]`, else its
 /// template's.
 fn service_account_of(instance: &Value, template: &Value) -> Option<String> {
@@ -409,4 +436,25 @@ pub async fn verb(
     cloud
         .change_operation(call, &call.method.name, &key, change)
         .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_is_named_beside_the_logs_for_the_log_shipper() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("ccd-app-file-{}", std::process::id()));
+        let template = serde_json::json!({"properties": {"labels": {"ccd-app": "web"}}});
+        write_app_file(&dir.join("web-1"), &template, &Value::Null);
+        let file = dir.join("web-1").join(ccd_wire::INSTANCE_APP_FILE);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "web");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        write_app_file(&dir.join("other"), &serde_json::json!({}), &Value::Null);
+        assert!(!dir.join("other").exists(), "no label, no file");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
