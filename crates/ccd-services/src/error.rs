@@ -1,4 +1,5 @@
 use std::io;
+use std::path::PathBuf;
 
 /// Why a service could not be provisioned or checked.
 #[derive(Debug, thiserror::Error)]
@@ -29,4 +30,18 @@ pub enum ServiceError {
         what: String,
         detail: String,
     },
+    /// A file or folder ccd keeps could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `ccd logs` for an app with nothing shipped.
+    #[error(
+        "no logs were shipped for app {app} (looked in {}): its spec needs \
+         `services: {{logs: {{retention: 7d}}}}`, or its instances have written nothing yet",
+        dir.display()
+    )]
+    NoLogs { app: String, dir: PathBuf },
 }

@@ -16,6 +16,7 @@
 pub mod cache;
 mod error;
 mod local;
+pub mod logs;
 pub mod names;
 pub mod password;
 mod postgres;
@@ -31,6 +32,7 @@ use std::pin::Pin;
 
 pub use error::ServiceError;
 pub use local::LocalServices;
+pub use logs::{Cursor as LogCursor, LogLine, ShipReport, Shipper, read as read_logs};
 pub use status::{ServiceState, ServiceStatus};
 
 /// What provisioning an app's services came to.
