@@ -55,7 +55,10 @@ impl Cursor {
             path: self.dir.clone(),
             source: std::io::Error::other(e),
         })?;
-        *self = cursor;
+        // A batch that failed moves nothing: the next call reads it again.
+        if lines.is_ok() {
+            *self = cursor;
+        }
         lines
     }
 
