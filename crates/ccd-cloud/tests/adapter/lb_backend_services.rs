@@ -2,9 +2,8 @@
 //! local cloud: backends Compute would refuse are refused before anything
 //! is made, and backend services made before they were marked with their
 //! balancer's name are still found, corrected and deleted.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! Templates and managed instance groups through the Cloud port, against
 //! the local cloud.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use ccd_cloud::model::{
     InstanceAction, InstanceHealth, InstanceStatus, NamedPort, Share, UpdatePolicy,

@@ -4,9 +4,8 @@
 //! log, and the group never becomes healthy; so does a secret that the
 //! instance's own service account is not granted. Real processes: the
 //! sample app.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

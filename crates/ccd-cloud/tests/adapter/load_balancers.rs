@@ -1,9 +1,8 @@
 //! Health checks, firewall rules and load balancer chains through the Cloud
 //! port, against the local cloud: built in dependency order, reported, and
 //! torn down in reverse until nothing of the app is left.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

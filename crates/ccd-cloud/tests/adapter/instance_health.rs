@@ -2,10 +2,9 @@
 //! as `Cloud::group_members` shows it: an instance that answers its check
 //! with 503 is Unhealthy, one that cannot be reached (stopped) is
 //! Unreachable (Compute's TIMEOUT), and autohealing recreates both kinds.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod processes;
+use crate::common;
+use crate::processes;
 
 use std::time::Duration;
 

@@ -2,9 +2,8 @@
 //! startup script and in the `ccd-secrets` item the local cloud reads,
 //! names and versions only; and the local cloud's items (`ccd-local-run`,
 //! `ccd-secrets`) read back by the local cloud as the adapter meant them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! Operations (zonal and global get/wait, failed operations), request ids,
 //! and injected faults, through the official SDK.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use ccd_localcloud::FaultConfig;
 use common::{PROJECT, ZONE, assert_error, classify, done, simulated_template};

@@ -2,9 +2,8 @@
 //! the data folder's token, on this server's own name, with JSON bodies get
 //! through; a web page (cross-site form or text/plain POST, DNS rebinding)
 //! never does. The metadata server keeps Google's rules instead of a token.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

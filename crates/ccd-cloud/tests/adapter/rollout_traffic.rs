@@ -4,10 +4,9 @@
 //! move requests from one group to the other in one step, without a failed
 //! request; a split sends each group its share; a group left out loses its
 //! backend service and can then be deleted.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod processes;
+use crate::common;
+use crate::processes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,9 +5,8 @@
 //! command would leave a marker file. Every answer is a 4xx (never a 5xx),
 //! the connection is never dropped, and nothing runs. The inputs come from a
 //! table and a generator with a fixed seed: the same requests every run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

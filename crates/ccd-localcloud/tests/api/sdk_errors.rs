@@ -1,8 +1,7 @@
 //! Malformed input, sent raw (the SDK cannot send it): every refusal is a 400
 //! in Google's error shape naming the field, and the server keeps answering.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{PROJECT, assert_error, done};
 use google_cloud_compute_v1::client::Firewalls;

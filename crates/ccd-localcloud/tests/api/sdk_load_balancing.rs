@@ -2,9 +2,8 @@
 //! proxies, global addresses, global forwarding rules and firewalls through
 //! the official SDK: the generic methods only (insert, get, list, patch,
 //! delete) and the reference rules between them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{PROJECT, ZONE, assert_error, done, simulated_template};
 use google_cloud_compute_v1::client::{

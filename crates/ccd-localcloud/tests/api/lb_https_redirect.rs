@@ -2,9 +2,8 @@
 //! with `defaultUrlRedirect` and no service, a target HTTP proxy on it and a forwarding rule on
 //! port 80 beside the HTTPS rule on 443, on one reserved address. The port-80 listener answers
 //! with the redirect, and following it reaches the app over HTTPS.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

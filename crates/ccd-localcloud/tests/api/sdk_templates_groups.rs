@@ -1,8 +1,7 @@
 //! Instance templates, managed instance groups (zonal and regional) and
 //! instance groups, through Google's official Rust SDK only.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

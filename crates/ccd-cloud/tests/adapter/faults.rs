@@ -1,9 +1,8 @@
 //! The adapter under a misbehaving cloud: throttling and outages on a third
 //! of all calls, and slow operations. No call here is retried by the test:
 //! the adapter must ride the faults out by itself.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! The adapter's fence: a controller that does not hold the leader lease
 //! (a standby, or a leader past its renew deadline) sends no mutation.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use ccd_cloud::model::FirewallSpec;
 use ccd_cloud::{Cloud, CloudError};

@@ -2,10 +2,9 @@
 //! real internal load balancer (the local cloud's proxy) to real sample-app
 //! instances that answer a share of them with 500, then `lb_traffic` reads
 //! them back from the local cloud's Cloud Monitoring API.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod processes;
+use crate::common;
+use crate::processes;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};

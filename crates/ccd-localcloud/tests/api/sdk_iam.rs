@@ -1,9 +1,8 @@
 //! Google's official clients for IAM Admin, Resource Manager and Secret
 //! Manager against the local cloud's IAM subset: what ccd's controller
 //! does for an app's service account, over the wire it uses.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use ccd_localcloud::{Config, LocalCloud};
 use common::finish;

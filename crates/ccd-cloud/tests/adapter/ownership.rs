@@ -3,9 +3,8 @@
 //! name it never saw: the insert is answered 409 and what exists is read)
 //! or reads first (a name it saw exist). And one of its own found by a 409
 //! is corrected like one found by a read.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use ccd_cloud::model::{FirewallSpec, HealthCheckSpec};
 use ccd_cloud::{Cloud, CloudError, GceCloud};

@@ -1,9 +1,8 @@
 //! A load balancer's retry policy and outlier detection through the Cloud port, against the
 //! local cloud: written on the URL map (global and regional alike) and on each backend
 //! service, left alone when they match, and put back when changed by hand.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! A URL map's `retryPolicy` and a backend service's `outlierDetection` through the API: kept
 //! as sent, checked as Compute checks them, and honoured by the load balancer, which sends a
 //! hung instance's request on to the other instance and then sends the hung one no more.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
