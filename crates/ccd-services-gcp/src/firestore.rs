@@ -83,7 +83,7 @@ impl GcpServices {
             }
             None => self.create_firestore(&name, &id).await?,
         };
-        self.grant_on_project(&grant(app, &name, account_email))
+        self.grant_on_project(&[grant(app, &name, account_email)])
             .await?;
         Ok(FirestoreProvisioned {
             database: name,
@@ -102,7 +102,7 @@ impl GcpServices {
         on_delete: OnDelete,
     ) -> Result<(), GcpServiceError> {
         let name = self.firestore_name(&database_id(app, database)?);
-        self.revoke_on_project(&grant(app, &name, account_email))
+        self.revoke_on_project(&[grant(app, &name, account_email)])
             .await?;
         if on_delete == OnDelete::Retain {
             tracing::info!(resource = name, "onDelete retain: database kept");

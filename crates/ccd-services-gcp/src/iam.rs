@@ -74,16 +74,38 @@ pub fn revoked(policy: &Policy, grant: &ConditionalGrant) -> Option<Policy> {
     Some(out)
 }
 
+/// `change` applied for each grant in turn: one policy write for them all;
+/// `None` when none changes anything.
+fn each(
+    policy: &Policy,
+    grants: &[ConditionalGrant],
+    change: fn(&Policy, &ConditionalGrant) -> Option<Policy>,
+) -> Option<Policy> {
+    let mut changed: Option<Policy> = None;
+    for g in grants {
+        if let Some(next) = change(changed.as_ref().unwrap_or(policy), g) {
+            changed = Some(next);
+        }
+    }
+    changed
+}
+
 impl GcpServices {
-    /// Adds the grant to the project's policy; nothing is written when it
-    /// holds already.
-    pub async fn grant_on_project(&self, grant: &ConditionalGrant) -> Result<(), GcpServiceError> {
-        self.edit_project_policy(|p| granted(p, grant)).await
+    /// Adds the grants to the project's policy in one write; nothing is
+    /// written when they all hold already.
+    pub async fn grant_on_project(
+        &self,
+        grants: &[ConditionalGrant],
+    ) -> Result<(), GcpServiceError> {
+        self.edit_project_policy(|p| each(p, grants, granted)).await
     }
 
-    /// Takes the grant out of the project's policy.
-    pub async fn revoke_on_project(&self, grant: &ConditionalGrant) -> Result<(), GcpServiceError> {
-        self.edit_project_policy(|p| revoked(p, grant)).await
+    /// Takes the grants out of the project's policy in one write.
+    pub async fn revoke_on_project(
+        &self,
+        grants: &[ConditionalGrant],
+    ) -> Result<(), GcpServiceError> {
+        self.edit_project_policy(|p| each(p, grants, revoked)).await
     }
 
     async fn edit_project_policy(
@@ -193,5 +215,15 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(revoked(&alone, &grant("b")), None, "not ours");
+    }
+
+    #[test]
+    fn several_grants_make_one_change_or_none() {
+        let both = [grant("a"), grant("b")];
+        let once = each(&Policy::new(), &both, granted).unwrap_or_else(|| panic!("a change"));
+        assert_eq!(once.bindings.len(), 2);
+        assert_eq!(each(&once, &both, granted), None);
+        let gone = each(&once, &both, revoked).unwrap_or_else(|| panic!("a change"));
+        assert!(gone.bindings.is_empty());
     }
 }

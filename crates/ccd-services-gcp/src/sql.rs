@@ -5,6 +5,9 @@
 //! built-in (password) users join `cloudsqlsuperuser`; an IAM user gets
 //! nothing beyond logging in.
 //!
+//! The account is granted, on the project but under a condition naming the
+//! instance, what it needs to connect and log in ([`login_grants`]).
+//!
 //! Making the user own only its database, with `CONNECT` revoked from
 //! `PUBLIC`, takes SQL on the instance: [`SqlProvisioned::statements`]
 //! returns it ([`ccd_services::sql::provision_iam`], defined once beside
@@ -15,11 +18,53 @@ use google_cloud_sql_v1::model::operation::SqlOperationStatus;
 use google_cloud_sql_v1::model::user::SqlUserType;
 use google_cloud_sql_v1::model::{Database, Operation, User};
 
+use ccd_services::sql::SqlGrant;
+use google_cloud_gax::error::Error as ApiError;
+use google_cloud_type::model::Expr;
+
 use crate::error::{GcpServiceError, not_found};
+use crate::iam::ConditionalGrant;
 use crate::{GcpServices, OnDelete};
 
 /// The instance flag that lets IAM principals log in.
 pub const IAM_AUTH_FLAG: &str = "cloudsql.iam_authentication";
+
+/// What the app's account needs on the instance: connecting through Cloud
+/// SQL's connectors and Auth Proxy (`cloudsql.instances.connect`) and
+/// logging in as its IAM user (`cloudsql.instances.login`).
+pub const LOGIN_ROLES: [&str; 2] = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"];
+
+/// [`LOGIN_ROLES`] on the project for the app's account, each under a
+/// condition that holds on the configured instance alone.
+pub fn login_grants(project: &str, instance: &str, account_email: &str) -> Vec<ConditionalGrant> {
+    let expression = format!(
+        "resource.type == \"sqladmin.googleapis.com/Instance\" && \
+         resource.name == \"projects/{project}/instances/{instance}\""
+    );
+    LOGIN_ROLES
+        .iter()
+        .map(|role| ConditionalGrant {
+            role: (*role).to_owned(),
+            member: format!("serviceAccount:{account_email}"),
+            condition: Expr::new()
+                .set_title(format!("ccd: Cloud SQL instance {instance} only"))
+                .set_expression(&expression),
+        })
+        .collect()
+}
+
+/// Whether a `get` found nothing (`true`) or something (`false`).
+fn missing<T>(
+    resource: &str,
+    permission: &'static str,
+    got: Result<T, ApiError>,
+) -> Result<bool, GcpServiceError> {
+    match got {
+        Ok(_) => Ok(false),
+        Err(e) if not_found(&e) => Ok(true),
+        Err(e) => Err(GcpServiceError::api(resource, permission, e)),
+    }
+}
 
 /// What [`GcpServices::ensure_sql`] made or found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +93,8 @@ impl GcpServices {
     }
 
     /// The app's database (the spec's `database`, or the app's name) and its
-    /// service account's IAM database user, each made only when missing.
+    /// service account's IAM database user, each made only when missing, and
+    /// the account's grants to connect to the instance and log in.
     pub async fn ensure_sql(
         &self,
         app: &str,
@@ -58,95 +104,65 @@ impl GcpServices {
         let instance = self.sql_instance()?;
         let grant = ccd_services::sql::iam_grant(app, database, account_email)?;
         let connection_name = self.check_instance(instance).await?;
+        let (db, user) = self.sql_resources(instance, &grant);
 
-        let db_resource = format!(
-            "{}/databases/{}",
-            self.instance_resource(instance),
-            grant.database
-        );
-        let found = self
-            .c
+        let (c, project) = (&self.c, self.project());
+        let found = c
             .sql_databases
             .get()
-            .set_project(self.project())
+            .set_project(project)
             .set_instance(instance)
             .set_database(&grant.database)
             .send()
             .await;
-        let created_database = match found {
-            Ok(_) => false,
-            Err(e) if not_found(&e) => {
-                let op = self
-                    .c
-                    .sql_databases
-                    .insert()
-                    .set_project(self.project())
-                    .set_instance(instance)
-                    .set_body(
-                        Database::new()
-                            .set_project(self.project())
-                            .set_instance(instance)
-                            .set_name(&grant.database),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        GcpServiceError::api(&db_resource, "cloudsql.databases.create", e)
-                    })?;
-                self.wait_sql(&db_resource, op).await?;
-                tracing::info!(resource = db_resource, "created");
-                true
-            }
-            Err(e) => {
-                return Err(GcpServiceError::api(
-                    &db_resource,
-                    "cloudsql.databases.get",
-                    e,
-                ));
-            }
-        };
+        let created_database = missing(&db, "cloudsql.databases.get", found)?;
+        if created_database {
+            let op = c
+                .sql_databases
+                .insert()
+                .set_project(project)
+                .set_instance(instance)
+                .set_body(
+                    Database::new()
+                        .set_project(project)
+                        .set_instance(instance)
+                        .set_name(&grant.database),
+                )
+                .send()
+                .await
+                .map_err(|e| GcpServiceError::api(&db, "cloudsql.databases.create", e))?;
+            self.wait_sql(&db, op).await?;
+            tracing::info!(resource = db, "created");
+        }
 
-        let user_resource = format!("{}/users/{}", self.instance_resource(instance), grant.role);
-        let found = self
-            .c
+        let found = c
             .sql_users
             .get()
-            .set_project(self.project())
+            .set_project(project)
             .set_instance(instance)
             .set_name(&grant.role)
             .send()
             .await;
-        let created_user = match found {
-            Ok(_) => false,
-            Err(e) if not_found(&e) => {
-                let op = self
-                    .c
-                    .sql_users
-                    .insert()
-                    .set_project(self.project())
-                    .set_instance(instance)
-                    .set_body(
-                        User::new()
-                            .set_name(&grant.role)
-                            .set_type(SqlUserType::CloudIamServiceAccount),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        GcpServiceError::api(&user_resource, "cloudsql.users.create", e)
-                    })?;
-                self.wait_sql(&user_resource, op).await?;
-                tracing::info!(resource = user_resource, "created");
-                true
-            }
-            Err(e) => {
-                return Err(GcpServiceError::api(
-                    &user_resource,
-                    "cloudsql.users.get",
-                    e,
-                ));
-            }
-        };
+        let created_user = missing(&user, "cloudsql.users.get", found)?;
+        if created_user {
+            let op = c
+                .sql_users
+                .insert()
+                .set_project(project)
+                .set_instance(instance)
+                .set_body(
+                    User::new()
+                        .set_name(&grant.role)
+                        .set_type(SqlUserType::CloudIamServiceAccount),
+                )
+                .send()
+                .await
+                .map_err(|e| GcpServiceError::api(&user, "cloudsql.users.create", e))?;
+            self.wait_sql(&user, op).await?;
+            tracing::info!(resource = user, "created");
+        }
+        self.grant_on_project(&login_grants(project, instance, account_email))
+            .await?;
 
         Ok(SqlProvisioned {
             connection_name,
@@ -158,10 +174,11 @@ impl GcpServices {
         })
     }
 
-    /// Deletes the app's database, then its user (a role that owns a
-    /// database cannot be dropped), only for [`OnDelete::Delete`]; with
-    /// [`OnDelete::Retain`] nothing is called: the database keeps its data
-    /// and its owner.
+    /// Takes the account's grants on the instance away (the app is gone,
+    /// whatever becomes of its data); deletes the app's database, then its
+    /// user (a role that owns a database cannot be dropped), only for
+    /// [`OnDelete::Delete`]: with [`OnDelete::Retain`] the database keeps its
+    /// data and its owner.
     pub async fn remove_sql(
         &self,
         app: &str,
@@ -170,6 +187,9 @@ impl GcpServices {
         on_delete: OnDelete,
     ) -> Result<(), GcpServiceError> {
         let grant = ccd_services::sql::iam_grant(app, database, account_email)?;
+        let instance = self.sql_instance()?;
+        self.revoke_on_project(&login_grants(self.project(), instance, account_email))
+            .await?;
         if on_delete == OnDelete::Retain {
             tracing::info!(
                 app,
@@ -178,55 +198,39 @@ impl GcpServices {
             );
             return Ok(());
         }
-        let instance = self.sql_instance()?;
-        let db_resource = format!(
-            "{}/databases/{}",
-            self.instance_resource(instance),
-            grant.database
-        );
-        let deleted = self
-            .c
+        let (db, user) = self.sql_resources(instance, &grant);
+        let (c, project) = (&self.c, self.project());
+        let delete = c
             .sql_databases
             .delete()
-            .set_project(self.project())
-            .set_instance(instance)
-            .set_database(&grant.database)
-            .send()
-            .await;
-        match deleted {
-            Ok(op) => self.wait_sql(&db_resource, op).await?,
+            .set_project(project)
+            .set_instance(instance);
+        match delete.set_database(&grant.database).send().await {
+            Ok(op) => self.wait_sql(&db, op).await?,
             Err(e) if not_found(&e) => {}
-            Err(e) => {
-                return Err(GcpServiceError::api(
-                    &db_resource,
-                    "cloudsql.databases.delete",
-                    e,
-                ));
-            }
+            Err(e) => return Err(GcpServiceError::api(&db, "cloudsql.databases.delete", e)),
         }
-        let user_resource = format!("{}/users/{}", self.instance_resource(instance), grant.role);
-        let deleted = self
-            .c
+        let delete = c
             .sql_users
             .delete()
-            .set_project(self.project())
-            .set_instance(instance)
-            .set_name(&grant.role)
-            .send()
-            .await;
-        match deleted {
-            Ok(op) => self.wait_sql(&user_resource, op).await?,
+            .set_project(project)
+            .set_instance(instance);
+        match delete.set_name(&grant.role).send().await {
+            Ok(op) => self.wait_sql(&user, op).await?,
             Err(e) if not_found(&e) => {}
-            Err(e) => {
-                return Err(GcpServiceError::api(
-                    &user_resource,
-                    "cloudsql.users.delete",
-                    e,
-                ));
-            }
+            Err(e) => return Err(GcpServiceError::api(&user, "cloudsql.users.delete", e)),
         }
         tracing::info!(app, database = grant.database, "deleted with its user");
         Ok(())
+    }
+
+    /// The grant's database and user, as resource names for messages.
+    fn sql_resources(&self, instance: &str, grant: &SqlGrant) -> (String, String) {
+        let at = self.instance_resource(instance);
+        (
+            format!("{at}/databases/{}", grant.database),
+            format!("{at}/users/{}", grant.role),
+        )
     }
 
     fn instance_resource(&self, instance: &str) -> String {

@@ -136,6 +136,11 @@ impl Server {
         shared.recorded.clone()
     }
 
+    /// What broke the contract so far (tests of the recorder itself).
+    pub fn problems(&self) -> Vec<String> {
+        self.shared.lock().unwrap().problems.clone()
+    }
+
     /// The method ids called, in order.
     pub fn methods(&self) -> Vec<String> {
         self.recorded().into_iter().map(|r| r.method).collect()

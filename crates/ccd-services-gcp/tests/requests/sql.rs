@@ -12,6 +12,24 @@ fn instance() -> Value {
            "settings": {"databaseFlags": [{"name": "cloudsql.iam_authentication", "value": "on"}]}})
 }
 
+/// Someone else's binding, and the etag the write must carry.
+fn policy() -> Value {
+    json!({"version": 3, "etag": "BwYAAA==",
+           "bindings": [{"role": "roles/viewer", "members": ["user:ana@example.com"]}]})
+}
+
+/// The policy once the app's account may connect and log in.
+fn granted() -> Value {
+    let grants = ccd_services_gcp::sql::login_grants("p", "main", EMAIL);
+    let mut p = policy();
+    for g in grants {
+        let b = json!({"role": g.role, "members": [g.member],
+                       "condition": {"title": g.condition.title, "expression": g.condition.expression}});
+        p["bindings"].as_array_mut().unwrap().push(b);
+    }
+    p
+}
+
 fn sql_op(status: &str) -> Value {
     json!({"kind": "sql#operation", "name": "op-1", "status": status})
 }
@@ -25,7 +43,9 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
         .answer("sql.users.get", 404, error(404, "NOT_FOUND"))
         // A running operation is followed to its end.
         .answer("sql.users.insert", 200, sql_op("PENDING"))
-        .answer("sql.operations.get", 200, sql_op("DONE"));
+        .answer("sql.operations.get", 200, sql_op("DONE"))
+        .answer("cloudresourcemanager.projects.getIamPolicy", 200, policy())
+        .answer("cloudresourcemanager.projects.setIamPolicy", 200, granted());
     let made = s
         .services()
         .await
@@ -40,10 +60,25 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
             "sql.databases.insert",
             "sql.users.get",
             "sql.users.insert",
-            "sql.operations.get"
+            "sql.operations.get",
+            "cloudresourcemanager.projects.getIamPolicy",
+            "cloudresourcemanager.projects.setIamPolicy"
         ]
     );
     let r = s.recorded();
+    // Connect and log in, on the project, but only on the instance; the
+    // other binding kept, the etag read sent back.
+    let set = &r[7].body()["policy"];
+    assert_eq!(set["etag"], "BwYAAA==");
+    assert_eq!(set["bindings"], granted()["bindings"]);
+    for b in &set["bindings"].as_array().unwrap()[1..] {
+        assert_eq!(b["members"], json!([format!("serviceAccount:{EMAIL}")]));
+        let condition = b["condition"]["expression"].as_str().unwrap();
+        assert!(
+            condition.contains("resource.name == \"projects/p/instances/main\""),
+            "{condition}"
+        );
+    }
     assert_eq!(r[1].path, "/v1/projects/p/instances/main/databases/web");
     assert_eq!(
         r[2].body()["name"],
@@ -93,7 +128,8 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
             "sql.users.get",
             200,
             json!({"name": "ccd-web@p.iam", "type": "CLOUD_IAM_SERVICE_ACCOUNT"}),
-        );
+        )
+        .answer("cloudresourcemanager.projects.getIamPolicy", 200, granted());
     let found = s
         .services()
         .await
@@ -102,8 +138,13 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
         .unwrap();
     assert_eq!(
         s.methods(),
-        ["sql.instances.get", "sql.databases.get", "sql.users.get"],
-        "nothing inserted"
+        [
+            "sql.instances.get",
+            "sql.databases.get",
+            "sql.users.get",
+            "cloudresourcemanager.projects.getIamPolicy"
+        ],
+        "nothing inserted, no policy written"
     );
     assert_eq!(
         s.recorded()[1].path,
@@ -178,24 +219,37 @@ async fn sql_errors_a_user_can_fix_name_the_fix() {
 async fn sql_data_is_deleted_only_for_on_delete_delete() {
     let s = Server::start().await;
     let services = s.services().await;
+    s.answer("cloudresourcemanager.projects.getIamPolicy", 200, granted())
+        .answer("cloudresourcemanager.projects.setIamPolicy", 200, policy());
     services
         .remove_sql("web", None, EMAIL, OnDelete::Retain)
         .await
         .unwrap();
-    assert!(s.methods().is_empty(), "retain calls nothing");
+    let r = s.recorded();
+    assert_eq!(
+        r.len(),
+        2,
+        "retain: the grants go, the database and user stay"
+    );
+    assert_eq!(r[1].body()["policy"]["bindings"], policy()["bindings"]);
 
-    s.answer("sql.databases.delete", 200, sql_op("DONE"))
+    s.answer("cloudresourcemanager.projects.getIamPolicy", 200, policy())
+        .answer("sql.databases.delete", 200, sql_op("DONE"))
         .answer("sql.users.delete", 404, error(404, "NOT_FOUND"));
     services
         .remove_sql("web", None, EMAIL, OnDelete::Delete)
         .await
         .unwrap();
-    let r = s.recorded();
+    let r = &s.recorded()[2..];
     assert_eq!(
-        s.methods(),
-        ["sql.databases.delete", "sql.users.delete"],
-        "the owner goes last"
+        r.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        [
+            "cloudresourcemanager.projects.getIamPolicy",
+            "sql.databases.delete",
+            "sql.users.delete"
+        ],
+        "nothing left to revoke; the owner goes last"
     );
-    assert_eq!(r[0].path, "/v1/projects/p/instances/main/databases/web");
-    assert_eq!(r[1].query("name"), Some("ccd-web@p.iam"));
+    assert_eq!(r[1].path, "/v1/projects/p/instances/main/databases/web");
+    assert_eq!(r[2].query("name"), Some("ccd-web@p.iam"));
 }
