@@ -1,8 +1,8 @@
 //! A recording HTTP server on 127.0.0.1 standing for Google's four APIs:
 //! every request is resolved against the trimmed discovery documents
-//! (`tests/discovery/`), its query parameters and body checked against the
-//! method it resolved to, and answered with the JSON the test queued for
-//! that method. Whatever breaks the contract is kept as a problem, and
+//! (`tests/discovery/`), its query parameters (only the method's, the
+//! required ones present) and body checked against the method it resolved
+//! to, and answered with the JSON the test queued for that method. Whatever breaks the contract is kept as a problem, and
 //! [`Server::recorded`] fails the test on any.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ccd_discovery::{Api, Schema};
+use ccd_discovery::{Api, Location, Schema};
 use ccd_services_gcp::{GcpConfig, GcpServices};
 use serde_json::{Value, json};
 
@@ -215,6 +215,18 @@ async fn handle(
             problem(format!(
                 "{}: query parameter {q:?} is not the method's",
                 method.id
+            ));
+        }
+    }
+    let required = method
+        .parameters
+        .iter()
+        .filter(|p| p.location == Location::Query && p.required);
+    for p in required {
+        if !query.iter().any(|(q, _)| *q == p.name) {
+            problem(format!(
+                "{}: the required {:?} is missing",
+                method.id, p.name
             ));
         }
     }
