@@ -34,16 +34,18 @@ pub(crate) fn check(
     name: &str,
     body: &Value,
     mode: Mode,
+    enum_numbers: bool,
 ) -> Result<(), Vec<FieldError>> {
     let Some(root) = schemas.get(name) else {
         return Err(vec![FieldError {
             field: String::new(),
-            message: format!("no schema named {name:?} in the Compute v1 contract"),
+            message: format!("no schema named {name:?} in the contract"),
         }]);
     };
     let mut checker = Checker {
         schemas,
         mode,
+        enum_numbers,
         root: snake(name),
         path: Vec::new(),
         errors: Vec::new(),
@@ -81,6 +83,8 @@ enum Seg<'v> {
 struct Checker<'s, 'v> {
     schemas: &'s HashMap<String, Schema>,
     mode: Mode,
+    /// An enum may come as its number (see `Api::with_enum_numbers`).
+    enum_numbers: bool,
     /// The body's schema in snake case, the root of Google-style locations.
     root: String,
     path: Vec<Seg<'v>>,
@@ -220,8 +224,10 @@ impl<'s, 'v> Checker<'s, 'v> {
 
     fn string(&mut self, format: Option<&str>, enum_values: &[String], v: &Value) {
         if !enum_values.is_empty() {
+            let numbered = |n: u64| usize::try_from(n).is_ok_and(|n| n < enum_values.len());
             match v.as_str() {
                 Some(s) if enum_values.iter().any(|e| e == s) => {}
+                None if self.enum_numbers && v.as_u64().is_some_and(numbered) => {}
                 Some(_) => {
                     let valid = enum_values.join(", ");
                     self.invalid(v, "TYPE_ENUM", &format!("one of {valid}"));

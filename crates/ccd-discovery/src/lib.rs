@@ -1,11 +1,13 @@
-//! The Compute Engine v1 REST contract, embedded.
+//! The Compute Engine v1 REST contract, embedded, and any other Google REST
+//! contract loaded from its discovery document.
 //!
 //! ccd's local cloud must answer exactly as Google does: same paths, verbs,
 //! field names and enum values. This crate embeds a trimmed copy of Google's
 //! discovery document (`data/compute-v1.json`, made by `tools/trim.py`) and
 //! offers what a server needs from it: routing a request to its method
 //! ([`Api::resolve`]) and checking bodies against schemas
-//! ([`Api::check_request`], [`Api::check_response`]).
+//! ([`Api::check_request`], [`Api::check_response`]). Tests of other
+//! adapters load other trimmed documents the same way ([`Api::from_json`]).
 
 mod check;
 mod model;
@@ -15,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::LazyLock;
 
-pub use model::{Location, Method, ParamType, Parameter, Property, Schema};
+pub use model::{LoadError, Location, Method, ParamType, Parameter, Property, Schema};
 
 use check::Mode;
 use router::Router;
@@ -37,6 +39,8 @@ pub struct Api {
     by_id: HashMap<String, usize>,
     schemas: HashMap<String, Schema>,
     router: Router,
+    /// Requests may give an enum by its number ([`Api::with_enum_numbers`]).
+    enum_numbers: bool,
 }
 
 /// One problem in a body: where (a JSON field path such as
@@ -61,7 +65,9 @@ impl Api {
         &COMPUTE
     }
 
-    fn from_json(text: &str) -> Result<Api, model::LoadError> {
+    /// A contract from a (trimmed) discovery document's text; nested
+    /// resources and custom verbs (`{resource}:getIamPolicy`) included.
+    pub fn from_json(text: &str) -> Result<Api, LoadError> {
         let loaded = model::load(text)?;
         let router = Router::new(&loaded.methods)?;
         Ok(Api {
@@ -69,13 +75,27 @@ impl Api {
             by_id: loaded.by_id,
             schemas: loaded.schemas,
             router,
+            enum_numbers: false,
         })
     }
 
-    /// Finds the method for an HTTP verb and a path relative to `/compute/v1/`
-    /// (e.g. "projects/p/zones/z/instanceGroupManagers/m/resize"); returns it
-    /// with the path parameters by name, percent-decoded. A leading `/` and a
-    /// query string are ignored; an empty segment matches nothing.
+    /// The same contract, reading an enum in a request as its number too, as
+    /// the front end of an API served by gRPC transcoding (proto JSON) does:
+    /// Google's Rust SDKs send enums as numbers. The discovery document lists
+    /// an enum's values in declaration order without their numbers, so a
+    /// number is accepted when it indexes that list; callers that care which
+    /// value it names look it up ([`Schema::String`]'s `enum_values`).
+    pub fn with_enum_numbers(mut self) -> Api {
+        self.enum_numbers = true;
+        self
+    }
+
+    /// Finds the method for an HTTP verb and a path relative to the API's
+    /// service path (`/compute/v1/` for Compute, e.g.
+    /// "projects/p/zones/z/instanceGroupManagers/m/resize"; the root for most
+    /// others, e.g. "v3/projects/p:getIamPolicy"); returns it with the path
+    /// parameters by name, percent-decoded. A leading `/` and a query string
+    /// are ignored; an empty segment matches nothing.
     pub fn resolve(&self, verb: &str, path: &str) -> Option<(&Method, BTreeMap<String, String>)> {
         let (index, params) = self.router.resolve(verb, path)?;
         Some((self.methods.get(index)?, params))
@@ -104,7 +124,7 @@ impl Api {
         name: &str,
         body: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>> {
-        check::check(&self.schemas, name, body, Mode::Request)
+        check::check(&self.schemas, name, body, Mode::Request, self.enum_numbers)
     }
 
     /// Strict check for what the server sends: unknown fields, wrong types,
@@ -115,6 +135,6 @@ impl Api {
         name: &str,
         body: &serde_json::Value,
     ) -> Result<(), Vec<FieldError>> {
-        check::check(&self.schemas, name, body, Mode::Response)
+        check::check(&self.schemas, name, body, Mode::Response, false)
     }
 }

@@ -9,13 +9,16 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Method {
     pub id: String,
-    /// The resource collection, e.g. `instanceGroupManagers`.
+    /// The resource collection, e.g. `instanceGroupManagers`; a nested one
+    /// by its dotted path, e.g. `projects.databases`.
     pub resource: String,
     /// The method name within the resource, e.g. `resize`.
     pub name: String,
     /// Upper-case HTTP verb.
     pub http_method: String,
-    /// Path template relative to `/compute/v1/`, e.g. `projects/{project}/zones/{zone}/...`.
+    /// Path template relative to the API's service path (`/compute/v1/` for
+    /// Compute, the host's root for most others), e.g. `projects/{project}/zones/{zone}/...`
+    /// or `v3/projects/{projectsId}:getIamPolicy`.
     pub flat_path: String,
     /// Parameters in the document's `parameterOrder`, then the rest by name.
     pub parameters: Vec<Parameter>,
@@ -108,10 +111,11 @@ pub struct Property {
     pub read_only: bool,
 }
 
-/// Why the embedded document could not be loaded; only reachable if the data
-/// file is broken, which the crate's tests rule out.
+/// Why a document could not be loaded: for the embedded one, only if the
+/// data file is broken, which the crate's tests rule out.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LoadError {
+#[non_exhaustive]
+pub enum LoadError {
     #[error("not a discovery document: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{at}: unknown type {ty:?}")]
@@ -136,6 +140,9 @@ struct RawDoc {
 struct RawResource {
     #[serde(default)]
     methods: BTreeMap<String, RawMethod>,
+    /// Nested collections (`projects.databases.operations`).
+    #[serde(default)]
+    resources: BTreeMap<String, RawResource>,
 }
 
 #[derive(Deserialize)]
@@ -213,39 +220,24 @@ pub(crate) fn load(text: &str) -> Result<Loaded, LoadError> {
     }
 
     let mut methods = Vec::new();
-    for (resource, r) in &raw.resources {
+    // Depth first over nested resources; a discovery document nests a few
+    // levels at most, and a path stack keeps this iterative anyway.
+    let mut pending: Vec<(String, &RawResource)> = raw
+        .resources
+        .iter()
+        .rev()
+        .map(|(name, r)| (name.clone(), r))
+        .collect();
+    while let Some((resource, r)) = pending.pop() {
         for (name, m) in &r.methods {
-            let mut parameters = Vec::with_capacity(m.parameters.len());
-            for p in &m.parameter_order {
-                if let Some(raw_p) = m.parameters.get(p) {
-                    parameters.push(parameter(p, raw_p, &m.id)?);
-                }
-            }
-            for (p, raw_p) in &m.parameters {
-                if !m.parameter_order.contains(p) {
-                    parameters.push(parameter(p, raw_p, &m.id)?);
-                }
-            }
-            for r in [&m.request, &m.response].into_iter().flatten() {
-                if !schemas.contains_key(&r.name) {
-                    return Err(LoadError::MissingRef {
-                        at: m.id.clone(),
-                        name: r.name.clone(),
-                    });
-                }
-            }
-            methods.push(Method {
-                id: m.id.clone(),
-                resource: resource.clone(),
-                name: name.clone(),
-                http_method: m.http_method.to_ascii_uppercase(),
-                flat_path: m.flat_path.clone().unwrap_or_else(|| m.path.clone()),
-                parameters,
-                request: m.request.as_ref().map(|r| r.name.clone()),
-                response: m.response.as_ref().map(|r| r.name.clone()),
-                standard: standard.clone(),
-            });
+            methods.push(method(&resource, name, m, &schemas, &standard)?);
         }
+        pending.extend(
+            r.resources
+                .iter()
+                .rev()
+                .map(|(name, child)| (format!("{resource}.{name}"), child)),
+        );
     }
 
     for (name, s) in &schemas {
@@ -260,6 +252,45 @@ pub(crate) fn load(text: &str) -> Result<Loaded, LoadError> {
         methods,
         by_id,
         schemas,
+    })
+}
+
+fn method(
+    resource: &str,
+    name: &str,
+    m: &RawMethod,
+    schemas: &HashMap<String, Schema>,
+    standard: &Arc<[Parameter]>,
+) -> Result<Method, LoadError> {
+    let mut parameters = Vec::with_capacity(m.parameters.len());
+    for p in &m.parameter_order {
+        if let Some(raw_p) = m.parameters.get(p) {
+            parameters.push(parameter(p, raw_p, &m.id)?);
+        }
+    }
+    for (p, raw_p) in &m.parameters {
+        if !m.parameter_order.contains(p) {
+            parameters.push(parameter(p, raw_p, &m.id)?);
+        }
+    }
+    for r in [&m.request, &m.response].into_iter().flatten() {
+        if !schemas.contains_key(&r.name) {
+            return Err(LoadError::MissingRef {
+                at: m.id.clone(),
+                name: r.name.clone(),
+            });
+        }
+    }
+    Ok(Method {
+        id: m.id.clone(),
+        resource: resource.to_owned(),
+        name: name.to_owned(),
+        http_method: m.http_method.to_ascii_uppercase(),
+        flat_path: m.flat_path.clone().unwrap_or_else(|| m.path.clone()),
+        parameters,
+        request: m.request.as_ref().map(|r| r.name.clone()),
+        response: m.response.as_ref().map(|r| r.name.clone()),
+        standard: standard.clone(),
     })
 }
 

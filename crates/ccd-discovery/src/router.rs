@@ -8,6 +8,9 @@ use crate::model::{LoadError, Method};
 #[derive(Debug, Default)]
 struct Node {
     literals: HashMap<String, usize>,
+    /// The children reached by a segment `VALUE:verb` (`{param}:verb`, the
+    /// custom methods of Google's resource-oriented APIs), by verb.
+    verbs: HashMap<String, usize>,
     /// The child reached by any non-empty segment (`{param}`).
     param: Option<usize>,
     /// Methods whose template ends here: (verb, method index).
@@ -17,8 +20,9 @@ struct Node {
 #[derive(Debug)]
 pub(crate) struct Router {
     nodes: Vec<Node>,
-    /// Per method: (segment position, parameter name) of each `{param}`.
-    captures: Vec<Vec<(usize, String)>>,
+    /// Per method: (segment position, parameter name, length of the
+    /// `:verb` after it) of each `{param}`.
+    captures: Vec<Vec<(usize, String, usize)>>,
 }
 
 impl Router {
@@ -32,8 +36,19 @@ impl Router {
             let mut captures = Vec::new();
             for (pos, segment) in method.flat_path.split('/').enumerate() {
                 node = match template_param(segment) {
-                    Some(name) => {
-                        captures.push((pos, name.to_owned()));
+                    Some((name, Some(verb))) => {
+                        captures.push((pos, name.to_owned(), verb.len() + 1));
+                        match router.nodes[node].verbs.get(verb) {
+                            Some(&next) => next,
+                            None => {
+                                let next = router.push();
+                                router.nodes[node].verbs.insert(verb.to_owned(), next);
+                                next
+                            }
+                        }
+                    }
+                    Some((name, None)) => {
+                        captures.push((pos, name.to_owned(), 0));
                         match router.nodes[node].param {
                             Some(next) => next,
                             None => {
@@ -83,13 +98,17 @@ impl Router {
         let index = self.walk(0, &segments, verb)?;
         let params = self.captures[index]
             .iter()
-            .filter_map(|(pos, name)| Some((name.clone(), percent_decode(segments.get(*pos)?))))
+            .filter_map(|(pos, name, verb)| {
+                let segment = segments.get(*pos)?;
+                let value = segment.get(..segment.len().checked_sub(*verb)?)?;
+                Some((name.clone(), percent_decode(value)))
+            })
             .collect();
         Some((index, params))
     }
 
-    // Literal children win over `{param}`, with backtracking if the literal
-    // branch dead-ends. Recursion depth is bounded by the trie's depth (the
+    // Literal children win over `{param}:verb`, which wins over `{param}`,
+    // with backtracking if a branch dead-ends. Recursion depth is bounded by the trie's depth (the
     // longest template), not by the request path: a node without a matching
     // child stops the descent.
     fn walk(&self, node: usize, segments: &[&str], verb: &str) -> Option<usize> {
@@ -112,17 +131,29 @@ impl Router {
         {
             return Some(found);
         }
+        if let Some(found) = first
+            .rsplit_once(':')
+            .filter(|(value, _)| !value.is_empty())
+            .and_then(|(_, custom)| here.verbs.get(custom))
+            .and_then(|&next| self.walk(next, rest, verb))
+        {
+            return Some(found);
+        }
         here.param.and_then(|next| self.walk(next, rest, verb))
     }
 }
 
-/// `{name}` → `name`. Compute v1 uses no `{+name}` reserved expansions or
-/// `:verb` suffixes, so a segment is either wholly a parameter or a literal.
-fn template_param(segment: &str) -> Option<&str> {
-    segment
-        .strip_prefix('{')?
-        .strip_suffix('}')
-        .map(|n| n.trim_start_matches('+'))
+/// `{name}` → (`name`, None); `{name}:verb` → (`name`, Some(`verb`)); a
+/// literal → None. Flat paths use no `{+name}` expansions across segments,
+/// so a segment is wholly a parameter, a parameter and a custom verb, or a
+/// literal (`entries:list` included).
+fn template_param(segment: &str) -> Option<(&str, Option<&str>)> {
+    let (name, after) = segment.strip_prefix('{')?.split_once('}')?;
+    let name = name.trim_start_matches('+');
+    match after {
+        "" => Some((name, None)),
+        _ => Some((name, Some(after.strip_prefix(':')?))),
+    }
 }
 
 /// Clients percent-encode path segments; the handler wants the value. Invalid
@@ -157,7 +188,18 @@ fn percent_decode(segment: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, template_param};
+
+    #[test]
+    fn a_template_segment_is_a_parameter_with_or_without_a_verb() {
+        assert_eq!(template_param("{project}"), Some(("project", None)));
+        assert_eq!(
+            template_param("{projectsId}:getIamPolicy"),
+            Some(("projectsId", Some("getIamPolicy")))
+        );
+        assert_eq!(template_param("entries:list"), None);
+        assert_eq!(template_param("{a}b"), None);
+    }
 
     #[test]
     fn decodes_escapes_and_keeps_bad_ones() {

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Trim Google's Compute Engine v1 discovery document to the part ccd uses.
+"""Trim a Google discovery document to the part ccd uses.
 
-Usage: trim.py [SOURCE] [DEST]
+Usage: trim.py [SOURCE] [DEST] [RESOURCE[:METHOD,...] ...]
   SOURCE defaults to ../shared/reference/discovery-compute.v1.json relative to
   the repository root; DEST defaults to data/compute-v1.json beside this tool.
   DEST "-" writes to stdout (the crate's test compares that with the
-  embedded copy).
+  embedded copy). RESOURCE is a dotted path to a (possibly nested) resource,
+  e.g. "projects.databases"; ":get,create" keeps only those methods. Without
+  any, the Compute Engine resources below are kept, each whole.
 
-Keeps the listed resources with all their methods, the schemas they reach
+Keeps the listed resources with their methods, the schemas they reach
 transitively, and only the fields that describe the wire contract; every
 description and other prose is dropped. Output is deterministic: sorted keys,
 no insignificant whitespace, ASCII only, one trailing newline.
@@ -82,19 +84,29 @@ def trim_method(method, refs):
     return out
 
 
-def trim(doc):
+def keep(doc, out, spec, refs):
+    """Copies one resource (`a.b` nested as resources.a.resources.b) into
+    `out`, with all its methods or the listed ones."""
+    path, _, names = spec.partition(":")
+    src, dst = doc, out
+    for part in path.split("."):
+        src = src["resources"][part]
+        dst = dst.setdefault("resources", {}).setdefault(part, {})
+    methods = src["methods"]
+    wanted = names.split(",") if names else sorted(methods)
+    dst["methods"] = {m: trim_method(methods[m], refs) for m in wanted}
+
+
+def trim(doc, specs=None):
     out = {k: doc[k] for k in TOP_LEVEL}
     out["parameters"] = {
         name: trim_param(p) for name, p in doc["parameters"].items()
     }
     refs = []
-    resources = {}
-    for name in RESOURCES:
-        methods = doc["resources"][name]["methods"]
-        resources[name] = {
-            "methods": {m: trim_method(methods[m], refs) for m in methods}
-        }
-    out["resources"] = resources
+    kept = {}
+    for spec in specs or RESOURCES:
+        keep(doc, kept, spec, refs)
+    out["resources"] = kept["resources"]
 
     schemas = {}
     while refs:
@@ -106,8 +118,8 @@ def trim(doc):
     return out
 
 
-def render(doc):
-    return json.dumps(trim(doc), sort_keys=True, separators=(",", ":"),
+def render(doc, specs=None):
+    return json.dumps(trim(doc, specs), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True) + "\n"
 
 
@@ -119,7 +131,7 @@ def main(argv):
     dest = argv[2] if len(argv) > 2 else os.path.join(
         here, "..", "data", "compute-v1.json")
     with open(src, encoding="utf-8") as f:
-        text = render(json.load(f))
+        text = render(json.load(f), argv[3:])
     if dest == "-":
         sys.stdout.write(text)
     else:

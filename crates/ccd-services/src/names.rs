@@ -25,6 +25,26 @@ pub fn sql_role(app: &str) -> String {
     format!("ccd-{app}")
 }
 
+/// The Cloud SQL user of an app's service account on PostgreSQL: the
+/// account's email without `.gserviceaccount.com`, the name Cloud SQL gives
+/// IAM service-account users there (and the role the account logs in as).
+pub fn sql_iam_user(account_email: &str) -> String {
+    account_email
+        .strip_suffix(".gserviceaccount.com")
+        .unwrap_or(account_email)
+        .to_owned()
+}
+
+/// The Firestore database of an app, unless its spec names one: `ccd-APP`.
+pub fn firestore_database(app: &str) -> String {
+    format!("ccd-{app}")
+}
+
+/// The Cloud Logging sink shipping an app's container output: `ccd-APP-logs`.
+pub fn log_sink(app: &str) -> String {
+    format!("ccd-{app}-logs")
+}
+
 /// The secret holding one of the SQL service's variables (`DATABASE_URL`,
 /// `PGHOST`...): `ccd-APP-sql-databaseurl`, `ccd-APP-sql-pghost`...
 pub fn sql_secret(app: &str, env: &str) -> String {

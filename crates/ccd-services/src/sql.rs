@@ -2,7 +2,9 @@
 //! superuser nor able to create roles or databases, owning only its own
 //! database, with `CONNECT` revoked from `PUBLIC` so no other app can open
 //! it. The statements are a pure function of the grant ([`provision`]),
-//! idempotent, so a pass can apply them again at any time.
+//! idempotent, so a pass can apply them again at any time. On Cloud SQL the
+//! role is the app's service account logging in through IAM
+//! ([`iam_grant`], [`provision_iam`]): same ownership, no password.
 
 use crate::{ServiceError, names};
 
@@ -42,6 +44,29 @@ pub fn grant(app: &str, database: Option<&str>) -> Result<SqlGrant, ServiceError
     })
 }
 
+/// The grant of `app` on Cloud SQL: the role is the IAM database user of its
+/// service account ([`names::sql_iam_user`]), which Cloud SQL creates.
+pub fn iam_grant(
+    app: &str,
+    database: Option<&str>,
+    account_email: &str,
+) -> Result<SqlGrant, ServiceError> {
+    let role = names::sql_iam_user(account_email);
+    // PostgreSQL cuts identifiers at 63 bytes: a longer name would be
+    // another role than the one Cloud SQL made.
+    if role.is_empty() || role.len() > 63 {
+        return Err(ServiceError::Invalid(format!(
+            "the service account {account_email:?} makes a database user of {} bytes; \
+             PostgreSQL allows 63: shorten the project ID or the app's name",
+            role.len()
+        )));
+    }
+    Ok(SqlGrant {
+        role,
+        ..grant(app, database)?
+    })
+}
+
 /// `"name"`, with any `"` doubled.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -57,17 +82,40 @@ fn literal(text: &str) -> String {
 /// it alone.
 pub fn provision(grant: &SqlGrant, password: &str) -> String {
     let (role, db) = (&grant.role, &grant.database);
-    let (role_i, db_i) = (ident(role), ident(db));
     format!(
         "SELECT format('CREATE ROLE %I', {role_l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n\
          ALTER ROLE {role_i} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {password_l};\n\
          SELECT format('CREATE DATABASE %I OWNER %I', {db_l}, {role_l}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {db_l})\\gexec\n\
-         ALTER DATABASE {db_i} OWNER TO {role_i};\n\
-         REVOKE ALL ON DATABASE {db_i} FROM PUBLIC;\n\
-         GRANT CONNECT, TEMPORARY ON DATABASE {db_i} TO {role_i};\n",
+         {owned}",
+        role_i = ident(role),
         role_l = literal(role),
         db_l = literal(db),
         password_l = literal(password),
+        owned = owned_by(grant),
+    )
+}
+
+/// The statements, run on a Cloud SQL instance by a member of
+/// `cloudsqlsuperuser` (the `postgres` user), that make an [`iam_grant`]
+/// true once Cloud SQL has made its user and its database: the user owns
+/// the database and alone may open it. Changing a database's owner needs
+/// membership in the new owner, hence the first statement; the IAM user
+/// itself gets no attribute beyond logging in, which Cloud SQL gave it.
+pub fn provision_iam(grant: &SqlGrant) -> String {
+    format!(
+        "GRANT {role_i} TO CURRENT_USER;\n{owned}",
+        role_i = ident(&grant.role),
+        owned = owned_by(grant),
+    )
+}
+
+/// The grant's database owned by its role, opened by it alone.
+fn owned_by(grant: &SqlGrant) -> String {
+    let (role_i, db_i) = (ident(&grant.role), ident(&grant.database));
+    format!(
+        "ALTER DATABASE {db_i} OWNER TO {role_i};\n\
+         REVOKE ALL ON DATABASE {db_i} FROM PUBLIC;\n\
+         GRANT CONNECT, TEMPORARY ON DATABASE {db_i} TO {role_i};\n"
     )
 }
 
@@ -133,5 +181,40 @@ mod tests {
         assert!(sql.contains("PASSWORD 'pa''ss'"));
         assert!(sql.contains("REVOKE ALL ON DATABASE \"web\" FROM PUBLIC"));
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn on_cloud_sql_the_account_owns_its_database_and_alone_opens_it() {
+        let email = "ccd-web@proj-1.iam.gserviceaccount.com";
+        let g = iam_grant("web", Some("notes"), email).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (g.role.as_str(), g.database.as_str()),
+            ("ccd-web@proj-1.iam", "notes")
+        );
+        let sql = provision_iam(&g);
+        assert_eq!(
+            sql,
+            "GRANT \"ccd-web@proj-1.iam\" TO CURRENT_USER;\n\
+             ALTER DATABASE \"notes\" OWNER TO \"ccd-web@proj-1.iam\";\n\
+             REVOKE ALL ON DATABASE \"notes\" FROM PUBLIC;\n\
+             GRANT CONNECT, TEMPORARY ON DATABASE \"notes\" TO \"ccd-web@proj-1.iam\";\n"
+        );
+        assert!(!sql.contains("PASSWORD"));
+        assert!(
+            provision(
+                &grant("web", Some("notes")).unwrap_or_else(|e| panic!("{e}")),
+                "x"
+            )
+            .ends_with(&owned_by(
+                &grant("web", Some("notes")).unwrap_or_else(|e| panic!("{e}"))
+            ))
+        );
+        let long = format!(
+            "{}@{}.iam.gserviceaccount.com",
+            "a".repeat(30),
+            "p".repeat(30)
+        );
+        assert!(iam_grant("web", None, &long).is_err());
+        assert!(iam_grant("web", Some("postgres"), email).is_err());
     }
 }

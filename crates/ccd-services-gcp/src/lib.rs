@@ -1,0 +1,174 @@
+//! App services on Google Cloud: the requests that give each app its Cloud
+//! SQL database and IAM database user ([`sql`]), its Firestore database and
+//! a grant limited to it ([`firestore`], [`iam`]), and its log sink and log
+//! reading ([`logging`]), through Google's official Rust SDKs (REST/JSON).
+//!
+//! [`GcpServices`] builds one SDK client per API once and offers a method per
+//! step; the deploy reconciler's wiring (the `ccd_services::Services` port)
+//! and running the SQL these steps return are not here. Every method takes
+//! the app's service account by email: ccd-cloud's identity keeps it.
+
+mod error;
+pub mod firestore;
+pub mod iam;
+pub mod logging;
+pub mod sql;
+
+use std::time::Duration;
+
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
+
+pub use error::GcpServiceError;
+
+/// What a removed app's data comes to: the spec's `onDelete`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDelete {
+    /// The data outlives the app (the default): nothing is deleted.
+    #[default]
+    Retain,
+    /// The app's databases are deleted with it.
+    Delete,
+}
+
+/// The controller's configuration of the services on Google Cloud.
+#[derive(Debug, Clone)]
+pub struct GcpConfig {
+    pub project: String,
+    pub region: String,
+    /// `services.sql.instance`: the Cloud SQL for PostgreSQL instance every
+    /// app's database lives in.
+    pub sql_instance: Option<String>,
+    /// `services.nosql.location`: where Firestore databases are made; the
+    /// region when unset.
+    pub firestore_location: Option<String>,
+    /// `services.logs.bucket`: the bucket the apps' log sinks write to.
+    pub logs_bucket: Option<String>,
+    /// Another endpoint for every API (tests); Google's own when unset.
+    pub endpoint: Option<String>,
+    /// Application Default Credentials when unset.
+    pub credentials: Option<Credentials>,
+    /// How often a running Cloud SQL operation is looked at.
+    pub poll_interval: Duration,
+    /// How long an operation may run before the step gives up (the next
+    /// pass looks again).
+    pub operation_timeout: Duration,
+}
+
+impl GcpConfig {
+    /// A configuration with nothing but the project and region.
+    pub fn new(project: &str, region: &str) -> Self {
+        GcpConfig {
+            project: project.to_owned(),
+            region: region.to_owned(),
+            sql_instance: None,
+            firestore_location: None,
+            logs_bucket: None,
+            endpoint: None,
+            credentials: None,
+            poll_interval: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The SDK clients, one per Google service, built once.
+#[derive(Debug)]
+struct Clients {
+    sql_instances: google_cloud_sql_v1::client::SqlInstancesService,
+    sql_databases: google_cloud_sql_v1::client::SqlDatabasesService,
+    sql_users: google_cloud_sql_v1::client::SqlUsersService,
+    sql_operations: google_cloud_sql_v1::client::SqlOperationsService,
+    firestore: google_cloud_firestore_admin_v1::client::FirestoreAdmin,
+    projects: google_cloud_resourcemanager_v3::client::Projects,
+    sinks: google_cloud_logging_v2::client::ConfigServiceV2,
+    entries: google_cloud_logging_v2::client::LoggingServiceV2,
+}
+
+/// App services on Google Cloud; see the crate's documentation.
+#[derive(Debug)]
+pub struct GcpServices {
+    config: GcpConfig,
+    c: Clients,
+}
+
+// The same options on every client: credentials shared (one token source),
+// Google's retry rules for idempotent calls (AIP-194), bounded.
+macro_rules! client {
+    ($ty:ty, $config:expr, $creds:expr) => {{
+        let backoff = ExponentialBackoffBuilder::new()
+            .with_initial_delay(Duration::from_millis(250))
+            .with_maximum_delay(Duration::from_secs(30))
+            .build()
+            .map_err(|e| GcpServiceError::Config(format!("back-off: {e}")))?;
+        let mut b = <$ty>::builder()
+            .with_credentials($creds.clone())
+            .with_retry_policy(
+                Aip194Strict
+                    .with_attempt_limit(5)
+                    .with_time_limit(Duration::from_secs(60)),
+            )
+            .with_backoff_policy(backoff);
+        if let Some(endpoint) = &$config.endpoint {
+            b = b.with_endpoint(endpoint.clone());
+        }
+        b.build().await.map_err(|e| {
+            GcpServiceError::Config(format!("cannot make the {} client: {e}", stringify!($ty)))
+        })?
+    }};
+}
+
+impl GcpServices {
+    pub async fn new(config: GcpConfig) -> Result<Self, GcpServiceError> {
+        if config.project.is_empty() || config.region.is_empty() {
+            return Err(GcpServiceError::Config(
+                "the controller's configuration names no project or region".to_owned(),
+            ));
+        }
+        let creds = match &config.credentials {
+            Some(c) => c.clone(),
+            None => google_cloud_auth::credentials::Builder::default()
+                .build()
+                .map_err(|e| {
+                    GcpServiceError::Config(format!("Application Default Credentials: {e}"))
+                })?,
+        };
+        use google_cloud_sql_v1::client as sql;
+        let c = Clients {
+            sql_instances: client!(sql::SqlInstancesService, config, creds),
+            sql_databases: client!(sql::SqlDatabasesService, config, creds),
+            sql_users: client!(sql::SqlUsersService, config, creds),
+            sql_operations: client!(sql::SqlOperationsService, config, creds),
+            firestore: client!(
+                google_cloud_firestore_admin_v1::client::FirestoreAdmin,
+                config,
+                creds
+            ),
+            projects: client!(
+                google_cloud_resourcemanager_v3::client::Projects,
+                config,
+                creds
+            ),
+            sinks: client!(
+                google_cloud_logging_v2::client::ConfigServiceV2,
+                config,
+                creds
+            ),
+            entries: client!(
+                google_cloud_logging_v2::client::LoggingServiceV2,
+                config,
+                creds
+            ),
+        };
+        Ok(GcpServices { config, c })
+    }
+
+    pub fn config(&self) -> &GcpConfig {
+        &self.config
+    }
+
+    fn project(&self) -> &str {
+        &self.config.project
+    }
+}
