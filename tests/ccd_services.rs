@@ -1,10 +1,12 @@
-//! App services under `ccd up`, as far as they are built: the cache and
-//! PostgreSQL. Two apps ask for both; each receives `REDIS_URL` and
-//! `DATABASE_URL` as secrets (the sample app reports their digests), reaches
-//! its own keys and gets NOPERM on the other's and on FLUSHALL, and opens its
-//! own database only; its status says where and as whom, and no password
-//! appears in status, events or the log. A third app whose namespace
-//! overlaps another's is Stalled naming the field, and nothing else moves.
+//! App services under `ccd up`. Two apps ask for every service; each
+//! receives its variables as secrets (the sample app reports their
+//! digests), reaches its own keys and gets NOPERM on the other's and on
+//! FLUSHALL, opens its own database only, writes documents and files of its
+//! own, and `ccd logs` shows what it wrote; its status says where and as
+//! whom, and no password appears in status, events or the log. A third app
+//! whose namespace overlaps another's is Stalled naming the field, and
+//! nothing else moves. Deleting an app keeps its data unless its spec says
+//! `onDelete: delete`; `ccd services prune` removes what was kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -17,6 +19,10 @@ use ccd_services::password::sha256_hex;
 use ccd_services::resp::{Connection, Reply};
 
 fn spec(app: &str, port: u16, cache: &str) -> String {
+    spec_with(app, port, cache, "{}")
+}
+
+fn spec_with(app: &str, port: u16, cache: &str, storage: &str) -> String {
     format!(
         "apiVersion: ccd/v1
 kind: App
@@ -29,7 +35,7 @@ spec:
   replicas: {{min: 1, max: 1}}
   health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, unhealthyThreshold: 2, initialDelay: 5s}}
   expose: {{internal: {{port: {port}, allowFrom: [10.0.0.0/8]}}}}
-  services: {{cache: {cache}, sql: {{engine: postgres}}}}
+  services: {{cache: {cache}, sql: {{engine: postgres}}, nosql: {{}}, storage: {storage}, logs: {{retention: 1h}}}}
 "
     )
 }
@@ -38,8 +44,23 @@ fn status(data: &Path, app: &str) -> Option<Status> {
     Status::parse(&std::fs::read(data.join(format!("status/{app}.yaml"))).ok()?)
 }
 
-fn redis_installed() {
+fn servers_installed() {
     ccd_services::testing::redis_server();
+    ccd_services::testing::fake_gcs_server();
+}
+
+/// One variable of the app, as its secret holds it.
+fn secret(data: &Path, app: &str, kind: &str, env: &str) -> String {
+    let name = ccd_services::names::secret_of(app, kind, env);
+    std::fs::read_to_string(data.join(format!("cloud/secrets/{name}"))).unwrap()
+}
+
+/// A connection to the apps' redis-server as its administrator.
+async fn redis_admin(data: &Path, address: &str) -> Connection {
+    let password = std::fs::read_to_string(data.join("services/redis/admin-password")).unwrap();
+    let mut c = Connection::connect(address).await.unwrap();
+    c.auth("default", password.trim()).await.unwrap();
+    c
 }
 
 /// The password in the app's `REDIS_URL`, as its secret holds it.
@@ -60,13 +81,18 @@ fn password_of(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_app_gets_a_cache_and_a_database_of_its_own() {
-    redis_installed();
+    servers_installed();
     let data = temp_dir("services");
     std::fs::create_dir_all(data.join("specs")).unwrap();
     std::fs::write(data.join("specs/web.yaml"), spec("web", 8121, "{}")).unwrap();
     std::fs::write(
         data.join("specs/api.yaml"),
-        spec("api", 8122, "{namespace: \"api-v2:\"}"),
+        spec_with(
+            "api",
+            8122,
+            "{namespace: \"api-v2:\"}",
+            "{onDelete: delete}",
+        ),
     )
     .unwrap();
     let mut up = Up::start(&data, &["--deletion-grace", "1s"]).await.unwrap();
@@ -96,7 +122,15 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     }
 
     let web = status(&data, "web").unwrap();
-    let cache = &web.services[0];
+    let service = |kind: &str| web.services.iter().find(|s| s.kind == kind).unwrap();
+    assert_eq!(
+        web.services
+            .iter()
+            .map(|s| s.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["sql", "nosql", "cache", "storage", "logs"]
+    );
+    let cache = service("cache");
     assert_eq!(
         (cache.kind.as_str(), cache.user.as_deref()),
         ("cache", Some("ccd-web"))
@@ -104,7 +138,7 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     assert_eq!(cache.scope.as_deref(), Some("keys and channels web:*"));
     assert_eq!(cache.env, ["REDIS_URL"]);
     let address = cache.endpoint.clone().unwrap();
-    let sql = &web.services[1];
+    let sql = service("sql");
     assert_eq!(
         (sql.kind.as_str(), sql.user.as_deref(), sql.scope.as_deref()),
         ("sql", Some("ccd-web"), Some("database web"))
@@ -118,6 +152,22 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
         for (name, value) in [
             ("REDIS_URL", url),
             ("DATABASE_URL", database_url_of(&data, app)),
+            (
+                "FIRESTORE_PROJECT_ID",
+                secret(&data, app, "nosql", "FIRESTORE_PROJECT_ID"),
+            ),
+            (
+                "FIRESTORE_EMULATOR_HOST",
+                secret(&data, app, "nosql", "FIRESTORE_EMULATOR_HOST"),
+            ),
+            (
+                "STORAGE_PREFIX",
+                secret(&data, app, "storage", "STORAGE_PREFIX"),
+            ),
+            (
+                "STORAGE_BUCKET",
+                secret(&data, app, "storage", "STORAGE_BUCKET"),
+            ),
         ] {
             // What the sample app reports of the variable: its SHA-256.
             let got: serde_json::Value = http
@@ -131,6 +181,79 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
             assert_eq!(got["sha256"], sha256_hex(&value), "{app} {name}: {got}");
         }
     }
+    // Documents and files: each app writes its own, in its own place.
+    for app in ["web", "api"] {
+        let host = secret(&data, app, "nosql", "FIRESTORE_EMULATOR_HOST");
+        let project = secret(&data, app, "nosql", "FIRESTORE_PROJECT_ID");
+        let database = secret(&data, app, "nosql", "FIRESTORE_DATABASE_ID");
+        assert_eq!(
+            (project.as_str(), database.as_str()),
+            (format!("ccd-{app}").as_str(), format!("ccd-{app}").as_str())
+        );
+        let wrote = http
+            .post(format!(
+                "http://{host}/v1/projects/{project}/databases/{database}/documents/notes?documentId=n1"
+            ))
+            .json(&serde_json::json!({"fields": {"by": {"stringValue": app}}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            wrote.status().is_success(),
+            "{app}: {}",
+            wrote.text().await.unwrap()
+        );
+        let storage = secret(&data, app, "storage", "STORAGE_EMULATOR_HOST");
+        let bucket = secret(&data, app, "storage", "STORAGE_BUCKET");
+        let prefix = secret(&data, app, "storage", "STORAGE_PREFIX");
+        assert_eq!(prefix, format!("{app}/"));
+        let put = http
+            .post(format!(
+                "{storage}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={prefix}hello.txt"
+            ))
+            .body(format!("from {app}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            put.status().is_success(),
+            "{app}: {}",
+            put.text().await.unwrap()
+        );
+    }
+    let web_host = secret(&data, "web", "nosql", "FIRESTORE_EMULATOR_HOST");
+    let in_api = http
+        .get(format!(
+            "http://{web_host}/v1/projects/ccd-api/databases/ccd-api/documents/notes/n1"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        in_api.contains("\"api\""),
+        "api's document is in api's project: {in_api}"
+    );
+
+    // What the instances wrote, shipped and read back by `ccd logs`.
+    let logs = eventually("web's logs shipped", Duration::from_secs(30), || async {
+        let out = std::process::Command::new(ccd_e2e::binary("ccd"))
+            .args(["logs", "web", "--since", "1h", "--data"])
+            .arg(&data)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("listening on").then_some(text)
+    })
+    .await
+    .unwrap();
+    assert!(
+        logs.lines().all(|l| l.contains("web-")),
+        "only web's instances: {logs}"
+    );
+
     // Its database is its own: create, insert, select; no other opens.
     let sql_as = |app: &str, database: &str, sql: &str| {
         let out = std::process::Command::new("psql")
@@ -200,14 +323,16 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     for app in ["web", "api"] {
         let line = listed
             .lines()
-            .find(|l| l.starts_with(app))
+            .find(|l| l.starts_with(app) && l.contains(" cache "))
             .unwrap_or_else(|| panic!("{listed}"));
         assert!(
-            line.contains("cache")
-                && line.contains("Ready")
-                && line.contains(&format!("ccd-{app}")),
+            line.contains("Ready") && line.contains(&format!("ccd-{app}")),
             "{line}"
         );
+        let kinds = listed
+            .lines()
+            .filter(|l| l.starts_with(app) && l.contains("Ready"));
+        assert_eq!(kinds.count(), 5, "every service of {app} Ready: {listed}");
         assert!(!listed.contains(&password_of(&url_of(&data, app))));
     }
     let env = ccd(&["services", "env", "web"]);
@@ -249,6 +374,16 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
 
     // Deleting an app keeps its data (onDelete's default, retain): its
     // database and its keys outlive it.
+    let passwords: Vec<(&str, String, String)> = ["web", "api"]
+        .into_iter()
+        .map(|app| {
+            (
+                app,
+                password_of(&url_of(&data, app)),
+                password_of(&database_url_of(&data, app)),
+            )
+        })
+        .collect();
     std::fs::remove_file(data.join("specs/api.yaml")).unwrap();
     eventually("api removed", Duration::from_secs(60), || async {
         status(&data, "api").is_none().then_some(())
@@ -260,25 +395,73 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
         (true, "3".to_owned()),
         "the others' data is untouched"
     );
-    let (ok, tables) = sql_as(
-        "api",
-        "api",
-        "SELECT count(*) FROM pg_database WHERE datname = 'api'",
-    );
-    assert!(ok && tables == "1", "api's database is kept: {tables}");
+    let api_database = "SELECT count(*) FROM pg_database WHERE datname = 'api'";
     assert_eq!(
-        a.call(&["GET", "api-v2:k"]).await.unwrap(),
+        sql_as("web", "web", api_database),
+        (true, "1".to_owned()),
+        "api's database is kept"
+    );
+    let (ok, said) = sql_as("api", "api", "SELECT 1");
+    assert!(
+        !ok && said.contains("not permitted to log in"),
+        "api's role is disabled: {said}"
+    );
+    let mut admin = redis_admin(&data, &address).await;
+    assert_eq!(
+        admin.call(&["GET", "api-v2:k"]).await.unwrap(),
         Reply::Bulk(Some(b"2".to_vec())),
         "api's keys are kept"
     );
+    let storage = secret(&data, "web", "storage", "STORAGE_EMULATOR_HOST");
+    let listed = |prefix: &'static str| {
+        let http = http.clone();
+        let storage = storage.clone();
+        async move {
+            http.get(format!("{storage}/storage/v1/b/ccd-apps/o?prefix={prefix}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        !listed("api/").await.contains("hello.txt"),
+        "api's files went with it (onDelete: delete)"
+    );
+    assert!(listed("web/").await.contains("web/hello.txt"));
+    // What was kept is listed, and pruned on asking.
+    let kept = ccd(&["services", "prune"]);
+    assert!(
+        kept.lines()
+            .any(|l| l.starts_with("api") && l.contains("sql") && l.contains("cache")),
+        "{kept}"
+    );
+    assert!(!kept.contains("storage"), "deleted, not kept: {kept}");
+    ccd(&["services", "prune", "api", "--yes"]);
+    assert_eq!(
+        sql_as("web", "web", api_database),
+        (true, "0".to_owned()),
+        "pruned: api's database is gone"
+    );
+    assert_eq!(
+        admin.call(&["GET", "api-v2:k"]).await.unwrap(),
+        Reply::Bulk(None),
+        "pruned: api's keys are gone"
+    );
+    assert_eq!(
+        sql_as("web", "web", "SELECT n FROM t"),
+        (true, "3".to_owned()),
+        "web's data is untouched"
+    );
+    assert!(ccd(&["services", "prune"]).contains("nothing is kept"));
 
     // No password anywhere a person or a log collector looks.
     up.stop();
     let _ = up.child.wait().await;
     let log = std::fs::read_to_string(data.join("up.log")).unwrap();
-    for app in ["web", "api"] {
-        let sql_password = password_of(&database_url_of(&data, app));
-        let password = password_of(&url_of(&data, app));
+    for (app, password, sql_password) in passwords {
         let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, app).await;
         assert!(
             events.contains("Ready"),

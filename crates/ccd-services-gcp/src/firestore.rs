@@ -29,10 +29,7 @@ pub struct FirestoreProvisioned {
 /// The database's ID: the spec's, or `ccd-APP`; Firestore's rules checked
 /// here so a bad name is the spec's problem, not an API error.
 pub fn database_id(app: &str, named: Option<&str>) -> Result<String, GcpServiceError> {
-    let id = named.map_or_else(
-        || ccd_services::names::firestore_database(app),
-        str::to_owned,
-    );
+    let id = ccd_services::names::nosql_database(app, named);
     let ok = (4..=63).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && id.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -104,7 +101,7 @@ impl GcpServices {
         let name = self.firestore_name(&database_id(app, database)?);
         self.revoke_on_project(&[grant(app, &name, account_email)])
             .await?;
-        if on_delete == OnDelete::Retain {
+        if on_delete != OnDelete::Delete {
             tracing::info!(resource = name, "onDelete retain: database kept");
             return Ok(());
         }

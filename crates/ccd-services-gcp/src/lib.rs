@@ -22,15 +22,9 @@ use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
 
 pub use error::GcpServiceError;
 
-/// What a removed app's data comes to: the spec's `onDelete`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OnDelete {
-    /// The data outlives the app (the default): nothing is deleted.
-    #[default]
-    Retain,
-    /// The app's databases are deleted with it.
-    Delete,
-}
+/// What a removed app's data comes to: the spec's `onDelete` (`Snapshot`
+/// keeps the data here: the snapshot is taken before, by the backups).
+pub use ccd_spec::OnDelete;
 
 /// The controller's configuration of the services on Google Cloud.
 #[derive(Debug, Clone)]

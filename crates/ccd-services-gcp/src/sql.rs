@@ -190,7 +190,7 @@ impl GcpServices {
         let instance = self.sql_instance()?;
         self.revoke_on_project(&login_grants(self.project(), instance, account_email))
             .await?;
-        if on_delete == OnDelete::Retain {
+        if on_delete != OnDelete::Delete {
             tracing::info!(
                 app,
                 database = grant.database,

@@ -111,6 +111,78 @@ pub async fn remove_user(admin: &mut Connection, app: &str) -> Result<(), Servic
     }
 }
 
+/// Why `grant` may not be held beside the namespaces already `held` (app →
+/// namespace): the field, both apps and the fix; `None` when it may.
+pub fn overlap_with(
+    grant: &CacheGrant,
+    held: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    let mut grants: Vec<CacheGrant> = held
+        .iter()
+        .filter(|(app, _)| **app != grant.app)
+        .map(|(app, namespace)| CacheGrant {
+            app: app.clone(),
+            user: names::cache_user(app),
+            namespace: namespace.clone(),
+        })
+        .collect();
+    grants.push(grant.clone());
+    let pairs = overlapping(&grants);
+    let (a, b) = pairs
+        .iter()
+        .find(|(a, b)| a.app == grant.app || b.app == grant.app)?;
+    let other = if a.app == grant.app { b } else { a };
+    Some(format!(
+        "services.cache.namespace: {:?} overlaps app {}'s {:?}: each app needs a namespace that \
+         does not start with another's (e.g. \"{}:\")",
+        grant.namespace, other.app, other.namespace, grant.app
+    ))
+}
+
+/// Deletes every key of the namespace (SCAN with the namespace as the
+/// pattern: it holds no pattern characters, so it matches its keys alone).
+pub async fn delete_keys(admin: &mut Connection, namespace: &str) -> Result<u64, ServiceError> {
+    let pattern = format!("{namespace}*");
+    let mut cursor = "0".to_owned();
+    let mut deleted = 0;
+    loop {
+        let reply = admin
+            .call(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "500"])
+            .await?;
+        let Reply::Array(Some(parts)) = reply else {
+            return Err(refused("SCAN", reply));
+        };
+        let mut parts = parts.into_iter();
+        let (Some(Reply::Bulk(Some(next))), Some(Reply::Array(Some(keys)))) =
+            (parts.next(), parts.next())
+        else {
+            return Err(ServiceError::Protocol {
+                service: "redis",
+                what: "SCAN".to_owned(),
+                detail: "not a cursor and a list of keys".to_owned(),
+            });
+        };
+        let keys: Vec<String> = keys
+            .into_iter()
+            .filter_map(|k| match k {
+                Reply::Bulk(Some(k)) => String::from_utf8(k).ok(),
+                _ => None,
+            })
+            .collect();
+        if !keys.is_empty() {
+            let mut args = vec!["UNLINK"];
+            args.extend(keys.iter().map(String::as_str));
+            if let Reply::Integer(n) = admin.call(&args).await? {
+                deleted += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        cursor = String::from_utf8_lossy(&next).into_owned();
+        if cursor == "0" {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// `redis://USER:PASSWORD@ADDRESS/0`, what the app receives as `REDIS_URL`.
 pub fn url(grant: &CacheGrant, password: &str, address: &str) -> String {
     format!("redis://{}:{password}@{address}/0", grant.user)

@@ -19,9 +19,7 @@ mod local;
 pub mod logs;
 pub mod names;
 pub mod password;
-mod postgres;
 pub mod resp;
-mod server;
 pub mod sql;
 mod status;
 #[cfg(feature = "test-support")]
@@ -31,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::ServiceError;
-pub use local::LocalServices;
+pub use local::{LOCAL_BUCKET, LocalServices, Retained, local_project};
 pub use logs::{Cursor as LogCursor, LogLine, ShipReport, Shipper, read as read_logs};
 pub use status::{ServiceState, ServiceStatus};
 
@@ -48,6 +46,17 @@ pub struct Provisioned {
     pub credentials: std::collections::BTreeMap<String, String>,
 }
 
+/// What releasing a deleted app's services came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// The kinds removed (`onDelete: delete`).
+    pub deleted: Vec<String>,
+    /// The kinds kept, recorded for `ccd services prune`.
+    pub retained: Vec<String>,
+    /// What could not be removed (kept and recorded instead), and the fix.
+    pub problems: Vec<String>,
+}
+
 /// Provisions what an app's `services` asks for, and keeps its credentials
 /// where the template's secret references find them ([`names`]).
 pub trait Services: Send + Sync + std::fmt::Debug {
@@ -56,4 +65,13 @@ pub trait Services: Send + Sync + std::fmt::Debug {
         &'a self,
         app: &'a ccd_spec::App,
     ) -> Pin<Box<dyn Future<Output = Provisioned> + Send + 'a>>;
+
+    /// The app is deleted: releases each of its `services` (as its last
+    /// status recorded them) as its `onDelete` says, keeping a record of
+    /// what stays. Never fails the deletion: what cannot be removed is kept.
+    fn release<'a>(
+        &'a self,
+        app: &'a str,
+        services: &'a [ServiceStatus],
+    ) -> Pin<Box<dyn Future<Output = Released> + Send + 'a>>;
 }

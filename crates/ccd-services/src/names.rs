@@ -17,9 +17,6 @@ pub fn cache_secret(app: &str) -> String {
     format!("ccd-{app}-cache")
 }
 
-/// The variable the app receives its cache's URL in.
-pub const CACHE_ENV: &str = "REDIS_URL";
-
 /// The SQL role of an app.
 pub fn sql_role(app: &str) -> String {
     format!("ccd-{app}")
@@ -35,33 +32,32 @@ pub fn sql_iam_user(account_email: &str) -> String {
         .to_owned()
 }
 
-/// The Firestore database of an app, unless its spec names one: `ccd-APP`.
-pub fn firestore_database(app: &str) -> String {
-    format!("ccd-{app}")
-}
-
 /// The Cloud Logging sink shipping an app's container output: `ccd-APP-logs`.
 pub fn log_sink(app: &str) -> String {
     format!("ccd-{app}-logs")
 }
 
-/// The secret holding one of the SQL service's variables (`DATABASE_URL`,
-/// `PGHOST`...): `ccd-APP-sql-databaseurl`, `ccd-APP-sql-pghost`...
-pub fn sql_secret(app: &str, env: &str) -> String {
+/// The secret a service of `kind` (the spec's key) keeps the variable `env`
+/// of the app in: `ccd-APP-sql-databaseurl`, `ccd-APP-storage-storagebucket`...;
+/// the cache's one variable is `ccd-APP-cache`.
+pub fn secret_of(app: &str, kind: &str, env: &str) -> String {
+    if kind == "cache" {
+        return cache_secret(app);
+    }
     let var: String = env
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    format!("ccd-{app}-sql-{var}")
+    format!("ccd-{app}-{kind}-{var}")
 }
 
-/// The secret a service of `kind` (the spec's key) keeps the variable `env`
-/// of the app in, for the kinds that have one.
-pub fn secret_of(app: &str, kind: &str, env: &str) -> Option<String> {
-    match kind {
-        "cache" => Some(cache_secret(app)),
-        "sql" => Some(sql_secret(app, env)),
-        _ => None,
-    }
+/// The app's Firestore database: the spec's, else `ccd-<app>`.
+pub fn nosql_database(app: &str, named: Option<&str>) -> String {
+    named.map_or_else(|| format!("ccd-{app}"), str::to_owned)
+}
+
+/// The app's prefix in its storage bucket.
+pub fn storage_prefix(app: &str) -> String {
+    format!("{app}/")
 }

@@ -124,15 +124,24 @@ fn owned_by(grant: &SqlGrant) -> String {
 pub const CLUSTER_SETUP: &str = "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;\n\
      REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n";
 
-/// The variables the app receives, in [`env`]'s order.
-pub const ENV: [&str; 6] = [
-    "DATABASE_URL",
-    "PGHOST",
-    "PGPORT",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGDATABASE",
-];
+/// What deleting an app with `onDelete: retain` leaves: its database, and
+/// its role unable to log in (providing the app again lets it back in).
+pub fn disable(grant: &SqlGrant) -> String {
+    format!(
+        "SELECT format('ALTER ROLE %I NOLOGIN', {role_l}) WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n",
+        role_l = literal(&grant.role)
+    )
+}
+
+/// What `onDelete: delete` (or pruning) does: the database (its sessions
+/// ended) and the role are gone.
+pub fn remove(grant: &SqlGrant) -> String {
+    format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE);\nDROP ROLE IF EXISTS {};\n",
+        ident(&grant.database),
+        ident(&grant.role)
+    )
+}
 
 /// The variables the app receives: `DATABASE_URL` and libpq's `PG*`.
 pub fn env(grant: &SqlGrant, password: &str, host: &str, port: u16) -> Vec<(&'static str, String)> {
@@ -148,7 +157,7 @@ pub fn env(grant: &SqlGrant, password: &str, host: &str, port: u16) -> Vec<(&'st
         password.to_owned(),
         grant.database.clone(),
     ];
-    ENV.into_iter().zip(values).collect()
+    ccd_spec::contract::SQL.into_iter().zip(values).collect()
 }
 
 #[cfg(test)]

@@ -30,7 +30,40 @@ pub struct ServiceStatus {
     /// The variables the app receives (names only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// What ccd made for the app there (the database, the namespace, the
+    /// prefix), which deleting the app releases as `on_delete` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The spec's `onDelete` for it (`retain` when not said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<String>,
     /// Why it failed, and the fix.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+}
+
+impl ServiceStatus {
+    /// A ready service of `kind`, the rest to be filled in.
+    pub fn ready(kind: &str) -> Self {
+        ServiceStatus {
+            kind: kind.to_owned(),
+            state: ServiceState::Ready,
+            endpoint: None,
+            user: None,
+            scope: None,
+            env: Vec::new(),
+            name: None,
+            on_delete: None,
+            message: String::new(),
+        }
+    }
+
+    /// A service of `kind` that failed, and why.
+    pub fn failed(kind: &str, message: String) -> Self {
+        ServiceStatus {
+            state: ServiceState::Failed,
+            message,
+            ..ServiceStatus::ready(kind)
+        }
+    }
 }

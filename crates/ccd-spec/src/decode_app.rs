@@ -1,7 +1,8 @@
 //! Decoding of the spec's top level: identity, image, run, env, machine, scale.
 
 use crate::decode::{Ctx, join};
-use crate::decode_policy::{expose, health, rollout, services};
+use crate::decode_policy::{expose, health, rollout};
+use crate::decode_services::services;
 use crate::model::*;
 use crate::names;
 use crate::yaml::Node;
@@ -177,14 +178,14 @@ fn cross_checks(cx: &mut Ctx, spec: &AppSpec, at: crate::problem::Location, path
         );
     }
     // The variables the services deliver are theirs alone.
-    if spec.services.cache.is_some() {
-        for name in ["REDIS_URL"]
-            .into_iter()
-            .filter(|n| spec.env.contains_key(*n) || spec.secrets.contains_key(*n))
+    for (service, variables) in spec.services.variables() {
+        for name in variables
+            .iter()
+            .filter(|n| spec.env.contains_key(**n) || spec.secrets.contains_key(**n))
         {
             cx.report(
                 at,
-                &join(path, "services.cache"),
+                &join(path, &format!("services.{service}")),
                 format!("delivers {name}, which env or secrets also sets; remove it there"),
             );
         }

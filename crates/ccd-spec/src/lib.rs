@@ -7,6 +7,7 @@
 mod decode;
 mod decode_app;
 mod decode_policy;
+mod decode_services;
 pub mod document;
 mod model;
 mod names;

@@ -408,7 +408,46 @@ pub struct Services {
     pub logs: Option<LogShipping>,
 }
 
+/// The variables each service delivers to the app: the one credential
+/// contract, the same on one machine and on Google Cloud (the emulator hosts
+/// only where an emulator stands in).
+pub mod contract {
+    pub const SQL: [&str; 6] = [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ];
+    pub const NOSQL: [&str; 3] = [
+        "FIRESTORE_PROJECT_ID",
+        "FIRESTORE_DATABASE_ID",
+        "FIRESTORE_EMULATOR_HOST",
+    ];
+    pub const CACHE: [&str; 1] = ["REDIS_URL"];
+    pub const STORAGE: [&str; 3] = ["STORAGE_BUCKET", "STORAGE_PREFIX", "STORAGE_EMULATOR_HOST"];
+}
+
 impl Services {
+    /// The asked services by their spec key, with the variables each delivers.
+    pub fn variables(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        let mut out: Vec<(&'static str, &'static [&'static str])> = Vec::new();
+        if self.sql.is_some() {
+            out.push(("sql", &contract::SQL));
+        }
+        if self.nosql.is_some() {
+            out.push(("nosql", &contract::NOSQL));
+        }
+        if self.cache.is_some() {
+            out.push(("cache", &contract::CACHE));
+        }
+        if self.storage.is_some() {
+            out.push(("storage", &contract::STORAGE));
+        }
+        out
+    }
+
     /// Whether the spec asks for any service at all.
     pub fn asks_any(&self) -> bool {
         self.sql.is_some()
@@ -427,6 +466,34 @@ pub enum SqlEngine {
     Mysql,
 }
 
+/// What happens to a service's data when the app is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnDelete {
+    /// Keep the data and the account (disabled); `ccd services prune` removes it.
+    #[default]
+    Retain,
+    /// Back the data up into storage (sql only), then remove it.
+    Snapshot,
+    /// Remove the data and the account with the app.
+    Delete,
+}
+
+impl OnDelete {
+    pub fn is_retain(&self) -> bool {
+        *self == OnDelete::Retain
+    }
+
+    /// The spec's word for it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnDelete::Retain => "retain",
+            OnDelete::Snapshot => "snapshot",
+            OnDelete::Delete => "delete",
+        }
+    }
+}
+
 /// A SQL database with an account of the app's own; credentials arrive as `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -436,15 +503,37 @@ pub struct SqlDatabase {
     /// Database name; defaults to the app's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Backups with `pg_dump` into the app's storage, each checked by a restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<SqlBackup>,
+    #[serde(default, skip_serializing_if = "OnDelete::is_retain")]
+    pub on_delete: OnDelete,
 }
 
-/// A document database (Firestore); the app's collections are prefixed with its name.
+/// How often the database is backed up, and how many backups are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SqlBackup {
+    /// The time between two backups, e.g. `24h`.
+    pub schedule: Duration,
+    /// How many of the newest backups are kept (1 to 1000).
+    #[serde(default = "default_backups_kept")]
+    pub keep: u32,
+}
+
+fn default_backups_kept() -> u32 {
+    7
+}
+
+/// A document database (Firestore) of the app's own.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NoSqlDatabase {
-    /// Collection prefix; defaults to the app's name.
+    /// The Firestore database id; defaults to `ccd-<app>`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "OnDelete::is_retain")]
+    pub on_delete: OnDelete,
 }
 
 /// A Redis cache; every key the app writes lives under its namespace.
@@ -454,15 +543,19 @@ pub struct Cache {
     /// Key prefix; defaults to `<app>:`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "OnDelete::is_retain")]
+    pub on_delete: OnDelete,
 }
 
-/// File storage in a bucket of the app's own.
+/// File storage: a prefix of the app's own (`<app>/`) in a bucket.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileStorage {
-    /// Bucket name; defaults to one derived from the app's name.
+    /// Bucket name; defaults to the controller's bucket for apps' files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "OnDelete::is_retain")]
+    pub on_delete: OnDelete,
 }
 
 /// Ship the app's stdout and stderr to file storage.
@@ -472,6 +565,8 @@ pub struct LogShipping {
     /// How long shipped logs are kept.
     #[serde(default = "default_retention")]
     pub retention: Duration,
+    #[serde(default, skip_serializing_if = "OnDelete::is_retain")]
+    pub on_delete: OnDelete,
 }
 
 fn default_retention() -> Duration {

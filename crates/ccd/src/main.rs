@@ -12,6 +12,7 @@ mod events;
 mod guest;
 mod localcloud;
 mod logging;
+mod logs;
 mod metrics;
 mod notifications;
 mod observe;
@@ -68,6 +69,8 @@ enum Command {
     /// Each app's services (databases, cache, storage, logs) and their state; `env APP` prints
     /// the variables an app receives, values included.
     Services(services::Args),
+    /// What an app's instances wrote (its spec's services.logs), also after they are gone.
+    Logs(logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -92,5 +95,6 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Services(args) => services::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

@@ -31,6 +31,16 @@ enum Sub {
         #[command(flatten)]
         target: Target,
     },
+    /// What deleting apps kept (onDelete: retain); with --yes, removes APP's data and accounts.
+    Prune {
+        /// The deleted app whose kept services go.
+        app: Option<String>,
+        /// Remove them: without it, only list what would go.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -38,6 +48,7 @@ pub fn run(args: Args) -> ExitCode {
     let result = crate::logging::block_on(async move {
         match args.command {
             Some(Sub::Env { app, target }) => env(&app, &target).await,
+            Some(Sub::Prune { app, yes, target }) => prune(app.as_deref(), yes, &target).await,
             None => list(args.app.as_deref(), &args.target).await,
         }
     });
@@ -110,14 +121,65 @@ async fn env(app: &str, target: &Target) -> anyhow::Result<()> {
         .filter(|s| s.state == ServiceState::Ready)
     {
         for name in &s.env {
-            let Some(secret) = names::secret_of(app, &s.kind, name) else {
-                continue;
-            };
-            let file = secrets.join(&secret);
+            let file = secrets.join(names::secret_of(app, &s.kind, name));
             let value = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {} ({} of {app})", file.display(), s.kind))?;
             println!("{name}={}", value.trim_end());
         }
     }
+    Ok(())
+}
+
+async fn prune(app: Option<&str>, yes: bool, target: &Target) -> anyhow::Result<()> {
+    let (Some(data), Some(secrets)) = (target.local_data(), target.local_secrets()) else {
+        bail!(
+            "ccd services prune works on ccd up's data folder (--data DIR); with --config it is not built yet"
+        );
+    };
+    let services = ccd_services::LocalServices::new(&data, &secrets);
+    let kept = services.retained().map_err(anyhow::Error::msg)?;
+    let Some(app) = app else {
+        if kept.is_empty() {
+            println!("nothing is kept: no deleted app left services behind");
+        }
+        for r in &kept {
+            let what: Vec<String> = r
+                .services
+                .iter()
+                .map(|s| {
+                    format!("{} {}", s.kind, s.name.as_deref().unwrap_or(""))
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect();
+            println!("{:<20} {}", r.app, what.join(", "));
+        }
+        if !kept.is_empty() {
+            println!("`ccd services prune APP --yes` removes an app's kept data and accounts");
+        }
+        return Ok(());
+    };
+    check_app_name(app)?;
+    let Some(record) = kept.iter().find(|r| r.app == app) else {
+        bail!("{app} has nothing kept; `ccd services prune` lists what is");
+    };
+    if target.store()?.get_spec(app).await?.is_some() {
+        bail!(
+            "{app} has a spec again (specs/{app}.yaml): its services are in use, not kept; nothing removed"
+        );
+    }
+    if !yes {
+        for s in &record.services {
+            println!(
+                "would remove {} {}",
+                s.kind,
+                s.name.as_deref().unwrap_or("")
+            );
+        }
+        println!("add --yes to remove them: the data cannot be brought back");
+        return Ok(());
+    }
+    let removed = services.prune(app).await.map_err(anyhow::Error::msg)?;
+    println!("removed {app}'s {}", removed.join(", "));
     Ok(())
 }

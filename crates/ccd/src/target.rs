@@ -44,6 +44,11 @@ impl Target {
             .then(|| crate::up::cloud_dir(&self.data()).join("secrets"))
     }
 
+    /// The data folder of `ccd up`; `None` with `--config`.
+    pub fn local_data(&self) -> Option<PathBuf> {
+        self.is_local().then(|| self.data())
+    }
+
     /// The local cloud of `ccd up`, rather than Compute Engine.
     pub fn is_local(&self) -> bool {
         self.config.is_none()

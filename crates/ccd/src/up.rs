@@ -119,6 +119,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
             .context("cannot open the event log")?,
         print_ready: true,
     });
+    let services = Arc::new(ccd_services::LocalServices::new(
+        &args.data,
+        &cloud_dir(&args.data).join("secrets"),
+    ));
     let reconciler = DeployReconciler::new(
         cloud.clone(),
         store.clone(),
@@ -132,14 +136,20 @@ async fn up(args: Args) -> anyhow::Result<()> {
     .with_drift_check(args.drift_check)
     .with_deletion_grace(args.deletion_grace)
     // The apps' services on this machine; credentials as the local cloud's secrets.
-    .with_services(Arc::new(ccd_services::LocalServices::new(
-        &args.data,
-        &cloud_dir(&args.data).join("secrets"),
-    )));
+    .with_services(services.clone());
     let config = crate::controller::deploy_runtime();
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);
     let stop = CancellationToken::new();
+    // Log shipping for the apps whose spec asks (`services.logs`): what their
+    // instances write, into DATA/services/logs, for `ccd logs`.
+    tokio::spawn(
+        ccd_services::Shipper::new(
+            cloud_dir(&args.data).join("instances"),
+            ccd_services::LocalServices::logs_dir(&args.data),
+        )
+        .run(services.log_asks(), Duration::from_secs(1), stop.clone()),
+    );
     tokio::spawn(ccd_controller::sweep::run(
         cloud.clone(),
         controller.cache(),

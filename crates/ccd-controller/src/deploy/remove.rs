@@ -174,6 +174,33 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         // Last: nothing runs as the account any more.
         self.cloud.delete_identity(app).await?;
+        // The services after everything that used them, before the status
+        // that names them goes.
+        if let Some(services) = &self.services
+            && !recorded.services.is_empty()
+        {
+            let released = services.release(app, &recorded.services).await;
+            for problem in &released.problems {
+                self.events.record(app, true, "ServiceKept", problem, None);
+            }
+            if !released.deleted.is_empty() {
+                let message = format!(
+                    "deleted with the app (onDelete: delete): {}",
+                    released.deleted.join(", ")
+                );
+                self.events
+                    .record(app, false, "ServicesDeleted", &message, None);
+            }
+            if !released.retained.is_empty() {
+                let message = format!(
+                    "kept (onDelete: retain), their accounts disabled: {}; `ccd services prune {app}` \
+                     removes them",
+                    released.retained.join(", ")
+                );
+                self.events
+                    .record(app, false, "ServicesRetained", &message, None);
+            }
+        }
         self.store.delete_status(app).await?;
         self.store.delete_control(app).await?;
         self.store.delete_scaling(app).await?;

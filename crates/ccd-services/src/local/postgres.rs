@@ -114,7 +114,7 @@ impl LocalPostgres {
                 ));
             }
         }
-        pg.port = crate::server::port_for(recorded)
+        pg.port = super::server::port_for(recorded)
             .ok_or_else(|| "sql: no free port on 127.0.0.1".to_owned())?;
         std::fs::write(&port_file, pg.port.to_string()).map_err(|e| at(e, "cannot write in"))?;
         let log =
@@ -140,7 +140,7 @@ impl LocalPostgres {
             .map_err(|e| format!("sql: cannot start postgres: {e}"))?;
         pg.server = Some(server);
         let answered =
-            crate::server::answers(Duration::from_secs(30), Duration::from_millis(200), || {
+            super::server::answers(Duration::from_secs(30), Duration::from_millis(200), || {
                 pg.apply(CLUSTER_SETUP)
             })
             .await;

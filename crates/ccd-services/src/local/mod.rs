@@ -1,0 +1,327 @@
+//! The services of `ccd up`, on this machine, each started when an app
+//! first asks for it and again if it stops, under `DATA/services/`:
+//! redis-server (`redis.rs`), PostgreSQL (`sql.rs`, `postgres.rs`), Google's
+//! Firestore emulator (`firestore.rs`), fake-gcs-server (`storage.rs`), and
+//! log shipping (`crate::logs`, which `ccd up` runs with [`LocalServices::log_asks`]).
+//! Credentials are written where the local cloud's Secret Manager reads
+//! them (`DATA/cloud/secrets/<secret>`, 0600), so that instances get them
+//! as the spec's own secrets, by reference.
+//!
+//! Deleting an app releases its services as each one's `onDelete` says;
+//! what is kept is recorded (`retained.rs`) until `ccd services prune`.
+
+mod files;
+mod firestore;
+mod postgres;
+mod redis;
+mod retained;
+mod server;
+mod sql;
+mod storage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use files::{lock, write_secret};
+use firestore::LocalFirestore;
+use postgres::LocalPostgres;
+use redis::LocalRedis;
+use storage::LocalGcs;
+
+pub use firestore::local_project;
+pub use retained::Retained;
+pub use storage::LOCAL_BUCKET;
+
+use crate::{Provisioned, Released, ServiceState, ServiceStatus, Services, names};
+
+/// `ccd up`'s services.
+#[derive(Debug)]
+pub struct LocalServices {
+    /// `DATA/services`.
+    dir: PathBuf,
+    /// The local cloud's Secret Manager folder.
+    secrets: PathBuf,
+    redis: tokio::sync::Mutex<Option<LocalRedis>>,
+    postgres: tokio::sync::Mutex<Option<LocalPostgres>>,
+    firestore: tokio::sync::Mutex<Option<LocalFirestore>>,
+    gcs: tokio::sync::Mutex<Option<LocalGcs>>,
+    /// The namespace each app holds, so that no two overlap.
+    namespaces: Mutex<HashMap<String, String>>,
+    /// What was applied in this process, per (kind, app): a fingerprint of
+    /// the grant, so an unchanged one costs nothing.
+    applied: Mutex<HashMap<(&'static str, String), String>>,
+    /// The apps whose spec asks for logs, and their retention: what the
+    /// log shipper ships.
+    logs: tokio::sync::watch::Sender<BTreeMap<String, Duration>>,
+}
+
+impl LocalServices {
+    /// Services kept under `data/services`, credentials in `secrets`.
+    pub fn new(data: &Path, secrets: &Path) -> Self {
+        LocalServices {
+            dir: data.join("services"),
+            secrets: secrets.to_owned(),
+            redis: tokio::sync::Mutex::new(None),
+            postgres: tokio::sync::Mutex::new(None),
+            firestore: tokio::sync::Mutex::new(None),
+            gcs: tokio::sync::Mutex::new(None),
+            namespaces: Mutex::default(),
+            applied: Mutex::default(),
+            logs: tokio::sync::watch::Sender::new(BTreeMap::new()),
+        }
+    }
+
+    /// Where shipped logs are kept (`ccd logs` reads them there).
+    pub fn logs_dir(data: &Path) -> PathBuf {
+        data.join("services").join("logs")
+    }
+
+    /// The apps asking for logs and their retention, for the log shipper.
+    pub fn log_asks(&self) -> tokio::sync::watch::Receiver<BTreeMap<String, Duration>> {
+        self.logs.subscribe()
+    }
+
+    fn applied(&self, kind: &'static str, app: &str, done: &str) -> bool {
+        lock(&self.applied)
+            .get(&(kind, app.to_owned()))
+            .is_some_and(|d| d == done)
+    }
+
+    fn remember(&self, kind: &'static str, app: &str, done: String) {
+        lock(&self.applied).insert((kind, app.to_owned()), done);
+    }
+
+    /// A server of `kind` stopped: everything applied to it is to be done again.
+    fn forget(&self, kind: &'static str) {
+        lock(&self.applied).retain(|(k, _), _| *k != kind);
+    }
+
+    fn forget_app(&self, kind: &'static str, app: &str) {
+        lock(&self.applied).remove(&(kind, app.to_owned()));
+    }
+
+    /// Writes the variables a service delivers to the app, each its secret.
+    fn deliver(&self, app: &str, kind: &str, values: &[(&str, String)]) -> Result<(), String> {
+        for (env, value) in values {
+            let file = self.secrets.join(names::secret_of(app, kind, env));
+            write_secret(&self.secrets, &file, value).map_err(|e| format!("{kind}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the secrets of a service that is gone.
+    fn undeliver(&self, app: &str, kind: &str) {
+        for (k, variables) in KINDS {
+            if k == kind {
+                for env in variables {
+                    let _ =
+                        std::fs::remove_file(self.secrets.join(names::secret_of(app, kind, env)));
+                }
+            }
+        }
+    }
+
+    async fn provide(
+        &self,
+        app: &str,
+        asked: &ccd_spec::Services,
+        kind: &str,
+    ) -> Result<ServiceStatus, String> {
+        match kind {
+            "cache" => {
+                let ns = asked.cache.as_ref().and_then(|c| c.namespace.as_deref());
+                self.cache(app, ns).await
+            }
+            "sql" => match asked
+                .sql
+                .as_ref()
+                .map(|s| (s.engine, s.database.as_deref()))
+            {
+                Some((ccd_spec::SqlEngine::Postgres, database)) => self.sql(app, database).await,
+                _ => Err(
+                    "services.sql.engine: mysql is not provided by ccd up; use engine: postgres"
+                        .to_owned(),
+                ),
+            },
+            "nosql" => {
+                let database = asked.nosql.as_ref().and_then(|n| n.database.as_deref());
+                self.nosql(app, database).await
+            }
+            "storage" => {
+                let bucket = asked.storage.as_ref().and_then(|s| s.bucket.as_deref());
+                self.storage(app, bucket).await
+            }
+            _ => Err(format!("{kind} is not a service")),
+        }
+    }
+
+    /// What deleting apps kept, by app.
+    pub fn retained(&self) -> Result<Vec<Retained>, String> {
+        retained::list(&self.dir)
+    }
+
+    /// Removes what deleting `app` kept: its data and accounts are gone.
+    /// The kinds removed; what could not be is kept on record, and named.
+    pub async fn prune(&self, app: &str) -> Result<Vec<String>, String> {
+        let Some(record) = self.retained()?.into_iter().find(|r| r.app == app) else {
+            return Err(format!("{app} has nothing kept (see `ccd services prune`)"));
+        };
+        let (mut removed, mut kept, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+        for service in record.services {
+            let gone = ServiceStatus {
+                on_delete: Some(ccd_spec::OnDelete::Delete.as_str().to_owned()),
+                ..service.clone()
+            };
+            match self.release_one(app, &gone).await {
+                Ok(()) => removed.push(service.kind.clone()),
+                Err(e) => {
+                    problems.push(format!("{}: {e}", service.kind));
+                    kept.push(service);
+                }
+            }
+        }
+        retained::record(&self.dir, app, &kept)?;
+        if problems.is_empty() {
+            Ok(removed)
+        } else {
+            Err(format!(
+                "{app}: kept, because removing failed: {}",
+                problems.join("; ")
+            ))
+        }
+    }
+
+    /// Releases one service of a deleted app as its `onDelete` says.
+    async fn release_one(&self, app: &str, service: &ServiceStatus) -> Result<(), String> {
+        let delete = service.on_delete.as_deref() == Some("delete");
+        let name = service.name.as_deref();
+        match service.kind.as_str() {
+            "cache" => self.drop_cache(app, name, delete).await,
+            "sql" => self.drop_sql(app, name, delete).await,
+            "nosql" if delete => self.drop_nosql(app, name).await,
+            "storage" if delete => {
+                let bucket = name.and_then(|n| n.split_once('/')).map(|(b, _)| b);
+                self.drop_storage(app, bucket).await
+            }
+            "logs" => {
+                // Shipped logs expire by their retention; delete removes them now.
+                if delete {
+                    let dir = self.dir.join("logs").join(app);
+                    if dir.exists() {
+                        std::fs::remove_dir_all(&dir)
+                            .map_err(|e| format!("logs: cannot remove {}: {e}", dir.display()))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The kinds `ccd up` provides, with the variables each delivers.
+const KINDS: [(&str, &[&str]); 4] = [
+    ("cache", &ccd_spec::contract::CACHE),
+    ("sql", &ccd_spec::contract::SQL),
+    ("nosql", &ccd_spec::contract::NOSQL),
+    ("storage", &ccd_spec::contract::STORAGE),
+];
+
+impl Services for LocalServices {
+    fn ensure<'a>(
+        &'a self,
+        app: &'a ccd_spec::App,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Provisioned> + Send + 'a>> {
+        Box::pin(async move {
+            let name = app.metadata.name.as_str();
+            let asked = &app.spec.services;
+            let mut out = Provisioned::default();
+            // The app is back: what its deletion kept is its own again.
+            if let Err(e) = retained::record(&self.dir, name, &[]) {
+                tracing::warn!(app = name, error = %e, "cannot clear the record of kept services");
+            }
+            for (kind, variables) in asked.variables() {
+                match self.provide(name, asked, kind).await {
+                    Ok(mut status) => {
+                        status.env = variables.iter().map(|v| (*v).to_owned()).collect();
+                        for env in variables {
+                            out.credentials
+                                .insert((*env).to_owned(), names::secret_of(name, kind, env));
+                        }
+                        out.services.push(status);
+                    }
+                    Err(message) => {
+                        out.problem.get_or_insert_with(|| message.clone());
+                        out.services.push(ServiceStatus::failed(kind, message));
+                    }
+                }
+            }
+            let retention = asked.logs.as_ref().map(|l| l.retention.as_std());
+            self.logs.send_if_modified(|asks| match retention {
+                Some(r) => asks.insert(name.to_owned(), r) != Some(r),
+                None => asks.remove(name).is_some(),
+            });
+            if let Some(logs) = &asked.logs {
+                out.services.push(ServiceStatus {
+                    scope: Some(format!("stdout and stderr, kept {}", logs.retention)),
+                    name: Some(format!("logs/{name}")),
+                    ..ServiceStatus::ready("logs")
+                });
+            }
+            for status in &mut out.services {
+                status.on_delete = Some(on_delete_of(asked, &status.kind).as_str().to_owned());
+            }
+            out
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        app: &'a str,
+        services: &'a [ServiceStatus],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Released> + Send + 'a>> {
+        Box::pin(async move {
+            self.logs
+                .send_if_modified(|asks| asks.remove(app).is_some());
+            let mut released = Released::default();
+            let mut kept = Vec::new();
+            for service in services.iter().filter(|s| s.state == ServiceState::Ready) {
+                let result = self.release_one(app, service).await;
+                let delete = service.on_delete.as_deref() == Some("delete");
+                match result {
+                    Ok(()) if delete => released.deleted.push(service.kind.clone()),
+                    Ok(()) => {
+                        released.retained.push(service.kind.clone());
+                        kept.push(service.clone());
+                    }
+                    Err(e) => {
+                        released.problems.push(format!(
+                            "{}: kept, because removing it failed ({e}); `ccd services prune {app}` \
+                             removes it",
+                            service.kind
+                        ));
+                        kept.push(service.clone());
+                    }
+                }
+            }
+            if let Err(e) = retained::record(&self.dir, app, &kept) {
+                released.problems.push(e);
+            }
+            released
+        })
+    }
+}
+
+fn on_delete_of(asked: &ccd_spec::Services, kind: &str) -> ccd_spec::OnDelete {
+    let said = match kind {
+        "sql" => asked.sql.as_ref().map(|s| s.on_delete),
+        "nosql" => asked.nosql.as_ref().map(|s| s.on_delete),
+        "cache" => asked.cache.as_ref().map(|s| s.on_delete),
+        "storage" => asked.storage.as_ref().map(|s| s.on_delete),
+        "logs" => asked.logs.as_ref().map(|s| s.on_delete),
+        _ => None,
+    };
+    said.unwrap_or_default()
+}
