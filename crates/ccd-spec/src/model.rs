@@ -448,6 +448,19 @@ impl Services {
         out
     }
 
+    /// What deleting the app does to the service of `kind` (the spec's key).
+    pub fn on_delete(&self, kind: &str) -> OnDelete {
+        let said = match kind {
+            "sql" => self.sql.as_ref().map(|s| s.on_delete),
+            "nosql" => self.nosql.as_ref().map(|s| s.on_delete),
+            "cache" => self.cache.as_ref().map(|s| s.on_delete),
+            "storage" => self.storage.as_ref().map(|s| s.on_delete),
+            "logs" => self.logs.as_ref().map(|s| s.on_delete),
+            _ => None,
+        };
+        said.unwrap_or_default()
+    }
+
     /// Whether the spec asks for any service at all.
     pub fn asks_any(&self) -> bool {
         self.sql.is_some()

@@ -37,7 +37,15 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         }
         // The services first: the template references their credentials.
         let provisioned = match &self.services {
-            Some(services) if app.spec.services.asks_any() => Some(services.ensure(app).await),
+            Some(services) if app.spec.services.asks_any() => {
+                let mut p = services.ensure(app).await;
+                // What deleting the app will do to each, from the status then.
+                for s in &mut p.services {
+                    let on_delete = app.spec.services.on_delete(&s.kind);
+                    s.on_delete = Some(on_delete.as_str().to_owned());
+                }
+                Some(p)
+            }
             _ => None,
         };
         if let Some(p) = &provisioned

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_cloud;
+pub mod fake_services;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +22,7 @@ use crate::source::Desired;
 use crate::status::Status;
 use crate::{DeployReconciler, EventSink};
 pub use fake_cloud::{Behaviour, FakeCloud};
+pub use fake_services::FakeServices;
 
 /// Specs and status objects in memory.
 #[derive(Debug, Default)]
@@ -360,6 +362,14 @@ impl Harness {
             self.store.clone(),
             self.clock.now().system(),
         )
+    }
+
+    /// The same harness, provisioning services through `services`.
+    pub fn with_services(self, services: Arc<FakeServices>) -> Harness {
+        Harness {
+            reconciler: self.reconciler.with_services(services),
+            ..self
+        }
     }
 
     /// The same harness, acting only while `leadership` says it leads.

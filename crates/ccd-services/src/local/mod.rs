@@ -270,9 +270,6 @@ impl Services for LocalServices {
                     ..ServiceStatus::ready("logs")
                 });
             }
-            for status in &mut out.services {
-                status.on_delete = Some(on_delete_of(asked, &status.kind).as_str().to_owned());
-            }
             out
         })
     }
@@ -312,16 +309,4 @@ impl Services for LocalServices {
             released
         })
     }
-}
-
-fn on_delete_of(asked: &ccd_spec::Services, kind: &str) -> ccd_spec::OnDelete {
-    let said = match kind {
-        "sql" => asked.sql.as_ref().map(|s| s.on_delete),
-        "nosql" => asked.nosql.as_ref().map(|s| s.on_delete),
-        "cache" => asked.cache.as_ref().map(|s| s.on_delete),
-        "storage" => asked.storage.as_ref().map(|s| s.on_delete),
-        "logs" => asked.logs.as_ref().map(|s| s.on_delete),
-        _ => None,
-    };
-    said.unwrap_or_default()
 }

@@ -7,6 +7,7 @@ mod basics;
 mod identity;
 mod leadership;
 mod rollouts;
+mod services;
 mod switches;
 
 use std::time::Duration;
