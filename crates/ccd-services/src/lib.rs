@@ -46,6 +46,25 @@ pub struct Provisioned {
     pub credentials: std::collections::BTreeMap<String, String>,
 }
 
+impl Provisioned {
+    /// `kind`'s service is ready: its status, and the secret of each of
+    /// `variables` (the contract's) as the app's credentials.
+    pub fn ready(&mut self, app: &str, kind: &str, variables: &[&str], mut status: ServiceStatus) {
+        status.env = variables.iter().map(|v| (*v).to_owned()).collect();
+        for env in variables {
+            self.credentials
+                .insert((*env).to_owned(), names::secret_of(app, kind, env));
+        }
+        self.services.push(status);
+    }
+
+    /// `kind`'s service failed: the app is held back, saying why.
+    pub fn failed(&mut self, kind: &str, message: String) {
+        self.problem.get_or_insert_with(|| message.clone());
+        self.services.push(ServiceStatus::failed(kind, message));
+    }
+}
+
 /// What releasing a deleted app's services came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Released {

@@ -46,21 +46,18 @@ impl Services for FakeServices {
                 .clone();
             let mut out = Provisioned::default();
             for (kind, variables) in app.spec.services.variables() {
-                if let Some(p) = &problem {
-                    out.problem = Some(p.clone());
-                    out.services.push(ServiceStatus::failed(kind, p.clone()));
-                    continue;
+                match &problem {
+                    Some(p) => out.failed(kind, p.clone()),
+                    None => out.ready(
+                        name,
+                        kind,
+                        variables,
+                        ServiceStatus {
+                            name: Some(format!("{kind}-of-{name}")),
+                            ..ServiceStatus::ready(kind)
+                        },
+                    ),
                 }
-                for env in variables {
-                    out.credentials.insert(
-                        (*env).to_owned(),
-                        ccd_services::names::secret_of(name, kind, env),
-                    );
-                }
-                out.services.push(ServiceStatus {
-                    name: Some(format!("{kind}-of-{name}")),
-                    ..ServiceStatus::ready(kind)
-                });
             }
             out
         })

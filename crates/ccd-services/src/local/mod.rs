@@ -244,18 +244,8 @@ impl Services for LocalServices {
             }
             for (kind, variables) in asked.variables() {
                 match self.provide(name, asked, kind).await {
-                    Ok(mut status) => {
-                        status.env = variables.iter().map(|v| (*v).to_owned()).collect();
-                        for env in variables {
-                            out.credentials
-                                .insert((*env).to_owned(), names::secret_of(name, kind, env));
-                        }
-                        out.services.push(status);
-                    }
-                    Err(message) => {
-                        out.problem.get_or_insert_with(|| message.clone());
-                        out.services.push(ServiceStatus::failed(kind, message));
-                    }
+                    Ok(status) => out.ready(name, kind, variables, status),
+                    Err(message) => out.failed(kind, message),
                 }
             }
             let retention = asked.logs.as_ref().map(|l| l.retention.as_std());

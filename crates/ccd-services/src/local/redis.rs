@@ -30,6 +30,17 @@ impl Server for LocalRedis {
 }
 
 impl LocalServices {
+    async fn redis(&self) -> Result<tokio::sync::MappedMutexGuard<'_, LocalRedis>, String> {
+        server::running(
+            &self.redis,
+            "redis-server",
+            LocalRedis::start(self.dir.join("redis")),
+            || self.forget("cache"),
+        )
+        .await
+        .map_err(|e| format!("cache: {e}"))
+    }
+
     pub(super) async fn cache(
         &self,
         app: &str,
@@ -37,14 +48,7 @@ impl LocalServices {
     ) -> Result<ServiceStatus, String> {
         let grant = cache::grant(app, namespace).map_err(|e| e.to_string())?;
         self.claim(&grant)?;
-        let redis = server::running(
-            &self.redis,
-            "redis-server",
-            LocalRedis::start(self.dir.join("redis")),
-            || self.forget("cache"),
-        )
-        .await
-        .map_err(|e| format!("cache: {e}"))?;
+        let redis = self.redis().await?;
         let secret = self.secrets.join(names::cache_secret(app));
         // The password the app already has, if any: a restart keeps it.
         let known = std::fs::read_to_string(&secret)
@@ -98,14 +102,7 @@ impl LocalServices {
         namespace: Option<&str>,
         delete: bool,
     ) -> Result<(), String> {
-        let redis = server::running(
-            &self.redis,
-            "redis-server",
-            LocalRedis::start(self.dir.join("redis")),
-            || self.forget("cache"),
-        )
-        .await
-        .map_err(|e| format!("cache: {e}"))?;
+        let redis = self.redis().await?;
         let mut admin = admin(&redis.address, &redis.admin_password).await?;
         let held = lock(&self.namespaces).remove(app);
         if delete && let Some(namespace) = namespace.or(held.as_deref()) {
