@@ -5,8 +5,10 @@
 //! own, and `ccd logs` shows what it wrote; its status says where and as
 //! whom, and no password appears in status, events or the log. A third app
 //! whose namespace overlaps another's is Stalled naming the field, and
-//! nothing else moves. Deleting an app keeps its data unless its spec says
-//! `onDelete: delete`; `ccd services prune` removes what was kept.
+//! nothing else moves. A backup is checked by a restore. Deleting an app
+//! keeps its data by default (api's cache), removes it with `onDelete:
+//! delete` (api's files) and backs it up first with `snapshot` (api's
+//! database); `ccd services prune` removes what was kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -19,10 +21,10 @@ use ccd_services::password::sha256_hex;
 use ccd_services::resp::{Connection, Reply};
 
 fn spec(app: &str, port: u16, cache: &str) -> String {
-    spec_with(app, port, cache, "{}")
+    spec_with(app, port, cache, "{}", "{engine: postgres}")
 }
 
-fn spec_with(app: &str, port: u16, cache: &str, storage: &str) -> String {
+fn spec_with(app: &str, port: u16, cache: &str, storage: &str, sql: &str) -> String {
     format!(
         "apiVersion: ccd/v1
 kind: App
@@ -35,7 +37,7 @@ spec:
   replicas: {{min: 1, max: 1}}
   health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, unhealthyThreshold: 2, initialDelay: 5s}}
   expose: {{internal: {{port: {port}, allowFrom: [10.0.0.0/8]}}}}
-  services: {{cache: {cache}, sql: {{engine: postgres}}, nosql: {{}}, storage: {storage}, logs: {{retention: 1h}}}}
+  services: {{cache: {cache}, sql: {sql}, nosql: {{}}, storage: {storage}, logs: {{retention: 1h}}}}
 "
     )
 }
@@ -92,6 +94,7 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
             8122,
             "{namespace: \"api-v2:\"}",
             "{onDelete: delete}",
+            "{engine: postgres, onDelete: snapshot}",
         ),
     )
     .unwrap();
@@ -345,6 +348,51 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
         "{env}"
     );
 
+    // A backup, checked by a restore into a scratch database; one that
+    // would restore nothing (api's database has no table) is a failure.
+    let backed_up = ccd(&["services", "backup", "web"]);
+    assert!(
+        backed_up.contains("(1 tables, 1 rows, restored and checked)"),
+        "{backed_up}"
+    );
+    let dumps = std::fs::read_dir(data.join("services/backups/web"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "dump")
+        })
+        .count();
+    assert_eq!(dumps, 1);
+    let failed = std::process::Command::new(ccd_e2e::binary("ccd"))
+        .args(["services", "backup", "api", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && said.contains("restores no table"),
+        "{said}"
+    );
+    assert!(
+        !data
+            .join("services/backups/api")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "dump") })
+    );
+    assert_eq!(
+        sql_as(
+            "web",
+            "web",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'ccd-restore-%'"
+        ),
+        (true, "0".to_owned()),
+        "no scratch database is left"
+    );
+
     // A namespace inside another app's: Stalled, naming the field; web serves on.
     std::fs::write(
         data.join("specs/clash.yaml"),
@@ -372,8 +420,9 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     assert!(!data.join("cloud/secrets/ccd-clash-cache").exists());
     assert_eq!(status(&data, "web").unwrap().phase, Phase::Ready);
 
-    // Deleting an app keeps its data (onDelete's default, retain): its
-    // database and its keys outlive it.
+    // Deleting an app: its keys outlive it (onDelete's default, retain),
+    // its files do not (delete), its database is backed up, then dropped
+    // (snapshot).
     let passwords: Vec<(&str, String, String)> = ["web", "api"]
         .into_iter()
         .map(|app| {
@@ -384,6 +433,15 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
             )
         })
         .collect();
+    // api's data, which its deletion snapshots (onDelete: snapshot).
+    assert_eq!(
+        sql_as(
+            "api",
+            "api",
+            "CREATE TABLE n (x int); INSERT INTO n VALUES (7), (8)"
+        ),
+        (true, String::new())
+    );
     std::fs::remove_file(data.join("specs/api.yaml")).unwrap();
     eventually("api removed", Duration::from_secs(60), || async {
         status(&data, "api").is_none().then_some(())
@@ -398,13 +456,23 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     let api_database = "SELECT count(*) FROM pg_database WHERE datname = 'api'";
     assert_eq!(
         sql_as("web", "web", api_database),
-        (true, "1".to_owned()),
-        "api's database is kept"
+        (true, "0".to_owned()),
+        "api's database went, after its snapshot (onDelete: snapshot)"
     );
-    let (ok, said) = sql_as("api", "api", "SELECT 1");
+    let snapshot: Vec<_> = std::fs::read_dir(data.join("services/backups/api"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dump"))
+        .collect();
+    assert_eq!(snapshot.len(), 1, "{snapshot:?}");
+    let listed = std::process::Command::new("pg_restore")
+        .arg("--list")
+        .arg(&snapshot[0])
+        .output()
+        .unwrap();
     assert!(
-        !ok && said.contains("not permitted to log in"),
-        "api's role is disabled: {said}"
+        String::from_utf8_lossy(&listed.stdout).contains("TABLE DATA public n"),
+        "the snapshot holds api's table"
     );
     let mut admin = redis_admin(&data, &address).await;
     assert_eq!(
@@ -433,18 +501,19 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     assert!(listed("web/").await.contains("web/hello.txt"));
     // What was kept is listed, and pruned on asking.
     let kept = ccd(&["services", "prune"]);
-    assert!(
-        kept.lines()
-            .any(|l| l.starts_with("api") && l.contains("sql") && l.contains("cache")),
-        "{kept}"
-    );
-    assert!(!kept.contains("storage"), "deleted, not kept: {kept}");
-    ccd(&["services", "prune", "api", "--yes"]);
+    let api_kept: Vec<&str> = kept
+        .lines()
+        .find_map(|l| l.strip_prefix("api"))
+        .unwrap_or_else(|| panic!("{kept}"))
+        .split(", ")
+        .filter_map(|entry| entry.split_whitespace().next())
+        .collect();
     assert_eq!(
-        sql_as("web", "web", api_database),
-        (true, "0".to_owned()),
-        "pruned: api's database is gone"
+        api_kept,
+        ["nosql", "cache", "logs"],
+        "kept by default; storage deleted, sql snapshotted: {kept}"
     );
+    ccd(&["services", "prune", "api", "--yes"]);
     assert_eq!(
         admin.call(&["GET", "api-v2:k"]).await.unwrap(),
         Reply::Bulk(None),

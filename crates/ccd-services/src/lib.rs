@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::ServiceError;
-pub use local::{LOCAL_BUCKET, LocalServices, Retained, local_project};
+pub use local::{BackupReport, LOCAL_BUCKET, LocalServices, Retained, local_project};
 pub use logs::{Cursor as LogCursor, LogLine, ShipReport, Shipper, read as read_logs};
 pub use status::{ServiceState, ServiceStatus};
 

@@ -68,7 +68,7 @@ pub fn iam_grant(
 }
 
 /// `"name"`, with any `"` doubled.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -31,6 +31,12 @@ enum Sub {
         #[command(flatten)]
         target: Target,
     },
+    /// Backs APP's SQL database up now (pg_dump), checked by a restore into a scratch database.
+    Backup {
+        app: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// What deleting apps kept (onDelete: retain); with --yes, removes APP's data and accounts.
     Prune {
         /// The deleted app whose kept services go.
@@ -49,6 +55,7 @@ pub fn run(args: Args) -> ExitCode {
         match args.command {
             Some(Sub::Env { app, target }) => env(&app, &target).await,
             Some(Sub::Prune { app, yes, target }) => prune(app.as_deref(), yes, &target).await,
+            Some(Sub::Backup { app, target }) => backup(&app, &target).await,
             None => list(args.app.as_deref(), &args.target).await,
         }
     });
@@ -181,5 +188,41 @@ async fn prune(app: Option<&str>, yes: bool, target: &Target) -> anyhow::Result<
     }
     let removed = services.prune(app).await.map_err(anyhow::Error::msg)?;
     println!("removed {app}'s {}", removed.join(", "));
+    Ok(())
+}
+
+async fn backup(app: &str, target: &Target) -> anyhow::Result<()> {
+    check_app_name(app)?;
+    let (Some(data), Some(secrets)) = (target.local_data(), target.local_secrets()) else {
+        bail!(
+            "ccd services backup works on ccd up's data folder (--data DIR); with --config it is not built yet"
+        );
+    };
+    let spec = target
+        .store()?
+        .get_spec(app)
+        .await?
+        .with_context(|| format!("{app} has no spec in {}", target.describe()))?;
+    let parsed = ccd_spec::parse_file(app, &spec.path, &spec.bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not valid: {}", spec.path, e.join("; ")))?;
+    let Some(sql) = parsed.spec.services.sql else {
+        bail!("{app}'s spec asks for no sql database (services.sql): nothing to back up");
+    };
+    let keep = sql.backup.as_ref().map_or(7, |b| b.keep);
+    let services = ccd_services::LocalServices::new(&data, &secrets);
+    let report = services
+        .backup(app, sql.database.as_deref(), keep, ccd_clock::wall())
+        .await;
+    if !report.ok {
+        bail!("{app}: {}", report.message);
+    }
+    let file = report
+        .file
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    println!(
+        "backed up {app}: {file} ({} tables, {} rows, restored and checked)",
+        report.tables, report.rows
+    );
     Ok(())
 }

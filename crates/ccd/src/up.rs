@@ -141,6 +141,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);
     let stop = CancellationToken::new();
+    // SQL backups for the apps whose spec asks (`services.sql.backup`).
+    tokio::spawn(services.clone().run_backups(stop.clone()));
     // Log shipping for the apps whose spec asks (`services.logs`): what their
     // instances write, into DATA/services/logs, for `ccd logs`.
     tokio::spawn(

@@ -10,6 +10,7 @@
 //! Deleting an app releases its services as each one's `onDelete` says;
 //! what is kept is recorded (`retained.rs`) until `ccd services prune`.
 
+mod backup;
 mod files;
 mod firestore;
 mod postgres;
@@ -22,7 +23,7 @@ mod storage;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use files::{lock, write_secret};
 use firestore::LocalFirestore;
@@ -30,6 +31,7 @@ use postgres::LocalPostgres;
 use redis::LocalRedis;
 use storage::LocalGcs;
 
+pub use backup::BackupReport;
 pub use firestore::local_project;
 pub use retained::Retained;
 pub use storage::LOCAL_BUCKET;
@@ -55,6 +57,8 @@ pub struct LocalServices {
     /// The apps whose spec asks for logs, and their retention: what the
     /// log shipper ships.
     logs: tokio::sync::watch::Sender<BTreeMap<String, Duration>>,
+    /// The apps whose spec asks for SQL backups: what the backup loop backs up.
+    backups: tokio::sync::watch::Sender<BTreeMap<String, ccd_spec::SqlDatabase>>,
 }
 
 impl LocalServices {
@@ -70,6 +74,7 @@ impl LocalServices {
             namespaces: Mutex::default(),
             applied: Mutex::default(),
             logs: tokio::sync::watch::Sender::new(BTreeMap::new()),
+            backups: tokio::sync::watch::Sender::new(BTreeMap::new()),
         }
     }
 
@@ -81,6 +86,50 @@ impl LocalServices {
     /// The apps asking for logs and their retention, for the log shipper.
     pub fn log_asks(&self) -> tokio::sync::watch::Receiver<BTreeMap<String, Duration>> {
         self.logs.subscribe()
+    }
+
+    /// Backs up every app whose spec asks, when due (`schedule` after the
+    /// last success; 5 minutes after a failure), until `stop`.
+    pub async fn run_backups(
+        self: std::sync::Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let asks = self.backups.borrow().clone();
+            for (app, sql) in asks {
+                let Some(backup) = &sql.backup else { continue };
+                let now = ccd_clock::wall();
+                let last = self.last_backup(&app);
+                let wait = match &last {
+                    Some(r) if !r.ok => backup.schedule.as_std().min(Duration::from_secs(300)),
+                    _ => backup.schedule.as_std(),
+                };
+                let last_time = last
+                    .and_then(|r| r.time.parse::<jiff::Timestamp>().ok())
+                    .map(SystemTime::from);
+                if !backup::due(last_time, wait, now) {
+                    continue;
+                }
+                let report = self
+                    .backup(&app, sql.database.as_deref(), backup.keep, now)
+                    .await;
+                if report.ok {
+                    tracing::info!(
+                        app,
+                        tables = report.tables,
+                        rows = report.rows,
+                        "SQL backup taken and checked by a restore"
+                    );
+                } else {
+                    tracing::warn!(app, problem = %report.message, "SQL backup failed");
+                }
+            }
+        }
     }
 
     fn applied(&self, kind: &'static str, app: &str, done: &str) -> bool {
@@ -199,6 +248,18 @@ impl LocalServices {
         let name = service.name.as_deref();
         match service.kind.as_str() {
             "cache" => self.drop_cache(app, name, delete).await,
+            "sql" if service.on_delete.as_deref() == Some("snapshot") => {
+                // A checked backup first (every earlier one kept); only then
+                // is the database dropped. A failed one keeps the database.
+                let report = self.backup(app, name, u32::MAX, ccd_clock::wall()).await;
+                if !report.ok {
+                    return Err(format!(
+                        "sql: no snapshot, the database is kept: {}",
+                        report.message
+                    ));
+                }
+                self.drop_sql(app, name, true).await
+            }
             "sql" => self.drop_sql(app, name, delete).await,
             "nosql" if delete => self.drop_nosql(app, name).await,
             "storage" if delete => {
@@ -248,6 +309,11 @@ impl Services for LocalServices {
                     Err(message) => out.failed(kind, message),
                 }
             }
+            let backed_up = asked.sql.as_ref().filter(|s| s.backup.is_some());
+            self.backups.send_if_modified(|asks| match backed_up {
+                Some(s) => asks.insert(name.to_owned(), s.clone()).as_ref() != Some(s),
+                None => asks.remove(name).is_some(),
+            });
             let retention = asked.logs.as_ref().map(|l| l.retention.as_std());
             self.logs.send_if_modified(|asks| match retention {
                 Some(r) => asks.insert(name.to_owned(), r) != Some(r),
@@ -276,7 +342,7 @@ impl Services for LocalServices {
             let mut kept = Vec::new();
             for service in services.iter().filter(|s| s.state == ServiceState::Ready) {
                 let result = self.release_one(app, service).await;
-                let delete = service.on_delete.as_deref() == Some("delete");
+                let delete = matches!(service.on_delete.as_deref(), Some("delete" | "snapshot"));
                 match result {
                     Ok(()) if delete => released.deleted.push(service.kind.clone()),
                     Ok(()) => {

@@ -196,6 +196,53 @@ impl LocalPostgres {
         }
     }
 
+    /// Runs one of PostgreSQL's programs as the superuser over the socket
+    /// (`args` after the connection's), `input` on its stdin: its stdout, or
+    /// its error's text.
+    pub(crate) async fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        let mut child = self
+            .command(program)
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+            // Written beside the reading of stdout, so a large input cannot
+            // block on a full pipe.
+            let bytes = input.to_vec();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
+            .await
+            .map_err(|_| format!("{program} did not finish within 10 minutes"))?
+            .map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "{program}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
     /// One of PostgreSQL's programs, as the user the cluster belongs to.
     fn command(&self, program: &str) -> tokio::process::Command {
         let path = self.bin.join(program);

@@ -14,7 +14,9 @@ impl Server for LocalPostgres {
 }
 
 impl LocalServices {
-    async fn postgres(&self) -> Result<tokio::sync::MappedMutexGuard<'_, LocalPostgres>, String> {
+    pub(super) async fn postgres(
+        &self,
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, LocalPostgres>, String> {
         server::running(
             &self.postgres,
             "PostgreSQL",
@@ -51,11 +53,22 @@ impl LocalServices {
             self.deliver(app, "sql", &values)?;
             self.remember("sql", app, done);
         }
+        let mut scope = format!("database {}", grant.database);
+        let mut message = String::new();
+        match self.last_backup(app) {
+            Some(r) if r.ok => scope.push_str(&format!(
+                "; backed up {} ({} tables, {} rows, restored and checked)",
+                r.time, r.tables, r.rows
+            )),
+            Some(r) => message = format!("the last backup ({}) failed: {}", r.time, r.message),
+            None => {}
+        }
         Ok(ServiceStatus {
             endpoint: Some(format!("127.0.0.1:{}", pg.port)),
             user: Some(grant.role.clone()),
-            scope: Some(format!("database {}", grant.database)),
+            scope: Some(scope),
             name: Some(grant.database.clone()),
+            message,
             ..ServiceStatus::ready("sql")
         })
     }
