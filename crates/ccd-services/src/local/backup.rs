@@ -167,50 +167,40 @@ async fn row_counts(
     pg: &super::postgres::LocalPostgres,
     database: &str,
 ) -> Result<Vec<(String, u64)>, String> {
-    let listed = pg
-        .run(
-            "psql",
-            &[
-                "-X",
-                "-qAt",
-                "-d",
-                database,
-                "-c",
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
-                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            ],
-            None,
-        )
-        .await?;
-    let tables: Vec<String> = String::from_utf8_lossy(&listed)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let listed = query(
+        pg,
+        database,
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    .await?;
     let mut counts = Vec::new();
-    for table in tables {
+    for table in listed.lines().filter(|l| !l.is_empty()) {
         // Names come quoted from format('%I.%I'): safe in the statement.
-        let counted = pg
-            .run(
-                "psql",
-                &[
-                    "-X",
-                    "-qAt",
-                    "-d",
-                    database,
-                    "-c",
-                    &format!("SELECT count(*) FROM {table}"),
-                ],
-                None,
-            )
-            .await?;
-        let n = String::from_utf8_lossy(&counted)
+        let counted = query(pg, database, &format!("SELECT count(*) FROM {table}")).await?;
+        let n = counted
             .trim()
             .parse()
             .map_err(|_| format!("cannot count the rows of {table}"))?;
-        counts.push((table, n));
+        counts.push((table.to_owned(), n));
     }
     Ok(counts)
+}
+
+/// One statement's rows in `database`, unaligned, one per line.
+async fn query(
+    pg: &super::postgres::LocalPostgres,
+    database: &str,
+    statement: &str,
+) -> Result<String, String> {
+    let out = pg
+        .run(
+            "psql",
+            &["-X", "-qAt", "-d", database, "-c", statement],
+            None,
+        )
+        .await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Keeps the `keep` newest backups (their names sort by time).
