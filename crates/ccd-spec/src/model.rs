@@ -427,25 +427,32 @@ pub mod contract {
     ];
     pub const CACHE: [&str; 1] = ["REDIS_URL"];
     pub const STORAGE: [&str; 3] = ["STORAGE_BUCKET", "STORAGE_PREFIX", "STORAGE_EMULATOR_HOST"];
+
+    /// The variables the service of `kind` (the spec's key) delivers.
+    pub fn of(kind: &str) -> &'static [&'static str] {
+        match kind {
+            "sql" => &SQL,
+            "nosql" => &NOSQL,
+            "cache" => &CACHE,
+            "storage" => &STORAGE,
+            _ => &[],
+        }
+    }
 }
 
 impl Services {
     /// The asked services by their spec key, with the variables each delivers.
     pub fn variables(&self) -> Vec<(&'static str, &'static [&'static str])> {
-        let mut out: Vec<(&'static str, &'static [&'static str])> = Vec::new();
-        if self.sql.is_some() {
-            out.push(("sql", &contract::SQL));
-        }
-        if self.nosql.is_some() {
-            out.push(("nosql", &contract::NOSQL));
-        }
-        if self.cache.is_some() {
-            out.push(("cache", &contract::CACHE));
-        }
-        if self.storage.is_some() {
-            out.push(("storage", &contract::STORAGE));
-        }
-        out
+        [
+            ("sql", self.sql.is_some()),
+            ("nosql", self.nosql.is_some()),
+            ("cache", self.cache.is_some()),
+            ("storage", self.storage.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, asked)| *asked)
+        .map(|(kind, _)| (kind, contract::of(kind)))
+        .collect()
     }
 
     /// What deleting the app does to the service of `kind` (the spec's key).

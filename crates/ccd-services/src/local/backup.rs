@@ -13,6 +13,9 @@ use super::LocalServices;
 use super::files::{private_dir, write_private};
 use crate::sql;
 
+/// How long a dump, a restore or a count may take.
+const LONG: Duration = Duration::from_secs(600);
+
 /// What the last backup of an app came to (`last.json` beside its backups).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupReport {
@@ -96,7 +99,7 @@ impl LocalServices {
         let grant = sql::grant(app, database).map_err(|e| e.to_string())?;
         let pg = self.postgres().await?;
         let dump = pg
-            .run("pg_dump", &["-Fc", "-d", &grant.database], None)
+            .run("pg_dump", &["-Fc", "-d", &grant.database], None, LONG)
             .await?;
         let source = row_counts(&pg, &grant.database).await?;
         // Its own scratch database: `ccd up`'s schedule and a person's
@@ -119,6 +122,7 @@ impl LocalServices {
                 "pg_restore",
                 &["--no-owner", "--no-acl", "-d", &scratch],
                 Some(&dump),
+                LONG,
             )
             .await?;
             row_counts(&pg, &scratch).await
@@ -150,12 +154,7 @@ impl LocalServices {
         let dir = self.backups_dir(app);
         private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join(format!("{}.dump", time.strftime("%Y%m%dT%H%M%SZ")));
-        std::fs::write(&file, &dump)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt as _;
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-            })
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        write_private(&file, &dump).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         prune(&dir, keep);
         let rows = restored.iter().map(|(_, n)| n).sum();
         Ok((file, restored.len(), rows))
@@ -198,6 +197,7 @@ async fn query(
             "psql",
             &["-X", "-qAt", "-d", database, "-c", statement],
             None,
+            LONG,
         )
         .await?;
     Ok(String::from_utf8_lossy(&out).into_owned())

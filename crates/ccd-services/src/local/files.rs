@@ -1,8 +1,6 @@
 //! The files `ccd up`'s services keep: secrets the local cloud reads, and
 //! the servers' own settings, each private to its owner.
 
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -20,27 +18,7 @@ pub(crate) fn read_secret(file: &Path) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-/// `dir` and its parents, the last one 0700.
-pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// `path` holds `text`, mode 0600, replaced whole (a temporary file renamed).
-pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
+pub(crate) use crate::private::{dir as private_dir, write as write_private};
 
 /// The password kept in `file`, made (and kept) when there is none.
 pub(crate) fn kept_password(file: &Path) -> Result<String, String> {

@@ -65,7 +65,7 @@ impl LocalServices {
     /// Services kept under `data/services`, credentials in `secrets`.
     pub fn new(data: &Path, secrets: &Path) -> Self {
         LocalServices {
-            dir: data.join("services"),
+            dir: services_dir(data),
             secrets: secrets.to_owned(),
             redis: tokio::sync::Mutex::new(None),
             postgres: tokio::sync::Mutex::new(None),
@@ -80,7 +80,7 @@ impl LocalServices {
 
     /// Where shipped logs are kept (`ccd logs` reads them there).
     pub fn logs_dir(data: &Path) -> PathBuf {
-        data.join("services").join("logs")
+        logs_under(&services_dir(data))
     }
 
     /// The apps asking for logs and their retention, for the log shipper.
@@ -162,13 +162,8 @@ impl LocalServices {
 
     /// Removes the secrets of a service that is gone.
     fn undeliver(&self, app: &str, kind: &str) {
-        for (k, variables) in KINDS {
-            if k == kind {
-                for env in variables {
-                    let _ =
-                        std::fs::remove_file(self.secrets.join(names::secret_of(app, kind, env)));
-                }
-            }
+        for env in ccd_spec::contract::of(kind) {
+            let _ = std::fs::remove_file(self.secrets.join(names::secret_of(app, kind, env)));
         }
     }
 
@@ -269,7 +264,7 @@ impl LocalServices {
             "logs" => {
                 // Shipped logs expire by their retention; delete removes them now.
                 if delete {
-                    let dir = self.dir.join("logs").join(app);
+                    let dir = logs_under(&self.dir).join(app);
                     if dir.exists() {
                         std::fs::remove_dir_all(&dir)
                             .map_err(|e| format!("logs: cannot remove {}: {e}", dir.display()))?;
@@ -281,14 +276,6 @@ impl LocalServices {
         }
     }
 }
-
-/// The kinds `ccd up` provides, with the variables each delivers.
-const KINDS: [(&str, &[&str]); 4] = [
-    ("cache", &ccd_spec::contract::CACHE),
-    ("sql", &ccd_spec::contract::SQL),
-    ("nosql", &ccd_spec::contract::NOSQL),
-    ("storage", &ccd_spec::contract::STORAGE),
-];
 
 impl Services for LocalServices {
     fn ensure<'a>(
@@ -365,4 +352,14 @@ impl Services for LocalServices {
             released
         })
     }
+}
+
+/// `DATA/services`, where every service of `ccd up` keeps its files.
+fn services_dir(data: &Path) -> PathBuf {
+    data.join("services")
+}
+
+/// Where shipped logs are kept below the services' folder.
+fn logs_under(services: &Path) -> PathBuf {
+    services.join("logs")
 }

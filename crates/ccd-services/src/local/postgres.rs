@@ -167,33 +167,23 @@ impl LocalPostgres {
     /// Runs `sql` as the superuser (psql, the statements on stdin, stopping
     /// at the first error); the error's text otherwise.
     pub(crate) async fn apply(&self, sql: &str) -> Result<(), String> {
-        let mut child = self
-            .command("psql")
-            .arg("-h")
-            .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-d", "postgres"])
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(sql.as_bytes())
-                .await
-                .map_err(|e| format!("cannot talk to psql: {e}"))?;
-        }
-        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-            .await
-            .map_err(|_| "psql did not finish within 30 s".to_owned())?
-            .map_err(|e| format!("psql: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        self.run(
+            "psql",
+            &[
+                "-d",
+                "postgres",
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-f",
+                "-",
+            ],
+            Some(sql.as_bytes()),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(drop)
     }
 
     /// Runs one of PostgreSQL's programs as the superuser over the socket
@@ -204,6 +194,7 @@ impl LocalPostgres {
         program: &str,
         args: &[&str],
         input: Option<&[u8]>,
+        within: Duration,
     ) -> Result<Vec<u8>, String> {
         let mut child = self
             .command(program)
@@ -229,17 +220,15 @@ impl LocalPostgres {
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
+        let out = tokio::time::timeout(within, child.wait_with_output())
             .await
-            .map_err(|_| format!("{program} did not finish within 10 minutes"))?
+            .map_err(|_| format!("{program} did not finish within {}s", within.as_secs()))?
             .map_err(|e| format!("{program}: {e}"))?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(format!(
-                "{program}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            // PostgreSQL's programs name themselves in their errors.
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
         }
     }
 

@@ -152,7 +152,7 @@ impl LocalRedis {
         let conf = dir.join("redis.conf");
         write_private(
             &conf,
-            &format!(
+            format!(
                 "bind 127.0.0.1\nport {port}\nprotected-mode yes\nsave \"\"\nappendonly no\n\
                  dir {}\nrequirepass {admin_password}\n",
                 dir.display()

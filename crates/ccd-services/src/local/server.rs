@@ -72,7 +72,7 @@ pub(crate) fn recorded_port(dir: &Path) -> Option<u16> {
 /// recorded there.
 pub(crate) fn claim_port(dir: &Path) -> Result<u16, String> {
     let port = port_for(recorded_port(dir)).ok_or("no free port on 127.0.0.1")?;
-    super::files::write_private(&dir.join("port"), &port.to_string())
+    super::files::write_private(&dir.join("port"), port.to_string())
         .map_err(|e| format!("cannot write {}: {e}", dir.join("port").display()))?;
     Ok(port)
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use crate::ServiceError;
@@ -17,11 +17,7 @@ pub(super) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ServiceError + 
 
 /// Makes `dir` (and its missing parents) readable by its owner only.
 pub(super) fn create_dir(dir: &Path) -> Result<(), ServiceError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(dir))
+    crate::private::dir(dir).map_err(io_error(dir))
 }
 
 /// Appends `bytes` in one write, so a reader sees whole lines or none.
@@ -35,21 +31,9 @@ pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), ServiceError> {
         .map_err(io_error(path))
 }
 
-/// Replaces `path` with `bytes` at once (a temporary file renamed over it),
-/// so that a reader, or ccd after a kill, finds the old content or the new.
+/// Replaces `path` with `bytes` at once (`crate::private::write`).
 pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ServiceError> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".tmp");
-    let temp = Path::new(&temp);
-    fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(temp)
-        .and_then(|mut f| f.write_all(bytes))
-        .map_err(io_error(temp))?;
-    fs::rename(temp, path).map_err(io_error(path))
+    crate::private::write(path, bytes).map_err(io_error(path))
 }
 
 /// The length of `path`, 0 when it does not exist.
