@@ -37,20 +37,23 @@ pub struct Plan {
 pub const PORT_NAME: &str = "http";
 
 impl Plan {
-    /// Adds the services' credentials (`ENV` ← secret, version `latest`):
+    /// Adds the services' credentials (`ENV` ← secret and version):
     /// references the template carries and the app's account is granted,
     /// as the spec's own secrets are.
-    pub fn add_credentials(&mut self, credentials: &std::collections::BTreeMap<String, String>) {
-        for (env, secret) in credentials {
+    pub fn add_credentials(
+        &mut self,
+        credentials: &std::collections::BTreeMap<String, ccd_services::Credential>,
+    ) {
+        for (env, c) in credentials {
             self.template.secrets.insert(
                 env.clone(),
                 SecretRef {
-                    secret: secret.clone(),
-                    version: "latest".to_owned(),
+                    secret: c.secret.clone(),
+                    version: c.version.clone(),
                 },
             );
             if let Some(identity) = &mut self.identity {
-                identity.secrets.insert(secret.clone());
+                identity.secrets.insert(c.secret.clone());
             }
         }
     }

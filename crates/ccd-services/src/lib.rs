@@ -43,18 +43,63 @@ pub struct Provisioned {
     /// service and the fix; the running revision stays.
     pub problem: Option<String>,
     /// The variables the app receives, each from a secret the service wrote:
-    /// `ENV` → secret name (never the value).
-    pub credentials: std::collections::BTreeMap<String, String>,
+    /// `ENV` → the secret and its version (never the value).
+    pub credentials: std::collections::BTreeMap<String, Credential>,
+}
+
+/// A variable's secret, and the version of it the app is to read: `latest`
+/// until the service's credential is first rotated, then the rotation's
+/// number, so that a rotation changes the template and rolls the app out.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Credential {
+    pub secret: String,
+    pub version: String,
+}
+
+impl Credential {
+    /// The version that generation `generation` of a credential is read as.
+    pub fn version_of(generation: u32) -> String {
+        if generation == 0 {
+            "latest".to_owned()
+        } else {
+            generation.to_string()
+        }
+    }
+
+    /// The generation this version is (`latest` is the first, 0).
+    pub fn generation(&self) -> Option<u32> {
+        if self.version == "latest" {
+            Some(0)
+        } else {
+            self.version.parse().ok()
+        }
+    }
 }
 
 impl Provisioned {
     /// `kind`'s service is ready: its status, and the secret of each of
     /// `variables` (the contract's) as the app's credentials.
-    pub fn ready(&mut self, app: &str, kind: &str, variables: &[&str], mut status: ServiceStatus) {
+    pub fn ready(&mut self, app: &str, kind: &str, variables: &[&str], status: ServiceStatus) {
+        self.ready_at(app, kind, variables, 0, status);
+    }
+
+    /// As [`ready`](Self::ready), its credential in its `generation`th
+    /// rotation.
+    pub fn ready_at(
+        &mut self,
+        app: &str,
+        kind: &str,
+        variables: &[&str],
+        generation: u32,
+        mut status: ServiceStatus,
+    ) {
         status.env = variables.iter().map(|v| (*v).to_owned()).collect();
         for env in variables {
-            self.credentials
-                .insert((*env).to_owned(), names::secret_of(app, kind, env));
+            let credential = Credential {
+                secret: names::secret_of(app, kind, env),
+                version: Credential::version_of(generation),
+            };
+            self.credentials.insert((*env).to_owned(), credential);
         }
         self.services.push(status);
     }
@@ -94,4 +139,16 @@ pub trait Services: Send + Sync + std::fmt::Debug {
         app: &'a str,
         services: &'a [ServiceStatus],
     ) -> Pin<Box<dyn Future<Output = Released> + Send + 'a>>;
+
+    /// Every instance of `app` runs with `in_use` (the credentials of its
+    /// one template): a credential a rotation replaced is no longer needed
+    /// and stops working. What was retired, in words, for the app's events.
+    fn settle<'a>(
+        &'a self,
+        app: &'a str,
+        in_use: &'a std::collections::BTreeMap<String, Credential>,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        let _ = (app, in_use);
+        Box::pin(async { Vec::new() })
+    }
 }

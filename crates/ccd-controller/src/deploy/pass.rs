@@ -83,7 +83,10 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         };
         let mut decision = decide::decide(&input);
         decision.status.source = origin.cloned();
-        decision.status.services = provisioned.map(|p| p.services).unwrap_or_default();
+        let (services_status, credentials) = provisioned
+            .map(|p| (p.services, p.credentials))
+            .unwrap_or_default();
+        decision.status.services = services_status;
         let shape = shape(&plan, &decision.status, target_size(app));
         let memory = self.memory(name);
         let work = decide::work(
@@ -118,6 +121,24 @@ impl<C: Cloud, S: SpecStore> DeployReconciler<C, S> {
         decide::gate_https(&input, &mut decision, certificate);
         let revoked = error.is_none() && work == Work::Apply;
         decision.status.service_account = account_status(&recorded, &shape, revoked);
+        // Every instance runs this template: credentials a rotation replaced
+        // are no longer read by anyone, and stop working.
+        let whole = decision.settled
+            && decision.status.phase == crate::status::Phase::Ready
+            && !decision.status.rolled_back;
+        if error.is_none()
+            && whole
+            && !credentials.is_empty()
+            && let Some(services) = &self.services
+        {
+            for retired in services.settle(name, &credentials).await {
+                decision.events.push(decide::Event {
+                    warning: false,
+                    reason: "CredentialRetired",
+                    message: retired,
+                });
+            }
+        }
         // Unused templates go on a full pass at rest, and when a rollout
         // that replaced a revision ends (a first deploy made one template).
         let ended = memory.known.as_ref().is_some_and(|k| !k.settled)

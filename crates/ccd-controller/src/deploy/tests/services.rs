@@ -84,6 +84,49 @@ async fn a_service_that_cannot_be_provided_holds_the_app_and_the_running_version
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rotation_rolls_the_app_out_and_retires_the_old_credential_only_after() {
+    let (h, services) = ready_with_services().await;
+    let before = template_of(&h, "1");
+    services.rotate();
+    h.until("a rollout to the rotated credentials", MINUTE, |s| {
+        s.revision.as_ref().is_some_and(|r| r.template != before)
+    })
+    .await;
+    let rotated = h.status().revision.unwrap().template;
+    let secrets = h
+        .cloud
+        .state()
+        .templates
+        .values()
+        .find(|t| t.name() == rotated)
+        .map(|t| t.secrets.clone())
+        .unwrap();
+    assert!(
+        secrets.values().all(|r| r.version == "1"),
+        "the template reads the rotation's version: {secrets:?}"
+    );
+    assert!(
+        services.retired.lock().unwrap().is_empty(),
+        "nothing retired while the rollout runs"
+    );
+    h.until("Ready on the rotated credentials", MINUTE, |s| {
+        s.phase == Phase::Ready
+    })
+    .await;
+    h.until("the old credential retired", MINUTE, |_| {
+        !services.retired.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(h.event("CredentialRetired").is_some());
+    let retired = services.retired.lock().unwrap().clone();
+    assert_eq!(retired, [(0, vec![rotated])], "retired once, when only the new template ran");
+    assert_eq!(
+        super::versions(&h, &h.cloud.group_names()[0]),
+        ["1", "1", "1"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn deleting_the_app_releases_its_services_last_as_recorded() {
     let (h, services) = ready_with_services().await;
     h.remove().await;
