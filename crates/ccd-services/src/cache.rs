@@ -65,14 +65,13 @@ pub fn overlapping(grants: &[CacheGrant]) -> Vec<(&CacheGrant, &CacheGrant)> {
 }
 
 /// The `ACL SETUSER` rules of a grant: everything reset, then its password
-/// hash, its keys and channels, every command but those that reach past
-/// the namespace or harm other apps.
-pub fn acl_rules(grant: &CacheGrant, password_sha256: &str) -> Vec<String> {
+/// hashes (two while a rotation runs), its keys and channels, every
+/// command but those that reach past the namespace or harm other apps.
+pub fn acl_rules(grant: &CacheGrant, password_sha256: &[&str]) -> Vec<String> {
     let ns = &grant.namespace;
-    [
-        "reset".to_owned(),
-        "on".to_owned(),
-        format!("#{password_sha256}"),
+    let mut rules = vec!["reset".to_owned(), "on".to_owned()];
+    rules.extend(password_sha256.iter().map(|h| format!("#{h}")));
+    rules.extend([
         format!("~{ns}*"),
         format!("&{ns}*"),
         "+@all".to_owned(),
@@ -82,8 +81,8 @@ pub fn acl_rules(grant: &CacheGrant, password_sha256: &str) -> Vec<String> {
         "-scan".to_owned(),
         "-randomkey".to_owned(),
         "-pubsub".to_owned(),
-    ]
-    .to_vec()
+    ]);
+    rules
 }
 
 /// Creates the grant's user, or makes an existing one exactly the grant
@@ -91,7 +90,7 @@ pub fn acl_rules(grant: &CacheGrant, password_sha256: &str) -> Vec<String> {
 pub async fn ensure_user(
     admin: &mut Connection,
     grant: &CacheGrant,
-    password_sha256: &str,
+    password_sha256: &[&str],
 ) -> Result<(), ServiceError> {
     let rules = acl_rules(grant, password_sha256);
     let mut args = vec!["ACL", "SETUSER", grant.user.as_str()];
@@ -241,10 +240,10 @@ mod tests {
     }
 
     #[test]
-    fn the_rules_reset_first_and_name_only_the_hash() {
-        let rules = acl_rules(&g("web", "web:"), "abc");
+    fn the_rules_reset_first_and_name_only_the_hashes() {
+        let rules = acl_rules(&g("web", "web:"), &["abc", "def"]);
         assert_eq!(rules[0], "reset");
-        assert!(rules.contains(&"#abc".to_owned()));
+        assert!(rules.contains(&"#abc".to_owned()) && rules.contains(&"#def".to_owned()));
         assert!(rules.contains(&"~web:*".to_owned()) && rules.contains(&"&web:*".to_owned()));
         assert!(
             !rules.iter().any(|r| r.starts_with('>')),

@@ -77,22 +77,78 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The statements (psql's, for `\gexec`) that make the grant true: the role
-/// with its password and nothing more, its database owned by it, opened by
-/// it alone.
-pub fn provision(grant: &SqlGrant, password: &str) -> String {
+/// The role that logs in with generation `generation` of the app's
+/// password. PostgreSQL keeps one password per role, so a rotation
+/// alternates between two: the owner itself (even generations) and a second
+/// role, `<owner>_alt`, that is a member of the owner and acts as it on
+/// login, so that what it creates is the owner's. The old password logs in
+/// until every instance runs with the new one. (`_` is in no app's name, so
+/// no app's role is another's second.)
+pub fn login_role(grant: &SqlGrant, generation: u32) -> String {
+    if generation % 2 == 0 {
+        grant.role.clone()
+    } else {
+        alternate(&grant.role)
+    }
+}
+
+fn alternate(role: &str) -> String {
+    format!("{role}_alt")
+}
+
+/// What becomes of the login role a rotation replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Previous {
+    /// It still logs in with its password (instances use it).
+    Keep,
+    /// It may no longer log in, and its password is gone.
+    Retire,
+}
+
+/// The statements (psql's, for `\gexec`) that make the grant true: `login`
+/// ([`login_role`]) logs in with `password` and nothing more, the owner
+/// role owns the database, opened by it (and its second role) alone; the
+/// other login role is kept or retired as `previous` says.
+pub fn provision(grant: &SqlGrant, login: &str, password: &str, previous: Previous) -> String {
     let (role, db) = (&grant.role, &grant.database);
-    format!(
+    let alt = alternate(role);
+    let limits = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
+    let with_password = format!("LOGIN PASSWORD {}", literal(password));
+    let retired = "NOLOGIN PASSWORD NULL";
+    let owner_login = if login == role.as_str() {
+        with_password.as_str()
+    } else if previous == Previous::Retire {
+        retired
+    } else {
+        ""
+    };
+    let mut sql = format!(
         "SELECT format('CREATE ROLE %I', {role_l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n\
-         ALTER ROLE {role_i} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {password_l};\n\
-         SELECT format('CREATE DATABASE %I OWNER %I', {db_l}, {role_l}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {db_l})\\gexec\n\
-         {owned}",
+         ALTER ROLE {role_i} WITH {limits} {owner_login};\n\
+         SELECT format('CREATE DATABASE %I OWNER %I', {db_l}, {role_l}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {db_l})\\gexec\n",
         role_i = ident(role),
         role_l = literal(role),
         db_l = literal(db),
-        password_l = literal(password),
-        owned = owned_by(grant),
-    )
+    );
+    if login == alt {
+        sql.push_str(&format!(
+            "SELECT format('CREATE ROLE %I', {alt_l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {alt_l})\\gexec\n\
+             ALTER ROLE {alt_i} WITH {limits} {with_password};\n\
+             GRANT {role_i} TO {alt_i};\n\
+             ALTER ROLE {alt_i} SET role = {role_l};\n",
+            alt_i = ident(&alt),
+            alt_l = literal(&alt),
+            role_i = ident(role),
+            role_l = literal(role),
+        ));
+    } else if previous == Previous::Retire {
+        sql.push_str(&format!(
+            "SELECT format('ALTER ROLE %I {retired}', {alt_l}) WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = {alt_l})\\gexec\n",
+            alt_l = literal(&alt),
+        ));
+    }
+    sql.push_str(&owned_by(grant));
+    sql
 }
 
 /// The statements, run on a Cloud SQL instance by a member of
@@ -125,35 +181,48 @@ pub const CLUSTER_SETUP: &str = "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC
      REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n";
 
 /// What deleting an app with `onDelete: retain` leaves: its database, and
-/// its role unable to log in (providing the app again lets it back in).
+/// its roles unable to log in (providing the app again lets it back in).
 pub fn disable(grant: &SqlGrant) -> String {
-    format!(
-        "SELECT format('ALTER ROLE %I NOLOGIN', {role_l}) WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n",
-        role_l = literal(&grant.role)
-    )
+    [grant.role.clone(), alternate(&grant.role)]
+        .iter()
+        .map(|role| {
+            format!(
+                "SELECT format('ALTER ROLE %I NOLOGIN', {role_l}) WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = {role_l})\\gexec\n",
+                role_l = literal(role)
+            )
+        })
+        .collect()
 }
 
 /// What `onDelete: delete` (or pruning) does: the database (its sessions
-/// ended) and the role are gone.
+/// ended) and the roles are gone.
 pub fn remove(grant: &SqlGrant) -> String {
     format!(
-        "DROP DATABASE IF EXISTS {} WITH (FORCE);\nDROP ROLE IF EXISTS {};\n",
+        "DROP DATABASE IF EXISTS {} WITH (FORCE);\nDROP ROLE IF EXISTS {};\nDROP ROLE IF EXISTS {};\n",
         ident(&grant.database),
+        ident(&alternate(&grant.role)),
         ident(&grant.role)
     )
 }
 
-/// The variables the app receives: `DATABASE_URL` and libpq's `PG*`.
-pub fn env(grant: &SqlGrant, password: &str, host: &str, port: u16) -> Vec<(&'static str, String)> {
+/// The variables the app receives, logging in as `login`: `DATABASE_URL`
+/// and libpq's `PG*`.
+pub fn env(
+    grant: &SqlGrant,
+    login: &str,
+    password: &str,
+    host: &str,
+    port: u16,
+) -> Vec<(&'static str, String)> {
     let url = format!(
-        "postgresql://{}:{password}@{host}:{port}/{}",
-        grant.role, grant.database
+        "postgresql://{login}:{password}@{host}:{port}/{}",
+        grant.database
     );
     let values = [
         url,
         host.to_owned(),
         port.to_string(),
-        grant.role.clone(),
+        login.to_owned(),
         password.to_owned(),
         grant.database.clone(),
     ];
@@ -183,10 +252,10 @@ mod tests {
     #[test]
     fn the_statements_quote_names_and_the_password() {
         let g = grant("web", None).unwrap_or_else(|e| panic!("{e}"));
-        let sql = provision(&g, "pa'ss");
-        assert!(
-            sql.contains("ALTER ROLE \"ccd-web\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        );
+        let sql = provision(&g, "ccd-web", "pa'ss", Previous::Retire);
+        assert!(sql.contains(
+            "ALTER ROLE \"ccd-web\" WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT LOGIN PASSWORD"
+        ));
         assert!(sql.contains("PASSWORD 'pa''ss'"));
         assert!(sql.contains("REVOKE ALL ON DATABASE \"web\" FROM PUBLIC"));
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
@@ -212,7 +281,9 @@ mod tests {
         assert!(
             provision(
                 &grant("web", Some("notes")).unwrap_or_else(|e| panic!("{e}")),
-                "x"
+                "ccd-web",
+                "x",
+                Previous::Keep
             )
             .ends_with(&owned_by(
                 &grant("web", Some("notes")).unwrap_or_else(|e| panic!("{e}"))
@@ -225,5 +296,38 @@ mod tests {
         );
         assert!(iam_grant("web", None, &long).is_err());
         assert!(iam_grant("web", Some("postgres"), email).is_err());
+    }
+
+    #[test]
+    fn a_rotation_alternates_login_roles_that_act_as_the_owner() {
+        let g = grant("web", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(login_role(&g, 0), "ccd-web");
+        assert_eq!(login_role(&g, 1), "ccd-web_alt");
+        assert_eq!(login_role(&g, 2), "ccd-web");
+        // Rotating to the second role: it logs in as a member of the owner
+        // acting as it, and the owner's own password still works.
+        let rotating = provision(&g, "ccd-web_alt", "new", Previous::Keep);
+        assert!(rotating.contains(
+            "ALTER ROLE \"ccd-web_alt\" WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT LOGIN PASSWORD 'new'"
+        ));
+        assert!(rotating.contains("GRANT \"ccd-web\" TO \"ccd-web_alt\";"));
+        assert!(rotating.contains("ALTER ROLE \"ccd-web_alt\" SET role = 'ccd-web';"));
+        assert!(
+            rotating.contains("INHERIT ;"),
+            "the owner's login is left alone"
+        );
+        // Once every instance runs with it, the owner logs in no more.
+        let retired = provision(&g, "ccd-web_alt", "new", Previous::Retire);
+        assert!(retired.contains("INHERIT NOLOGIN PASSWORD NULL;"));
+        // And back: the owner logs in again, the second role is retired.
+        let back = provision(&g, "ccd-web", "newer", Previous::Retire);
+        assert!(back.contains("ALTER ROLE %I NOLOGIN PASSWORD NULL', 'ccd-web_alt'"));
+        assert!(back.contains("LOGIN PASSWORD 'newer'"));
+        for statements in [disable(&g), remove(&g)] {
+            assert!(statements.contains("ccd-web_alt"), "{statements}");
+        }
+        let env = env(&g, "ccd-web_alt", "pw", "127.0.0.1", 5432);
+        assert_eq!(env[0].1, "postgresql://ccd-web_alt:pw@127.0.0.1:5432/web");
+        assert_eq!(env[3], ("PGUSER", "ccd-web_alt".to_owned()));
     }
 }

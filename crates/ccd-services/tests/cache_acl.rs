@@ -80,9 +80,13 @@ async fn admin(r: &Redis) -> Connection {
 /// Provisions `grant` with a new password; a connection as its user.
 async fn app(r: &Redis, grant: &CacheGrant) -> (Connection, String) {
     let password = password::generate().unwrap();
-    cache::ensure_user(&mut admin(r).await, grant, &password::sha256_hex(&password))
-        .await
-        .unwrap();
+    cache::ensure_user(
+        &mut admin(r).await,
+        grant,
+        &[&password::sha256_hex(&password)],
+    )
+    .await
+    .unwrap();
     let mut c = Connection::connect(&r.address).await.unwrap();
     c.auth(&grant.user, &password).await.unwrap();
     (c, password)
@@ -166,6 +170,32 @@ async fn a_grant_applied_again_replaces_the_password_and_a_removed_user_cannot_l
     cache::remove_user(&mut admin, "web").await.unwrap();
     let mut c = Connection::connect(&r.address).await.unwrap();
     assert!(c.auth("ccd-web", &second).await.is_err());
+}
+
+#[tokio::test]
+async fn during_a_rotation_both_passwords_log_in_and_the_retired_one_then_does_not() {
+    let r = redis().await;
+    let web = cache::grant("web", None).unwrap();
+    let (mut old_session, old) = app(&r, &web).await;
+    let new = password::generate().unwrap();
+    let (old_hash, new_hash) = (password::sha256_hex(&old), password::sha256_hex(&new));
+    cache::ensure_user(&mut admin(&r).await, &web, &[&new_hash, &old_hash])
+        .await
+        .unwrap();
+    for p in [&old, &new] {
+        let mut c = Connection::connect(&r.address).await.unwrap();
+        c.auth("ccd-web", p).await.unwrap();
+        assert!(c.call(&["SET", "web:k", "v"]).await.unwrap().is_ok());
+    }
+    cache::ensure_user(&mut admin(&r).await, &web, &[&new_hash])
+        .await
+        .unwrap();
+    let mut c = Connection::connect(&r.address).await.unwrap();
+    assert!(c.auth("ccd-web", &old).await.is_err(), "retired");
+    c.auth("ccd-web", &new).await.unwrap();
+    // A session that logged in before keeps its grant: an instance being
+    // drained is not cut off mid-request.
+    assert!(old_session.call(&["GET", "web:k"]).await.is_ok());
 }
 
 /// Every string in a reply, one per line.

@@ -120,18 +120,28 @@ fn sql_app(name: &str) -> ccd_spec::App {
     .unwrap()
 }
 
+/// The credentials `app` received, as libpq's variables, from its secrets'
+/// `version` (`""` the latest, `"@1"` the first rotation's).
+fn login(dir: &Path, app: &str, version: &str) -> Vec<(&'static str, String)> {
+    ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"]
+        .into_iter()
+        .map(|var| {
+            let file = format!("secrets/ccd-{app}-sql-{}{version}", var.to_lowercase());
+            (var, std::fs::read_to_string(dir.join(file)).unwrap())
+        })
+        .collect()
+}
+
 /// `psql` as `app`'s role, with the credentials it received, on `database`:
 /// stdout, or stderr on failure.
 fn psql(dir: &Path, app: &str, database: &str, sql: &str) -> Result<String, String> {
-    let secret = |var: &str| {
-        std::fs::read_to_string(dir.join(format!("secrets/ccd-{app}-sql-{var}"))).unwrap()
-    };
+    psql_as(&login(dir, app, ""), database, sql)
+}
+
+fn psql_as(login: &[(&str, String)], database: &str, sql: &str) -> Result<String, String> {
     let out = std::process::Command::new("psql")
         .args(["-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGHOST", secret("pghost"))
-        .env("PGPORT", secret("pgport"))
-        .env("PGUSER", secret("pguser"))
-        .env("PGPASSWORD", secret("pgpassword"))
+        .envs(login.iter().map(|(k, v)| (*k, v.as_str())))
         .env("PGDATABASE", database)
         .output()
         .unwrap();
@@ -140,6 +150,113 @@ fn psql(dir: &Path, app: &str, database: &str, sql: &str) -> Result<String, Stri
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }
+}
+
+#[tokio::test]
+async fn a_rotated_password_logs_in_beside_the_old_until_every_instance_has_it() {
+    let dir = std::env::temp_dir().join(format!("ccd-local-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let services = LocalServices::new(&dir, &dir.join("secrets"));
+    let app = sql_app("web");
+    let first = services.ensure(&app).await;
+    assert_eq!(first.problem, None, "{first:?}");
+    let old = login(&dir, "web", "");
+    assert_eq!(
+        psql_as(
+            &old,
+            "web",
+            "CREATE TABLE notes (n int); INSERT INTO notes VALUES (1)"
+        ),
+        Ok(String::new())
+    );
+
+    let said = services.rotate(&app, "sql").await.unwrap();
+    assert!(said.contains("password 1 rolls out"), "{said}");
+    let again = services.rotate(&app, "sql").await.unwrap_err();
+    assert!(
+        again.contains("under way"),
+        "one rotation at a time: {again}"
+    );
+    let rotating = services.ensure(&app).await;
+    assert!(rotating.credentials.values().all(|c| c.version == "1"));
+    let status = &rotating.services[0];
+    assert_eq!(status.user.as_deref(), Some("ccd-web_alt"));
+    assert!(status.message.contains("rotating"), "{status:?}");
+    let new = login(&dir, "web", "@1");
+    assert_ne!(new, old);
+    // Both log in, as the same owner: what the new one makes is the app's.
+    assert_eq!(
+        psql_as(
+            &old,
+            "web",
+            "INSERT INTO notes VALUES (2); SELECT count(*) FROM notes"
+        ),
+        Ok("2".to_owned())
+    );
+    assert_eq!(
+        psql_as(
+            &new,
+            "web",
+            "CREATE TABLE more (m int); INSERT INTO notes VALUES (3); \
+             SELECT current_user || ' ' || tableowner FROM pg_tables WHERE tablename = 'more'"
+        ),
+        Ok("ccd-web ccd-web".to_owned())
+    );
+    assert_eq!(
+        psql_as(
+            &new,
+            "web",
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = session_user"
+        ),
+        Ok("f|f|f".to_owned())
+    );
+    assert!(psql_as(&new, "postgres", "SELECT 1").is_err());
+
+    // Instances still on the old template: nothing is retired.
+    let mut on_old = rotating.credentials.clone();
+    for c in on_old.values_mut() {
+        c.version = "latest".to_owned();
+    }
+    assert!(services.settle("web", &on_old).await.is_empty());
+    assert!(psql_as(&old, "web", "SELECT 1").is_ok());
+    // Every instance on the new one: the old password logs in no more.
+    let retired = services.settle("web", &rotating.credentials).await;
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    assert!(
+        retired[0].contains("password 0 no longer logs in"),
+        "{retired:?}"
+    );
+    let refused = psql_as(&old, "web", "SELECT 1").unwrap_err();
+    assert!(
+        refused.contains("authentication failed") || refused.contains("not permitted to log in"),
+        "{refused}"
+    );
+    assert_eq!(
+        psql_as(&new, "web", "SELECT count(*) FROM notes"),
+        Ok("3".to_owned())
+    );
+    assert!(services.ensure(&app).await.services[0].message.is_empty());
+
+    // And back to the owner's own login; the second role retires.
+    services.rotate(&app, "sql").await.unwrap();
+    let back = services.ensure(&app).await;
+    assert!(back.credentials.values().all(|c| c.version == "2"));
+    assert_eq!(back.services[0].user.as_deref(), Some("ccd-web"));
+    let newer = login(&dir, "web", "@2");
+    assert!(psql_as(&new, "web", "SELECT 1").is_ok());
+    assert_eq!(services.settle("web", &back.credentials).await.len(), 1);
+    assert!(psql_as(&new, "web", "SELECT 1").is_err());
+    assert_eq!(
+        psql_as(&newer, "web", "SELECT count(*) FROM notes"),
+        Ok("3".to_owned())
+    );
+    assert!(
+        !dir.join("secrets/ccd-web-sql-pgpassword@1").exists(),
+        "a retired version's secrets go"
+    );
+    drop(services);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -152,10 +269,9 @@ async fn each_app_owns_one_database_and_can_open_no_other() {
         let done = services.ensure(&sql_app(app)).await;
         assert_eq!(done.problem, None, "{done:?}");
         assert_eq!(done.services[0].state, ServiceState::Ready);
-        assert_eq!(
-            done.credentials["DATABASE_URL"],
-            format!("ccd-{app}-sql-databaseurl")
-        );
+        let url = &done.credentials["DATABASE_URL"];
+        assert_eq!(url.secret, format!("ccd-{app}-sql-databaseurl"));
+        assert_eq!(url.version, "latest");
     }
     let url = std::fs::read_to_string(dir.join("secrets/ccd-web-sql-databaseurl")).unwrap();
     assert!(

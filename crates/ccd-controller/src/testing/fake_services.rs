@@ -62,7 +62,11 @@ impl Services for FakeServices {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let generation = self.rotation.lock().unwrap_or_else(PoisonError::into_inner).0;
+            let generation = self
+                .rotation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
             let mut out = Provisioned::default();
             for (kind, variables) in app.spec.services.variables() {
                 match &problem {

@@ -60,7 +60,7 @@ impl LocalServices {
                 ("FIRESTORE_DATABASE_ID", database.clone()),
                 ("FIRESTORE_EMULATOR_HOST", emulator.address.clone()),
             ];
-            self.deliver(app, "nosql", &values)?;
+            self.deliver(app, "nosql", 0, &values)?;
             self.remember("nosql", app, done);
         }
         Ok(ServiceStatus {

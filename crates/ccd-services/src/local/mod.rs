@@ -9,6 +9,12 @@
 //!
 //! Deleting an app releases its services as each one's `onDelete` says;
 //! what is kept is recorded (`retained.rs`) until `ccd services prune`.
+//!
+//! A password can be rotated (`ccd services rotate`, [`LocalServices::rotate`]):
+//! the new one is made valid beside the old and written as the secrets'
+//! next version, which the template then reads, so the app rolls out with
+//! it; once every instance runs with it ([`Services::settle`]) the old one
+//! stops working (`rotation.rs` records where each stands).
 
 mod backup;
 mod files;
@@ -16,6 +22,8 @@ mod firestore;
 mod postgres;
 mod redis;
 mod retained;
+mod rotate;
+mod rotation;
 mod server;
 mod sql;
 mod storage;
@@ -59,6 +67,9 @@ pub struct LocalServices {
     logs: tokio::sync::watch::Sender<BTreeMap<String, Duration>>,
     /// The apps whose spec asks for SQL backups: what the backup loop backs up.
     backups: tokio::sync::watch::Sender<BTreeMap<String, ccd_spec::SqlDatabase>>,
+    /// What each app's spec asked for when last provided: what retiring a
+    /// rotated credential provides again.
+    asked: Mutex<HashMap<String, ccd_spec::Services>>,
 }
 
 impl LocalServices {
@@ -75,6 +86,7 @@ impl LocalServices {
             applied: Mutex::default(),
             logs: tokio::sync::watch::Sender::new(BTreeMap::new()),
             backups: tokio::sync::watch::Sender::new(BTreeMap::new()),
+            asked: Mutex::default(),
         }
     }
 
@@ -151,28 +163,75 @@ impl LocalServices {
         lock(&self.applied).remove(&(kind, app.to_owned()));
     }
 
-    /// Writes the variables a service delivers to the app, each its secret.
-    fn deliver(&self, app: &str, kind: &str, values: &[(&str, String)]) -> Result<(), String> {
+    /// The file of the variable `env` of `app`'s `kind`, generation
+    /// `generation` (the secret version `N` is the file `NAME@N`; the
+    /// first generation is read as `latest`, the file `NAME`).
+    fn secret_file(&self, app: &str, kind: &str, env: &str, generation: u32) -> PathBuf {
+        let name = names::secret_of(app, kind, env);
+        match generation {
+            0 => self.secrets.join(name),
+            g => self.secrets.join(format!("{name}@{g}")),
+        }
+    }
+
+    /// Writes the variables of a service's `generation` as their secrets'
+    /// version, not yet the latest: what a rotation rolls out.
+    fn stage(
+        &self,
+        app: &str,
+        kind: &str,
+        generation: u32,
+        values: &[(&str, String)],
+    ) -> Result<(), String> {
         for (env, value) in values {
-            let file = self.secrets.join(names::secret_of(app, kind, env));
+            let file = self.secret_file(app, kind, env, generation);
             write_secret(&self.secrets, &file, value).map_err(|e| format!("{kind}: {e}"))?;
         }
         Ok(())
     }
 
-    /// Removes the secrets of a service that is gone.
-    fn undeliver(&self, app: &str, kind: &str) {
-        for env in ccd_spec::contract::of(kind) {
-            let _ = std::fs::remove_file(self.secrets.join(names::secret_of(app, kind, env)));
-        }
+    /// Writes the variables a service delivers to the app, each its
+    /// secret's version `generation` and its latest.
+    fn deliver(
+        &self,
+        app: &str,
+        kind: &str,
+        generation: u32,
+        values: &[(&str, String)],
+    ) -> Result<(), String> {
+        self.stage(app, kind, generation, values)?;
+        self.stage(app, kind, 0, values)
     }
 
+    /// Removes the secrets of a service that is gone, every version.
+    fn undeliver(&self, app: &str, kind: &str) {
+        for env in ccd_spec::contract::of(kind) {
+            let name = names::secret_of(app, kind, env);
+            let versions = format!("{name}@");
+            for entry in std::fs::read_dir(&self.secrets)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let file = entry.file_name();
+                let file = file.to_string_lossy();
+                if *file == name || file.starts_with(&versions) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        rotation::remove(&self.dir, app, kind);
+    }
+
+    /// Provides `app`'s `kind`: its status, and the generation of the
+    /// credential the app is to read.
     async fn provide(
         &self,
         app: &str,
         asked: &ccd_spec::Services,
         kind: &str,
-    ) -> Result<ServiceStatus, String> {
+    ) -> Result<(ServiceStatus, u32), String> {
+        let first = |status| (status, 0);
         match kind {
             "cache" => {
                 let ns = asked.cache.as_ref().and_then(|c| c.namespace.as_deref());
@@ -191,11 +250,11 @@ impl LocalServices {
             },
             "nosql" => {
                 let database = asked.nosql.as_ref().and_then(|n| n.database.as_deref());
-                self.nosql(app, database).await
+                self.nosql(app, database).await.map(first)
             }
             "storage" => {
                 let bucket = asked.storage.as_ref().and_then(|s| s.bucket.as_deref());
-                self.storage(app, bucket).await
+                self.storage(app, bucket).await.map(first)
             }
             _ => Err(format!("{kind} is not a service")),
         }
@@ -290,9 +349,12 @@ impl Services for LocalServices {
             if let Err(e) = retained::record(&self.dir, name, &[]) {
                 tracing::warn!(app = name, error = %e, "cannot clear the record of kept services");
             }
+            lock(&self.asked).insert(name.to_owned(), asked.clone());
             for (kind, variables) in asked.variables() {
                 match self.provide(name, asked, kind).await {
-                    Ok(status) => out.ready(name, kind, variables, status),
+                    Ok((status, generation)) => {
+                        out.ready_at(name, kind, variables, generation, status);
+                    }
                     Err(message) => out.failed(kind, message),
                 }
             }
@@ -323,6 +385,7 @@ impl Services for LocalServices {
         services: &'a [ServiceStatus],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Released> + Send + 'a>> {
         Box::pin(async move {
+            lock(&self.asked).remove(app);
             self.logs
                 .send_if_modified(|asks| asks.remove(app).is_some());
             let mut released = Released::default();
@@ -350,6 +413,22 @@ impl Services for LocalServices {
                 released.problems.push(e);
             }
             released
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        app: &'a str,
+        in_use: &'a BTreeMap<String, crate::Credential>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut retired = Vec::new();
+            for kind in ["sql", "cache"] {
+                if let Some(done) = self.retire(app, kind, in_use).await {
+                    retired.push(done);
+                }
+            }
+            retired
         })
     }
 }

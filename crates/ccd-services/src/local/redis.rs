@@ -5,11 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::LocalServices;
-use super::files::{kept_password, lock, private_dir, write_private, write_secret};
+use super::files::{kept_password, lock, private_dir, write_private};
+use super::rotation;
 use super::server::{self, Server};
 use crate::cache;
 use crate::resp::Connection;
-use crate::{ServiceStatus, names, password};
+use crate::{ServiceStatus, password};
+
+/// The cache's one variable.
+const REDIS_URL: &str = ccd_spec::contract::CACHE[0];
 
 #[derive(Debug)]
 pub(crate) struct LocalRedis {
@@ -41,15 +45,20 @@ impl LocalServices {
         .map_err(|e| format!("cache: {e}"))
     }
 
+    /// The app's cache user, its password of the current rotation (and the
+    /// one it replaced while that is still valid): its status, and the
+    /// generation of the password the app is to read.
     pub(super) async fn cache(
         &self,
         app: &str,
         namespace: Option<&str>,
-    ) -> Result<ServiceStatus, String> {
+    ) -> Result<(ServiceStatus, u32), String> {
         let grant = cache::grant(app, namespace).map_err(|e| e.to_string())?;
         self.claim(&grant)?;
+        let rotation = rotation::read(&self.dir, app, "cache")?;
+        let generation = rotation.generation;
         let redis = self.redis().await?;
-        let secret = self.secrets.join(names::cache_secret(app));
+        let secret = self.secret_file(app, "cache", REDIS_URL, generation);
         // The password the app already has, if any: a restart keeps it.
         let known = std::fs::read_to_string(&secret)
             .ok()
@@ -60,28 +69,60 @@ impl LocalServices {
                 password::generate().map_err(|e| format!("no randomness for a password: {e}"))?
             }
         };
-        let hash = password::sha256_hex(&password);
-        let done = format!("{} {hash}", grant.namespace);
+        let mut hashes = vec![password::sha256_hex(&password)];
+        hashes.extend((rotation.retiring.iter()).filter_map(|r| r.password_sha256.clone()));
+        let done = format!("{} {generation} {}", grant.namespace, hashes.join(" "));
         if !self.applied("cache", app, &done) {
             let mut admin = admin(&redis.address, &redis.admin_password).await?;
-            cache::ensure_user(&mut admin, &grant, &hash)
+            let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+            cache::ensure_user(&mut admin, &grant, &hashes)
                 .await
                 .map_err(|e| format!("cache: {e}"))?;
-            write_secret(
-                &self.secrets,
-                &secret,
-                &cache::url(&grant, &password, &redis.address),
-            )
-            .map_err(|e| format!("cache: {e}"))?;
+            let url = cache::url(&grant, &password, &redis.address);
+            self.deliver(app, "cache", generation, &[(REDIS_URL, url)])?;
             self.remember("cache", app, done);
         }
-        Ok(ServiceStatus {
+        let status = ServiceStatus {
             endpoint: Some(redis.address.clone()),
             user: Some(grant.user.clone()),
             scope: Some(format!("keys and channels {}*", grant.namespace)),
             name: Some(grant.namespace.clone()),
+            message: rotation.message(),
             ..ServiceStatus::ready("cache")
-        })
+        };
+        Ok((status, generation))
+    }
+
+    /// A new password for the app's cache user, valid beside the one of
+    /// generation `generation`: the variables with it, and the old
+    /// password's hash (what keeps it valid until retired).
+    pub(super) async fn rotate_cache(
+        &self,
+        app: &str,
+        namespace: Option<&str>,
+        generation: u32,
+    ) -> Result<(Vec<(&'static str, String)>, String), String> {
+        let grant = cache::grant(app, namespace).map_err(|e| e.to_string())?;
+        let old = std::fs::read_to_string(self.secret_file(app, "cache", REDIS_URL, generation))
+            .ok()
+            .and_then(|url| password_in(&url, &grant.user))
+            .ok_or_else(|| {
+                format!(
+                    "cache: {app} has no password yet to rotate: is its cache Ready (`ccd \
+                     services {app}`)?"
+                )
+            })?;
+        let redis = self.redis().await?;
+        let new = password::generate().map_err(|e| format!("no randomness for a password: {e}"))?;
+        let (old, new_hash) = (password::sha256_hex(&old), password::sha256_hex(&new));
+        let mut admin = admin(&redis.address, &redis.admin_password).await?;
+        cache::ensure_user(&mut admin, &grant, &[&new_hash, &old])
+            .await
+            .map_err(|e| format!("cache: {e}"))?;
+        Ok((
+            vec![(REDIS_URL, cache::url(&grant, &new, &redis.address))],
+            old,
+        ))
     }
 
     /// Holds `grant.namespace` for its app, unless it overlaps another app's.
@@ -114,7 +155,7 @@ impl LocalServices {
             .await
             .map_err(|e| format!("cache: {e}"))?;
         if delete {
-            let _ = std::fs::remove_file(self.secrets.join(names::cache_secret(app)));
+            self.undeliver(app, "cache");
         }
         self.forget_app("cache", app);
         Ok(())

@@ -70,7 +70,7 @@ impl LocalServices {
                 ("STORAGE_PREFIX", prefix.clone()),
                 ("STORAGE_EMULATOR_HOST", host),
             ];
-            self.deliver(app, "storage", &values)?;
+            self.deliver(app, "storage", 0, &values)?;
             self.remember("storage", app, done);
         }
         Ok(ServiceStatus {

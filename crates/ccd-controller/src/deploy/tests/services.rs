@@ -119,7 +119,11 @@ async fn a_rotation_rolls_the_app_out_and_retires_the_old_credential_only_after(
     .await;
     assert!(h.event("CredentialRetired").is_some());
     let retired = services.retired.lock().unwrap().clone();
-    assert_eq!(retired, [(0, vec![rotated])], "retired once, when only the new template ran");
+    assert_eq!(
+        retired,
+        [(0, vec![rotated])],
+        "retired once, when only the new template ran"
+    );
     assert_eq!(
         super::versions(&h, &h.cloud.group_names()[0]),
         ["1", "1", "1"]
