@@ -8,7 +8,10 @@
 //! nothing else moves. A backup is checked by a restore. Deleting an app
 //! keeps its data by default (api's cache), removes it with `onDelete:
 //! delete` (api's files) and backs it up first with `snapshot` (api's
-//! database); `ccd services prune` removes what was kept.
+//! database); `ccd services prune` removes what was kept. Rotating an app's
+//! SQL and cache passwords under load fails no request: the app, which uses
+//! both on every request, rolls out with the new ones, and only then do the
+//! old ones stop working.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -553,4 +556,127 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
             );
         }
     }
+}
+
+/// The app's `PG*` variables of its latest secrets.
+fn pg_login(data: &Path, app: &str) -> Vec<(&'static str, String)> {
+    ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"]
+        .into_iter()
+        .map(|var| (var, secret(data, app, "sql", var)))
+        .collect()
+}
+
+fn psql_as(login: &[(&str, String)], sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-qAt", "-c", sql])
+        .envs(login.iter().map(|(k, v)| (*k, v.trim())))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn ccd_services(data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(ccd_e2e::binary("ccd"))
+        .arg("services")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_passwords_under_load_fails_no_request() {
+    servers_installed();
+    let data = temp_dir("services-rotate");
+    std::fs::create_dir_all(data.join("specs")).unwrap();
+    let spec = "apiVersion: ccd/v1
+kind: App
+metadata: {name: pay}
+spec:
+  image: example/pay:1
+  version: \"1\"
+  run: {command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}
+  port: 8080
+  replicas: {min: 2, max: 2}
+  rollout: {maxSurge: 1, maxUnavailable: 0, drainTime: 2s}
+  health: {http: {path: /healthz}, interval: 1s, timeout: 1s, unhealthyThreshold: 2}
+  expose: {internal: {port: 8125, allowFrom: [10.0.0.0/8]}}
+  services: {cache: {}, sql: {engine: postgres}}
+";
+    std::fs::write(data.join("specs/pay.yaml"), spec).unwrap();
+    let mut up = Up::start(&data, &[]).await.unwrap();
+    let url = up.ready("pay").await.unwrap();
+    let first = status(&data, "pay").unwrap().revision.unwrap().template;
+    let old_redis = url_of(&data, "pay");
+    let old_pg = pg_login(&data, "pay");
+    let answer: serde_json::Value = reqwest::get(format!("{url}/services"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["sql"], "ccd-pay", "{answer}");
+    assert!(answer["cache"].as_i64().is_some(), "{answer}");
+
+    let load = ccd_e2e::load::Load::start(&format!("{url}/services"), 4, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for service in ["sql", "cache"] {
+        let out = ccd_services(&data, &["rotate", "pay", service]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("password 1 rolls out"), "{said}");
+    }
+    let again = ccd_services(&data, &["rotate", "pay", "sql"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("under way"));
+
+    // Rolled out, and only then retired: both services say so no more.
+    let done = eventually("the rotation to end", Duration::from_secs(180), || async {
+        let s = status(&data, "pay")?;
+        let rotated = s.revision.as_ref()?.template != first;
+        let quiet = s.services.iter().all(|s| s.message.is_empty());
+        (s.phase == Phase::Ready && rotated && quiet).then_some(s)
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = load.stop().await;
+    assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.failures);
+    assert!(stats.sent > 100, "{stats:?}");
+
+    let sql = done.services.iter().find(|s| s.kind == "sql").unwrap();
+    assert_eq!(sql.user.as_deref(), Some("ccd-pay_alt"));
+    let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, "pay").await;
+    assert_eq!(events.matches("CredentialRetired").count(), 2, "{events}");
+    // The old passwords log in no more; the new ones do, as the app's owner.
+    let refused = psql_as(&old_pg, "SELECT 1").unwrap_err();
+    assert!(refused.contains("pay"), "{refused}");
+    assert_eq!(
+        psql_as(&pg_login(&data, "pay"), "SELECT current_user"),
+        Ok("ccd-pay".to_owned())
+    );
+    let address = old_redis
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut c = Connection::connect(&address).await.unwrap();
+    assert!(c.auth("ccd-pay", &password_of(&old_redis)).await.is_err());
+    let new_redis = url_of(&data, "pay");
+    assert_ne!(new_redis, old_redis);
+    c.auth("ccd-pay", &password_of(&new_redis)).await.unwrap();
+    up.stop();
+    let _ = std::fs::remove_dir_all(&data);
 }

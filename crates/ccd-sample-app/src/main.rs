@@ -5,6 +5,7 @@
 mod config;
 mod duration;
 mod server;
+mod services;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

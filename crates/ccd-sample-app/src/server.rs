@@ -65,6 +65,7 @@ pub fn router(identity: Identity, behaviour: Behaviour) -> Router {
         .route("/healthz", get(healthz))
         .route("/burn", get(burn))
         .route("/slow", get(slow))
+        .route("/services", get(services))
         .route("/admin/health", post(set_health))
         .route("/admin/errors", post(set_errors))
         .route("/admin/crash", post(crash))
@@ -112,6 +113,27 @@ async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static st
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "failing")
     }
+}
+
+/// Uses the app's cache and SQL database with the credentials it received
+/// (`crate::services`): 200 with what each answered, 502 naming the first
+/// that failed.
+async fn services(State(state): State<Arc<AppState>>) -> Response {
+    let Identity { app, version, .. } = &state.identity;
+    let mut answer = json!({ "app": app, "version": version });
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        match crate::services::cache(&url, app).await {
+            Ok(count) => answer["cache"] = json!(count),
+            Err(e) => return (StatusCode::BAD_GATEWAY, e).into_response(),
+        }
+    }
+    if std::env::var_os("PGHOST").is_some() {
+        match crate::services::sql().await {
+            Ok(user) => answer["sql"] = json!(user),
+            Err(e) => return (StatusCode::BAD_GATEWAY, e).into_response(),
+        }
+    }
+    Json(answer).into_response()
 }
 
 /// Whether `name` is set here and the SHA-256 of its value: enough for a

@@ -85,7 +85,7 @@ fn literal(text: &str) -> String {
 /// until every instance runs with the new one. (`_` is in no app's name, so
 /// no app's role is another's second.)
 pub fn login_role(grant: &SqlGrant, generation: u32) -> String {
-    if generation % 2 == 0 {
+    if generation.is_multiple_of(2) {
         grant.role.clone()
     } else {
         alternate(&grant.role)

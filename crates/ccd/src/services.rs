@@ -37,6 +37,15 @@ enum Sub {
         #[command(flatten)]
         target: Target,
     },
+    /// A new password for APP's SERVICE (sql or cache), valid beside the old one; ccd up rolls APP
+    /// out with it and then retires the old one.
+    Rotate {
+        app: String,
+        /// sql or cache.
+        service: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// What deleting apps kept (onDelete: retain); with --yes, removes APP's data and accounts.
     Prune {
         /// The deleted app whose kept services go.
@@ -56,6 +65,11 @@ pub fn run(args: Args) -> ExitCode {
             Some(Sub::Env { app, target }) => env(&app, &target).await,
             Some(Sub::Prune { app, yes, target }) => prune(app.as_deref(), yes, &target).await,
             Some(Sub::Backup { app, target }) => backup(&app, &target).await,
+            Some(Sub::Rotate {
+                app,
+                service,
+                target,
+            }) => rotate(&app, &service, &target).await,
             None => list(args.app.as_deref(), &args.target).await,
         }
     });
@@ -198,13 +212,7 @@ async fn backup(app: &str, target: &Target) -> anyhow::Result<()> {
             "ccd services backup works on ccd up's data folder (--data DIR); with --config it is not built yet"
         );
     };
-    let spec = target
-        .store()?
-        .get_spec(app)
-        .await?
-        .with_context(|| format!("{app} has no spec in {}", target.describe()))?;
-    let parsed = ccd_spec::parse_file(app, &spec.path, &spec.bytes)
-        .map_err(|e| anyhow::anyhow!("{} is not valid: {}", spec.path, e.join("; ")))?;
+    let parsed = spec(app, target).await?;
     let Some(sql) = parsed.spec.services.sql else {
         bail!("{app}'s spec asks for no sql database (services.sql): nothing to back up");
     };
@@ -224,5 +232,34 @@ async fn backup(app: &str, target: &Target) -> anyhow::Result<()> {
         "backed up {app}: {file} ({} tables, {} rows, restored and checked)",
         report.tables, report.rows
     );
+    Ok(())
+}
+
+/// APP's spec as the store holds it, parsed.
+async fn spec(app: &str, target: &Target) -> anyhow::Result<ccd_spec::App> {
+    let spec = target
+        .store()?
+        .get_spec(app)
+        .await?
+        .with_context(|| format!("{app} has no spec in {}", target.describe()))?;
+    ccd_spec::parse_file(app, &spec.path, &spec.bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not valid: {}", spec.path, e.join("; ")))
+}
+
+async fn rotate(app: &str, service: &str, target: &Target) -> anyhow::Result<()> {
+    check_app_name(app)?;
+    let (Some(data), Some(secrets)) = (target.local_data(), target.local_secrets()) else {
+        bail!(
+            "ccd services rotate works on ccd up's data folder (--data DIR); with --config it is not built yet"
+        );
+    };
+    let parsed = spec(app, target).await?;
+    let services = ccd_services::LocalServices::new(&data, &secrets);
+    let said = services
+        .rotate(&parsed, service)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("{app}'s {service}: {said}");
+    println!("ccd up rolls {app} out with it; `ccd services {app}` shows when the rotation ends");
     Ok(())
 }

@@ -141,6 +141,14 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let controller =
         ccd_runtime::Controller::new(SpecSource::new(store.clone()), reconciler, config);
     let stop = CancellationToken::new();
+    // `ccd services rotate` runs in another process: the app it rotated
+    // gets a pass now rather than at its next resync.
+    let trigger = controller.trigger();
+    tokio::spawn(services.clone().watch_rotations(
+        move |app| trigger.push(app),
+        Duration::from_secs(1),
+        stop.clone(),
+    ));
     // SQL backups for the apps whose spec asks (`services.sql.backup`).
     tokio::spawn(services.clone().run_backups(stop.clone()));
     // Log shipping for the apps whose spec asks (`services.logs`): what their
