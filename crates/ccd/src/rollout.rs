@@ -9,8 +9,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use ccd_controller::control::Control;
-use ccd_controller::record::{Rollout, RolloutState};
+use ccd_controller::control::{Ask, state_word};
+use ccd_controller::record::Rollout;
 use ccd_controller::status::Status;
 use ccd_store::SpecStore;
 
@@ -59,10 +59,10 @@ pub fn run(args: Args) -> ExitCode {
                 target,
                 output,
             } => status(&app, &target, output).await,
-            RolloutAction::Pause(o) => control(&o, |c| c.paused = true, "pause").await,
-            RolloutAction::Resume(o) => control(&o, |c| c.paused = false, "resume").await,
-            RolloutAction::Promote(o) => control(&o, |c| c.promote = true, "promote").await,
-            RolloutAction::Abort(o) => control(&o, |c| c.abort = true, "abort").await,
+            RolloutAction::Pause(o) => control(&o, Ask::Pause).await,
+            RolloutAction::Resume(o) => control(&o, Ask::Resume).await,
+            RolloutAction::Promote(o) => control(&o, Ask::Promote).await,
+            RolloutAction::Abort(o) => control(&o, Ask::Abort).await,
         }
     });
     match result {
@@ -93,68 +93,24 @@ async fn read_status(store: &impl SpecStore, app: &str, target: &Target) -> anyh
     })
 }
 
-async fn control(op: &Operator, change: impl Fn(&mut Control), verb: &str) -> anyhow::Result<()> {
+async fn control(op: &Operator, ask: Ask) -> anyhow::Result<()> {
     let store = op.target.store()?;
     let status = read_status(&store, &op.app, &op.target).await?;
-    let Some(rollout) = status.rollout.as_ref().filter(|r| r.state.is_open()) else {
-        bail!(
-            "{} has no rollout under way (the last one {}); `ccd rollout {verb}` acts on a rollout in progress",
-            op.app,
-            status
-                .rollout
-                .as_ref()
-                .map_or("never happened".to_owned(), |r| format!(
-                    "{} for version {}",
-                    state_word(r.state),
-                    r.to.version
-                ))
-        );
-    };
-    if verb == "abort" && rollout.from.is_none() {
-        bail!(
-            "the rollout of version {} is the app's first deploy: there is no earlier version to roll back to",
-            rollout.to.version
-        );
+    let by = std::env::var("USER").ok();
+    let asked = ccd_controller::control::ask(&store, &op.app, &status, ask, by).await?;
+    if let Some(note) = &asked.note {
+        println!("{note}");
     }
-    if verb == "resume" && rollout.state != RolloutState::Paused {
-        println!(
-            "the rollout of version {} is not paused",
-            rollout.to.version
-        );
-    }
-    let existing = store
-        .read_control(&op.app)
-        .await?
-        .and_then(|b| Control::parse(&b))
-        .filter(|c| c.rollout == rollout.id);
-    let mut c = existing.unwrap_or_else(|| Control {
-        rollout: rollout.id.clone(),
-        ..Control::default()
-    });
-    change(&mut c);
-    c.changed = Some(ccd_controller::record::Timestamp::new(ccd_clock::wall()));
-    c.by = std::env::var("USER").ok().filter(|u| !u.is_empty());
-    store
-        .write_control(&op.app, c.to_yaml(&op.app).as_bytes())
-        .await
-        .with_context(|| format!("cannot write controls/{}.yaml", op.app))?;
     println!(
-        "{verb} asked for the rollout of {} version {} ({}); the controller acts on its next pass: \
+        "{} asked for the rollout of {} version {} ({}); the controller acts on its next pass: \
          `ccd rollout status {}` shows it",
-        op.app, rollout.to.version, rollout.id, op.app
+        ask.verb(),
+        op.app,
+        asked.version,
+        asked.rollout,
+        op.app
     );
     Ok(())
-}
-
-fn state_word(s: RolloutState) -> &'static str {
-    match s {
-        RolloutState::Progressing => "is progressing",
-        RolloutState::Paused => "is paused",
-        RolloutState::Succeeded => "succeeded",
-        RolloutState::Failed => "failed and was rolled back",
-        RolloutState::Aborted => "was aborted and rolled back",
-        RolloutState::Superseded => "was superseded",
-    }
 }
 
 async fn status(app: &str, target: &Target, output: Output) -> anyhow::Result<()> {
