@@ -1,5 +1,5 @@
 //! `ccd up` as a child process, as the end-to-end tests drive it: started on
-//! a data folder, read for its `compute api:` and `ready:` lines.
+//! a data folder, read for its `compute api:`, `api:` and `ready:` lines.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -22,6 +22,9 @@ pub struct Up {
     pub token: String,
     /// The controller's `/metrics` URL.
     pub metrics: String,
+    /// The REST API's root (`api: URL`), and the admin token `ccd up` wrote.
+    pub api: String,
+    pub api_token: String,
 }
 
 impl Up {
@@ -67,12 +70,26 @@ impl Up {
                 break url.to_owned();
             }
         };
+        let api = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(url) = line.strip_prefix("api: ") {
+                break url.to_owned();
+            }
+        };
+        let api_token = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(file) = line.strip_prefix("api token: ") {
+                break crate::token_from_line(file)?;
+            }
+        };
         Ok(Up {
             child,
             lines,
             compute,
             token,
             metrics,
+            api,
+            api_token,
         })
     }
 

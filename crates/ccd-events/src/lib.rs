@@ -503,6 +503,59 @@ impl EventLog {
     }
 }
 
+impl EventLog {
+    /// Up to `limit` events after `seq` (of `app`, or of all apps), oldest
+    /// first: what a follower that has seen `seq` has not. A folded event
+    /// comes again, under its new `seq`.
+    pub fn after(
+        &self,
+        app: Option<&str>,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, EventsError> {
+        let txn = match &self.inner.db {
+            Db::Writer(db) => db.begin_read(),
+            Db::Reader(db) => db.begin_read(),
+        }
+        .map_err(storage)?;
+        let events = match txn.open_table(EVENTS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        let Some(from) = seq.checked_add(1) else {
+            return Ok(out);
+        };
+        match app {
+            None => {
+                for entry in events.range(from..).map_err(storage)?.take(limit) {
+                    let (_, bytes) = entry.map_err(storage)?;
+                    out.push(serde_json::from_slice(bytes.value())?);
+                }
+            }
+            Some(app) => {
+                let by_app = match txn.open_table(BY_APP) {
+                    Ok(t) => t,
+                    Err(TableError::TableDoesNotExist(_)) => return Ok(out),
+                    Err(e) => return Err(storage(e)),
+                };
+                let seqs = by_app
+                    .range((app, from)..=(app, u64::MAX))
+                    .map_err(storage)?
+                    .take(limit);
+                for entry in seqs {
+                    let (key, _) = entry.map_err(storage)?;
+                    if let Some(bytes) = events.get(key.value().1).map_err(storage)? {
+                        out.push(serde_json::from_slice(bytes.value())?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Newest first.
 fn list_in(
     txn: &ReadTransaction,

@@ -454,3 +454,28 @@ fn the_log_file_is_readable_by_its_owner_only() {
     assert_eq!(mode(&fresh), 0o600);
     assert_eq!(log.list(Some("hello"), 10).unwrap().len(), 1);
 }
+
+#[test]
+fn after_gives_what_a_follower_has_not_seen_oldest_first() {
+    let log = log_with(Duration::from_secs(600), 100);
+    for (i, app) in ["web", "api", "web", "web"].iter().enumerate() {
+        let at = T0 + i as u64;
+        log.record_at(at, app, Kind::Normal, "Step", &format!("m{i}"), None)
+            .unwrap();
+    }
+    assert_eq!(
+        messages(&log.after(None, 0, 10).unwrap()),
+        ["m0", "m1", "m2", "m3"]
+    );
+    assert_eq!(messages(&log.after(None, 2, 10).unwrap()), ["m2", "m3"]);
+    assert_eq!(messages(&log.after(Some("web"), 1, 1).unwrap()), ["m2"]);
+    assert!(log.after(Some("api"), 2, 10).unwrap().is_empty());
+    assert!(log.after(None, u64::MAX, 10).unwrap().is_empty());
+    // A repeat folds into its event, which comes again under a new seq.
+    let folded = log
+        .record_at(T0 + 9, "web", Kind::Normal, "Step", "m0", None)
+        .unwrap();
+    assert_eq!(folded.count, 2);
+    let seen = log.after(None, 4, 10).unwrap();
+    assert_eq!((messages(&seen), seen[0].seq), (vec!["m0"], folded.seq));
+}

@@ -18,7 +18,7 @@ mod yaml;
 
 pub use decode::MAX_PROBLEMS;
 pub use model::*;
-pub use names::MAX_APP_NAME;
+pub use names::{MAX_APP_NAME, app_name};
 pub use problem::{Location, Problem, Problems};
 pub use schema::app_schema_json;
 pub use values::{Cidr, Duration, FixedOrPercent};

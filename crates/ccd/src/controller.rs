@@ -412,7 +412,7 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
     let events = Arc::new(Events {
-        log,
+        feed: ccd_api::EventFeed::new(log),
         print_ready: false,
     });
     let endpoints: ccd_controller::Endpoints = Arc::new(|spec, state| {

@@ -1,12 +1,13 @@
 //! Where the controller's events go, in both `ccd up` and `ccd controller`:
 //! the event log (`ccd events`) and the log; under `ccd up` readiness also
 //! goes to stdout as `ready: APP URL`, the line users and scripts wait for.
+//! Each event recorded is also published to the API's event streams.
 
 use ccd_controller::EventSink;
 
 #[derive(Debug)]
 pub struct Events {
-    pub log: ccd_events::EventLog,
+    pub feed: ccd_api::EventFeed,
     pub print_ready: bool,
 }
 
@@ -24,8 +25,9 @@ impl EventSink for Events {
         } else {
             ccd_events::Kind::Normal
         };
-        if let Err(e) = self.log.record(app, kind, reason, message, revision) {
-            tracing::warn!(error = %e, "cannot record an event");
+        match self.feed.log().record(app, kind, reason, message, revision) {
+            Ok(event) => self.feed.publish(event),
+            Err(e) => tracing::warn!(error = %e, "cannot record an event"),
         }
         if warning {
             tracing::warn!(app, reason, revision, "{message}");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod api;
 mod controller;
 mod doctor;
 mod events;
@@ -22,6 +23,7 @@ mod rollout;
 mod services;
 mod sync;
 mod target;
+mod token;
 mod up;
 mod validate;
 
@@ -71,6 +73,8 @@ enum Command {
     Services(services::Args),
     /// What an app's instances wrote (its spec's services.logs), also after they are gone.
     Logs(logs::Args),
+    /// Tokens for the REST API: `create --scope read|deploy|admin [--apps PREFIX]`.
+    Token(token::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,5 +100,6 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(args),
         Command::Services(args) => services::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

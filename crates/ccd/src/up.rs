@@ -42,6 +42,10 @@ pub struct Args {
     /// How long a spec must stay gone before its app is removed.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     deletion_grace: Duration,
+    /// Where the REST API is served (loopback by default; its admin token
+    /// is written to DIR/api-token).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    api_listen: SocketAddr,
 }
 
 /// The local cloud runs on this machine and has no quota to protect.
@@ -114,9 +118,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .into_iter()
         .collect();
-    let events: Arc<Events> = Arc::new(Events {
-        log: ccd_events::EventLog::open(args.data.join("events.redb"))
+    let feed = ccd_api::EventFeed::new(
+        ccd_events::EventLog::open(args.data.join("events.redb"))
             .context("cannot open the event log")?,
+    );
+    let events: Arc<Events> = Arc::new(Events {
+        feed: feed.clone(),
         print_ready: true,
     });
     let services = Arc::new(ccd_services::LocalServices::new(
@@ -126,9 +133,11 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let reconciler = DeployReconciler::new(
         cloud.clone(),
         store.clone(),
-        Some(LocalTarget { search }),
+        Some(LocalTarget {
+            search: search.clone(),
+        }),
         events.clone(),
-        endpoints,
+        endpoints.clone(),
     )
     .with_probes(Arc::new(ccd_controller::probes::HttpProbes::default()))
     // The local cloud has no quota and its instances start in milliseconds.
@@ -184,15 +193,34 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let metrics = crate::metrics::serve(
         args.metrics_listen,
         metrics,
-        cloud,
+        cloud.clone(),
         Some(drops),
         crate::metrics::Election::alone(),
         None,
     )
     .await?;
+    let (api, _admin) = crate::api::local_state(&args.data, feed)?;
+    let planner = crate::api::CloudPlanner {
+        cloud: cloud.clone(),
+        local: Some(LocalTarget {
+            search: search.clone(),
+        }),
+        endpoints: endpoints.clone(),
+    };
+    let api = crate::api::serve(
+        args.api_listen,
+        api.with_planner(Arc::new(planner)),
+        stop.clone(),
+    )
+    .await?;
     #[allow(clippy::print_stdout)] // the command's own output
     {
         println!("metrics: http://{metrics}/metrics");
+        println!("api: http://{api}");
+        println!(
+            "api token: {}",
+            crate::api::admin_token_file(&args.data).display()
+        );
     }
     tracing::info!(specs = %args.data.join("specs").display(), "controller running; drop spec files there");
     let signalled = stop.clone();

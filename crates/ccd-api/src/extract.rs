@@ -1,0 +1,102 @@
+//! What handlers take from a request, each refusal an [`ApiError`] in JSON:
+//! the caller behind the bearer token, the app named in the path, and the
+//! query string.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::tokens::{Caller, Scope};
+
+/// The caller, from `Authorization: Bearer TOKEN`; no token or an unknown
+/// one is 401.
+pub struct Authorized(pub Caller);
+
+impl FromRequestParts<Arc<ApiState>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no token: send Authorization: Bearer TOKEN (ccd up writes one to DATA/api-token; \
+                 `ccd token create` makes more)",
+            ));
+        };
+        state
+            .tokens
+            .caller(token.trim())
+            .map(Authorized)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the token is not one of this API's: `ccd token create` makes one",
+                )
+            })
+    }
+}
+
+impl Authorized {
+    /// The caller may act at `scope` on `app` (every app: `None`), or 403.
+    pub fn may(&self, scope: Scope, app: Option<&str>) -> Result<(), ApiError> {
+        let c = &self.0;
+        if c.scope < scope {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token {} has scope {}; this needs {}",
+                    c.id,
+                    c.scope.as_str(),
+                    scope.as_str()
+                ),
+            ));
+        }
+        if let Some(app) = app
+            && !c.reaches(app)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token {} is limited to apps starting with {}",
+                    c.id,
+                    c.apps.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An app's name from the path, checked as spec file names are: 400 for one
+/// no app can have.
+pub fn app_name(name: &str) -> Result<&str, ApiError> {
+    ccd_spec::app_name(name)
+        .map(|()| name)
+        .map_err(|e| ApiError::bad_request(format!("app name {e}")))
+}
+
+/// The query string, decoded into `T`; 400 naming the parameter otherwise.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(Query)
+            .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+    }
+}

@@ -1,0 +1,208 @@
+//! The REST API of `ccd up`, driven as a script or the dashboard would:
+//! an app applied through it runs; its plan for a new version names the
+//! rollout; a broken spec is refused with every located problem while the
+//! running version keeps serving; the event stream sees the new version's
+//! rollout as it happens; scopes are enforced (401, 403); deleting the app
+//! through the API removes it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use ccd_e2e::up::Up;
+use ccd_e2e::{eventually, temp_dir};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn spec(version: &str) -> String {
+    format!(
+        "apiVersion: ccd/v1
+kind: App
+metadata: {{name: shop}}
+spec:
+  image: example/shop:{version}
+  version: \"{version}\"
+  run: {{command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}}
+  port: 8080
+  replicas: {{min: 2, max: 2}}
+  health: {{http: {{path: /healthz}}, interval: 1s, timeout: 1s, unhealthyThreshold: 2}}
+  rollout: {{maxSurge: 1, maxUnavailable: 0, drainTime: 1s}}
+  expose: {{internal: {{port: 8141, allowFrom: [10.0.0.0/8]}}}}
+"
+    )
+}
+
+struct Client {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.api));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/yaml").body(b);
+        }
+        let response = req.send().await.unwrap();
+        let code = response.status();
+        (code, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<String>) -> (StatusCode, Value) {
+        self.send(method, path, Some(&self.token.clone()), body)
+            .await
+    }
+
+    async fn app(&self) -> Value {
+        self.call("GET", "/v1/apps/shop", None).await.1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_is_applied_planned_refused_watched_and_deleted_through_the_api() {
+    let data = temp_dir("api");
+    std::fs::create_dir_all(data.join("specs")).unwrap();
+    let mut up = Up::start(&data, &["--deletion-grace", "1s"]).await.unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        api: up.api.clone(),
+        token: up.api_token.clone(),
+    };
+
+    // Scopes: none is 401, read may not apply, a token for other apps sees none.
+    let (code, _) = c.send("GET", "/v1/apps", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let ccd = ccd_e2e::binary("ccd");
+    let token = |scope: &str, apps: &[&str]| {
+        let mut cmd = std::process::Command::new(&ccd);
+        cmd.args(["token", "create", "--scope", scope, "--data"])
+            .arg(&data);
+        for a in apps {
+            cmd.args(["--apps", a]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let reader = token("read", &[]);
+    let (code, body) = c
+        .send("PUT", "/v1/apps/shop", Some(&reader), Some(spec("1")))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+
+    let (code, body) = c.call("PUT", "/v1/apps/shop", Some(spec("1"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let ready = eventually("shop Ready", Duration::from_secs(120), || async {
+        let app = c.app().await;
+        (app["status"]["phase"] == "Ready").then_some(app)
+    })
+    .await
+    .unwrap();
+    let endpoint = ready["status"]["endpoints"][0].as_str().unwrap().to_owned();
+    let served = |v: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            let answer: Value = reqwest::get(&endpoint).await.ok()?.json().await.ok()?;
+            (answer["version"] == v).then_some(())
+        }
+    };
+    served("1").await.expect("version 1 serves");
+    let others = token("read", &["api"]);
+    let (_, page) = c.send("GET", "/v1/apps", Some(&others), None).await;
+    assert_eq!(page["apps"], Value::Array(vec![]), "{page}");
+    let (_, page) = c.call("GET", "/v1/apps?phase=Ready", None).await;
+    assert_eq!(page["apps"][0]["name"], "shop", "{page}");
+    assert_eq!(page["apps"][0]["instances"]["healthy"], 2, "{page}");
+
+    // The plan of version 2: a rolling rollout from 1, nothing applied.
+    let (code, plan) = c.call("POST", "/v1/apps/shop/plan", Some(spec("2"))).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    assert_eq!(plan["rollout"]["to"]["version"], "2", "{plan}");
+    assert_eq!(plan["rollout"]["from"]["version"], "1", "{plan}");
+
+    // A broken spec: 422 with located problems; version 1 keeps serving.
+    let broken = spec("2").replace("port: 8080", "port: 0");
+    let (code, body) = c.call("PUT", "/v1/apps/shop", Some(broken)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.starts_with("specs/shop.yaml:") && problem.contains("spec.port"),
+        "{problem}"
+    );
+    assert_eq!(c.app().await["spec"]["spec"]["version"], "1");
+
+    // The event stream sees version 2 roll out, as it happens.
+    let mut stream = c
+        .http
+        .get(format!("{}/v1/events/stream?app=shop", c.api))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let version = c.app().await["specVersion"].as_str().unwrap().to_owned();
+    let (code, body) = c
+        .send("PUT", "/v1/apps/shop", Some(&c.token), Some(spec("2")))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, _) = {
+        // The same version again, over what it replaced: a lost update.
+        let stale = c
+            .http
+            .put(format!("{}/v1/apps/shop", c.api))
+            .bearer_auth(&c.token)
+            .header("if-match", format!("\"{version}\""))
+            .body(spec("3"))
+            .send()
+            .await
+            .unwrap();
+        (stale.status(), ())
+    };
+    assert_eq!(code, StatusCode::PRECONDITION_FAILED);
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !seen.contains("\"reason\":\"RolloutSucceeded\"") || !seen.contains("version 2") {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no rollout of version 2 on the stream:\n{seen}"));
+    assert!(seen.contains("\"reason\":\"RolloutStarted\""), "{seen}");
+    served("2").await.expect("version 2 serves");
+    let (_, history) = c.call("GET", "/v1/apps/shop/rollouts", None).await;
+    assert_eq!(history["rollout"]["to"]["version"], "2", "{history}");
+    let (code, _) = c.call("POST", "/v1/apps/shop/rollout/pause", None).await;
+    assert_eq!(code, StatusCode::CONFLICT, "no rollout under way");
+
+    // Deleted through the API: the app goes.
+    let (code, _) = c.call("DELETE", "/v1/apps/shop", None).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    eventually("shop removed", Duration::from_secs(60), || async {
+        let (code, _) = c.call("GET", "/v1/apps/shop", None).await;
+        (code == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await
+    .unwrap();
+    up.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
