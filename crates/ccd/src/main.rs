@@ -9,6 +9,7 @@ mod agent;
 mod controller;
 mod doctor;
 mod events;
+mod gcp_services;
 mod guest;
 mod localcloud;
 mod logging;
