@@ -50,7 +50,7 @@ impl From<ccd_services::ServiceError> for GcpServiceError {
 impl GcpServiceError {
     /// The error of a call on `resource` that needs `permission`.
     pub(crate) fn api(resource: &str, permission: &'static str, e: ApiError) -> Self {
-        let status = e.http_status_code();
+        let status = http_status(&e);
         let message = e
             .status()
             .map_or_else(|| e.to_string(), |s| s.message.clone());
@@ -79,13 +79,29 @@ impl GcpServiceError {
     }
 }
 
+/// The HTTP status of a failed call: the answer's, or for a gRPC call
+/// (Cloud Storage's control client) the one its code maps to.
+pub(crate) fn http_status(e: &ApiError) -> Option<u16> {
+    use google_cloud_gax::error::rpc::Code;
+    e.http_status_code().or_else(|| {
+        e.status().and_then(|s| match s.code {
+            Code::NotFound => Some(404),
+            Code::PermissionDenied => Some(403),
+            Code::AlreadyExists | Code::Aborted => Some(409),
+            Code::FailedPrecondition => Some(412),
+            Code::InvalidArgument => Some(400),
+            _ => None,
+        })
+    })
+}
+
 /// Whether the call failed because the resource does not exist.
 pub(crate) fn not_found(e: &ApiError) -> bool {
-    e.http_status_code() == Some(404)
+    http_status(e) == Some(404)
 }
 
 /// Whether the call failed because the resource exists already, or (IAM) the
 /// policy changed since it was read.
 pub(crate) fn conflict(e: &ApiError) -> bool {
-    e.http_status_code() == Some(409)
+    http_status(e) == Some(409)
 }

@@ -1,18 +1,25 @@
 //! App services on Google Cloud: the requests that give each app its Cloud
-//! SQL database and IAM database user ([`sql`]), its Firestore database and
-//! a grant limited to it ([`firestore`], [`iam`]), and its log sink and log
-//! reading ([`logging`]), through Google's official Rust SDKs (REST/JSON).
+//! SQL database and IAM database user ([`sql`], the ownership SQL run by
+//! [`sql_exec`]), its Firestore database and a grant limited to it
+//! ([`firestore`], [`iam`]), a managed folder of a bucket that only its
+//! account reaches ([`storage`]), its log sink and log reading
+//! ([`logging`]), and its credentials as Secret Manager secrets
+//! ([`secrets`]), through Google's official Rust SDKs.
 //!
 //! [`GcpServices`] builds one SDK client per API once and offers a method per
-//! step; the deploy reconciler's wiring (the `ccd_services::Services` port)
-//! and running the SQL these steps return are not here. Every method takes
-//! the app's service account by email: ccd-cloud's identity keeps it.
+//! step; `port.rs` puts them behind the deploy reconciler's port
+//! ([`ccd_services::Services`]). Every step takes the app's service account
+//! by email, as ccd-cloud's identity derives it.
 
 mod error;
 pub mod firestore;
 pub mod iam;
 pub mod logging;
+mod port;
+pub mod secrets;
 pub mod sql;
+pub mod sql_exec;
+pub mod storage;
 
 use std::time::Duration;
 
@@ -39,6 +46,12 @@ pub struct GcpConfig {
     pub firestore_location: Option<String>,
     /// `services.logs.bucket`: the bucket the apps' log sinks write to.
     pub logs_bucket: Option<String>,
+    /// `services.storage.bucket`: the bucket of the apps' managed folders
+    /// when their spec names none.
+    pub storage_bucket: Option<String>,
+    /// A Storage control client already made (tests: one over a stub, as
+    /// that client speaks gRPC); made from the options above when unset.
+    pub storage_control: Option<google_cloud_storage::client::StorageControl>,
     /// Another endpoint for every API (tests); Google's own when unset.
     pub endpoint: Option<String>,
     /// Application Default Credentials when unset.
@@ -59,6 +72,8 @@ impl GcpConfig {
             sql_instance: None,
             firestore_location: None,
             logs_bucket: None,
+            storage_bucket: None,
+            storage_control: None,
             endpoint: None,
             credentials: None,
             poll_interval: Duration::from_secs(2),
@@ -78,6 +93,8 @@ struct Clients {
     projects: google_cloud_resourcemanager_v3::client::Projects,
     sinks: google_cloud_logging_v2::client::ConfigServiceV2,
     entries: google_cloud_logging_v2::client::LoggingServiceV2,
+    secrets: google_cloud_secretmanager_v1::client::SecretManagerService,
+    storage: google_cloud_storage::client::StorageControl,
 }
 
 /// App services on Google Cloud; see the crate's documentation.
@@ -85,6 +102,9 @@ struct Clients {
 pub struct GcpServices {
     config: GcpConfig,
     c: Clients,
+    /// What was applied in this process, per (kind, app): a fingerprint, so
+    /// a step that needs doing once (the SQL) is not done every pass.
+    applied: std::sync::Mutex<std::collections::HashMap<(&'static str, String), String>>,
 }
 
 // The same options on every client: credentials shared (one token source),
@@ -154,8 +174,21 @@ impl GcpServices {
                 config,
                 creds
             ),
+            secrets: client!(
+                google_cloud_secretmanager_v1::client::SecretManagerService,
+                config,
+                creds
+            ),
+            storage: match &config.storage_control {
+                Some(made) => made.clone(),
+                None => storage_control(&config, &creds).await?,
+            },
         };
-        Ok(GcpServices { config, c })
+        Ok(GcpServices {
+            config,
+            c,
+            applied: std::sync::Mutex::default(),
+        })
     }
 
     pub fn config(&self) -> &GcpConfig {
@@ -165,4 +198,43 @@ impl GcpServices {
     fn project(&self) -> &str {
         &self.config.project
     }
+
+    fn applied_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(&'static str, String), String>> {
+        // A panic elsewhere cannot leave the map half-written: use it as is.
+        self.applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn applied(&self, kind: &'static str, app: &str, done: &str) -> bool {
+        self.applied_map()
+            .get(&(kind, app.to_owned()))
+            .is_some_and(|d| d == done)
+    }
+
+    fn remember(&self, kind: &'static str, app: &str, done: String) {
+        self.applied_map().insert((kind, app.to_owned()), done);
+    }
+
+    fn forget(&self, kind: &'static str, app: &str) {
+        self.applied_map().remove(&(kind, app.to_owned()));
+    }
+}
+
+/// Storage's control client (gRPC), with Storage's own retry rules (its
+/// builder is not the generated clients' one).
+async fn storage_control(
+    config: &GcpConfig,
+    creds: &Credentials,
+) -> Result<google_cloud_storage::client::StorageControl, GcpServiceError> {
+    let mut b =
+        google_cloud_storage::client::StorageControl::builder().with_credentials(creds.clone());
+    if let Some(endpoint) = &config.endpoint {
+        b = b.with_endpoint(endpoint.clone());
+    }
+    b.build().await.map_err(|e| {
+        GcpServiceError::Config(format!("cannot make the Cloud Storage control client: {e}"))
+    })
 }

@@ -76,7 +76,7 @@ pub struct LogLine {
 }
 
 impl GcpServices {
-    fn logs_bucket(&self) -> Result<&str, GcpServiceError> {
+    pub(crate) fn logs_bucket(&self) -> Result<&str, GcpServiceError> {
         self.config.logs_bucket.as_deref().ok_or_else(|| {
             GcpServiceError::Config(
                 "services.logs: no logs bucket is configured: name one in the controller's \

@@ -9,14 +9,15 @@
 //! instance, what it needs to connect and log in ([`login_grants`]).
 //!
 //! Making the user own only its database, with `CONNECT` revoked from
-//! `PUBLIC`, takes SQL on the instance: [`SqlProvisioned::statements`]
-//! returns it ([`ccd_services::sql::provision_iam`], defined once beside
-//! `ccd up`'s). Running it needs a connection to the instance as a member of
-//! `cloudsqlsuperuser` and is not done here.
+//! `PUBLIC`, takes SQL on the instance ([`ccd_services::sql::provision_iam`],
+//! defined once beside `ccd up`'s): [`crate::sql_exec`] runs it through
+//! the Admin API's `executeSql` as the controller's own IAM database user,
+//! whenever the database or the user was made, and once per process.
 
 use google_cloud_sql_v1::model::operation::SqlOperationStatus;
+use google_cloud_sql_v1::model::settings::DataApiAccess;
 use google_cloud_sql_v1::model::user::SqlUserType;
-use google_cloud_sql_v1::model::{Database, Operation, User};
+use google_cloud_sql_v1::model::{Database, Operation, SqlIpAddressType, User};
 
 use ccd_services::sql::SqlGrant;
 use google_cloud_gax::error::Error as ApiError;
@@ -71,14 +72,24 @@ fn missing<T>(
 pub struct SqlProvisioned {
     /// The instance's connection name, `PROJECT:REGION:INSTANCE`.
     pub connection_name: String,
+    /// The address apps reach it at: its private IP, else its public one.
+    pub host: Option<String>,
     pub database: String,
     /// The IAM database user the app logs in as.
     pub user: String,
     pub created_database: bool,
     pub created_user: bool,
-    /// What makes the user own only its database; not run here (see the
-    /// module's documentation).
+    /// What makes the user own only its database.
     pub statements: String,
+    /// Whether [`statements`](Self::statements) ran in this call.
+    pub ran_statements: bool,
+}
+
+/// What [`GcpServices::ensure_sql`] needs of the instance.
+#[derive(Debug, Clone)]
+struct Instance {
+    connection_name: String,
+    host: Option<String>,
 }
 
 impl GcpServices {
@@ -103,7 +114,7 @@ impl GcpServices {
     ) -> Result<SqlProvisioned, GcpServiceError> {
         let instance = self.sql_instance()?;
         let grant = ccd_services::sql::iam_grant(app, database, account_email)?;
-        let connection_name = self.check_instance(instance).await?;
+        let at = self.check_instance(instance).await?;
         let (db, user) = self.sql_resources(instance, &grant);
 
         let (c, project) = (&self.c, self.project());
@@ -164,9 +175,18 @@ impl GcpServices {
         self.grant_on_project(&login_grants(project, instance, account_email))
             .await?;
 
+        let statements = ccd_services::sql::provision_iam(&grant);
+        let done = format!("{instance} {}", grant.database);
+        let run = created_database || created_user || !self.applied("sql", app, &done);
+        if run {
+            self.execute_sql(instance, &statements).await?;
+            self.remember("sql", app, done);
+        }
         Ok(SqlProvisioned {
-            connection_name,
-            statements: ccd_services::sql::provision_iam(&grant),
+            connection_name: at.connection_name,
+            host: at.host,
+            statements,
+            ran_statements: run,
             database: grant.database,
             user: grant.role,
             created_database,
@@ -237,9 +257,10 @@ impl GcpServices {
         format!("projects/{}/instances/{instance}", self.project())
     }
 
-    /// The configured instance exists, runs PostgreSQL and lets IAM
-    /// principals log in; its connection name.
-    async fn check_instance(&self, instance: &str) -> Result<String, GcpServiceError> {
+    /// The configured instance exists, runs PostgreSQL, lets IAM
+    /// principals log in and takes SQL through the Admin API; its
+    /// connection name and address.
+    async fn check_instance(&self, instance: &str) -> Result<Instance, GcpServiceError> {
         let resource = self.instance_resource(instance);
         let found = self
             .c
@@ -276,7 +297,28 @@ impl GcpServices {
                  other flags too: the command replaces them)"
             )));
         }
-        Ok(found.connection_name)
+        let data_api = found
+            .settings
+            .as_ref()
+            .and_then(|s| s.data_api_access.as_ref());
+        if data_api != Some(&DataApiAccess::AllowDataApi) {
+            return Err(GcpServiceError::Config(format!(
+                "{resource}: the Data API is not allowed, so ccd cannot run the SQL that makes \
+                 each app's user own its database: set the instance's dataApiAccess to \
+                 ALLOW_DATA_API (console: the instance's Connections, Networking, Allow Data API)"
+            )));
+        }
+        let address = |kind: SqlIpAddressType| {
+            found
+                .ip_addresses
+                .iter()
+                .find(|ip| ip.r#type == kind)
+                .map(|ip| ip.ip_address.clone())
+        };
+        Ok(Instance {
+            host: address(SqlIpAddressType::Private).or_else(|| address(SqlIpAddressType::Primary)),
+            connection_name: found.connection_name,
+        })
     }
 
     /// Waits for a Cloud SQL operation (its own kind, not a long-running

@@ -96,6 +96,10 @@ pub struct ControllerConfig {
     /// A bucket store only.
     #[serde(default)]
     pub bucket_notifications: Option<crate::notifications::BucketNotifications>,
+    /// Where the apps' `services` live on Google Cloud (a Cloud SQL
+    /// instance, a Firestore location, buckets for files and logs).
+    #[serde(default)]
+    pub services: Option<crate::gcp_services::ServicesSettings>,
 }
 
 /// The lease's timings, in seconds (defaults 15, 5 and 10, as Kubernetes').
@@ -306,6 +310,15 @@ pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
             );
         }
     }
+    if let Some(services) = &config.services {
+        services.check().map_err(at)?;
+        if config.local_cloud() {
+            bail!(
+                "{}: services configures Google Cloud's (Cloud SQL, Firestore, buckets), and the endpoint is a local cloud: remove services, or run `ccd up` for services on this machine",
+                path.display()
+            );
+        }
+    }
     if !(config.api_requests_per_second.is_finite() && config.api_requests_per_second > 0.0) {
         bail!(
             "{}: apiRequestsPerSecond must be a positive number, e.g. 10",
@@ -448,6 +461,22 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
         config.deletion_grace_seconds,
     ))
     .with_leadership(leadership.clone());
+    // On Google Cloud the apps' services are provided there; a local cloud
+    // has none (`ccd up` provides them on this machine).
+    let reconciler = match config.local_cloud() {
+        true => reconciler,
+        false => {
+            let settings = config.services.as_ref();
+            let default = crate::gcp_services::ServicesSettings::default();
+            let services = crate::gcp_services::open(
+                settings.unwrap_or(&default),
+                &config.project,
+                &config.region,
+            )
+            .await?;
+            reconciler.with_services(services)
+        }
+    };
     let runtime_config = deploy_runtime();
     let mut source = SpecSource::new(store.clone());
     let mut notice_counts = None;
@@ -687,6 +716,9 @@ mod tests {
         assert_eq!(notes.poll_seconds, 60);
         assert_eq!(c.drift_check_seconds, 600);
         assert_eq!(c.metrics_listen, default_metrics_listen());
+        let services = c.services.as_ref().unwrap().config(&c.project, &c.region);
+        assert_eq!(services.sql_instance.as_deref(), Some("ccd-main"));
+        assert_eq!(services.logs_bucket.as_deref(), Some("acme-prod-app-logs"));
 
         let dir = std::env::temp_dir().join(format!("ccd-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -708,6 +740,14 @@ mod tests {
         .unwrap();
         let e = format!("{:#}", load(&bad).unwrap_err());
         assert!(e.contains("unknown field `drift`"), "{e}");
+        std::fs::write(
+            &bad,
+            r#"{"store": "gs://b/p", "project": "p", "region": "r", "endpoint": "http://127.0.0.1:8787",
+                "endpointTokenFile": "t", "services": {"sql": {"instance": "main"}}}"#,
+        )
+        .unwrap();
+        let e = format!("{:#}", load(&bad).unwrap_err());
+        assert!(e.contains("remove services"), "{e}");
 
         let base = r#""store": "gs://b/p", "project": "p", "region": "europe-west1""#;
         std::fs::write(

@@ -10,6 +10,7 @@ mod api;
 mod controller;
 mod doctor;
 mod events;
+mod gcp_services;
 mod guest;
 mod localcloud;
 mod logging;

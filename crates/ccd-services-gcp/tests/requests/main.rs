@@ -6,7 +6,9 @@
 //! about, per API.
 
 mod firestore;
+mod folders;
 mod logging;
+mod port;
 mod server;
 mod sql;
 

@@ -1,4 +1,4 @@
-//! A recording HTTP server on 127.0.0.1 standing for Google's four APIs:
+//! A recording HTTP server on 127.0.0.1 standing for Google's REST APIs:
 //! every request is resolved against the trimmed discovery documents
 //! (`tests/discovery/`), its query parameters (only the method's, the
 //! required ones present) and body checked against the method it resolved
@@ -17,7 +17,7 @@ use ccd_discovery::{Api, Location, Schema};
 use ccd_services_gcp::{GcpConfig, GcpServices};
 use serde_json::{Value, json};
 
-/// The four contracts, by the name the tests use; enums may come as
+/// The contracts, by the name the tests use; enums may come as
 /// numbers, as the Rust SDKs send them.
 pub static APIS: LazyLock<Vec<(&'static str, Api)>> = LazyLock::new(|| {
     let load = |text: &str| Api::from_json(text).unwrap().with_enum_numbers();
@@ -37,6 +37,10 @@ pub static APIS: LazyLock<Vec<(&'static str, Api)>> = LazyLock::new(|| {
         (
             "cloudresourcemanager",
             load(include_str!("../discovery/cloudresourcemanager-v3.json")),
+        ),
+        (
+            "secretmanager",
+            load(include_str!("../discovery/secretmanager-v1.json")),
         ),
     ]
 });

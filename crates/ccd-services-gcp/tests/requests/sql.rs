@@ -9,7 +9,8 @@ use crate::server::{Server, api, enum_name, error};
 
 fn instance() -> Value {
     json!({"name": "main", "databaseVersion": "POSTGRES_15", "connectionName": "p:europe-west1:main",
-           "settings": {"databaseFlags": [{"name": "cloudsql.iam_authentication", "value": "on"}]}})
+           "settings": {"dataApiAccess": "ALLOW_DATA_API",
+                        "databaseFlags": [{"name": "cloudsql.iam_authentication", "value": "on"}]}})
 }
 
 /// Someone else's binding, and the etag the write must carry.
@@ -45,7 +46,8 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
         .answer("sql.users.insert", 200, sql_op("PENDING"))
         .answer("sql.operations.get", 200, sql_op("DONE"))
         .answer("cloudresourcemanager.projects.getIamPolicy", 200, policy())
-        .answer("cloudresourcemanager.projects.setIamPolicy", 200, granted());
+        .answer("cloudresourcemanager.projects.setIamPolicy", 200, granted())
+        .answer("sql.instances.executeSql", 200, json!({"results": []}));
     let made = s
         .services()
         .await
@@ -62,7 +64,8 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
             "sql.users.insert",
             "sql.operations.get",
             "cloudresourcemanager.projects.getIamPolicy",
-            "cloudresourcemanager.projects.setIamPolicy"
+            "cloudresourcemanager.projects.setIamPolicy",
+            "sql.instances.executeSql"
         ]
     );
     let r = s.recorded();
@@ -129,28 +132,62 @@ async fn sql_makes_the_database_and_the_iam_user_only_when_missing() {
             200,
             json!({"name": "ccd-web@p.iam", "type": "CLOUD_IAM_SERVICE_ACCOUNT"}),
         )
+        .answer("cloudresourcemanager.projects.getIamPolicy", 200, granted())
+        .answer("sql.instances.executeSql", 200, json!({}))
+        .answer("sql.instances.get", 200, instance())
+        .answer("sql.databases.get", 200, json!({"name": "notes"}))
+        .answer("sql.users.get", 200, json!({"name": "ccd-web@p.iam"}))
         .answer("cloudresourcemanager.projects.getIamPolicy", 200, granted());
-    let found = s
-        .services()
-        .await
-        .ensure_sql("web", Some("notes"), EMAIL)
-        .await
-        .unwrap();
+    let gcp = s.services().await;
+    let found = gcp.ensure_sql("web", Some("notes"), EMAIL).await.unwrap();
+    assert!(found.ran_statements, "the SQL runs once per process");
+    let again = gcp.ensure_sql("web", Some("notes"), EMAIL).await.unwrap();
+    assert!(
+        !again.ran_statements,
+        "and not again while nothing was made"
+    );
+    let methods = s.methods();
     assert_eq!(
-        s.methods(),
+        methods[..5],
         [
             "sql.instances.get",
             "sql.databases.get",
             "sql.users.get",
-            "cloudresourcemanager.projects.getIamPolicy"
+            "cloudresourcemanager.projects.getIamPolicy",
+            "sql.instances.executeSql"
         ],
         "nothing inserted, no policy written"
     );
+    assert_eq!(methods.len(), 9, "{methods:?}");
     assert_eq!(
         s.recorded()[1].path,
         "/v1/projects/p/instances/main/databases/notes"
     );
     assert!(!found.created_database && !found.created_user);
+}
+
+#[tokio::test]
+async fn sql_that_fails_on_the_instance_is_an_error_naming_the_fix() {
+    let s = Server::start().await;
+    s.answer("sql.instances.get", 200, instance())
+        .answer("sql.databases.get", 200, json!({"name": "web"}))
+        .answer("sql.users.get", 200, json!({"name": "ccd-web@p.iam"}))
+        .answer("cloudresourcemanager.projects.getIamPolicy", 200, granted())
+        // A statement's failure is an HTTP 200 with a status.
+        .answer(
+            "sql.instances.executeSql",
+            200,
+            json!({"status": {"code": 7, "message": "must be owner of database web"}}),
+        );
+    let e = s
+        .services()
+        .await
+        .ensure_sql("web", None, EMAIL)
+        .await
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(said.contains("must be owner of database web"), "{said}");
+    assert!(said.contains("cloudsqlsuperuser"), "{said}");
 }
 
 #[tokio::test]
@@ -173,9 +210,12 @@ async fn sql_errors_a_user_can_fix_name_the_fix() {
     off["settings"]["databaseFlags"] = json!([]);
     let mut mysql = instance();
     mysql["databaseVersion"] = json!("MYSQL_8_0");
+    let mut no_data_api = instance();
+    no_data_api["settings"]["dataApiAccess"] = json!("DISALLOW_DATA_API");
     for (answer, fix) in [
         (off, "cloudsql.iam_authentication=on"),
         (mysql, "PostgreSQL"),
+        (no_data_api, "ALLOW_DATA_API"),
     ] {
         let s = Server::start().await;
         s.answer("sql.instances.get", 200, answer);
