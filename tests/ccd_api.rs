@@ -194,6 +194,38 @@ async fn an_app_is_applied_planned_refused_watched_and_deleted_through_the_api()
     let (code, _) = c.call("POST", "/v1/apps/shop/rollout/pause", None).await;
     assert_eq!(code, StatusCode::CONFLICT, "no rollout under way");
 
+    // The CLI as the API's client, as from another machine.
+    let token_file = data.join("api-token");
+    let remote = |args: &[&str]| {
+        let out = std::process::Command::new(&ccd)
+            .args(args)
+            .args(["--server", &c.api, "--token-file"])
+            .arg(&token_file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, said) = remote(&["status", "shop"]);
+    assert!(
+        ok && said.contains("Ready") && said.contains(" 2 "),
+        "{said}"
+    );
+    let (ok, said) = remote(&["events", "shop"]);
+    assert!(ok && said.contains("RolloutSucceeded"), "{said}");
+    let (ok, said) = remote(&["rollout", "status", "shop"]);
+    assert!(ok && said.contains("version 2 (from 1)"), "{said}");
+    let (ok, said) = remote(&["rollout", "pause", "shop"]);
+    assert!(!ok && said.contains("no rollout under way"), "{said}");
+    let v3 = data.join("shop-v3.yaml");
+    std::fs::write(&v3, spec("3")).unwrap();
+    let v3 = v3.display().to_string();
+    let (ok, said) = remote(&["plan", &v3]);
+    assert!(ok && said.contains("version 3 (from 2)"), "{said}");
+
     // Deleted through the API: the app goes.
     let (code, _) = c.call("DELETE", "/v1/apps/shop", None).await;
     assert_eq!(code, StatusCode::ACCEPTED);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ccd_cloud::{Cloud, CloudError};
 use ccd_spec::App;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::apply::apply;
 use crate::decide::{self, Input};
@@ -19,7 +19,7 @@ use crate::shape::shape;
 use crate::status::Status;
 use crate::steps::{StepKind, target_size};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Preview {
     pub app: String,
@@ -30,7 +30,7 @@ pub struct Preview {
     pub schedule: Option<Schedule>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
     pub steps: Vec<ScheduledStep>,
@@ -41,7 +41,7 @@ pub struct Schedule {
     pub assumes: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledStep {
     pub name: String,
@@ -66,6 +66,13 @@ mod secs {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+        std::time::Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }
 

@@ -20,6 +20,7 @@ mod notifications;
 mod observe;
 mod plan;
 mod reconcilers;
+mod remote;
 mod rollout;
 mod services;
 mod sync;

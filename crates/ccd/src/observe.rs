@@ -31,9 +31,29 @@ pub struct EventsArgs {
     /// At most this many events.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Not used by `ccd events` (a controller's events are in its API: --server).
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
 }
 
 pub fn events(args: EventsArgs) -> ExitCode {
+    if let Some(config) = &args.config {
+        eprintln!(
+            "ccd events: --config {}: a controller's events are read through its API: --server URL --token-file FILE",
+            config.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match args.remote.remote() {
+        Ok(Some(remote)) => return remote_events(&remote, &args),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("ccd events: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let path = args.data.join("events.redb");
     let log = match ccd_events::EventLog::open_read_only(&path) {
         Ok(log) => log,
@@ -62,6 +82,34 @@ pub fn events(args: EventsArgs) -> ExitCode {
     }
 }
 
+/// `ccd events --server`: the newest events, through the API.
+fn remote_events(remote: &crate::remote::Remote, args: &EventsArgs) -> ExitCode {
+    crate::logging::init();
+    let result = crate::logging::block_on(async {
+        let mut path = format!("/v1/events?limit={}", args.limit.clamp(1, 1000));
+        if let Some(app) = &args.app {
+            ccd_store::check_app_name(app)?;
+            path.push_str(&format!("&app={app}"));
+        }
+        let answer = remote.get(&path).await?;
+        let events: Vec<ccd_events::Event> = serde_json::from_value(answer["events"].clone())
+            .with_context(|| {
+                format!("{} answered events this ccd cannot read", remote.describe())
+            })?;
+        anyhow::Ok(events)
+    });
+    match result {
+        Ok(events) => {
+            out!("{}", ccd_events::render_table(&events));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ccd events: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Output {
     Table,
@@ -75,6 +123,8 @@ pub struct StatusArgs {
     app: Option<String>,
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
 }
@@ -224,12 +274,65 @@ async fn read_rows(store: Arc<AnyStore>, only: Option<&str>) -> anyhow::Result<V
     Ok(rows)
 }
 
+/// The rows of `only`, or of every app, through a controller's API.
+async fn remote_rows(
+    remote: &crate::remote::Remote,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<Row>> {
+    let mut apps = Vec::new();
+    match only {
+        Some(app) => apps.push(app.to_owned()),
+        None => {
+            let mut after = String::new();
+            loop {
+                let page = remote
+                    .get(&format!("/v1/apps?limit=500&after={after}"))
+                    .await?;
+                for row in page["apps"].as_array().into_iter().flatten() {
+                    apps.extend(row["name"].as_str().map(str::to_owned));
+                }
+                match page["next"].as_str() {
+                    Some(next) => after = next.to_owned(),
+                    None => break,
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for app in apps {
+        let detail = remote.get(&format!("/v1/apps/{app}")).await?;
+        if detail["status"].is_null() {
+            continue;
+        }
+        match serde_json::from_value::<Status>(detail["status"].clone()) {
+            Ok(status) => rows.push(Row::of(app, status.to_yaml(), &status)),
+            Err(e) => rows.push(Row::unreadable(
+                app,
+                format!(
+                    "{} answered a status this ccd cannot read: {e}",
+                    remote.describe()
+                ),
+            )),
+        }
+    }
+    if let (Some(app), true) = (only, rows.is_empty()) {
+        anyhow::bail!(
+            "no status for {app} at {}: is there a spec for it?",
+            remote.describe()
+        );
+    }
+    Ok(rows)
+}
+
 pub fn status(args: StatusArgs) -> ExitCode {
     crate::logging::init();
     let result = crate::logging::block_on(async {
         if let Some(app) = &args.app {
             // Before any read: a name the store refuses is the user's to fix, not a row.
             ccd_store::check_app_name(app)?;
+        }
+        if let Some(remote) = args.remote.remote()? {
+            return remote_rows(&remote, args.app.as_deref()).await;
         }
         let store = Arc::new(args.target.store()?);
         let rows = read_rows(store.clone(), args.app.as_deref()).await?;

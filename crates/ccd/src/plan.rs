@@ -28,6 +28,8 @@ pub struct Args {
     file: PathBuf,
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    remote: crate::remote::RemoteArgs,
     #[arg(short, long, value_enum, default_value = "table")]
     output: Format,
 }
@@ -61,7 +63,13 @@ pub fn run(args: Args) -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&p).unwrap_or_default()
                 ),
-                Format::Table => write!(out, "{}", render(&p, &args.target)),
+                Format::Table => {
+                    let against = match args.remote.server() {
+                        Some(url) => url.to_owned(),
+                        None => args.target.describe(),
+                    };
+                    write!(out, "{}", render(&p, &against))
+                }
             };
             ExitCode::SUCCESS
         }
@@ -74,6 +82,16 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn plan(args: &Args, app: &ccd_spec::App, version: &str) -> anyhow::Result<Preview> {
     let name = &app.metadata.name;
+    if let Some(remote) = args.remote.remote()? {
+        let bytes = std::fs::read(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        let answer = remote
+            .post(&format!("/v1/apps/{name}/plan"), Some(bytes))
+            .await?;
+        return serde_json::from_value(answer).with_context(|| {
+            format!("{} answered a plan this ccd cannot read", remote.describe())
+        });
+    }
     let store = args.target.store()?;
     let recorded = store
         .read_status(name)
@@ -105,8 +123,8 @@ fn binary_dir() -> Vec<PathBuf> {
         .collect()
 }
 
-fn render(p: &Preview, target: &Target) -> String {
-    let mut s = format!("plan for {} against {}:\n", p.app, target.describe());
+fn render(p: &Preview, against: &str) -> String {
+    let mut s = format!("plan for {} against {against}:\n", p.app);
     if p.changes.is_empty() {
         s += "  no change to the cloud\n";
     } else {

@@ -15,6 +15,7 @@ use ccd_controller::status::Status;
 use ccd_store::SpecStore;
 
 use crate::observe::Output;
+use crate::remote::RemoteArgs;
 use crate::target::Target;
 
 #[derive(Debug, clap::Args)]
@@ -30,6 +31,8 @@ enum RolloutAction {
         app: String,
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
@@ -48,6 +51,8 @@ struct Operator {
     app: String,
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -57,8 +62,9 @@ pub fn run(args: Args) -> ExitCode {
             RolloutAction::Status {
                 app,
                 target,
+                remote,
                 output,
-            } => status(&app, &target, output).await,
+            } => status(&app, &target, &remote, output).await,
             RolloutAction::Pause(o) => control(&o, Ask::Pause).await,
             RolloutAction::Resume(o) => control(&o, Ask::Resume).await,
             RolloutAction::Promote(o) => control(&o, Ask::Promote).await,
@@ -94,10 +100,24 @@ async fn read_status(store: &impl SpecStore, app: &str, target: &Target) -> anyh
 }
 
 async fn control(op: &Operator, ask: Ask) -> anyhow::Result<()> {
-    let store = op.target.store()?;
-    let status = read_status(&store, &op.app, &op.target).await?;
-    let by = std::env::var("USER").ok();
-    let asked = ccd_controller::control::ask(&store, &op.app, &status, ask, by).await?;
+    ccd_store::check_app_name(&op.app)?;
+    let asked = match op.remote.remote()? {
+        Some(remote) => {
+            let path = format!("/v1/apps/{}/rollout/{}", op.app, ask.verb());
+            let a = remote.post(&path, None).await?;
+            ccd_controller::control::Asked {
+                rollout: a["rollout"].as_str().unwrap_or_default().to_owned(),
+                version: a["version"].as_str().unwrap_or_default().to_owned(),
+                note: a["note"].as_str().map(str::to_owned),
+            }
+        }
+        None => {
+            let store = op.target.store()?;
+            let status = read_status(&store, &op.app, &op.target).await?;
+            let by = std::env::var("USER").ok();
+            ccd_controller::control::ask(&store, &op.app, &status, ask, by).await?
+        }
+    };
     if let Some(note) = &asked.note {
         println!("{note}");
     }
@@ -113,9 +133,23 @@ async fn control(op: &Operator, ask: Ask) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(app: &str, target: &Target, output: Output) -> anyhow::Result<()> {
-    let store = target.store()?;
-    let status = read_status(&store, app, target).await?;
+async fn status(
+    app: &str,
+    target: &Target,
+    remote: &RemoteArgs,
+    output: Output,
+) -> anyhow::Result<()> {
+    ccd_store::check_app_name(app)?;
+    let status = match remote.remote()? {
+        Some(remote) => {
+            let r = remote.get(&format!("/v1/apps/{app}/rollouts")).await?;
+            let mut status = Status::default();
+            status.rollout = serde_json::from_value(r["rollout"].clone())?;
+            status.history = serde_json::from_value(r["history"].clone())?;
+            status
+        }
+        None => read_status(&target.store()?, app, target).await?,
+    };
     let mut out = std::io::stdout().lock();
     match output {
         Output::Json => {
