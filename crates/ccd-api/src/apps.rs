@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authorized, Query, app_name};
+use crate::extract::{AppPath, Authorized, Query, app_name};
 use crate::tokens::Scope;
 
 /// Most rows a page holds.
@@ -219,7 +219,7 @@ pub struct AppDetail {
 }
 
 /// One app: its spec and status; 404 when it has neither.
-#[utoipa::path(get, path = "/v1/apps/{name}", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/apps/{name}", params(AppPath),
     security(("bearer" = [])),
     responses((status = 200, body = AppDetail), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -227,7 +227,7 @@ pub struct AppDetail {
 pub async fn get(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
 ) -> Result<Response, ApiError> {
     let name = app_name(&name)?;
     auth.may(Scope::Read, Some(name))?;
@@ -276,7 +276,7 @@ pub struct Applied {
 /// `specs/NAME.yaml` exactly as a file dropped there, after the checks
 /// `ccd validate` makes (422 with every located problem, nothing written).
 /// `If-Match` with the spec version read refuses a lost update (412).
-#[utoipa::path(put, path = "/v1/apps/{name}", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/v1/apps/{name}", params(AppPath),
     request_body(content = String, content_type = "application/yaml",
         description = "the spec, YAML or JSON"),
     security(("bearer" = [])),
@@ -288,7 +288,7 @@ pub struct Applied {
 pub async fn put(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -403,7 +403,7 @@ async fn refuse_if_git_managed(api: &ApiState, name: &str) -> Result<(), ApiErro
 
 /// Deletes an app's spec: the controller removes what it runs, as when the
 /// file is deleted.
-#[utoipa::path(delete, path = "/v1/apps/{name}", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v1/apps/{name}", params(AppPath),
     security(("bearer" = [])),
     responses((status = 202, description = "the spec is gone; the controller removes the app"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -412,7 +412,7 @@ async fn refuse_if_git_managed(api: &ApiState, name: &str) -> Result<(), ApiErro
 pub async fn delete(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
 ) -> Result<StatusCode, ApiError> {
     let name = app_name(&name)?;
     auth.may(Scope::Deploy, Some(name))?;

@@ -127,6 +127,13 @@ pub async fn list(
             "limit={limit}: 1 to {MAX_EVENTS} events"
         )));
     }
+    if params.since.is_some_and(|s| s > i64::MAX as u64) {
+        return Err(ApiError::bad_request(format!(
+            "since={}: a sequence number is at most {}",
+            params.since.unwrap_or_default(),
+            i64::MAX
+        )));
+    }
     let log = api.events.log();
     let found = match params.since {
         Some(seq) => log.after(app, seq, limit),

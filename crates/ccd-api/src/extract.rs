@@ -7,7 +7,9 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -77,6 +79,28 @@ impl Authorized {
         }
         Ok(())
     }
+}
+
+/// The app named in a path, as the document describes it (the handlers
+/// check it with [`app_name`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AppPath {
+    /// The app's name: its spec file's, a DNS label of at most 40 characters.
+    #[param(pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", max_length = 40)]
+    pub name: String,
+}
+
+/// An app and an ask of its rollout, as the document describes them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RolloutPath {
+    /// The app's name.
+    #[param(pattern = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", max_length = 40)]
+    pub name: String,
+    /// `pause`, `resume`, `promote` or `abort`.
+    #[param(pattern = "^(pause|resume|promote|abort)$")]
+    pub action: String,
 }
 
 /// An app's name from the path, checked as spec file names are: 400 for one

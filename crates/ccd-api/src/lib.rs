@@ -113,16 +113,32 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async {
             error::ApiError::not_found("no such path: see /openapi.json for the API's paths")
         })
-        .method_not_allowed_fallback(|| async {
-            error::ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "this path does not take that method: see /openapi.json",
-            )
-        })
+        .layer(axum::middleware::map_response(explain_405))
         .layer(DefaultBodyLimit::max(
             usize::try_from(ccd_store::MAX_SPEC_BYTES).unwrap_or(usize::MAX),
         ))
         .with_state(state)
+}
+
+/// axum's 405 names the allowed methods in `Allow` and says nothing else:
+/// the body says it in words too, as every other refusal does (the header
+/// is axum's, added after this).
+async fn explain_405(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let mut explained = error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method: `Allow` names those it takes; see /openapi.json",
+    )
+    .into_response();
+    for (name, value) in response.headers() {
+        if !explained.headers().contains_key(name) {
+            explained.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    explained
 }
 
 /// Serves the API on `listener` until `stop`; open event streams end then.

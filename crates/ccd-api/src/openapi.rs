@@ -47,6 +47,7 @@ pub(crate) fn routes() -> (Router<Arc<ApiState>>, Value) {
         .split_for_parts();
     let mut document = serde_json::to_value(&api).unwrap_or_default();
     add_app_schema(&mut document);
+    describe_responses(&mut document);
     (router, document)
 }
 
@@ -71,15 +72,44 @@ fn add_app_schema(document: &mut Value) {
         }
     }
     schemas["App"] = app;
-    for path in ["/v1/apps/{name}", "/v1/apps/{name}/plan"] {
-        for method in ["put", "post"] {
-            if let Some(content) =
-                document["paths"][path][method]["requestBody"]["content"].as_object_mut()
-            {
-                content.insert(
-                    "application/json".to_owned(),
-                    json!({"schema": {"$ref": "#/components/schemas/App"}}),
-                );
+    for (path, method) in [("/v1/apps/{name}", "put"), ("/v1/apps/{name}/plan", "post")] {
+        // `get_mut`, not indexing: indexing a missing key would add it.
+        let content = document
+            .pointer_mut(&format!(
+                "/paths/{}/{method}/requestBody/content",
+                path.replace('~', "~0").replace('/', "~1")
+            ))
+            .and_then(Value::as_object_mut);
+        if let Some(content) = content {
+            content.insert(
+                "application/json".to_owned(),
+                json!({"schema": {"$ref": "#/components/schemas/App"}}),
+            );
+        }
+    }
+}
+
+/// Every response has a description (OpenAPI requires one): the status's
+/// reason phrase where the handler's annotation gives none.
+fn describe_responses(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for (code, response) in responses.iter_mut() {
+                if response.get("description").is_none() {
+                    let reason = code
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("the answer");
+                    response["description"] = Value::String(reason.to_owned());
+                }
             }
         }
     }

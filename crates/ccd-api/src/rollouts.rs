@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::ApiState;
 use crate::apps::read_status;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authorized, app_name};
+use crate::extract::{AppPath, Authorized, RolloutPath, app_name};
 use crate::tokens::Scope;
 
 async fn status_of(api: &ApiState, name: &str) -> Result<Status, ApiError> {
@@ -38,7 +38,7 @@ pub struct Rollouts {
 }
 
 /// The rollout under way (or the last one) and the earlier ones.
-#[utoipa::path(get, path = "/v1/apps/{name}/rollouts", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/apps/{name}/rollouts", params(AppPath),
     security(("bearer" = [])),
     responses((status = 200, body = Rollouts), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -46,7 +46,7 @@ pub struct Rollouts {
 pub async fn history(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
 ) -> Result<Json<Rollouts>, ApiError> {
     let name = app_name(&name)?;
     auth.may(Scope::Read, Some(name))?;
@@ -75,7 +75,7 @@ pub struct Asked {
 /// controller acts on its next pass. 409 when no rollout is under way (or
 /// an abort has nothing to go back to).
 #[utoipa::path(post, path = "/v1/apps/{name}/rollout/{action}",
-    params(("name" = String, Path), ("action" = String, Path, description = "pause, resume, promote or abort")),
+    params(RolloutPath),
     security(("bearer" = [])),
     responses((status = 202, body = Asked), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -83,7 +83,7 @@ pub struct Asked {
 pub async fn control(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path((name, action)): Path<(String, String)>,
+    Path(RolloutPath { name, action }): Path<RolloutPath>,
 ) -> Result<(StatusCode, Json<Asked>), ApiError> {
     let name = app_name(&name)?;
     let Some(ask) = Ask::parse(&action) else {
@@ -116,7 +116,7 @@ pub struct Services {
 }
 
 /// The app's services (`spec.services`) as its status shows them.
-#[utoipa::path(get, path = "/v1/apps/{name}/services", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/apps/{name}/services", params(AppPath),
     security(("bearer" = [])),
     responses((status = 200, body = Services), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -124,7 +124,7 @@ pub struct Services {
 pub async fn services(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
 ) -> Result<Json<Services>, ApiError> {
     let name = app_name(&name)?;
     auth.may(Scope::Read, Some(name))?;
@@ -138,7 +138,7 @@ pub async fn services(
 
 /// What applying the spec in the body would change, resource by resource,
 /// and the rollout it would start (`ccd plan -o json`); nothing changes.
-#[utoipa::path(post, path = "/v1/apps/{name}/plan", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/apps/{name}/plan", params(AppPath),
     request_body(content = String, content_type = "application/yaml",
         description = "the spec, YAML or JSON"),
     security(("bearer" = [])),
@@ -149,7 +149,7 @@ pub async fn services(
 pub async fn plan(
     State(api): State<Arc<ApiState>>,
     auth: Authorized,
-    Path(name): Path<String>,
+    Path(AppPath { name }): Path<AppPath>,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -367,3 +367,28 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[tokio::test]
+async fn only_the_documented_methods_are_in_the_document_and_a_405_names_the_others() {
+    let f = fixture("methods");
+    let (_, doc, _) = f.call("GET", "/openapi.json", None, "", &[]).await;
+    let methods = |path: &str| -> Vec<String> {
+        let mut m: Vec<String> = doc["paths"][path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(methods("/v1/apps/{name}"), ["delete", "get", "put"]);
+    assert_eq!(methods("/v1/apps/{name}/plan"), ["post"]);
+    let (code, body, headers) = f
+        .call("POST", "/v1/apps/web", Some(&f.admin), "", &[])
+        .await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["error"].is_string());
+    let allow = headers[header::ALLOW].to_str().unwrap();
+    assert!(allow.contains("PUT") && !allow.contains("POST"), "{allow}");
+}
