@@ -129,7 +129,7 @@ if [ -n "$sql_instance" ]; then
   # executeSql runs ccd's SQL as the controller's own IAM database user.
   step "Cloud SQL: IAM database user $db_user on $sql_instance"
   if ! g sql users list --instance "$sql_instance" --format 'value(name)' | grep -qx "$db_user"; then
-    g sql users create "$account" --instance "$sql_instance" --type cloud_iam_service_account
+    g sql users create "$db_user" --instance "$sql_instance" --type cloud_iam_service_account
   fi
 fi
 
