@@ -14,6 +14,7 @@
 mod error;
 pub mod firestore;
 pub mod iam;
+pub mod inspect;
 pub mod logging;
 mod port;
 pub mod secrets;

@@ -58,6 +58,20 @@ impl ServicesSettings {
         c
     }
 
+    /// The services this configuration places (`sql`, `nosql`, `storage`,
+    /// `logs`), each a section present.
+    pub fn placed(&self) -> std::collections::BTreeSet<&'static str> {
+        [
+            ("sql", self.sql.is_some()),
+            ("nosql", self.nosql.is_some()),
+            ("storage", self.storage.is_some()),
+            ("logs", self.logs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, on)| on.then_some(kind))
+        .collect()
+    }
+
     /// Names that cannot be Google's, refused at load with the field.
     pub fn check(&self) -> Result<(), String> {
         let named = [

@@ -7,6 +7,10 @@
 //! Permissions follow the "IAM Permissions" section of each method in
 //! Compute's API reference: a call needs the permission of its own verb and
 //! `use`/`useReadOnly` (or `actAs`) on every resource its body names.
+//!
+//! The apps' services on Google Cloud (crate ccd-services-gcp, which the
+//! controller always runs there) have a table of their own, [`SERVICES`],
+//! checked against that crate's source the same way; both are in the role.
 
 /// Who makes a call, which says how the table is kept honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +23,12 @@ pub enum Caller {
     Doctor,
     /// The Pub/Sub bus of the health and scaling reconcilers (crate ccd-bus).
     Bus,
-    /// `GceCloud` too, but held through the bootstrap's conditional binding
-    /// of `roles/resourcemanager.projectIamAdmin` ([`GRANT_CONDITION`]:
-    /// only the apps' project roles may be granted or revoked), never
-    /// through the custom role, which would let its holder grant itself
-    /// anything. Checked against the source like `Adapter`.
+    /// Made by the adapter, but the permissions are held only through the
+    /// bootstrap's conditional binding of the role [`GRANTOR_ROLE_ID`]
+    /// ([`grant_condition`]: only the roles in [`GRANTED_ROLES`] may be
+    /// granted or revoked), never through the custom role, which would let
+    /// its holder grant itself anything. Checked against the source like
+    /// `Adapter`.
     Delegated,
 }
 
@@ -245,33 +250,131 @@ pub const TABLE: &[Need] = &[
     row("projects", "set_iam_policy", &["resourcemanager.projects.setIamPolicy"], Delegated),
 ];
 
+/// Every call of the apps' services on Google Cloud (crate
+/// ccd-services-gcp, `self.c.<client>.<method>()` in its `src/`), and the
+/// permissions each needs. Sources, one per API, each listing the
+/// permission a method checks:
+/// - Cloud SQL Admin: <https://cloud.google.com/sql/docs/postgres/audit-logging>
+///   ("Methods by permission type": `operations.get` checks
+///   `cloudsql.instances.get`); `executeSql` with `autoIamAuthn` also logs
+///   in as the caller's IAM database user: `cloudsql.instances.login`
+///   (<https://cloud.google.com/sql/docs/postgres/use-cloudsql-mcp>, "Execute
+///   SQL queries": `executeSql` and `login`).
+/// - Firestore Admin: <https://cloud.google.com/firestore/native/docs/audit-logging>
+///   (`GetDatabase` checks `datastore.databases.getMetadata`, not `get`;
+///   the long-running operations are read with `datastore.operations.get`).
+/// - Secret Manager: <https://cloud.google.com/secret-manager/docs/audit-logging>.
+/// - Cloud Logging: <https://cloud.google.com/logging/docs/access-control>
+///   (`logging.sinks.*`, `logging.logEntries.list`).
+/// - Cloud Storage: <https://cloud.google.com/storage/docs/access-control/iam-json>
+///   (written there in lower case, `storage.managedfolders.*`; IAM's own
+///   name is `storage.managedFolders.*`). Deleting a managed folder with
+///   `allowNonEmpty` also checks `storage.managedFolders.setIamPolicy`.
+/// - Resource Manager: as the adapter's rows above.
+#[rustfmt::skip] // a table: one row per call
+pub const SERVICES: &[Need] = &[
+    // Cloud SQL (sql.rs, sql_exec.rs): the instance, a database and an IAM user per app.
+    row("sql_instances", "get", &["cloudsql.instances.get"], Adapter),
+    row("sql_instances", "execute_sql", &[
+        "cloudsql.instances.executeSql", "cloudsql.instances.login",
+    ], Adapter),
+    row("sql_databases", "get", &["cloudsql.databases.get"], Adapter),
+    row("sql_databases", "insert", &["cloudsql.databases.create"], Adapter),
+    row("sql_databases", "delete", &["cloudsql.databases.delete"], Adapter),
+    row("sql_users", "get", &["cloudsql.users.get"], Adapter),
+    row("sql_users", "insert", &["cloudsql.users.create"], Adapter),
+    row("sql_users", "delete", &["cloudsql.users.delete"], Adapter),
+    row("sql_operations", "get", &["cloudsql.instances.get"], Adapter),
+    // Firestore (firestore.rs): a named database per app; writes are polled operations.
+    row("firestore", "get_database", &["datastore.databases.getMetadata"], Adapter),
+    row("firestore", "create_database", &[
+        "datastore.databases.create", "datastore.operations.get",
+    ], Adapter),
+    row("firestore", "update_database", &[
+        "datastore.databases.update", "datastore.operations.get",
+    ], Adapter),
+    row("firestore", "delete_database", &[
+        "datastore.databases.delete", "datastore.operations.get",
+    ], Adapter),
+    // Conditional project bindings (iam.rs): Cloud SQL login, Firestore per database.
+    row("projects", "get_iam_policy", &["resourcemanager.projects.getIamPolicy"], Adapter),
+    row("projects", "set_iam_policy", &["resourcemanager.projects.setIamPolicy"], Delegated),
+    // Credentials (secrets.rs).
+    row("secrets", "get_secret", &["secretmanager.secrets.get"], Adapter),
+    row("secrets", "create_secret", &["secretmanager.secrets.create"], Adapter),
+    row("secrets", "delete_secret", &["secretmanager.secrets.delete"], Adapter),
+    row("secrets", "access_secret_version", &["secretmanager.versions.access"], Adapter),
+    row("secrets", "add_secret_version", &["secretmanager.versions.add"], Adapter),
+    // Logs (logging.rs): a sink per app, and `ccd logs`.
+    row("sinks", "get_sink", &["logging.sinks.get"], Adapter),
+    row("sinks", "create_sink", &["logging.sinks.create"], Adapter),
+    row("sinks", "update_sink", &["logging.sinks.update"], Adapter),
+    row("sinks", "delete_sink", &["logging.sinks.delete"], Adapter),
+    row("entries", "list_log_entries", &["logging.logEntries.list"], Adapter),
+    // Files (storage.rs): a managed folder per app, its policy, the sink writer on the logs bucket.
+    row("storage", "get_managed_folder", &["storage.managedFolders.get"], Adapter),
+    row("storage", "create_managed_folder", &["storage.managedFolders.create"], Adapter),
+    row("storage", "delete_managed_folder", &[
+        "storage.managedFolders.delete", "storage.managedFolders.setIamPolicy",
+    ], Adapter),
+    row("storage", "list_objects", &["storage.objects.list"], Adapter),
+    row("storage", "delete_object", &["storage.objects.delete"], Adapter),
+    row("storage", "get_iam_policy", &[
+        "storage.buckets.getIamPolicy", "storage.managedFolders.getIamPolicy",
+    ], Adapter),
+    row("storage", "set_iam_policy", &[
+        "storage.buckets.setIamPolicy", "storage.managedFolders.setIamPolicy",
+    ], Delegated),
+    // ccd doctor (inspect.rs): the buckets exist.
+    row("storage", "get_bucket", &["storage.buckets.get"], Doctor),
+];
+
 /// The custom role's ID in the project.
 pub const ROLE_ID: &str = "ccdController";
 
-/// The predefined role the bootstrap grants the controller on the project
-/// under [`GRANT_CONDITION`], for the [`Delegated`] rows.
-pub const GRANTOR_ROLE: &str = "roles/resourcemanager.projectIamAdmin";
+/// The custom role holding the [`Delegated`] rows' permissions (and
+/// nothing else), which the bootstrap binds on the project under
+/// [`grant_condition`] (`ccd doctor --print-grants-role`).
+pub const GRANTOR_ROLE_ID: &str = "ccdControllerGrants";
 
-/// The IAM condition on [`GRANTOR_ROLE`]: the controller may grant and
-/// revoke the apps' project roles and nothing else (Google's "limited IAM
-/// admin": the `modifiedGrantsByRole` API attribute).
+/// Every role the controller grants, on the project (the apps' accounts'
+/// log and metric writing; Cloud SQL login and Firestore, each under an
+/// IAM condition naming one instance or database) or on a bucket or
+/// managed folder (an app's files, a log sink's writer). The adapters
+/// define them; a test in the `ccd` binary checks this list is exactly
+/// theirs.
+pub const GRANTED_ROLES: [&str; 7] = [
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/cloudsql.client",
+    "roles/cloudsql.instanceUser",
+    "roles/datastore.user",
+    "roles/storage.objectUser",
+    "roles/storage.objectCreator",
+];
+
+/// The IAM condition on [`GRANTOR_ROLE_ID`]: the controller may grant and
+/// revoke [`GRANTED_ROLES`] and nothing else (Google's "limited IAM admin",
+/// the `modifiedGrantsByRole` API attribute, which Resource Manager and
+/// Cloud Storage recognize; at most 10 roles in one `hasOnly`).
 pub fn grant_condition() -> String {
-    let roles: Vec<String> = crate::identity::PROJECT_ROLES
-        .iter()
-        .map(|r| format!("'{r}'"))
-        .collect();
+    let roles: Vec<String> = GRANTED_ROLES.iter().map(|r| format!("'{r}'")).collect();
     format!(
         "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{}])",
         roles.join(", ")
     )
 }
 
-/// Every permission of the custom role, sorted, each once: the table's,
-/// but for the [`Delegated`] rows.
-pub fn all() -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = TABLE
-        .iter()
-        .filter(|n| n.caller != Delegated)
+/// Every row of both tables.
+fn rows() -> impl Iterator<Item = &'static Need> {
+    TABLE.iter().chain(SERVICES)
+}
+
+/// The permissions held only through [`GRANTOR_ROLE_ID`]: the
+/// [`Delegated`] rows', sorted, each once.
+pub fn delegated() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = rows()
+        .filter(|n| n.caller == Delegated)
         .flat_map(|n| n.permissions.iter().copied())
         .collect();
     out.sort_unstable();
@@ -279,21 +382,52 @@ pub fn all() -> Vec<&'static str> {
     out
 }
 
-/// The role as `gcloud iam roles create|update ROLE --file` reads it.
-pub fn role_yaml() -> String {
-    let mut out = String::from(
-        "# Generated by `ccd doctor --print-role` from ccd-cloud's permission table; do not edit.\n\
-         title: ccd controller\n\
-         description: What ccd's controller calls on Compute Engine, Monitoring, Pub/Sub and IAM.\n\
+/// Every permission of the custom role, sorted, each once: both tables',
+/// but for the [`delegated`] ones.
+pub fn all() -> Vec<&'static str> {
+    let held_elsewhere = delegated();
+    let mut out: Vec<&'static str> = rows()
+        .filter(|n| n.caller != Delegated)
+        .flat_map(|n| n.permissions.iter().copied())
+        .filter(|p| !held_elsewhere.contains(p))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn yaml(title: &str, description: &str, permissions: &[&str]) -> String {
+    let mut out = format!(
+        "# Generated by `ccd doctor` from ccd-cloud's permission tables; do not edit.\n\
+         title: {title}\n\
+         description: {description}\n\
          stage: GA\n\
          includedPermissions:\n",
     );
-    for p in all() {
+    for p in permissions {
         out.push_str("- ");
         out.push_str(p);
         out.push('\n');
     }
     out
+}
+
+/// The role as `gcloud iam roles create|update ROLE --file` reads it.
+pub fn role_yaml() -> String {
+    yaml(
+        "ccd controller",
+        "What ccd's controller calls on Compute Engine, Monitoring, Pub/Sub, IAM and the apps' services.",
+        &all(),
+    )
+}
+
+/// [`GRANTOR_ROLE_ID`] as `gcloud iam roles create|update ROLE --file` reads it.
+pub fn grants_role_yaml() -> String {
+    yaml(
+        "ccd controller grants",
+        "Setting IAM policies, bound only under a condition naming the roles ccd grants its apps.",
+        &delegated(),
+    )
 }
 
 #[cfg(test)]
@@ -411,6 +545,8 @@ mod tests {
         // Macros: name -> (position of `$m` among its arguments, clients).
         let mut macros = Macros::new();
         let mut aliases: BTreeMap<String, String> = BTreeMap::new();
+        // Names bound to the clients' struct itself: `let (c, p) = (&self.c, ..);`.
+        let mut structs: BTreeSet<String> = BTreeSet::new();
         let mut current_macro: Option<(String, usize)> = None;
         let before = |i: usize, n: usize| i.checked_sub(n).map_or("", at);
         for i in 0..t.len() {
@@ -434,6 +570,10 @@ mod tests {
                     (vec![at(i + 1).to_owned()], vec![value])
                 };
                 for (k, name) in names.iter().enumerate() {
+                    match values.get(k).map(String::as_str) {
+                        Some("&self.c") => structs.insert(name.clone()),
+                        _ => structs.remove(name),
+                    };
                     let client = values.get(k).and_then(|v| v.strip_prefix("&self.c."));
                     match client.filter(|c| ident(c)) {
                         Some(client) => aliases.insert(name.clone(), client.to_owned()),
@@ -482,6 +622,17 @@ mod tests {
             {
                 out.insert((client.clone(), at(i + 2).to_owned()));
             }
+            if before(i, 1) != "." && at(i + 1) == "." && structs.contains(at(i)) {
+                let (client, method) = (at(i + 2), at(i + 4));
+                if at(i + 3) == "." && at(i + 5) == "(" && ident(client) && ident(method) {
+                    out.insert((client.to_owned(), method.to_owned()));
+                } else {
+                    return Err(format!(
+                        "{file}: cannot tell which client's method {} calls near token {i}",
+                        at(i)
+                    ));
+                }
+            }
         }
         Ok((out, macros))
     }
@@ -521,9 +672,12 @@ mod tests {
         }
     }
 
-    /// Every call in the crate's source, with the files it is in.
-    fn source_calls() -> BTreeMap<(String, String), Vec<String>> {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    /// Every call in a crate's source (`crates/CRATE/src`), with the files it is in.
+    fn source_calls(krate: &str) -> BTreeMap<(String, String), Vec<String>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(krate)
+            .join("src");
         let mut files = Vec::new();
         rust_files(&src, &mut files);
         let texts: Vec<(String, String)> = files
@@ -555,36 +709,73 @@ mod tests {
         out
     }
 
-    #[test]
-    fn every_call_in_the_source_has_its_permissions_and_every_row_a_call() {
-        let found = source_calls();
-        assert!(
-            found.contains_key(&("templates".to_owned(), "insert".to_owned()))
-                && found.contains_key(&("rigm".to_owned(), "patch".to_owned()))
-                && found.contains_key(&("rhealth_checks".to_owned(), "update".to_owned())),
-            "the scan misses known calls: {found:?}"
-        );
-        let row = |c: &str, m: &str| TABLE.iter().find(|n| n.client == c && n.method == m);
-        let missing: Vec<String> = found
+    /// The calls without a row (caller Adapter, Delegated or Doctor) in
+    /// `table`, and the rows no call needs.
+    fn unmatched(
+        found: &BTreeMap<(String, String), Vec<String>>,
+        table: &[Need],
+    ) -> (Vec<String>, Vec<String>) {
+        let checked = |n: &Need| matches!(n.caller, Adapter | Delegated | Doctor);
+        let row = |c: &str, m: &str| table.iter().find(|n| n.client == c && n.method == m);
+        let missing = found
             .iter()
-            .filter(|((c, m), _)| {
-                row(c, m).is_none_or(|n| !matches!(n.caller, Adapter | Delegated | Doctor))
-            })
+            .filter(|((c, m), _)| row(c, m).is_none_or(|n| !checked(n)))
             .map(|((c, m), files)| format!("{c}.{m} (in {})", files.join(", ")))
             .collect();
+        let stale = table
+            .iter()
+            .filter(|n| checked(n))
+            .filter(|n| !found.contains_key(&(n.client.to_owned(), n.method.to_owned())))
+            .map(|n| format!("{}.{}", n.client, n.method))
+            .collect();
+        (missing, stale)
+    }
+
+    fn has(found: &BTreeMap<(String, String), Vec<String>>, client: &str, method: &str) -> bool {
+        found.contains_key(&(client.to_owned(), method.to_owned()))
+    }
+
+    #[test]
+    fn every_call_in_the_source_has_its_permissions_and_every_row_a_call() {
+        let found = source_calls("ccd-cloud");
+        assert!(
+            has(&found, "templates", "insert")
+                && has(&found, "rigm", "patch")
+                && has(&found, "rhealth_checks", "update"),
+            "the scan misses known calls: {found:?}"
+        );
+        let (missing, stale) = unmatched(&found, TABLE);
         assert!(
             missing.is_empty(),
             "calls without a row (caller Adapter or Doctor) in gce/permissions.rs TABLE; add each with the IAM permissions its API reference lists: {missing:?}"
         );
-        let stale: Vec<String> = TABLE
-            .iter()
-            .filter(|n| matches!(n.caller, Adapter | Delegated | Doctor))
-            .filter(|n| !found.contains_key(&(n.client.to_owned(), n.method.to_owned())))
-            .map(|n| format!("{}.{}", n.client, n.method))
-            .collect();
         assert!(
             stale.is_empty(),
             "rows no call needs any more; remove them: {stale:?}"
+        );
+    }
+
+    #[test]
+    fn every_call_of_the_services_adapter_has_its_permissions_and_every_row_a_call() {
+        let found = source_calls("ccd-services-gcp");
+        // Through `let (c, project) = (&self.c, ..)` (sql.rs), `self.c.X.m()`
+        // split over lines, and the Storage control client.
+        assert!(
+            has(&found, "sql_databases", "insert")
+                && has(&found, "sql_users", "delete")
+                && has(&found, "sql_instances", "execute_sql")
+                && has(&found, "firestore", "update_database")
+                && has(&found, "storage", "set_iam_policy"),
+            "the scan misses known calls: {found:?}"
+        );
+        let (missing, stale) = unmatched(&found, SERVICES);
+        assert!(
+            missing.is_empty(),
+            "calls of crates/ccd-services-gcp without a row in ccd-cloud's gce/permissions.rs SERVICES; add each with the IAM permissions Google's documentation lists for its method: {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "SERVICES rows no call needs any more; remove them: {stale:?}"
         );
     }
 
@@ -604,6 +795,9 @@ mod tests {
                 let (r, p) = (&self.c.rules, self.project());
                 r.delete();
                 let copy = self.c.clone();
+                let (all, p) = (&self.c, self.project());
+                all.sql_users
+                    .insert();
             }
         "#;
         let got: Vec<String> = calls_with_macros(src)
@@ -616,39 +810,95 @@ mod tests {
                 "health_checks.get",
                 "igm.resize",
                 "rules.delete",
+                "sql_users.insert",
                 "templates.insert"
             ]
         );
+        let err = calls(
+            "fn f(&self) { let (c, p) = (&self.c, 1); pass(c.sql_users); }",
+            "z.rs",
+        )
+        .unwrap_err();
+        assert!(err.contains("z.rs"), "{err}");
         let err = calls("fn f(&self) { pass(&self.c.igm); }", "y.rs").unwrap_err();
         assert!(err.contains("y.rs") && err.contains("igm"), "{err}");
     }
 
     #[test]
-    fn the_role_lists_every_permission_of_the_table_once() {
+    fn the_role_lists_every_permission_of_the_tables_once() {
         let yaml = role_yaml();
         let listed: Vec<&str> = yaml.lines().filter_map(|l| l.strip_prefix("- ")).collect();
-        for need in TABLE.iter().filter(|n| n.caller != Delegated) {
+        let grants = grants_role_yaml();
+        let granting: Vec<&str> = grants
+            .lines()
+            .filter_map(|l| l.strip_prefix("- "))
+            .collect();
+        for need in TABLE.iter().chain(SERVICES) {
             for p in need.permissions {
                 assert!(
-                    listed.contains(p),
-                    "{p} of {}.{} not in the role",
+                    listed.contains(p) != granting.contains(p),
+                    "{p} of {}.{} must be in exactly one of the two roles",
                     need.client,
                     need.method
                 );
             }
         }
-        // Held under the grant condition only: in the role, it would let
+        // Held under the grant condition only: in the role, they would let
         // the controller grant itself any role.
-        assert!(!listed.contains(&"resourcemanager.projects.setIamPolicy"));
+        for p in [
+            "resourcemanager.projects.setIamPolicy",
+            "storage.buckets.setIamPolicy",
+            "storage.managedFolders.setIamPolicy",
+        ] {
+            assert!(!listed.contains(&p) && granting.contains(&p), "{p}");
+        }
         assert!(
-            grant_condition()
-                .contains("'roles/logging.logWriter', 'roles/monitoring.metricWriter'")
+            granting.iter().all(|p| p.ends_with(".setIamPolicy")),
+            "the grants role holds policy writes only: {granting:?}"
         );
+        // Things the services need that a guess would get wrong.
+        for p in [
+            "cloudsql.instances.executeSql",
+            "cloudsql.instances.login",
+            "datastore.databases.getMetadata",
+            "datastore.operations.get",
+            "storage.managedFolders.create",
+        ] {
+            assert!(listed.contains(&p), "{p}");
+        }
         let unique: BTreeSet<&&str> = listed.iter().collect();
         assert_eq!(unique.len(), listed.len(), "a permission listed twice");
         assert!(
-            listed.iter().all(|p| p.split('.').count() == 3),
+            listed
+                .iter()
+                .chain(&granting)
+                .all(|p| p.split('.').count() == 3),
             "{listed:?}"
+        );
+    }
+
+    #[test]
+    fn the_grant_condition_names_exactly_the_granted_roles() {
+        let c = grant_condition();
+        assert_eq!(
+            c,
+            "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([\
+             'roles/logging.logWriter', 'roles/monitoring.metricWriter', \
+             'roles/cloudsql.client', 'roles/cloudsql.instanceUser', 'roles/datastore.user', \
+             'roles/storage.objectUser', 'roles/storage.objectCreator'])"
+        );
+        // Google takes at most 10 roles in one hasOnly, and no broad role.
+        assert!(GRANTED_ROLES.len() <= 10);
+        for broad in ["admin", "owner", "editor", "Admin"] {
+            assert!(
+                GRANTED_ROLES.iter().all(|r| !r.contains(broad)),
+                "{broad} in {GRANTED_ROLES:?}"
+            );
+        }
+        assert!(
+            crate::identity::PROJECT_ROLES
+                .iter()
+                .all(|r| GRANTED_ROLES.contains(r))
         );
     }
 }

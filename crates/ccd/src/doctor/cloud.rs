@@ -12,14 +12,24 @@ use crate::controller::ControllerConfig;
 
 const LOCAL: &str = "not checked: the local cloud does not serve this";
 
-pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs, r: &mut Report) {
+/// Whether the project answered with the credentials found (the checks
+/// that follow, here and in `services.rs`, only mean something then).
+pub(super) async fn checks(
+    config: &ControllerConfig,
+    path: &Path,
+    needs: &Needs,
+    r: &mut Report,
+) -> bool {
     // A local cloud is one on this machine (or one given a token file); any
     // other endpoint is Compute Engine behind another address and gets the
     // real checks.
     let local = config.local_cloud();
     let endpoint_token = match config.endpoint_token() {
         Ok(token) => token,
-        Err(e) => return r.fail("credentials", format!("{e:#}")),
+        Err(e) => {
+            r.fail("credentials", format!("{e:#}"));
+            return false;
+        }
     };
     let gce = GceConfig {
         project: config.project.clone(),
@@ -34,7 +44,7 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
         Ok(i) => i,
         Err(e) => {
             r.fail("credentials", format!("{e}; {}", credentials_fix()));
-            return;
+            return false;
         }
     };
     let i = &inspector;
@@ -54,7 +64,10 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
             "credentials",
             "Application Default Credentials give a token",
         ),
-        (_, _, Err(e)) => return r.fail("credentials", format!("{e}; {}", credentials_fix())),
+        (_, _, Err(e)) => {
+            r.fail("credentials", format!("{e}; {}", credentials_fix()));
+            return false;
+        }
     }
     let (p, region) = (&config.project, &config.region);
     if let Err(e) = i.region().await {
@@ -71,7 +84,8 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
                 "enable Compute Engine (gcloud services enable compute.googleapis.com --project {p}) and grant the role (deploy/bootstrap.sh)"
             ),
         };
-        return r.fail("project", format!("{e}; {fix}"));
+        r.fail("project", format!("{e}; {fix}"));
+        return false;
     }
     r.ok(
         "project",
@@ -80,7 +94,7 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
     if local {
         r.warn("apis", LOCAL);
     } else {
-        apis(i, config, r).await;
+        apis(i, config, needs, r).await;
     }
     network(i, config, path, needs, r).await;
     if local {
@@ -105,13 +119,14 @@ pub(super) async fn checks(config: &ControllerConfig, path: &Path, needs: &Needs
             Err(e) => r.fail("permissions", format!("{e}; enable cloudresourcemanager.googleapis.com")),
         }
     }
+    true
 }
 
 fn credentials_fix() -> &'static str {
     "run `gcloud auth application-default login`, or run on a VM whose service account is the controller's"
 }
 
-async fn apis(i: &Inspector, config: &ControllerConfig, r: &mut Report) {
+async fn apis(i: &Inspector, config: &ControllerConfig, needs: &Needs, r: &mut Report) {
     let mut services = vec![
         "compute.googleapis.com",
         "secretmanager.googleapis.com",
@@ -123,6 +138,14 @@ async fn apis(i: &Inspector, config: &ControllerConfig, r: &mut Report) {
     if config.pubsub.is_some() {
         services.push("pubsub.googleapis.com");
     }
+    // The apps' services: what the specs ask for and the configuration places.
+    let asked = needs.services.keys().copied().collect();
+    let configured = config
+        .services
+        .as_ref()
+        .map(crate::gcp_services::ServicesSettings::placed)
+        .unwrap_or_default();
+    services.extend(judge::service_apis(&asked, &configured));
     let (mut off, mut errors) = (Vec::new(), Vec::new());
     for s in &services {
         match i.service_enabled(s).await {

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use ccd_cloud::inspect::{Nat, Rule, Subnet};
+use ccd_services_gcp::inspect::{BucketFacts, SqlInstanceFacts};
 
 /// What the specs in the store ask of the network.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -13,6 +14,11 @@ pub struct Needs {
     pub internal_apps: Vec<String>,
     /// Container images the instances pull.
     pub images: BTreeSet<String>,
+    /// The services the specs ask for (`sql`, `nosql`, `storage`, `logs`,
+    /// `cache`), each with the apps asking.
+    pub services: std::collections::BTreeMap<&'static str, Vec<String>>,
+    /// Buckets the specs name for their files (`services.storage.bucket`).
+    pub spec_buckets: BTreeSet<String>,
 }
 
 /// Private Google Access reaches Google's registries only.
@@ -141,6 +147,109 @@ pub fn broad_rules(rules: &[Rule], wanted: &BTreeSet<u16>) -> Vec<String> {
     out
 }
 
+/// The APIs the apps' services need beyond ccd's own (Secret Manager and
+/// Cloud Storage are among those): for each service a spec asks for or the
+/// configuration places (`configured`: `sql`, `nosql`, `storage`, `logs`).
+pub fn service_apis(asked: &BTreeSet<&str>, configured: &BTreeSet<&str>) -> Vec<&'static str> {
+    let wants = |k: &str| asked.contains(k) || configured.contains(k);
+    let mut out = Vec::new();
+    if wants("sql") {
+        out.push("sqladmin.googleapis.com");
+    }
+    if wants("nosql") {
+        out.push("firestore.googleapis.com");
+    }
+    if wants("logs") {
+        out.push("logging.googleapis.com");
+    }
+    out
+}
+
+/// Whether the configured Cloud SQL instance (`services.sql.instance`) is
+/// one ccd can use: it exists, runs PostgreSQL, lets IAM principals log in
+/// and takes SQL through the Admin API. Ok(what was seen) or Err(every
+/// problem, each with its fix).
+pub fn sql_instance(
+    instance: &str,
+    project: &str,
+    region: &str,
+    facts: Option<&SqlInstanceFacts>,
+) -> Result<String, String> {
+    let Some(f) = facts else {
+        return Err(format!(
+            "no Cloud SQL instance {instance} in project {project} (services.sql.instance): \
+             create one (gcloud sql instances create {instance} --database-version=POSTGRES_16 \
+             --region {region} --database-flags=cloudsql.iam_authentication=on --project \
+             {project}), or name an existing PostgreSQL instance"
+        ));
+    };
+    let mut problems = Vec::new();
+    if !f.database_version.starts_with("POSTGRES") {
+        problems.push(format!(
+            "it runs {}, and ccd's SQL service needs PostgreSQL: name a PostgreSQL instance in \
+             services.sql.instance",
+            f.database_version
+        ));
+    }
+    if !f.iam_authentication {
+        problems.push(format!(
+            "IAM database authentication is off, so apps cannot log in as their service \
+             accounts: gcloud sql instances patch {instance} --database-flags=\
+             cloudsql.iam_authentication=on --project {project} (list the instance's other \
+             flags too: the command replaces them)"
+        ));
+    }
+    if !f.data_api {
+        problems.push(format!(
+            "the Data API is not allowed, so ccd cannot run the SQL that makes each app's user \
+             own its database: gcloud sql instances patch {instance} \
+             --data-api-access=ALLOW_DATA_API --project {project}"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{}: {}, IAM authentication on, Data API allowed (not visible from here: the \
+             controller's IAM database user must be in cloudsqlsuperuser, deploy/README.md)",
+            f.resource, f.database_version
+        ))
+    } else {
+        Err(format!("{}: {}", f.resource, problems.join("; ")))
+    }
+}
+
+/// Whether a bucket the services use exists (`field` says where it was
+/// named) and, for the apps' files (`folders`), has uniform bucket-level
+/// access, which managed folders need.
+pub fn bucket(
+    field: &str,
+    name: &str,
+    region: &str,
+    folders: bool,
+    facts: Option<&BucketFacts>,
+) -> Result<String, String> {
+    let Some(f) = facts else {
+        return Err(format!(
+            "gs://{name} ({field}) does not exist: create it (gcloud storage buckets create \
+             gs://{name} --location {region} --uniform-bucket-level-access) or name another"
+        ));
+    };
+    if folders && !f.uniform_access {
+        return Err(format!(
+            "gs://{name} ({field}) has no uniform bucket-level access, and the apps' managed \
+             folders need it: gcloud storage buckets update gs://{name} \
+             --uniform-bucket-level-access"
+        ));
+    }
+    Ok(format!(
+        "gs://{name} ({field}) exists{}",
+        if folders {
+            ", uniform bucket-level access on"
+        } else {
+            ""
+        }
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +375,122 @@ mod tests {
         );
         let ssh = rule("default-allow-ssh", &[("tcp", &["22"])]);
         assert_eq!(broad_rules(&[ssh], &wanted).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod services_tests {
+    use super::*;
+
+    fn instance(version: &str, iam: bool, data_api: bool) -> SqlInstanceFacts {
+        SqlInstanceFacts {
+            resource: "projects/p/instances/main".to_owned(),
+            database_version: version.to_owned(),
+            iam_authentication: iam,
+            data_api,
+        }
+    }
+
+    #[test]
+    fn a_postgres_instance_with_iam_login_and_the_data_api_is_ready() {
+        let ok = sql_instance(
+            "main",
+            "p",
+            "europe-west1",
+            Some(&instance("POSTGRES_16", true, true)),
+        );
+        let ok = ok.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            ok.contains("POSTGRES_16") && ok.contains("cloudsqlsuperuser"),
+            "{ok}"
+        );
+    }
+
+    #[test]
+    fn each_missing_setting_of_the_instance_names_its_fix() {
+        let missing = sql_instance("main", "p", "europe-west1", None).unwrap_err();
+        assert!(
+            missing.contains("services.sql.instance")
+                && missing.contains("gcloud sql instances create main"),
+            "{missing}"
+        );
+        let mysql =
+            sql_instance("main", "p", "r", Some(&instance("MYSQL_8_0", true, true))).unwrap_err();
+        assert!(
+            mysql.contains("MYSQL_8_0") && mysql.contains("PostgreSQL"),
+            "{mysql}"
+        );
+        let no_iam = sql_instance(
+            "main",
+            "p",
+            "r",
+            Some(&instance("POSTGRES_16", false, true)),
+        )
+        .unwrap_err();
+        assert!(
+            no_iam.contains("cloudsql.iam_authentication=on"),
+            "{no_iam}"
+        );
+        assert!(!no_iam.contains("data-api-access"), "{no_iam}");
+        let no_api = sql_instance(
+            "main",
+            "p",
+            "r",
+            Some(&instance("POSTGRES_16", true, false)),
+        )
+        .unwrap_err();
+        assert!(
+            no_api.contains("--data-api-access=ALLOW_DATA_API"),
+            "{no_api}"
+        );
+        // Both at once: both fixes, in one line.
+        let both = sql_instance(
+            "main",
+            "p",
+            "r",
+            Some(&instance("POSTGRES_16", false, false)),
+        )
+        .unwrap_err();
+        assert!(
+            both.contains("iam_authentication") && both.contains("ALLOW_DATA_API"),
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn a_files_bucket_needs_uniform_access_and_a_logs_bucket_only_to_exist() {
+        let plain = BucketFacts {
+            name: "b".to_owned(),
+            uniform_access: false,
+        };
+        let uniform = BucketFacts {
+            uniform_access: true,
+            ..plain.clone()
+        };
+        let gone = bucket("services.logs.bucket", "b", "r", false, None).unwrap_err();
+        assert!(
+            gone.contains("services.logs.bucket") && gone.contains("buckets create gs://b"),
+            "{gone}"
+        );
+        assert!(bucket("services.logs.bucket", "b", "r", false, Some(&plain)).is_ok());
+        let files = bucket("services.storage.bucket", "b", "r", true, Some(&plain)).unwrap_err();
+        assert!(files.contains("--uniform-bucket-level-access"), "{files}");
+        assert!(bucket("services.storage.bucket", "b", "r", true, Some(&uniform)).is_ok());
+    }
+
+    #[test]
+    fn the_apis_follow_what_the_specs_ask_and_the_configuration_places() {
+        let none = BTreeSet::new();
+        assert!(service_apis(&none, &none).is_empty());
+        let asked: BTreeSet<&str> = ["nosql"].into();
+        let configured: BTreeSet<&str> = ["sql", "logs", "storage"].into();
+        assert_eq!(
+            service_apis(&asked, &configured),
+            [
+                "sqladmin.googleapis.com",
+                "firestore.googleapis.com",
+                "logging.googleapis.com"
+            ]
+        );
     }
 }

@@ -8,6 +8,7 @@
 mod cloud;
 mod judge;
 mod notifications;
+mod services;
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::path::PathBuf;
@@ -21,19 +22,28 @@ use judge::Needs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The controller's configuration, as `ccd controller --config` reads it.
-    #[arg(long, required_unless_present_any = ["print_role", "print_grant_condition"])]
+    #[arg(
+        long,
+        required_unless_present_any = ["print_role", "print_grant_condition", "print_grants_role"]
+    )]
     config: Option<PathBuf>,
     /// Print the custom role `ccdController` the controller needs (the YAML
     /// `gcloud iam roles create --file` reads), generated from ccd's
     /// permission table, and exit.
     #[arg(long)]
     print_role: bool,
-    /// Print the IAM condition under which the controller holds
-    /// `roles/resourcemanager.projectIamAdmin`: it may grant the apps'
-    /// accounts their project roles (log and metric writing) and nothing
-    /// else. `deploy/bootstrap.sh` binds it so.
+    /// Print the IAM condition under which the controller holds the role
+    /// `ccdControllerGrants`: it may grant the apps' accounts their roles
+    /// (log and metric writing, Cloud SQL login, Firestore, their files,
+    /// the log sinks' writing) and nothing else. `deploy/bootstrap.sh`
+    /// binds it so.
     #[arg(long)]
     print_grant_condition: bool,
+    /// Print the custom role `ccdControllerGrants` (policy writes only,
+    /// bound under `--print-grant-condition`), generated from ccd's
+    /// permission table, and exit.
+    #[arg(long)]
+    print_grants_role: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +92,10 @@ pub fn run(args: Args) -> ExitCode {
         println!("{}", ccd_cloud::permissions::grant_condition());
         return ExitCode::SUCCESS;
     }
+    if args.print_grants_role {
+        print!("{}", ccd_cloud::permissions::grants_role_yaml());
+        return ExitCode::SUCCESS;
+    }
     let Some(path) = args.config else {
         return ExitCode::from(2);
     };
@@ -97,7 +111,9 @@ pub fn run(args: Args) -> ExitCode {
     let checked = crate::logging::block_on(async {
         let needs = store(&config, &mut report).await;
         notifications::check(&config, &mut report).await;
-        cloud::checks(&config, &path, &needs, &mut report).await;
+        if cloud::checks(&config, &path, &needs, &mut report).await {
+            services::checks(&config, &needs, &mut report).await;
+        }
         Ok(())
     });
     if let Err(e) = checked {
@@ -194,6 +210,20 @@ async fn needs(store: &AnyStore, app_accounts: bool, report: &mut Report) -> Nee
         if s.expose.internal.is_some() {
             needs.internal_apps.push(app.metadata.name.clone());
         }
+        let asked = [
+            ("sql", s.services.sql.is_some()),
+            ("nosql", s.services.nosql.is_some()),
+            ("cache", s.services.cache.is_some()),
+            ("storage", s.services.storage.is_some()),
+            ("logs", s.services.logs.is_some()),
+        ];
+        for (kind, _) in asked.into_iter().filter(|(_, on)| *on) {
+            let apps = needs.services.entry(kind).or_default();
+            apps.push(app.metadata.name.clone());
+        }
+        if let Some(bucket) = s.services.storage.as_ref().and_then(|f| f.bucket.clone()) {
+            needs.spec_buckets.insert(bucket);
+        }
         if s.machine.service_account.is_none() && !app_accounts {
             as_default.push(app.metadata.name.clone());
         }
@@ -242,43 +272,92 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn the_bootstrap_grants_the_generated_role_and_no_hand_kept_list() {
+    fn the_bootstrap_grants_the_generated_roles_and_no_hand_kept_list() {
         let script = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/bootstrap.sh"),
         )
         .unwrap();
         let role = ccd_cloud::permissions::role_yaml();
         let listed: Vec<&str> = role.lines().filter_map(|l| l.strip_prefix("- ")).collect();
-        for need in ccd_cloud::permissions::TABLE
+        let grants = ccd_cloud::permissions::grants_role_yaml();
+        let granting: Vec<&str> = grants
+            .lines()
+            .filter_map(|l| l.strip_prefix("- "))
+            .collect();
+        let tables = ccd_cloud::permissions::TABLE
             .iter()
-            .filter(|n| n.caller != ccd_cloud::permissions::Caller::Delegated)
-        {
+            .chain(ccd_cloud::permissions::SERVICES);
+        for need in tables {
             for p in need.permissions {
-                assert!(listed.contains(p), "role lacks {p}");
+                assert!(
+                    listed.contains(p) || granting.contains(p),
+                    "no role holds {p}"
+                );
             }
         }
-        // The delegated rows come from a conditional binding whose
-        // condition is the one ccd prints.
+        // The delegated permissions come from a conditional binding of a
+        // role ccd prints, under the condition ccd prints.
         assert!(script.contains(r#""$ccd" doctor --print-grant-condition"#));
-        assert!(script.contains(ccd_cloud::permissions::GRANTOR_ROLE));
-        // The role file comes from the binary, and both create and update read it.
+        assert!(script.contains(r#""$ccd" doctor --print-grants-role > "$work/grants.yaml""#));
+        assert!(script.contains(ccd_cloud::permissions::GRANTOR_ROLE_ID));
+        assert!(
+            script
+                .contains(r#"--role "projects/$project/roles/$grants_role" --condition-from-file"#)
+        );
+        // The role files come from the binary, and both create and update read them.
         assert!(script.contains(r#""$ccd" doctor --print-role > "$work/role.yaml""#));
-        assert!(script.contains(r#"roles create "$role" --file "$work/role.yaml""#));
-        assert!(script.contains(r#"roles update "$role" --file "$work/role.yaml""#));
+        assert!(script.contains(r#"roles create "$1" --file "$2""#));
+        assert!(script.contains(r#"roles update "$1" --file "$2""#));
         assert!(script.contains(r#"--role "projects/$project/roles/$role""#));
         assert!(
             !script.contains("--permissions"),
             "a hand list of permissions"
         );
-        let copied: Vec<&&str> = listed.iter().filter(|p| script.contains(**p)).collect();
+        let copied: Vec<&&str> = listed
+            .iter()
+            .chain(&granting)
+            .filter(|p| script.contains(**p))
+            .collect();
         assert!(
             copied.is_empty(),
             "permissions written into the script: {copied:?}"
         );
+        // Services: their APIs, and the one step an administrator does by hand.
+        for api in [
+            "sqladmin.googleapis.com",
+            "firestore.googleapis.com",
+            "logging.googleapis.com",
+        ] {
+            assert!(script.contains(api), "{api}");
+        }
+        assert!(script.contains("GRANT cloudsqlsuperuser TO"));
         assert!(
             script
                 .trim_end()
                 .ends_with("doctor --config ./ccd-bootstrap.json")
         );
+    }
+
+    #[test]
+    fn the_grant_condition_allows_exactly_the_roles_the_adapters_grant() {
+        use std::collections::BTreeSet;
+        let granted: BTreeSet<&str> = ccd_cloud::identity::PROJECT_ROLES
+            .into_iter()
+            .chain(ccd_services_gcp::sql::LOGIN_ROLES)
+            .chain([
+                ccd_services_gcp::firestore::ROLE,
+                ccd_services_gcp::storage::FOLDER_ROLE,
+                ccd_services_gcp::storage::SINK_ROLE,
+            ])
+            .collect();
+        let allowed: BTreeSet<&str> = ccd_cloud::permissions::GRANTED_ROLES.into_iter().collect();
+        assert_eq!(allowed, granted);
+        let condition = ccd_cloud::permissions::grant_condition();
+        for role in granted {
+            assert!(
+                condition.contains(&format!("'{role}'")),
+                "{role}: {condition}"
+            );
+        }
     }
 }
