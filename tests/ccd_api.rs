@@ -306,3 +306,92 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     up.stop();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `ccd controller` serves the same API, with the tokens of its
+/// configuration's `apiTokens` file (`ccd token create --config`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccd_controller_serves_the_api_with_the_tokens_of_its_configuration() {
+    let dir = temp_dir("api-controller");
+    let store = dir.join("store");
+    std::fs::create_dir_all(store.join("specs")).unwrap();
+    std::fs::create_dir_all(dir.join("cloud")).unwrap();
+    let cloud = ccd_e2e::LocalCloudProcess::start(&dir.join("cloud"))
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let config = serde_json::json!({
+        "store": store,
+        "project": "local",
+        "region": "europe-west1",
+        "endpoint": cloud.base,
+        "endpointTokenFile": cloud.token_file,
+        "events": dir.join("events.redb"),
+        "metricsListen": "127.0.0.1:0",
+        "apiListen": format!("127.0.0.1:{port}"),
+        "apiTokens": dir.join("api-tokens.json"),
+    });
+    let config_file = dir.join("controller.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let out = std::process::Command::new(ccd_e2e::binary("ccd"))
+        .args(["token", "create", "--scope", "deploy", "--config"])
+        .arg(&config_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut controller = tokio::process::Command::new(ccd_e2e::binary("ccd"))
+        .args(["controller", "--config"])
+        .arg(&config_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        api: format!("http://127.0.0.1:{port}"),
+        token,
+    };
+    let spec = spec("1")
+        .replace(
+            "  run: {command: [ccd-sample-app], args: [--port, \"$(PORT)\"]}\n",
+            "",
+        )
+        .replace("8141", "8142");
+    let applied = eventually("the controller's API", Duration::from_secs(30), || async {
+        let answer = c
+            .http
+            .put(format!("{}/v1/apps/shop", c.api))
+            .bearer_auth(&c.token)
+            .body(spec.clone())
+            .send()
+            .await
+            .ok()?;
+        Some(answer.status())
+    })
+    .await
+    .unwrap();
+    assert_eq!(applied, StatusCode::CREATED);
+    assert!(
+        store.join("specs/shop.yaml").exists(),
+        "written into the store"
+    );
+    eventually(
+        "shop Ready through the controller",
+        Duration::from_secs(60),
+        || async { (c.app().await["status"]["phase"] == "Ready").then_some(()) },
+    )
+    .await
+    .unwrap();
+    let (code, _) = c.send("GET", "/v1/apps", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let _ = controller.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,6 +66,14 @@ pub struct ControllerConfig {
     /// Where `/metrics` and `/healthz` are served.
     #[serde(default = "default_metrics_listen")]
     metrics_listen: SocketAddr,
+    /// Where the REST API is served: loopback by default (put a proxy with
+    /// TLS in front of it to reach it from elsewhere).
+    #[serde(default = "default_api_listen")]
+    api_listen: SocketAddr,
+    /// The API's token hashes, relative to the working directory; `ccd
+    /// token create --config FILE` adds one.
+    #[serde(default = "default_api_tokens")]
+    pub api_tokens: PathBuf,
     /// The bus between agents and the health and scaling reconcilers.
     #[serde(default)]
     pub pubsub: Option<PubSubSettings>,
@@ -241,6 +249,16 @@ pub fn on_this_machine(endpoint: Option<&str>) -> bool {
 
 fn default_deletion_grace() -> u64 {
     ccd_controller::DELETION_GRACE.as_secs()
+}
+
+/// A free loopback port, logged: several controllers (a standby beside its
+/// leader) may share a machine; production names one (`apiListen`).
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn default_api_tokens() -> PathBuf {
+    PathBuf::from("ccd-api-tokens.json")
 }
 
 fn default_metrics_listen() -> SocketAddr {
@@ -424,8 +442,9 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     .with_fence(leadership.clone());
     let cloud = Arc::new(cloud);
     let log = ccd_events::EventLog::open(&config.events).context("cannot open the event log")?;
+    let feed = ccd_api::EventFeed::new(log);
     let events = Arc::new(Events {
-        feed: ccd_api::EventFeed::new(log),
+        feed: feed.clone(),
         print_ready: false,
     });
     let endpoints: ccd_controller::Endpoints = Arc::new(|spec, state| {
@@ -446,6 +465,8 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
             .into_iter()
             .collect(),
     });
+    // The API plans against the same cloud, as the reconciler sees it.
+    let (api_local, api_endpoints) = (local.clone(), endpoints.clone());
     let reconciler = DeployReconciler::new(
         cloud.clone(),
         store.clone(),
@@ -530,13 +551,23 @@ async fn serve(config: ControllerConfig, set: crate::reconcilers::Set) -> anyhow
     let metrics = crate::metrics::serve(
         config.metrics_listen,
         metrics,
-        cloud,
+        cloud.clone(),
         drops,
         election,
         notice_counts,
     )
     .await?;
     tracing::info!(%metrics, "metrics served at /metrics");
+    let tokens = ccd_api::Tokens::open(&config.api_tokens)?;
+    let api_store = AnyStore::open(&url).context("cannot open the store for the API")?;
+    let planner = crate::api::CloudPlanner {
+        cloud,
+        local: api_local,
+        endpoints: api_endpoints,
+    };
+    let api_state = ccd_api::ApiState::new(api_store, tokens, feed).with_planner(Arc::new(planner));
+    let api = crate::api::serve(config.api_listen, api_state, stop.clone()).await?;
+    tracing::info!(%api, tokens = %config.api_tokens.display(), "REST API served");
     tracing::info!(store = %config.store, project = %config.project, ?set, "controller running");
     let signalled = stop.clone();
     tokio::spawn(async move {
@@ -716,6 +747,7 @@ mod tests {
         assert_eq!(notes.poll_seconds, 60);
         assert_eq!(c.drift_check_seconds, 600);
         assert_eq!(c.metrics_listen, default_metrics_listen());
+        assert_eq!(c.api_listen, SocketAddr::from(([127, 0, 0, 1], 8090)));
         let services = c.services.as_ref().unwrap().config(&c.project, &c.region);
         assert_eq!(services.sql_instance.as_deref(), Some("ccd-main"));
         assert_eq!(services.logs_bucket.as_deref(), Some("acme-prod-app-logs"));

@@ -44,6 +44,11 @@ impl Target {
             .then(|| crate::up::cloud_dir(&self.data()).join("secrets"))
     }
 
+    /// The controller's configuration file, with `--config`.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// The data folder of `ccd up`; `None` with `--config`.
     pub fn local_data(&self) -> Option<PathBuf> {
         self.is_local().then(|| self.data())

@@ -1,5 +1,6 @@
-//! `ccd token create --scope S [--apps PREFIX]... --data DIR`: a new API
-//! token, printed once (only its hash is kept).
+//! `ccd token create --scope S [--apps PREFIX]... (--data DIR | --config
+//! FILE)`: a new API token for `ccd up`'s API or a controller's (its
+//! `apiTokens` file), printed once (only its hash is kept).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the command's output
 
 use std::process::ExitCode;
@@ -39,13 +40,17 @@ pub fn run(args: Args) -> ExitCode {
         apps,
         target,
     } = args.command;
-    let Some(data) = target.local_data() else {
-        eprintln!(
-            "ccd token create: works on ccd up's data folder (--data DIR); the API of ccd controller is not built yet"
-        );
-        return ExitCode::FAILURE;
+    let file = match target.config_path() {
+        Some(config) => match crate::controller::load(config) {
+            Ok(c) => c.api_tokens,
+            Err(e) => {
+                eprintln!("ccd token create: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => crate::api::tokens_file(&target.local_data().unwrap_or_default()),
     };
-    let made = Tokens::open(&crate::api::tokens_file(&data)).and_then(|t| t.create(scope, &apps));
+    let made = Tokens::open(&file).and_then(|t| t.create(scope, &apps));
     match made {
         Ok(token) => {
             println!("{token}");
