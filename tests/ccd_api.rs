@@ -236,6 +236,15 @@ async fn an_app_is_applied_planned_refused_watched_and_deleted_through_the_api()
     .await
     .unwrap();
     up.stop();
+    let _ = up.child.wait().await;
+    // The terminal had the concise view; the full log is in DATA/ccd.log.
+    let terminal = std::fs::read_to_string(data.join("up.log")).unwrap();
+    assert!(
+        !terminal.contains(" INFO "),
+        "only warnings on the terminal:\n{terminal}"
+    );
+    let log = std::fs::read_to_string(data.join("ccd.log")).unwrap();
+    assert!(log.contains("controller running"), "{log:.2000}");
     let _ = std::fs::remove_dir_all(&data);
 }
 

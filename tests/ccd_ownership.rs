@@ -323,7 +323,7 @@ async fn foreign_resources_are_left_alone_and_deletion_waits_out_its_grace() {
     .unwrap_or_else(|e| {
         panic!(
             "{e}:\n{}",
-            std::fs::read_to_string(data.join("up.log")).unwrap_or_default()
+            std::fs::read_to_string(data.join("ccd.log")).unwrap_or_default()
         )
     });
     assert!(events(&data, "gone").await.contains("Deleted"));

@@ -121,7 +121,7 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
         .unwrap_or_else(|_| {
             panic!(
                 "web and api Ready:\n{}",
-                std::fs::read_to_string(data.join("up.log")).unwrap_or_default()
+                std::fs::read_to_string(data.join("ccd.log")).unwrap_or_default()
             )
         });
         urls.insert(line.0, line.1);
@@ -532,7 +532,8 @@ async fn each_app_gets_a_cache_and_a_database_of_its_own() {
     // No password anywhere a person or a log collector looks.
     up.stop();
     let _ = up.child.wait().await;
-    let log = std::fs::read_to_string(data.join("up.log")).unwrap();
+    let log = std::fs::read_to_string(data.join("ccd.log")).unwrap();
+    assert!(log.contains("controller running"), "the full log is there");
     for (app, password, sql_password) in passwords {
         let events = ccd_e2e::agents::events(&ccd_e2e::binary("ccd"), &data, app).await;
         assert!(

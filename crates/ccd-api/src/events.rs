@@ -52,6 +52,11 @@ impl EventFeed {
         &self.log
     }
 
+    /// The events recorded from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
     /// An event the log just stored, for the streams open now.
     pub fn publish(&self, event: Event) {
         let _ = self.live.send(event);

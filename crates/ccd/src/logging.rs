@@ -13,6 +13,51 @@ pub fn init() {
         .try_init();
 }
 
+/// `ccd up`'s logs: everything (as `RUST_LOG` says, default info) into
+/// `file`, and on the terminal only warnings and errors, in a line each,
+/// unless `verbose` (then everything there too). The terminal's other
+/// lines are the command's own (`ready: ...`, and each event).
+pub fn init_up(file: &std::path::Path, verbose: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(|e| anyhow::anyhow!("cannot open the log {}: {e}", file.display()))?;
+    let to_file = tracing_subscriber::fmt::layer()
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .with_filter(filter());
+    let ansi = std::io::stderr().is_terminal();
+    let terminal = if verbose {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(filter())
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .compact()
+            .without_time()
+            .with_target(false)
+            .with_filter(tracing_subscriber::filter::LevelFilter::WARN)
+            .boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(to_file)
+        .with(terminal)
+        .try_init();
+    Ok(())
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn until_signal() {
     use tokio::signal::unix::{SignalKind, signal};

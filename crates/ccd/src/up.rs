@@ -46,14 +46,62 @@ pub struct Args {
     /// is written to DIR/api-token).
     #[arg(long, default_value = "127.0.0.1:0")]
     api_listen: SocketAddr,
+    /// The full log on the terminal too (it always goes to DIR/ccd.log).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 /// The local cloud runs on this machine and has no quota to protect.
 const LOCAL_API_RATE: f64 = 1000.0;
 
 pub fn run(args: Args) -> ExitCode {
-    crate::logging::init();
+    if let Err(e) = std::fs::create_dir_all(&args.data)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| crate::logging::init_up(&log_file(&args.data), args.verbose))
+    {
+        crate::logging::init();
+        tracing::error!("cannot start: {e:#}");
+        return ExitCode::FAILURE;
+    }
     crate::logging::run_async(up(args))
+}
+
+/// Where `ccd up` writes its full log.
+pub fn log_file(data: &Path) -> PathBuf {
+    data.join("ccd.log")
+}
+
+/// The live view: each event as a line (`APP  REASON  what happened`), as
+/// it is recorded; `ready:` lines say the rest.
+async fn show_events(feed: ccd_api::EventFeed, stop: CancellationToken) {
+    let mut events = feed.subscribe();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            () = stop.cancelled() => return,
+        };
+        match event {
+            Ok(e) if e.reason == "Ready" => {}
+            Ok(e) => {
+                let mark = if e.kind == ccd_events::Kind::Warning {
+                    "!"
+                } else {
+                    " "
+                };
+                #[allow(clippy::print_stdout)] // the command's own output
+                {
+                    println!("{mark} {:<20} {:<22} {}", e.app, e.reason, e.message);
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("  ({n} events not shown: `ccd events` lists them)");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 async fn up(args: Args) -> anyhow::Result<()> {
@@ -199,6 +247,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         None,
     )
     .await?;
+    let feed_view = feed.clone();
     let (api, _admin) = crate::api::local_state(&args.data, feed)?;
     let planner = crate::api::CloudPlanner {
         cloud: cloud.clone(),
@@ -221,7 +270,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
             "api token: {}",
             crate::api::admin_token_file(&args.data).display()
         );
+        println!("log: {}", log_file(&args.data).display());
     }
+    tokio::spawn(show_events(feed_view, stop.clone()));
     tracing::info!(specs = %args.data.join("specs").display(), "controller running; drop spec files there");
     let signalled = stop.clone();
     tokio::spawn(async move {
