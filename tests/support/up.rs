@@ -25,6 +25,8 @@ pub struct Up {
     /// The REST API's root (`api: URL`), and the admin token `ccd up` wrote.
     pub api: String,
     pub api_token: String,
+    /// The dashboard's one-time login URL.
+    pub dashboard: String,
 }
 
 impl Up {
@@ -82,6 +84,12 @@ impl Up {
                 break crate::token_from_line(file)?;
             }
         };
+        let dashboard = loop {
+            let line = lines.next_line().await?.context("ccd up exited")?;
+            if let Some(url) = line.strip_prefix("dashboard: ") {
+                break url.to_owned();
+            }
+        };
         Ok(Up {
             child,
             lines,
@@ -90,6 +98,7 @@ impl Up {
             metrics,
             api,
             api_token,
+            dashboard,
         })
     }
 

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
-use crate::ApiState;
 use crate::error::ApiError;
 use crate::tokens::{Caller, Scope};
+use crate::{ApiState, session};
 
 /// The caller, from `Authorization: Bearer TOKEN`; no token or an unknown
 /// one is 401.
@@ -30,6 +30,32 @@ impl FromRequestParts<Arc<ApiState>> for Authorized {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
+        if header.is_none()
+            && let Some(session) = parts
+                .headers
+                .get(axum::http::header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|h| session::cookie(h, session::COOKIE))
+                .and_then(|c| state.sessions.session(c))
+        {
+            // A cookie goes with any request to this host, a forged one
+            // too: a change also needs the session's CSRF token.
+            let reads = matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let csrf = parts
+                .headers
+                .get(session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if !reads && csrf != Some(session.csrf.as_str()) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "a change from the dashboard needs its X-CSRF-Token (GET /v1/session)",
+                ));
+            }
+            return Ok(Authorized(session.caller));
+        }
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,

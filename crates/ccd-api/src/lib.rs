@@ -13,11 +13,13 @@
 //! spec's JSON Schema (`ccd schema`, one definition) as the `App` schema.
 
 mod apps;
+mod dashboard;
 pub mod error;
 mod events;
 mod extract;
 mod openapi;
 mod rollouts;
+mod session;
 pub mod tokens;
 
 use std::future::Future;
@@ -32,6 +34,7 @@ use ccd_controller::status::Status;
 use tokio_util::sync::CancellationToken;
 
 pub use events::EventFeed;
+pub use session::COOKIE as SESSION_COOKIE;
 pub use tokens::{Caller, Scope, TokenError, Tokens};
 
 /// What `POST /v1/apps/{name}/plan` asks of the cloud: the plan of a spec
@@ -58,6 +61,8 @@ pub struct ApiState {
     /// One spec write at a time from here, so If-Match compares with what
     /// the write replaces.
     writes: tokio::sync::Mutex<()>,
+    /// The dashboard's login tokens and sessions.
+    sessions: session::Sessions,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -78,7 +83,14 @@ impl ApiState {
             heartbeat: Duration::from_secs(15),
             stop: CancellationToken::new(),
             writes: tokio::sync::Mutex::new(()),
+            sessions: session::Sessions::default(),
         }
+    }
+
+    /// A one-time login token for the dashboard (`/login?token=...`), for
+    /// a session of `scope`; printed by the process that serves the API.
+    pub fn dashboard_login(&self, scope: Scope) -> Option<String> {
+        self.sessions.login_token(scope)
     }
 
     pub fn with_planner(mut self, planner: Arc<dyn Planner>) -> Self {
@@ -103,6 +115,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let document = Arc::new(document);
     routes
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(dashboard::page))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/login", get(dashboard::login))
+        .route("/v1/session", get(dashboard::current))
         .route(
             "/openapi.json",
             get(move || {

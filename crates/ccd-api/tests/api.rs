@@ -392,3 +392,69 @@ async fn only_the_documented_methods_are_in_the_document_and_a_405_names_the_oth
     let allow = headers[header::ALLOW].to_str().unwrap();
     assert!(allow.contains("PUT") && !allow.contains("POST"), "{allow}");
 }
+
+#[tokio::test]
+async fn the_dashboard_logs_in_once_and_a_cookie_alone_changes_nothing() {
+    let f = fixture("dashboard");
+    let (code, _, headers) = f.call("GET", "/", None, "", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let (code, _, _) = f.call("GET", "/dashboard.js", None, "", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+
+    let token = f.api.dashboard_login(Scope::Admin).unwrap();
+    let (code, _, _) = f.call("GET", "/login?token=guess", None, "", &[]).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _, headers) = f
+        .call("GET", &format!("/login?token={token}"), None, "", &[])
+        .await;
+    assert_eq!(code, StatusCode::SEE_OTHER);
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let (code, _, _) = f
+        .call("GET", &format!("/login?token={token}"), None, "", &[])
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "a login link works once");
+
+    let with_cookie = [("cookie", cookie.as_str())];
+    let (code, _, _) = f.call("GET", "/v1/apps", None, "", &with_cookie).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body, _) = f
+        .call("PUT", "/v1/apps/web", None, SPEC, &with_cookie)
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::FORBIDDEN,
+        "a cookie alone, as a forged form sends: {body}"
+    );
+    assert_eq!(f.stored(), None);
+    let (_, session, _) = f.call("GET", "/v1/session", None, "", &with_cookie).await;
+    let csrf = session["csrf"].as_str().unwrap().to_owned();
+    let (code, _, _) = f
+        .call(
+            "PUT",
+            "/v1/apps/web",
+            None,
+            SPEC,
+            &[("cookie", cookie.as_str()), ("x-csrf-token", "wrong")],
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _, _) = f
+        .call(
+            "PUT",
+            "/v1/apps/web",
+            None,
+            SPEC,
+            &[("cookie", cookie.as_str()), ("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _, _) = f.call("GET", "/v1/session", None, "", &[]).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+}

@@ -256,12 +256,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
         }),
         endpoints: endpoints.clone(),
     };
-    let api = crate::api::serve(
-        args.api_listen,
-        api.with_planner(Arc::new(planner)),
-        stop.clone(),
-    )
-    .await?;
+    let api_state = api.with_planner(Arc::new(planner));
+    let login = api_state.dashboard_login(ccd_api::Scope::Admin);
+    let api = crate::api::serve(args.api_listen, api_state, stop.clone()).await?;
     #[allow(clippy::print_stdout)] // the command's own output
     {
         println!("metrics: http://{metrics}/metrics");
@@ -270,6 +267,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
             "api token: {}",
             crate::api::admin_token_file(&args.data).display()
         );
+        if let Some(token) = login {
+            println!("dashboard: http://{api}/login?token={token}");
+        }
         println!("log: {}", log_file(&args.data).display());
     }
     tokio::spawn(show_events(feed_view, stop.clone()));
