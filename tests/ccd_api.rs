@@ -404,3 +404,92 @@ async fn ccd_controller_serves_the_api_with_the_tokens_of_its_configuration() {
     let _ = controller.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The dashboard in a headless Chromium, as a person uses it: logged in
+/// through the URL `ccd up` printed, it shows the app and its phase; on the
+/// app's page it shows a canary of version 2 start and hold without being
+/// reloaded (the event stream), and its abort button rolls the canary back.
+/// A screenshot of each page is kept in `target/<profile>/artifacts/dashboard/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_apps_follows_a_canary_and_aborts_it() {
+    const CANARY: &str = "{strategy: canary, drainTime: 1s, deadline: 30m, keepWarm: 5s, steps: [{weight: 50, pause: 20m}]}";
+    let data = temp_dir("api-dashboard");
+    std::fs::create_dir_all(data.join("specs")).unwrap();
+    std::fs::write(
+        data.join("specs/web.yaml"),
+        ccd_e2e::rollout::sample_spec("1", CANARY, "", "3s"),
+    )
+    .unwrap();
+    let mut up = Up::start(&data, &[]).await.unwrap();
+    up.ready("web").await.unwrap();
+    let shots = ccd_e2e::artifacts_dir("dashboard");
+    let browser = ccd_e2e::browser::Browser::start().await.unwrap();
+    let until = |what: &'static str, css: &'static str, wanted: &'static str| {
+        let browser = &browser;
+        async move {
+            eventually(what, Duration::from_secs(90), || async {
+                let text = browser.text(css).await?;
+                text.contains(wanted).then_some(text)
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    browser.open(&up.dashboard).await.unwrap();
+    until("the apps table", "#apps", "web").await;
+    let row = until("web Ready in the table", "tr[data-app=web]", "Ready").await;
+    assert!(row.contains("3/3"), "{row}");
+    browser.screenshot(&shots.join("apps.png")).await.unwrap();
+
+    // The app's page, reached by its link; not reloaded from here on.
+    browser.click("tr[data-app=web] a").await.unwrap();
+    until("web's page", "#main", "Conditions").await;
+    browser
+        .run("window.stayed = true; return null;")
+        .await
+        .unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        api: up.api.clone(),
+        token: up.api_token.clone(),
+    };
+    let (code, body) = c
+        .call(
+            "PUT",
+            "/v1/apps/web",
+            Some(ccd_e2e::rollout::sample_spec("2", CANARY, "", "3s")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let rollout = until(
+        "the canary of version 2 holding",
+        "#rollout",
+        "version 2 from 1",
+    )
+    .await;
+    assert!(rollout.contains("canary"), "{rollout}");
+    until("the canary at its pause", "#rollout-state", "Progressing").await;
+    browser
+        .screenshot(&shots.join("app-canary.png"))
+        .await
+        .unwrap();
+
+    browser.click("button[data-ask=abort]").await.unwrap();
+    until("the abort asked", "#asked", "abort asked").await;
+    until("the canary aborted", "#rollout-state", "Aborted").await;
+    assert_eq!(
+        browser.run("return window.stayed === true;").await.unwrap(),
+        serde_json::Value::Bool(true),
+        "the page followed without a reload"
+    );
+    browser
+        .screenshot(&shots.join("app-aborted.png"))
+        .await
+        .unwrap();
+    let (_, app) = c.call("GET", "/v1/apps/web", None).await;
+    assert_eq!(app["status"]["rollout"]["state"], "Aborted", "{app}");
+    browser.quit().await;
+    up.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -20,7 +20,14 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where a test keeps what a person may want to look at afterwards
+/// (screenshots): `target/<profile>/artifacts/<name>`, left in place.
+pub fn artifacts_dir(name: &str) -> PathBuf {
+    profile_dir().join("artifacts").join(name)
+}
+
 pub mod agents;
+pub mod browser;
 pub mod chaos;
 pub mod fake_gcs;
 pub mod ha;
