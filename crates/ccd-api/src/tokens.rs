@@ -193,31 +193,15 @@ fn read(file: &Path) -> Result<Vec<TokenRecord>, TokenError> {
 }
 
 fn write(file: &Path, records: &[TokenRecord]) -> Result<(), TokenError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let error = |source| TokenError::Write {
         path: file.to_owned(),
         source,
     };
     if let Some(dir) = file.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(error)?;
+        ccd_services::private::dir(dir).map_err(error)?;
     }
     let text = serde_json::to_vec_pretty(records).map_err(|e| error(std::io::Error::other(e)))?;
-    let temp = file.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(error)?;
-    f.write_all(&text).map_err(error)?;
-    f.sync_all().map_err(error)?;
-    std::fs::rename(&temp, file).map_err(error)
+    ccd_services::private::write(file, text).map_err(error)
 }
 
 #[cfg(test)]

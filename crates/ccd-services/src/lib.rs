@@ -19,7 +19,7 @@ mod local;
 pub mod logs;
 pub mod names;
 pub mod password;
-mod private;
+pub mod private;
 pub mod resp;
 pub mod sql;
 mod status;

@@ -34,25 +34,9 @@ pub fn admin_token(data: &Path, tokens: &Tokens) -> anyhow::Result<String> {
         return Ok(kept.trim().to_owned());
     }
     let token = tokens.create(Scope::Admin, &[])?;
-    write_private(&file, &token)?;
+    ccd_services::private::write(&file, &token)
+        .with_context(|| format!("cannot write {}", file.display()))?;
     Ok(token)
-}
-
-fn write_private(file: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let temp = file.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&temp, file))
-        .with_context(|| format!("cannot write {}", file.display()))
 }
 
 /// Plans against the cloud the controller deploys to.

@@ -25,10 +25,14 @@ pub(crate) fn kept_password(file: &Path) -> Result<String, String> {
     if let Some(p) = read_secret(file) {
         return Ok(p);
     }
-    let p =
-        crate::password::generate().map_err(|e| format!("no randomness for a password: {e}"))?;
+    let p = new_password()?;
     write_private(file, &p).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(p)
+}
+
+/// A new password, or why there is none.
+pub(crate) fn new_password() -> Result<String, String> {
+    crate::password::generate().map_err(|e| format!("no randomness for a password: {e}"))
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::LocalServices;
-use super::files::{kept_password, lock, private_dir, write_private};
+use super::files::{kept_password, lock, new_password, private_dir, write_private};
 use super::rotation;
 use super::server::{self, Server};
 use crate::cache;
@@ -65,9 +65,7 @@ impl LocalServices {
             .and_then(|url| password_in(&url, &grant.user));
         let password = match known {
             Some(p) => p,
-            None => {
-                password::generate().map_err(|e| format!("no randomness for a password: {e}"))?
-            }
+            None => new_password()?,
         };
         let mut hashes = vec![password::sha256_hex(&password)];
         hashes.extend((rotation.retiring.iter()).filter_map(|r| r.password_sha256.clone()));
@@ -113,7 +111,7 @@ impl LocalServices {
                 )
             })?;
         let redis = self.redis().await?;
-        let new = password::generate().map_err(|e| format!("no randomness for a password: {e}"))?;
+        let new = new_password()?;
         let (old, new_hash) = (password::sha256_hex(&old), password::sha256_hex(&new));
         let mut admin = admin(&redis.address, &redis.admin_password).await?;
         cache::ensure_user(&mut admin, &grant, &[&new_hash, &old])

@@ -2,7 +2,7 @@
 //! the PostgreSQL cluster of `postgres.rs` (the rules: `crate::sql`).
 
 use super::LocalServices;
-use super::files::read_secret;
+use super::files::{new_password, read_secret};
 use super::postgres::LocalPostgres;
 use super::rotation;
 use super::server::{self, Server};
@@ -47,9 +47,7 @@ impl LocalServices {
         let password_file = self.secret_file(app, "sql", PGPASSWORD, generation);
         let password = match read_secret(&password_file) {
             Some(p) => p,
-            None => {
-                password::generate().map_err(|e| format!("no randomness for a password: {e}"))?
-            }
+            None => new_password()?,
         };
         let previous = match rotation.retiring {
             Some(_) => sql::Previous::Keep,
@@ -105,7 +103,7 @@ impl LocalServices {
         let grant = sql::grant(app, database).map_err(|e| e.to_string())?;
         let login = sql::login_role(&grant, next);
         let pg = self.postgres().await?;
-        let new = password::generate().map_err(|e| format!("no randomness for a password: {e}"))?;
+        let new = new_password()?;
         self.apply_login(&pg, &grant, &login, &new, sql::Previous::Keep)
             .await?;
         Ok(sql::env(&grant, &login, &new, "127.0.0.1", pg.port))
