@@ -331,22 +331,19 @@ async fn ccd_controller_serves_the_api_with_the_tokens_of_its_configuration() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let config = serde_json::json!({
-        "store": store,
-        "project": "local",
-        "region": "europe-west1",
-        "endpoint": cloud.base,
-        "endpointTokenFile": cloud.token_file,
-        "events": dir.join("events.redb"),
-        "metricsListen": "127.0.0.1:0",
-        "apiListen": format!("127.0.0.1:{port}"),
-        "apiTokens": dir.join("api-tokens.json"),
-    });
-    let config_file = dir.join("controller.json");
-    std::fs::write(&config_file, config.to_string()).unwrap();
+    let mut controller = ccd_e2e::chaos::controller_with(
+        &dir,
+        &store,
+        &cloud,
+        serde_json::json!({
+            "apiListen": format!("127.0.0.1:{port}"),
+            "apiTokens": dir.join("api-tokens.json"),
+        }),
+    );
+    // Made after the controller started: the API reads new tokens at once.
     let out = std::process::Command::new(ccd_e2e::binary("ccd"))
         .args(["token", "create", "--scope", "deploy", "--config"])
-        .arg(&config_file)
+        .arg(dir.join("controller.json"))
         .output()
         .unwrap();
     assert!(
@@ -355,14 +352,6 @@ async fn ccd_controller_serves_the_api_with_the_tokens_of_its_configuration() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut controller = tokio::process::Command::new(ccd_e2e::binary("ccd"))
-        .args(["controller", "--config"])
-        .arg(&config_file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let c = Client {
         http: reqwest::Client::new(),
         api: format!("http://127.0.0.1:{port}"),

@@ -50,7 +50,17 @@ impl Dice {
 /// `ccd controller` on the folder store `store` and the local cloud `cloud`,
 /// with its events in `dir/events.redb` and its log appended to `dir/controller.log`.
 pub fn controller(dir: &Path, store: &Path, cloud: &LocalCloudProcess) -> Child {
-    let config = serde_json::json!({
+    controller_with(dir, store, cloud, serde_json::json!({}))
+}
+
+/// The same with `extra` fields in its configuration (`dir/controller.json`).
+pub fn controller_with(
+    dir: &Path,
+    store: &Path,
+    cloud: &LocalCloudProcess,
+    extra: serde_json::Value,
+) -> Child {
+    let mut config = serde_json::json!({
         "store": store,
         "project": "local",
         "region": "europe-west1",
@@ -60,6 +70,9 @@ pub fn controller(dir: &Path, store: &Path, cloud: &LocalCloudProcess) -> Child 
         "metricsListen": "127.0.0.1:0",
         "apiRequestsPerSecond": 1000,
     });
+    if let (Some(config), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        config.extend(extra);
+    }
     let path = dir.join("controller.json");
     std::fs::write(&path, config.to_string()).expect("controller config");
     let log = std::fs::OpenOptions::new()

@@ -89,13 +89,13 @@ pub async fn serve(
     Ok(address)
 }
 
-/// What the API of `ccd up` needs besides the cloud: tokens under `data`,
-/// the store and the event feed.
-pub fn local_state(data: &Path, feed: EventFeed) -> anyhow::Result<(ApiState, String)> {
+/// What the API of `ccd up` needs besides the cloud: tokens under `data`
+/// (with the admin token in `DATA/api-token`), the store and the event feed.
+pub fn local_state(data: &Path, feed: EventFeed) -> anyhow::Result<ApiState> {
     let tokens = Tokens::open(&tokens_file(data))?;
-    let admin = admin_token(data, &tokens)?;
+    admin_token(data, &tokens)?;
     let store = ccd_store::AnyStore::Folder(
         ccd_store::FolderStore::new(data).context("cannot open the spec folder")?,
     );
-    Ok((ApiState::new(store, tokens, feed), admin))
+    Ok(ApiState::new(store, tokens, feed))
 }

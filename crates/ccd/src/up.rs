@@ -248,7 +248,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let feed_view = feed.clone();
-    let (api, _admin) = crate::api::local_state(&args.data, feed)?;
+    let api = crate::api::local_state(&args.data, feed)?;
     let planner = crate::api::CloudPlanner {
         cloud: cloud.clone(),
         local: Some(LocalTarget {
